@@ -1,0 +1,21 @@
+//! The pure core of reroute: the vocabulary every other crate speaks.
+//!
+//! Nothing here performs I/O, reads a clock or spawns a task. Callers pass `now`
+//! in, which is what lets the health engine and the routing policy be tested
+//! exhaustively. The payment path uses these types from the HTTP edge inward:
+//! requests are parsed into [`CorrelationId`], [`Money`] and [`Timestamp`] once,
+//! and nothing further in re-validates them.
+
+pub mod circuit;
+pub mod id;
+pub mod money;
+pub mod policy;
+pub mod registry;
+pub mod time;
+
+pub use id::CorrelationId;
+pub use money::{Money, MoneyError};
+pub use time::{Timestamp, TimestampError, Window};
+pub use circuit::{Circuit, CircuitConfig, Gate, Signal};
+pub use policy::{Decision, Policy};
+pub use registry::{FeeRate, Processor, ProcessorId, Registry, RegistryError};

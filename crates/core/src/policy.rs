@@ -1,0 +1,143 @@
+//! Which processor a payment goes to next: the cheapest one that is up; a
+//! pricier one only once the payment has waited longer than the patience.
+//!
+//! Pure: it reads the circuits (taking a trial slot when it uses one) and the
+//! payment's age; the worker does the waiting and the sending.
+
+use crate::circuit::{Circuit, Gate};
+use crate::Timestamp;
+
+/// The routing policy's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long (ms) a payment may wait for a cheaper processor to recover
+    /// before a pricier one is used.
+    pub patience_ms: i64,
+}
+
+/// What to do with a payment now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Send to the processor at this index of the fee-ordered registry;
+    /// `trial` when it is the half-open trial of a down processor.
+    Send { processor: usize, trial: bool },
+    /// Nothing can take it before this instant (or a health change).
+    WaitUntil(Timestamp),
+    /// No processor of the registry can take this payment at all.
+    NoCandidate,
+}
+
+impl Policy {
+    /// `circuits` and `eligible` are indexed like the fee-ordered registry.
+    pub fn choose(
+        &self,
+        circuits: &mut [Circuit],
+        eligible: &[bool],
+        accepted_at: Timestamp,
+        now: Timestamp,
+    ) -> Decision {
+        let out_of_patience = accepted_at.plus_millis(self.patience_ms);
+        let mut wake: Option<Timestamp> = None;
+        let mut earlier = |t: Timestamp| wake = Some(wake.map_or(t, |w| w.min(t)));
+        let mut cheapest = true;
+        for (index, circuit) in circuits.iter_mut().enumerate() {
+            if !eligible.get(index).copied().unwrap_or(false) {
+                continue;
+            }
+            let allowed = cheapest || now >= out_of_patience;
+            if !allowed {
+                earlier(out_of_patience);
+                break;
+            }
+            match circuit.claim(now) {
+                Gate::Go => return Decision::Send { processor: index, trial: false },
+                Gate::Trial => return Decision::Send { processor: index, trial: true },
+                Gate::WaitUntil(t) => earlier(t),
+            }
+            cheapest = false;
+        }
+        match wake {
+            Some(t) => Decision::WaitUntil(t),
+            None => Decision::NoCandidate,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::{CircuitConfig, Signal};
+
+    fn t(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn circuits(n: usize) -> Vec<Circuit> {
+        (0..n).map(|_| Circuit::new(CircuitConfig::default())).collect()
+    }
+
+    const POLICY: Policy = Policy { patience_ms: 10_000 };
+
+    #[test]
+    fn the_cheapest_up_processor_is_chosen() {
+        let mut c = circuits(2);
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(0), t(0)),
+            Decision::Send { processor: 0, trial: false }
+        );
+    }
+
+    #[test]
+    fn a_pricier_processor_waits_for_patience_to_run_out() {
+        let mut c = circuits(2);
+        c[0].observe(Signal::ProbeFailing, t(0), 0.0);
+        // The cheap one's trial is due at 100 ms: wait for it, not for fallback.
+        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(50)), Decision::WaitUntil(t(100)));
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(0), t(100)),
+            Decision::Send { processor: 0, trial: true }
+        );
+        // Its trial taken, the next payment waits for the next trial.
+        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(120)), Decision::WaitUntil(t(200)));
+        // A payment out of patience goes to the pricier processor meanwhile.
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(-10_000), t(150)),
+            Decision::Send { processor: 1, trial: false }
+        );
+    }
+
+    #[test]
+    fn patience_deadline_wakes_the_payment_if_it_comes_first() {
+        let mut c = circuits(2);
+        c[0].observe(Signal::ProbeFailing, t(0), 0.0);
+        let policy = Policy { patience_ms: 30 };
+        assert_eq!(policy.choose(&mut c, &[true, true], t(0), t(10)), Decision::WaitUntil(t(30)));
+    }
+
+    #[test]
+    fn ineligible_processors_are_skipped() {
+        let mut c = circuits(3);
+        assert_eq!(
+            POLICY.choose(&mut c, &[false, true, true], t(0), t(0)),
+            Decision::Send { processor: 1, trial: false }
+        );
+        assert_eq!(POLICY.choose(&mut c, &[false, false, false], t(0), t(0)), Decision::NoCandidate);
+    }
+
+    #[test]
+    fn when_all_are_down_the_payment_waits_for_the_earliest_trial() {
+        let mut c = circuits(2);
+        c[0].observe(Signal::ProbeFailing, t(0), 0.0);
+        c[1].observe(Signal::ProbeFailing, t(0), 0.0);
+        // Another worker took fallback's trial; default's is still due.
+        c[1].claim(t(100));
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(0), t(100)),
+            Decision::Send { processor: 0, trial: true }
+        );
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(-20_000), t(150)),
+            Decision::WaitUntil(t(200))
+        );
+    }
+}
