@@ -1,0 +1,351 @@
+//! The embedded engine: SQLite in WAL mode with `synchronous=FULL`, written by
+//! one thread that commits in groups.
+//!
+//! Every write is a command sent to the writer thread. The thread takes all
+//! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
+//! transaction and commits once: one fsync for the whole group, then every
+//! caller is answered. Under load a commit carries hundreds of payments, so
+//! durability costs each of them microseconds. Reads use a second connection
+//! (WAL lets them run beside the writer).
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+
+use rusqlite::{params, Connection, OpenFlags};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
+use tokio::sync::oneshot;
+
+use crate::{
+    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PendingPayment, Store, StoreError,
+    StoreFuture, StoreResult, Totals,
+};
+
+/// The most commands one commit carries.
+pub const MAX_BATCH: usize = 4096;
+
+const STATE_PENDING: i64 = 0;
+const STATE_PROCESSED: i64 = 1;
+const STATE_DECLINED: i64 = 2;
+
+/// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE payments (
+        id             BLOB PRIMARY KEY NOT NULL,
+        amount         INTEGER NOT NULL,
+        payment_method TEXT,
+        country        TEXT,
+        accepted_at    INTEGER NOT NULL,
+        state          INTEGER NOT NULL,
+        processor      TEXT,
+        requested_at   INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX payments_by_state_time ON payments (state, requested_at);
+"];
+
+enum Command {
+    Accept(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
+    BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
+    Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
+    Purge(oneshot::Sender<StoreResult<()>>),
+}
+
+/// What a command yields before the commit decides whether it stands.
+enum Applied {
+    Acceptance(Acceptance),
+    Flag(bool),
+    Unit,
+}
+
+/// SQLite-backed [`Store`]. Cloning shares the same writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: mpsc::Sender<Command>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies pending
+    /// migrations and starts the writer thread.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer_conn = Connection::open(&path)?;
+        writer_conn.pragma_update(None, "journal_mode", "WAL")?;
+        writer_conn.pragma_update(None, "synchronous", "FULL")?;
+        writer_conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut writer_conn)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (tx, rx) = mpsc::channel();
+        thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || write_loop(writer_conn, rx))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
+        Ok(Self { writer: tx, reader: Arc::new(Mutex::new(reader)), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn send<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Command,
+    ) -> StoreFuture<'_, T> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.writer.send(make(tx));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                query(&conn).map_err(StoreError::from)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        })
+    }
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = commands.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match commands.try_recv() {
+                Ok(cmd) => batch.push(cmd),
+                Err(_) => break,
+            }
+        }
+        match apply_batch(&mut conn, &batch) {
+            Ok(applied) => {
+                for (cmd, applied) in batch.drain(..).zip(applied) {
+                    respond(cmd, Ok(applied));
+                }
+            }
+            Err(e) => {
+                // The transaction rolled back: nothing of this group stands.
+                tracing::error!(error = %e, commands = batch.len(), "store commit failed");
+                let message = e.to_string();
+                for cmd in batch.drain(..) {
+                    respond(cmd, Err(StoreError::Unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn apply_batch(conn: &mut Connection, batch: &[Command]) -> StoreResult<Vec<Applied>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut applied = Vec::with_capacity(batch.len());
+    for cmd in batch {
+        applied.push(apply(&tx, cmd)?);
+    }
+    tx.commit()?;
+    Ok(applied)
+}
+
+fn apply(tx: &rusqlite::Transaction<'_>, cmd: &Command) -> rusqlite::Result<Applied> {
+    match cmd {
+        Command::Accept(p, _) => {
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    &p.id.as_bytes()[..],
+                    p.amount.minor(),
+                    p.payment_method,
+                    p.country,
+                    p.accepted_at.millis(),
+                    STATE_PENDING
+                ])?;
+            if inserted == 1 {
+                return Ok(Applied::Acceptance(Acceptance::New));
+            }
+            let existing: i64 = tx
+                .prepare_cached("SELECT amount FROM payments WHERE id = ?1")?
+                .query_row([&p.id.as_bytes()[..]], |r| r.get(0))?;
+            let existing = Money::from_minor(existing);
+            Ok(Applied::Acceptance(if existing == p.amount {
+                Acceptance::Duplicate
+            } else {
+                Acceptance::Conflict { existing }
+            }))
+        }
+        Command::BeginAttempt(id, attempt, _) => {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE payments SET processor = ?2, requested_at = ?3
+                     WHERE id = ?1 AND state = ?4",
+                )?
+                .execute(params![
+                    &id.as_bytes()[..],
+                    attempt.processor,
+                    attempt.requested_at.millis(),
+                    STATE_PENDING
+                ])?;
+            Ok(Applied::Flag(changed == 1))
+        }
+        Command::Finish(id, outcome, _) => {
+            let (state, attempt) = match outcome {
+                Outcome::Processed(a) => (STATE_PROCESSED, a),
+                Outcome::Declined(a) => (STATE_DECLINED, a),
+            };
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE payments SET state = ?2, processor = ?3, requested_at = ?4
+                     WHERE id = ?1 AND state = ?5",
+                )?
+                .execute(params![
+                    &id.as_bytes()[..],
+                    state,
+                    attempt.processor,
+                    attempt.requested_at.millis(),
+                    STATE_PENDING
+                ])?;
+            Ok(Applied::Flag(changed == 1))
+        }
+        Command::Purge(_) => {
+            tx.execute("DELETE FROM payments", [])?;
+            Ok(Applied::Unit)
+        }
+    }
+}
+
+fn respond(cmd: Command, applied: StoreResult<Applied>) {
+    // A caller that went away (client disconnected) no longer needs the
+    // answer; the write stands either way.
+    match (cmd, applied) {
+        (Command::Accept(_, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
+        (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
+        | (Command::Finish(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
+        (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
+        (Command::Accept(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::BeginAttempt(_, _, tx), Err(e)) | (Command::Finish(_, _, tx), Err(e)) => {
+            drop(tx.send(Err(e)))
+        }
+        (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
+        (_, Ok(_)) => unreachable!("apply yields the variant matching its command"),
+    }
+}
+
+fn id_from_row(bytes: Vec<u8>) -> rusqlite::Result<CorrelationId> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "correlation id is not 16 bytes".into(),
+        )
+    })?;
+    Ok(CorrelationId::from_bytes(bytes))
+}
+
+impl Store for SqliteStore {
+    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.send(|tx| Command::Accept(payment, tx))
+    }
+
+    fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
+        self.send(|tx| Command::BeginAttempt(id, attempt, tx))
+    }
+
+    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
+        self.send(|tx| Command::Finish(id, outcome, tx))
+    }
+
+    fn purge(&self) -> StoreFuture<'_, ()> {
+        self.send(Command::Purge)
+    }
+
+    fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
+                 FROM payments WHERE state = ?1 ORDER BY accepted_at",
+            )?;
+            let rows = stmt.query_map([STATE_PENDING], |r| {
+                let processor: Option<String> = r.get(5)?;
+                let requested_at: Option<i64> = r.get(6)?;
+                Ok(PendingPayment {
+                    payment: NewPayment {
+                        id: id_from_row(r.get(0)?)?,
+                        amount: Money::from_minor(r.get(1)?),
+                        payment_method: r.get(2)?,
+                        country: r.get(3)?,
+                        accepted_at: Timestamp::from_millis(r.get(4)?),
+                    },
+                    attempt: processor.zip(requested_at).map(|(processor, at)| Attempt {
+                        processor,
+                        requested_at: Timestamp::from_millis(at),
+                    }),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT processor, COUNT(*), SUM(amount) FROM payments
+                 WHERE state = ?1 AND requested_at BETWEEN ?2 AND ?3
+                 GROUP BY processor ORDER BY processor",
+            )?;
+            let rows = stmt.query_map(
+                params![STATE_PROCESSED, window.from.millis(), window.to.millis()],
+                |r| {
+                    Ok(Totals {
+                        processor: r.get(0)?,
+                        requests: r.get::<_, i64>(1)? as u64,
+                        amount: Money::from_minor(r.get(2)?),
+                    })
+                },
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, amount, processor, requested_at FROM payments
+                 WHERE state = ?1 ORDER BY requested_at",
+            )?;
+            let rows = stmt.query_map([STATE_PROCESSED], |r| {
+                Ok(LedgerEntry {
+                    id: id_from_row(r.get(0)?)?,
+                    amount: Money::from_minor(r.get(1)?),
+                    processor: r.get(2)?,
+                    requested_at: Timestamp::from_millis(r.get(3)?),
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}
