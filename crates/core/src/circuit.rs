@@ -37,7 +37,11 @@ pub struct CircuitConfig {
 
 impl Default for CircuitConfig {
     fn default() -> Self {
-        Self { trip_after: 3, base_backoff_ms: 100, max_backoff_ms: 2_000 }
+        Self {
+            trip_after: 3,
+            base_backoff_ms: 100,
+            max_backoff_ms: 2_000,
+        }
     }
 }
 
@@ -70,7 +74,12 @@ pub struct Circuit {
 impl Circuit {
     /// A new processor is presumed up.
     pub fn new(config: CircuitConfig) -> Self {
-        Self { config, state: State::Up, consecutive_failures: 0, backoff_ms: config.base_backoff_ms }
+        Self {
+            config,
+            state: State::Up,
+            consecutive_failures: 0,
+            backoff_ms: config.base_backoff_ms,
+        }
     }
 
     pub fn is_up(&self) -> bool {
@@ -91,7 +100,9 @@ impl Circuit {
     pub fn claim(&mut self, now: Timestamp) -> Gate {
         let gate = self.peek(now);
         if gate == Gate::Trial {
-            self.state = State::Down { next_trial: now.plus_millis(self.backoff_ms) };
+            self.state = State::Down {
+                next_trial: now.plus_millis(self.backoff_ms),
+            };
         }
         gate
     }
@@ -131,7 +142,9 @@ impl Circuit {
 
     fn trip(&mut self, now: Timestamp, jitter: f64) {
         let spread = (self.backoff_ms as f64 * 0.5 * jitter.clamp(0.0, 1.0)) as i64;
-        self.state = State::Down { next_trial: now.plus_millis(self.backoff_ms + spread) };
+        self.state = State::Down {
+            next_trial: now.plus_millis(self.backoff_ms + spread),
+        };
     }
 }
 
@@ -176,7 +189,9 @@ mod tests {
         let mut now = 0;
         let mut waits = Vec::new();
         for _ in 0..7 {
-            let Gate::WaitUntil(next) = c.peek(t(now)) else { panic!("should be down") };
+            let Gate::WaitUntil(next) = c.peek(t(now)) else {
+                panic!("should be down")
+            };
             waits.push(next.millis() - now);
             now = next.millis();
             assert_eq!(c.claim(t(now)), Gate::Trial);

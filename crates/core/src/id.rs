@@ -49,7 +49,9 @@ impl FromStr for CorrelationId {
         if s.len() != 36 {
             return Err(InvalidCorrelationId);
         }
-        Uuid::try_parse(s).map(Self).map_err(|_| InvalidCorrelationId)
+        Uuid::try_parse(s)
+            .map(Self)
+            .map_err(|_| InvalidCorrelationId)
     }
 }
 
@@ -93,7 +95,11 @@ mod tests {
             "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60bz",
             "{4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b}",
         ] {
-            assert_eq!(bad.parse::<CorrelationId>(), Err(InvalidCorrelationId), "{bad}");
+            assert_eq!(
+                bad.parse::<CorrelationId>(),
+                Err(InvalidCorrelationId),
+                "{bad}"
+            );
         }
     }
 }

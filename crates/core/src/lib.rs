@@ -13,9 +13,9 @@ pub mod policy;
 pub mod registry;
 pub mod time;
 
+pub use circuit::{Circuit, CircuitConfig, Gate, Signal};
 pub use id::CorrelationId;
 pub use money::{Money, MoneyError};
-pub use time::{Timestamp, TimestampError, Window};
-pub use circuit::{Circuit, CircuitConfig, Gate, Signal};
 pub use policy::{Decision, Policy};
 pub use registry::{FeeRate, Processor, ProcessorId, Registry, RegistryError};
+pub use time::{Timestamp, TimestampError, Window};

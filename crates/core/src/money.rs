@@ -89,7 +89,9 @@ impl Decimal {
             let start = i;
             let mut exponent: i64 = 0;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
-                exponent = exponent.saturating_mul(10).saturating_add(i64::from(bytes[i] - b'0'));
+                exponent = exponent
+                    .saturating_mul(10)
+                    .saturating_add(i64::from(bytes[i] - b'0'));
                 i += 1;
             }
             if i == start {
@@ -107,12 +109,16 @@ impl Decimal {
         if overflow {
             return Err(MoneyError::TooLarge);
         }
-        Ok(Self { negative, mantissa, scale })
+        Ok(Self {
+            negative,
+            mantissa,
+            scale,
+        })
     }
 
     /// Removes trailing zeros below the decimal point (`19.900` -> `19.9`).
     fn normalized(mut self) -> Self {
-        while self.scale > 0 && self.mantissa % 10 == 0 {
+        while self.scale > 0 && self.mantissa.is_multiple_of(10) {
             self.mantissa /= 10;
             self.scale -= 1;
         }
@@ -166,7 +172,7 @@ impl Money {
             None => return Ok(Money(0)),
         };
         let twice = remainder * 2;
-        let rounded = if twice > divisor || (twice == divisor && quotient % 2 == 1) {
+        let rounded = if twice > divisor || (twice == divisor && !quotient.is_multiple_of(2)) {
             quotient + 1
         } else {
             quotient
@@ -261,20 +267,45 @@ mod tests {
 
     #[test]
     fn third_decimal_is_refused_not_rounded() {
-        assert_eq!(Money::parse_exact("19.901"), Err(MoneyError::TooManyDecimals));
-        assert_eq!(Money::parse_exact("0.001"), Err(MoneyError::TooManyDecimals));
+        assert_eq!(
+            Money::parse_exact("19.901"),
+            Err(MoneyError::TooManyDecimals)
+        );
+        assert_eq!(
+            Money::parse_exact("0.001"),
+            Err(MoneyError::TooManyDecimals)
+        );
     }
 
     #[test]
     fn non_numbers_are_refused() {
-        for bad in ["", "-", "abc", "1.", ".5", "1e", "+1", "1,5", "19.90x", "NaN", "\"19.90\""] {
-            assert_eq!(Money::parse_exact(bad), Err(MoneyError::NotANumber), "{bad:?}");
+        for bad in [
+            "",
+            "-",
+            "abc",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "1,5",
+            "19.90x",
+            "NaN",
+            "\"19.90\"",
+        ] {
+            assert_eq!(
+                Money::parse_exact(bad),
+                Err(MoneyError::NotANumber),
+                "{bad:?}"
+            );
         }
     }
 
     #[test]
     fn absurd_amounts_are_refused() {
-        assert_eq!(Money::parse_exact("1000000000.01"), Err(MoneyError::TooLarge));
+        assert_eq!(
+            Money::parse_exact("1000000000.01"),
+            Err(MoneyError::TooLarge)
+        );
         assert_eq!(Money::parse_exact("1e300"), Err(MoneyError::TooLarge));
         assert_eq!(
             Money::parse_exact("99999999999999999999999999999999999999999"),

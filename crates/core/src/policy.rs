@@ -4,8 +4,8 @@
 //! Pure: it reads the circuits (taking a trial slot when it uses one) and the
 //! payment's age; the worker does the waiting and the sending.
 
-use crate::circuit::{Circuit, Gate};
 use crate::Timestamp;
+use crate::circuit::{Circuit, Gate};
 
 /// The routing policy's settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +50,18 @@ impl Policy {
                 break;
             }
             match circuit.claim(now) {
-                Gate::Go => return Decision::Send { processor: index, trial: false },
-                Gate::Trial => return Decision::Send { processor: index, trial: true },
+                Gate::Go => {
+                    return Decision::Send {
+                        processor: index,
+                        trial: false,
+                    };
+                }
+                Gate::Trial => {
+                    return Decision::Send {
+                        processor: index,
+                        trial: true,
+                    };
+                }
                 Gate::WaitUntil(t) => earlier(t),
             }
             cheapest = false;
@@ -73,17 +83,24 @@ mod tests {
     }
 
     fn circuits(n: usize) -> Vec<Circuit> {
-        (0..n).map(|_| Circuit::new(CircuitConfig::default())).collect()
+        (0..n)
+            .map(|_| Circuit::new(CircuitConfig::default()))
+            .collect()
     }
 
-    const POLICY: Policy = Policy { patience_ms: 10_000 };
+    const POLICY: Policy = Policy {
+        patience_ms: 10_000,
+    };
 
     #[test]
     fn the_cheapest_up_processor_is_chosen() {
         let mut c = circuits(2);
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(0), t(0)),
-            Decision::Send { processor: 0, trial: false }
+            Decision::Send {
+                processor: 0,
+                trial: false
+            }
         );
     }
 
@@ -92,17 +109,29 @@ mod tests {
         let mut c = circuits(2);
         c[0].observe(Signal::ProbeFailing, t(0), 0.0);
         // The cheap one's trial is due at 100 ms: wait for it, not for fallback.
-        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(50)), Decision::WaitUntil(t(100)));
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(0), t(50)),
+            Decision::WaitUntil(t(100))
+        );
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(0), t(100)),
-            Decision::Send { processor: 0, trial: true }
+            Decision::Send {
+                processor: 0,
+                trial: true
+            }
         );
         // Its trial taken, the next payment waits for the next trial.
-        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(120)), Decision::WaitUntil(t(200)));
+        assert_eq!(
+            POLICY.choose(&mut c, &[true, true], t(0), t(120)),
+            Decision::WaitUntil(t(200))
+        );
         // A payment out of patience goes to the pricier processor meanwhile.
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(-10_000), t(150)),
-            Decision::Send { processor: 1, trial: false }
+            Decision::Send {
+                processor: 1,
+                trial: false
+            }
         );
     }
 
@@ -111,7 +140,10 @@ mod tests {
         let mut c = circuits(2);
         c[0].observe(Signal::ProbeFailing, t(0), 0.0);
         let policy = Policy { patience_ms: 30 };
-        assert_eq!(policy.choose(&mut c, &[true, true], t(0), t(10)), Decision::WaitUntil(t(30)));
+        assert_eq!(
+            policy.choose(&mut c, &[true, true], t(0), t(10)),
+            Decision::WaitUntil(t(30))
+        );
     }
 
     #[test]
@@ -119,9 +151,15 @@ mod tests {
         let mut c = circuits(3);
         assert_eq!(
             POLICY.choose(&mut c, &[false, true, true], t(0), t(0)),
-            Decision::Send { processor: 1, trial: false }
+            Decision::Send {
+                processor: 1,
+                trial: false
+            }
         );
-        assert_eq!(POLICY.choose(&mut c, &[false, false, false], t(0), t(0)), Decision::NoCandidate);
+        assert_eq!(
+            POLICY.choose(&mut c, &[false, false, false], t(0), t(0)),
+            Decision::NoCandidate
+        );
     }
 
     #[test]
@@ -133,7 +171,10 @@ mod tests {
         c[1].claim(t(100));
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(0), t(100)),
-            Decision::Send { processor: 0, trial: true }
+            Decision::Send {
+                processor: 0,
+                trial: true
+            }
         );
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(-20_000), t(150)),

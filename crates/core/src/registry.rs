@@ -108,7 +108,9 @@ impl Registry {
         for (i, p) in processors.iter().enumerate() {
             let id = p.id.as_str();
             let valid = !id.is_empty()
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !valid {
                 return Err(RegistryError::InvalidId(id.to_owned()));
             }
@@ -178,7 +180,12 @@ mod tests {
 
     #[test]
     fn processors_are_ordered_cheapest_first() {
-        let r = Registry::new(vec![processor("b", 30), processor("a", 10), processor("c", 30)]).unwrap();
+        let r = Registry::new(vec![
+            processor("b", 30),
+            processor("a", 10),
+            processor("c", 30),
+        ])
+        .unwrap();
         let ids: Vec<_> = r.by_fee().iter().map(|p| p.id.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(r.index_of("c"), Some(2));
@@ -208,8 +215,14 @@ mod tests {
 
     #[test]
     fn fee_fractions_convert_to_ppm() {
-        assert_eq!(FeeRate::from_fraction(0.05), Some(FeeRate::from_ppm(50_000)));
-        assert_eq!(FeeRate::from_fraction(0.15), Some(FeeRate::from_ppm(150_000)));
+        assert_eq!(
+            FeeRate::from_fraction(0.05),
+            Some(FeeRate::from_ppm(50_000))
+        );
+        assert_eq!(
+            FeeRate::from_fraction(0.15),
+            Some(FeeRate::from_ppm(150_000))
+        );
         assert_eq!(FeeRate::from_fraction(1.5), None);
         assert_eq!(FeeRate::from_fraction(-0.1), None);
     }

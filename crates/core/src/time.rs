@@ -96,10 +96,16 @@ pub struct Window {
 }
 
 impl Window {
-    pub const ALL: Window = Window { from: Timestamp::MIN, to: Timestamp::MAX };
+    pub const ALL: Window = Window {
+        from: Timestamp::MIN,
+        to: Timestamp::MAX,
+    };
 
     pub fn new(from: Option<Timestamp>, to: Option<Timestamp>) -> Self {
-        Self { from: from.unwrap_or(Timestamp::MIN), to: to.unwrap_or(Timestamp::MAX) }
+        Self {
+            from: from.unwrap_or(Timestamp::MIN),
+            to: to.unwrap_or(Timestamp::MAX),
+        }
     }
 
     pub fn contains(&self, t: Timestamp) -> bool {
@@ -116,7 +122,10 @@ mod tests {
     fn formats_utc_with_millis() {
         let t = Timestamp::from_millis(1_752_150_896_789);
         assert_eq!(t.to_string(), "2025-07-10T12:34:56.789Z");
-        assert_eq!(Timestamp::from_millis(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(0).to_string(),
+            "1970-01-01T00:00:00.000Z"
+        );
     }
 
     #[test]
@@ -139,7 +148,13 @@ mod tests {
 
     #[test]
     fn refuses_garbage() {
-        for bad in ["", "yesterday", "2025-13-10T12:34:56Z", "2025-07-10", "1752150896789"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2025-13-10T12:34:56Z",
+            "2025-07-10",
+            "1752150896789",
+        ] {
             assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
         }
     }

@@ -1,0 +1,79 @@
+//! The one place errors become HTTP answers: a status and the stable JSON
+//! shape `{"error": "...", "field": "..."}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use reroute_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request's content is wrong; `field` names the culprit if one does.
+    #[error("{message}")]
+    Invalid {
+        field: Option<&'static str>,
+        message: String,
+    },
+    #[error("Content-Type must be application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("correlationId was already accepted with amount {existing}")]
+    Conflict { existing: String },
+    #[error("no configured processor takes {0}")]
+    Unroutable(String),
+    #[error("a valid token is required (header X-Rinha-Token or Authorization: Bearer)")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error("the store is unavailable; nothing was accepted, retry later")]
+    Unavailable(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Invalid {
+            field: Some(field),
+            message: message.into(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Unroutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::Invalid { field, .. } => *field,
+            ApiError::Conflict { .. } => Some("amount"),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Unavailable(e) = &self {
+            tracing::error!(error = %e, "request failed on the store");
+        }
+        #[derive(serde::Serialize)]
+        struct Body<'a> {
+            error: String,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            field: Option<&'a str>,
+        }
+        let body = Body {
+            error: self.to_string(),
+            field: self.field(),
+        };
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

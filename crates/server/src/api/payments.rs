@@ -1,0 +1,356 @@
+//! Surface 1, the Rinha-compatible payments API: `POST /payments`,
+//! `GET /payments-summary`, `POST /purge-payments`.
+//!
+//! A payment is parsed into domain types here, once; it is answered 2xx only
+//! after [`reroute_store::Store::accept`] has made it durable.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
+use reroute_store::{Acceptance, NewPayment, PendingPayment};
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use crate::app::Shared;
+
+/// The body as sent, fields still raw so that each problem can be named.
+#[derive(serde::Deserialize)]
+struct PaymentBody<'a> {
+    #[serde(rename = "correlationId", borrow, default)]
+    correlation_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    amount: Option<&'a RawValue>,
+    #[serde(rename = "paymentMethod", default)]
+    payment_method: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+}
+
+/// Parses and validates a payment request body.
+pub fn parse_payment(body: &[u8], now: Timestamp) -> Result<NewPayment, ApiError> {
+    // serde would also read a struct from a JSON array, positionally.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Invalid {
+            field: None,
+            message: "body must be a JSON object".into(),
+        });
+    }
+    let raw: PaymentBody<'_> = serde_json::from_slice(body).map_err(|e| ApiError::Invalid {
+        field: None,
+        message: format!("body must be a JSON object: {e}"),
+    })?;
+    let id_text = raw
+        .correlation_id
+        .ok_or_else(|| ApiError::invalid("correlationId", "correlationId is required"))?;
+    let id = serde_json::from_str::<&str>(id_text.get())
+        .ok()
+        .and_then(|s| s.parse::<CorrelationId>().ok())
+        .ok_or_else(|| ApiError::invalid("correlationId", "correlationId must be a UUID string"))?;
+    let amount_text = raw
+        .amount
+        .ok_or_else(|| ApiError::invalid("amount", "amount is required"))?;
+    let amount = Money::parse_exact(amount_text.get()).map_err(|e| {
+        let message = match e {
+            MoneyError::NotANumber => "amount must be a JSON number, e.g. 19.90".to_owned(),
+            other => other.to_string(),
+        };
+        ApiError::invalid("amount", message)
+    })?;
+    if !amount.is_positive() {
+        return Err(ApiError::invalid(
+            "amount",
+            "amount must be greater than zero",
+        ));
+    }
+    let payment_method =
+        optional_code(raw.payment_method, "paymentMethod")?.map(|m| m.to_ascii_lowercase());
+    let country = optional_code(raw.country, "country")?.map(|c| c.to_ascii_uppercase());
+    if country
+        .as_ref()
+        .is_some_and(|c| c.len() != 2 || !c.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(ApiError::invalid(
+            "country",
+            "country must be an ISO 3166-1 alpha-2 code, e.g. BR",
+        ));
+    }
+    Ok(NewPayment {
+        id,
+        amount,
+        payment_method,
+        country,
+        accepted_at: now,
+    })
+}
+
+fn optional_code(value: Option<String>, field: &'static str) -> Result<Option<String>, ApiError> {
+    match value {
+        None => Ok(None),
+        Some(v)
+            if !v.is_empty()
+                && v.len() <= 32
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+        {
+            Ok(Some(v))
+        }
+        Some(_) => Err(ApiError::invalid(
+            field,
+            format!("{field} must be 1-32 letters, digits, '_' or '-'"),
+        )),
+    }
+}
+
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
+}
+
+pub async fn create(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let payment = parse_payment(&body, Timestamp::now())?;
+    let routable = shared.registry.by_fee().iter().any(|p| {
+        p.url.is_some()
+            && p.supports(
+                payment.payment_method.as_deref(),
+                payment.country.as_deref(),
+            )
+    });
+    if !routable {
+        let what = format!(
+            "paymentMethod {} in country {}",
+            payment.payment_method.as_deref().unwrap_or("(any)"),
+            payment.country.as_deref().unwrap_or("(any)")
+        );
+        return Err(ApiError::Unroutable(what));
+    }
+    let id = payment.id;
+    match shared.store.accept(payment.clone()).await? {
+        Acceptance::New => {
+            shared.queue.push(PendingPayment {
+                payment,
+                attempt: None,
+            });
+            Ok(answer(StatusCode::ACCEPTED, id, "accepted"))
+        }
+        Acceptance::Duplicate => Ok(answer(StatusCode::OK, id, "duplicate")),
+        Acceptance::Conflict { existing } => Err(ApiError::Conflict {
+            existing: existing.to_string(),
+        }),
+    }
+}
+
+fn answer(status: StatusCode, id: CorrelationId, what: &str) -> Response {
+    let body = format!(r#"{{"correlationId":"{id}","status":"{what}"}}"#);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct SummaryQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct SummaryLine {
+    #[serde(rename = "totalRequests")]
+    total_requests: u64,
+    #[serde(rename = "totalAmount")]
+    total_amount: Money,
+}
+
+fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            ApiError::invalid(
+                field,
+                format!("{field} must be an ISO-8601 UTC timestamp, e.g. 2025-07-10T12:34:56.000Z"),
+            )
+        }),
+    }
+}
+
+pub async fn summary(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::Invalid {
+        field: None,
+        message: e.body_text(),
+    })?;
+    let window = Window::new(
+        bound(query.from.as_deref(), "from")?,
+        bound(query.to.as_deref(), "to")?,
+    );
+    let totals = shared.store.summary(window).await?;
+    let mut lines: BTreeMap<&str, SummaryLine> = shared
+        .registry
+        .by_fee()
+        .iter()
+        .map(|p| {
+            (
+                p.id.as_str(),
+                SummaryLine {
+                    total_requests: 0,
+                    total_amount: Money::ZERO,
+                },
+            )
+        })
+        .collect();
+    for t in &totals {
+        if let Some(line) = lines.get_mut(t.processor.as_str()) {
+            line.total_requests = t.requests;
+            line.total_amount = t.amount;
+        }
+    }
+    Ok(axum::Json(lines).into_response())
+}
+
+pub async fn purge(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let authorised = match &shared.config.admin_token {
+        None => true,
+        Some(token) => presented_token(&headers)
+            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())),
+    };
+    if !authorised {
+        return Err(ApiError::Unauthorized);
+    }
+    shared.store.purge().await?;
+    let dropped = shared.queue.clear();
+    tracing::warn!(dropped, "ledger and queue purged");
+    Ok(axum::Json(serde_json::json!({"message": "All payments purged."})).into_response())
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(t) = headers.get("x-rinha-token").and_then(|v| v.to_str().ok()) {
+        return Some(t);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// Compares secrets without an early exit that would leak, through timing,
+/// how many leading bytes matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3";
+
+    fn field_of(body: &str) -> Option<&'static str> {
+        match parse_payment(body.as_bytes(), Timestamp::from_millis(0)) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("{body}: expected an invalid-field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_valid_payment_parses_into_domain_types() {
+        let body = format!(
+            r#"{{"correlationId":"{ID}","amount":19.90,"paymentMethod":"PIX","country":"br"}}"#
+        );
+        let p = parse_payment(body.as_bytes(), Timestamp::from_millis(7)).unwrap();
+        assert_eq!(p.id.to_string(), ID);
+        assert_eq!(p.amount, Money::from_minor(1990));
+        assert_eq!(p.payment_method.as_deref(), Some("pix"));
+        assert_eq!(p.country.as_deref(), Some("BR"));
+        assert_eq!(p.accepted_at, Timestamp::from_millis(7));
+    }
+
+    #[test]
+    fn each_bad_input_names_its_field() {
+        let cases = [
+            (r#"{"amount":19.90}"#.to_owned(), Some("correlationId")),
+            (
+                r#"{"correlationId":"nope","amount":19.90}"#.to_owned(),
+                Some("correlationId"),
+            ),
+            (
+                r#"{"correlationId":42,"amount":19.90}"#.to_owned(),
+                Some("correlationId"),
+            ),
+            (format!(r#"{{"correlationId":"{ID}"}}"#), Some("amount")),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":0}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":-1}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":"19.90"}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":19.999}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":1e12}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":null}}"#),
+                Some("amount"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":1,"country":"Brazil"}}"#),
+                Some("country"),
+            ),
+            (
+                format!(r#"{{"correlationId":"{ID}","amount":1,"paymentMethod":"a b"}}"#),
+                Some("paymentMethod"),
+            ),
+            ("{not json".to_owned(), None),
+            ("[]".to_owned(), None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(field_of(&body), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}

@@ -1,0 +1,21 @@
+//! The reroute router, `reroute serve`.
+//!
+//! A payment's path through this crate: [`api::payments`] parses and
+//! validates it and makes it durable in the store before answering 202; the
+//! [`queue`] hands it to a [`worker`], which asks the [`breakers`] (circuit
+//! breakers + routing policy from `reroute-core`) where to send it, records
+//! the attempt, calls the processor through [`processor`] and records the
+//! known outcome in the ledger. [`probe`] tasks poll processors' health
+//! endpoints within their rate limit and feed the same breakers.
+
+pub mod api;
+pub mod app;
+pub mod breakers;
+pub mod config;
+pub mod probe;
+pub mod processor;
+pub mod queue;
+pub mod worker;
+
+pub use app::{App, StartError};
+pub use config::{ConfigError, ServeArgs, ServeConfig};

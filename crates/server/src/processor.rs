@@ -1,0 +1,234 @@
+//! The HTTP client that talks to processors: payments, status queries and
+//! health probes, each with a timeout, over pooled keep-alive connections.
+//!
+//! Its job is to turn every answer (or the lack of one) into an
+//! [`AttemptResult`] that says what is known about the payment: in
+//! particular, a failure *after* the request may have reached the processor
+//! is [`AttemptResult::Unknown`], never a failure.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use reroute_core::{CorrelationId, Money, Timestamp};
+
+/// What one POST /payments told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// Stored by the processor now.
+    Approved,
+    /// The processor already had this correlationId (422).
+    AlreadyProcessed,
+    /// Refused for good (a decline); nothing charged.
+    Declined,
+    /// Definitely not processed by this request (5xx, 429, refused connection).
+    Failed,
+    /// Maybe processed: timeout or connection lost after sending.
+    Unknown,
+}
+
+/// What GET /payments/{id} told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Found { requested_at: Timestamp },
+    NotFound,
+    Unknown,
+}
+
+/// What GET /payments/service-health told us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    Health {
+        failing: bool,
+        min_response_ms: u64,
+    },
+    /// Rate limited: do not ask again before this long.
+    RetryAfter(Duration),
+    Unreachable,
+}
+
+/// A pooled HTTP/1.1 client shared by every worker and probe.
+#[derive(Clone)]
+pub struct ProcessorClient {
+    http: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+impl ProcessorClient {
+    /// `timeout` bounds every call: connect, send and the whole answer.
+    pub fn new(timeout: Duration) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let http = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(512)
+            .build(connector);
+        Self { http, timeout }
+    }
+
+    /// Sends a payment with the given `requestedAt`.
+    pub async fn pay(
+        &self,
+        base_url: &str,
+        id: CorrelationId,
+        amount: Money,
+        requested_at: Timestamp,
+    ) -> AttemptResult {
+        let body = format!(
+            r#"{{"correlationId":"{id}","amount":{amount},"requestedAt":"{requested_at}"}}"#
+        );
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{base_url}/payments"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a request built from valid parts");
+        match self.call(request).await {
+            Call::Answered(answer) => classify(answer.status),
+            Call::NotSent => AttemptResult::Failed,
+            Call::Lost => AttemptResult::Unknown,
+        }
+    }
+
+    /// Asks whether the processor has this payment.
+    pub async fn lookup(&self, base_url: &str, id: CorrelationId) -> Lookup {
+        let request = Request::get(format!("{base_url}/payments/{id}"))
+            .body(Full::new(Bytes::new()))
+            .expect("a request built from valid parts");
+        match self.call(request).await {
+            Call::Answered(a) if a.status == StatusCode::NOT_FOUND => Lookup::NotFound,
+            Call::Answered(a) if a.status.is_success() => {
+                #[derive(serde::Deserialize)]
+                struct Found {
+                    #[serde(rename = "requestedAt")]
+                    requested_at: Timestamp,
+                }
+                match serde_json::from_slice::<Found>(&a.body) {
+                    Ok(found) => Lookup::Found {
+                        requested_at: found.requested_at,
+                    },
+                    Err(_) => Lookup::Unknown,
+                }
+            }
+            _ => Lookup::Unknown,
+        }
+    }
+
+    /// One call of the health endpoint.
+    pub async fn probe(&self, base_url: &str) -> Probe {
+        let request = Request::get(format!("{base_url}/payments/service-health"))
+            .body(Full::new(Bytes::new()))
+            .expect("a request built from valid parts");
+        match self.call(request).await {
+            Call::Answered(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
+                Probe::RetryAfter(a.retry_after.unwrap_or(Duration::from_secs(5)))
+            }
+            Call::Answered(a) if a.status.is_success() => {
+                #[derive(serde::Deserialize)]
+                struct Health {
+                    failing: bool,
+                    #[serde(rename = "minResponseTime", default)]
+                    min_response_time: u64,
+                }
+                match serde_json::from_slice::<Health>(&a.body) {
+                    Ok(h) => Probe::Health {
+                        failing: h.failing,
+                        min_response_ms: h.min_response_time,
+                    },
+                    Err(_) => Probe::Unreachable,
+                }
+            }
+            _ => Probe::Unreachable,
+        }
+    }
+
+    async fn call(&self, request: Request<Full<Bytes>>) -> Call {
+        let exchange = async {
+            let response = self.http.request(request).await?;
+            let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(hyper::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Answer {
+                status,
+                body,
+                retry_after,
+            })
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(answer)) => Call::Answered(answer),
+            Ok(Err(e)) if is_connect_error(e.as_ref()) => Call::NotSent,
+            Ok(Err(_)) | Err(_) => Call::Lost,
+        }
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    body: Bytes,
+    retry_after: Option<Duration>,
+}
+
+enum Call {
+    Answered(Answer),
+    /// The connection could not be made: nothing was sent.
+    NotSent,
+    /// Timed out or broken after (maybe) sending.
+    Lost,
+}
+
+fn is_connect_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<hyper_util::client::legacy::Error>()
+        .is_some_and(|e| e.is_connect())
+}
+
+/// The meaning of a POST /payments status.
+fn classify(status: StatusCode) -> AttemptResult {
+    match status.as_u16() {
+        200..=299 => AttemptResult::Approved,
+        422 => AttemptResult::AlreadyProcessed,
+        402 => AttemptResult::Declined,
+        // A gateway in front of the processor may have forwarded the request.
+        502 | 504 => AttemptResult::Unknown,
+        _ => AttemptResult::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_what_is_known_of_the_payment() {
+        assert_eq!(classify(StatusCode::OK), AttemptResult::Approved);
+        assert_eq!(classify(StatusCode::CREATED), AttemptResult::Approved);
+        assert_eq!(
+            classify(StatusCode::UNPROCESSABLE_ENTITY),
+            AttemptResult::AlreadyProcessed
+        );
+        assert_eq!(
+            classify(StatusCode::PAYMENT_REQUIRED),
+            AttemptResult::Declined
+        );
+        assert_eq!(
+            classify(StatusCode::INTERNAL_SERVER_ERROR),
+            AttemptResult::Failed
+        );
+        assert_eq!(
+            classify(StatusCode::TOO_MANY_REQUESTS),
+            AttemptResult::Failed
+        );
+        assert_eq!(
+            classify(StatusCode::GATEWAY_TIMEOUT),
+            AttemptResult::Unknown
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The in-memory queue of accepted payments waiting for a worker.
+//!
+//! It is only a fast path: every payment in it is already durable in the
+//! store, which is the queue that survives a crash ([`reroute_store::Store::pending`]
+//! refills this one at start-up).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use reroute_store::PendingPayment;
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct Queue {
+    items: Mutex<VecDeque<PendingPayment>>,
+    /// One permit per push: a pop that finds the queue empty waits here.
+    ready: Notify,
+}
+
+impl Queue {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingPayment>> {
+        // Push and pop cannot panic half-way; a poisoned lock holds a
+        // consistent queue.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(&self, payment: PendingPayment) {
+        self.items().push_back(payment);
+        self.ready.notify_one();
+    }
+
+    /// The next payment, oldest first; waits while the queue is empty.
+    pub async fn pop(&self) -> PendingPayment {
+        loop {
+            let ready = self.ready.notified();
+            if let Some(p) = self.items().pop_front() {
+                return p;
+            }
+            ready.await;
+        }
+    }
+
+    /// Drops everything waiting (after a purge); returns how many.
+    pub fn clear(&self) -> usize {
+        let mut items = self.items();
+        let dropped = items.len();
+        items.clear();
+        dropped
+    }
+
+    /// Payments waiting for a worker (not counting those being worked on).
+    pub fn depth(&self) -> usize {
+        self.items().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reroute_core::{CorrelationId, Money, Timestamp};
+    use reroute_store::NewPayment;
+
+    fn pending(cents: i64) -> PendingPayment {
+        PendingPayment {
+            payment: NewPayment {
+                id: CorrelationId::new_random(),
+                amount: Money::from_minor(cents),
+                payment_method: None,
+                country: None,
+                accepted_at: Timestamp::from_millis(0),
+            },
+            attempt: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn payments_come_out_in_order_and_a_waiting_pop_is_woken() {
+        let q = std::sync::Arc::new(Queue::default());
+        let waiter = tokio::spawn({
+            let q = q.clone();
+            async move { q.pop().await.payment.amount.minor() }
+        });
+        q.push(pending(1));
+        q.push(pending(2));
+        assert_eq!(waiter.await.unwrap(), 1);
+        assert_eq!(q.pop().await.payment.amount.minor(), 2);
+    }
+
+    #[tokio::test]
+    async fn clear_does_not_wait_for_idle_workers() {
+        let q = std::sync::Arc::new(Queue::default());
+        let idle = tokio::spawn({
+            let q = q.clone();
+            async move { q.pop().await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(q.clear(), 0);
+        q.push(pending(1));
+        q.push(pending(2));
+        idle.await.unwrap();
+        assert_eq!(q.clear(), 1);
+        assert_eq!(q.depth(), 0);
+    }
+}

@@ -1,0 +1,241 @@
+//! Workers: take accepted payments and bring each to a known outcome.
+//!
+//! The rules that make a payment charged at most once live here:
+//! - before every send, the attempt (processor + `requestedAt`) is made
+//!   durable, so that after a crash the payment is resolved where it may
+//!   have gone;
+//! - an attempt with an unknown outcome (timeout, connection lost after
+//!   sending) pins the payment to that processor: it is re-sent there with the
+//!   same `requestedAt` until the processor gives a definite answer; a
+//!   "422 already exists" means it was processed; only a definite failure
+//!   confirmed by a status query (`GET /payments/{id}` -> 404) frees the
+//!   payment to go elsewhere. The re-send suffers the same processor delay as
+//!   the original, so once it is answered the original has been too;
+//! - the ledger records only known outcomes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reroute_core::{Decision, Gate, Signal, Timestamp};
+use reroute_store::{Attempt, Outcome, PendingPayment};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Shared;
+use crate::processor::{AttemptResult, Lookup};
+
+/// One worker: payments one after another until shutdown.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+    loop {
+        let payment = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = shared.queue.pop() => p,
+        };
+        // Cancelled mid-way, the payment stays pending in the store and is
+        // resumed at the next start.
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = process(&shared, payment) => {}
+        }
+    }
+}
+
+/// Where a payment stands while a worker holds it.
+enum Next {
+    Done,
+    Continue,
+}
+
+async fn process(shared: &Shared, mut payment: PendingPayment) {
+    let eligible: Vec<bool> = shared
+        .registry
+        .by_fee()
+        .iter()
+        .map(|p| {
+            p.url.is_some()
+                && p.supports(
+                    payment.payment.payment_method.as_deref(),
+                    payment.payment.country.as_deref(),
+                )
+        })
+        .collect();
+    loop {
+        let step = match payment.attempt.clone() {
+            Some(attempt) => resolve(shared, &mut payment, attempt).await,
+            None => attempt_fresh(shared, &mut payment, &eligible).await,
+        };
+        if let Next::Done = step {
+            return;
+        }
+    }
+}
+
+/// Sends a payment that has no open attempt to the processor the policy picks.
+async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: &[bool]) -> Next {
+    let changed = shared.breakers.changed();
+    let now = Timestamp::now();
+    let index = match shared
+        .breakers
+        .choose(eligible, payment.payment.accepted_at, now)
+    {
+        Decision::Send { processor, .. } => processor,
+        Decision::WaitUntil(until) => {
+            wait(changed, until).await;
+            return Next::Continue;
+        }
+        Decision::NoCandidate => {
+            tracing::error!(id = %payment.payment.id, "no processor can take this payment; it stays pending");
+            wait(changed, now.plus_millis(60_000)).await;
+            return Next::Continue;
+        }
+    };
+    let processor = &shared.registry.by_fee()[index];
+    let attempt = Attempt {
+        processor: processor.id.to_string(),
+        requested_at: Timestamp::now(),
+    };
+    match shared
+        .store
+        .begin_attempt(payment.payment.id, attempt.clone())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Next::Done, // purged or finished elsewhere
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot record the attempt; retrying");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Next::Continue;
+        }
+    }
+    payment.attempt = Some(attempt.clone());
+    send(shared, payment, index, attempt, false).await
+}
+
+/// Re-sends an open attempt to its processor, with its `requestedAt`.
+async fn resolve(shared: &Shared, payment: &mut PendingPayment, attempt: Attempt) -> Next {
+    let Some(index) = shared.registry.index_of(&attempt.processor) else {
+        // The processor left the registry: nothing can be resolved there.
+        tracing::error!(id = %payment.payment.id, processor = %attempt.processor,
+            "open attempt at a processor no longer configured; it stays pending");
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return Next::Continue;
+    };
+    let changed = shared.breakers.changed();
+    match shared.breakers.claim(index, Timestamp::now()) {
+        Gate::Go | Gate::Trial => send(shared, payment, index, attempt, true).await,
+        Gate::WaitUntil(until) => {
+            wait(changed, until).await;
+            Next::Continue
+        }
+    }
+}
+
+/// One send of `attempt`. `resending` when an earlier send of the same
+/// attempt may have reached the processor.
+async fn send(
+    shared: &Shared,
+    payment: &mut PendingPayment,
+    index: usize,
+    attempt: Attempt,
+    resending: bool,
+) -> Next {
+    let processor = &shared.registry.by_fee()[index];
+    let url = processor
+        .url
+        .as_deref()
+        .expect("only processors with a URL are eligible");
+    let id = payment.payment.id;
+    let result = shared
+        .client
+        .pay(url, id, payment.payment.amount, attempt.requested_at)
+        .await;
+    let now = Timestamp::now();
+    let signal = match result {
+        AttemptResult::Failed | AttemptResult::Unknown => Signal::Failed,
+        _ => Signal::Answered,
+    };
+    shared.breakers.observe(index, signal, now);
+    tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
+    match result {
+        AttemptResult::Approved => finish(shared, payment, Outcome::Processed(attempt)).await,
+        AttemptResult::AlreadyProcessed => {
+            // Processed by an earlier send; the processor's own requestedAt is
+            // what its books count, so record that one.
+            match shared.client.lookup(url, id).await {
+                Lookup::Found { requested_at } => {
+                    let stored = Attempt {
+                        requested_at,
+                        ..attempt
+                    };
+                    finish(shared, payment, Outcome::Processed(stored)).await
+                }
+                _ => finish(shared, payment, Outcome::Processed(attempt)).await,
+            }
+        }
+        AttemptResult::Declined => finish(shared, payment, Outcome::Declined(attempt)).await,
+        AttemptResult::Failed if !resending => {
+            payment.attempt = None;
+            Next::Continue
+        }
+        AttemptResult::Failed => {
+            // This send was refused, but an earlier send of the same attempt
+            // may have been stored: ask before letting the payment move on.
+            match shared.client.lookup(url, id).await {
+                Lookup::Found { requested_at } => {
+                    let stored = Attempt {
+                        requested_at,
+                        ..attempt
+                    };
+                    finish(shared, payment, Outcome::Processed(stored)).await
+                }
+                Lookup::NotFound => {
+                    payment.attempt = None;
+                    Next::Continue
+                }
+                Lookup::Unknown => Next::Continue,
+            }
+        }
+        AttemptResult::Unknown => {
+            // Maybe stored. A status query is cheap and, unlike a re-send,
+            // not slowed by the processor's delay; if it does not tell, the
+            // next loop re-sends with the same requestedAt.
+            match shared.client.lookup(url, id).await {
+                Lookup::Found { requested_at } => {
+                    let stored = Attempt {
+                        requested_at,
+                        ..attempt
+                    };
+                    finish(shared, payment, Outcome::Processed(stored)).await
+                }
+                Lookup::NotFound | Lookup::Unknown => Next::Continue,
+            }
+        }
+    }
+}
+
+async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> Next {
+    let id = payment.payment.id;
+    loop {
+        match shared.store.finish(id, outcome.clone()).await {
+            Ok(recorded) => {
+                if !recorded {
+                    tracing::warn!(%id, "outcome for a payment no longer pending (purged?)");
+                }
+                return Next::Done;
+            }
+            Err(e) => {
+                // The processor has it; the ledger must learn it. Keep trying:
+                // dropping it would leave the ledger short of the books.
+                tracing::error!(%id, error = %e, "cannot record the outcome; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn wait(changed: tokio::sync::futures::Notified<'_>, until: Timestamp) {
+    let ms = (until.millis() - Timestamp::now().millis()).clamp(1, 60_000) as u64;
+    tokio::select! {
+        _ = changed => {}
+        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+    }
+}

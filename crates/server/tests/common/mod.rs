@@ -1,0 +1,241 @@
+//! Test harness: a fresh simulator pair and a fresh router on port 0 for
+//! every test, plus a small JSON-over-HTTP client.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use reroute_server::{App, ServeArgs, ServeConfig};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub const TOKEN: &str = "123";
+
+pub struct Http(Client<HttpConnector, Full<Bytes>>);
+
+impl Default for Http {
+    fn default() -> Self {
+        Self(Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
+    }
+}
+
+impl Http {
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    pub async fn get(&self, url: &str) -> (StatusCode, Value) {
+        self.send(Method::GET, url, &[], "").await
+    }
+
+    pub async fn post_json(&self, url: &str, body: &str) -> (StatusCode, Value) {
+        self.send(
+            Method::POST,
+            url,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    /// A processor admin call with the token.
+    pub async fn admin(&self, method: Method, url: &str, body: &str) -> (StatusCode, Value) {
+        self.send(
+            method,
+            url,
+            &[
+                ("content-type", "application/json"),
+                ("x-rinha-token", TOKEN),
+            ],
+            body,
+        )
+        .await
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = tokio::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+pub struct Sims {
+    pub sim: Option<reroute_sim::Sim>,
+    pub default: String,
+    pub fallback: String,
+}
+
+impl Sims {
+    pub async fn start() -> Self {
+        let mut config = reroute_sim::SimConfig::rinha_on_free_ports();
+        config.health_window = Duration::from_millis(500);
+        let sim = reroute_sim::spawn(config).await.expect("simulators start");
+        let default = sim.url("default");
+        let fallback = sim.url("fallback");
+        Self {
+            sim: Some(sim),
+            default,
+            fallback,
+        }
+    }
+
+    pub async fn set_delay(&self, http: &Http, url: &str, ms: u64) {
+        let (s, _) = http
+            .admin(
+                Method::PUT,
+                &format!("{url}/admin/configurations/delay"),
+                &format!(r#"{{"delay":{ms}}}"#),
+            )
+            .await;
+        assert!(s.is_success());
+    }
+
+    pub async fn set_failure(&self, http: &Http, url: &str, failing: bool) {
+        let (s, _) = http
+            .admin(
+                Method::PUT,
+                &format!("{url}/admin/configurations/failure"),
+                &format!(r#"{{"failure":{failing}}}"#),
+            )
+            .await;
+        assert!(s.is_success());
+    }
+
+    /// One counter of the simulator's `GET /admin/stats`.
+    pub async fn stat(&self, http: &Http, url: &str, name: &str) -> u64 {
+        let (s, v) = http
+            .admin(Method::GET, &format!("{url}/admin/stats"), "")
+            .await;
+        assert!(s.is_success(), "{v}");
+        v[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no counter {name} in {v}"))
+    }
+
+    /// The processor's own summary: (totalRequests, totalAmount).
+    pub async fn books(&self, http: &Http, url: &str) -> (u64, f64) {
+        let (s, v) = http
+            .admin(Method::GET, &format!("{url}/admin/payments-summary"), "")
+            .await;
+        assert!(s.is_success());
+        (
+            v["totalRequests"].as_u64().unwrap(),
+            v["totalAmount"].as_f64().unwrap(),
+        )
+    }
+}
+
+/// A router on port 0 over a fresh database in `dir`.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+}
+
+pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let mut argv = vec![
+        "reroute".to_owned(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        "0".into(),
+        "--db".into(),
+        db.display().to_string(),
+        "--default-url".into(),
+        sims.default.clone(),
+        "--fallback-url".into(),
+        sims.fallback.clone(),
+        "--health-interval-ms".into(),
+        "500".into(),
+        "--processor-timeout-ms".into(),
+        "1000".into(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(argv).serve.into_config().unwrap()
+}
+
+impl TestApp {
+    pub async fn start(config: ServeConfig) -> Self {
+        let app = App::build(config).await.expect("router starts");
+        let addr = app.addr();
+        let stop = app.shutdown_token();
+        let done = tokio::spawn(async move {
+            app.run_until_stopped().await.unwrap();
+        });
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            stop,
+            done,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.done.await.unwrap();
+    }
+
+    pub async fn pay(&self, http: &Http, id: &str, amount: &str) -> (StatusCode, Value) {
+        http.post_json(
+            &format!("{}/payments", self.url),
+            &format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#),
+        )
+        .await
+    }
+
+    /// The router's summary for one processor: (totalRequests, totalAmount).
+    pub async fn summary(&self, http: &Http, processor: &str) -> (u64, f64) {
+        let (s, v) = http.get(&format!("{}/payments-summary", self.url)).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        (
+            v[processor]["totalRequests"].as_u64().unwrap(),
+            v[processor]["totalAmount"].as_f64().unwrap(),
+        )
+    }
+}
+
+pub fn new_id() -> String {
+    reroute_core::CorrelationId::new_random().to_string()
+}

@@ -1,0 +1,449 @@
+//! End to end: the router on port 0 against the simulators, exercising the
+//! payments API and the exactly-once rules.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hyper::{Method, StatusCode};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+async fn processed(app: &TestApp, http: &Http, processor: &str, n: u64) {
+    eventually(&format!("{n} payments on {processor}"), WAIT, || async {
+        (app.summary(http, processor).await.0 == n).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_accepted_payment_is_processed_on_default_and_summarised_exactly() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    for amount in ["19.90", "0.01", "1000"] {
+        let (status, body) = app.pay(&http, &new_id(), amount).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        assert_eq!(body["status"], "accepted");
+    }
+    processed(&app, &http, "default", 3).await;
+    let (_, summary) = http.get(&format!("{}/payments-summary", app.url)).await;
+    assert_eq!(
+        summary,
+        serde_json::json!({"default": {"totalRequests": 3, "totalAmount": 1019.91},
+                           "fallback": {"totalRequests": 0, "totalAmount": 0.0}})
+    );
+    assert_eq!(sims.books(&http, &sims.default).await, (3, 1019.91));
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_conflicts() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let id = new_id();
+    assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::ACCEPTED);
+    let (status, body) = app.pay(&http, &id, "19.90").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "duplicate");
+    let (status, body) = app.pay(&http, &id, "20.00").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["field"], "amount");
+    assert!(body["error"].as_str().unwrap().contains("19.90"), "{body}");
+    processed(&app, &http, "default", 1).await;
+    assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::OK);
+    assert_eq!(sims.books(&http, &sims.default).await, (1, 19.9));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let url = format!("{}/payments", app.url);
+    let id = new_id();
+    let json = [("content-type", "application/json")];
+    let big = format!(
+        r#"{{"correlationId":"{id}","amount":1,"pad":"{}"}}"#,
+        "x".repeat(20_000)
+    );
+    let cases: Vec<(Vec<(&str, &str)>, String, StatusCode, Option<&str>)> = vec![
+        (
+            json.to_vec(),
+            r#"{"amount":19.90}"#.into(),
+            StatusCode::BAD_REQUEST,
+            Some("correlationId"),
+        ),
+        (
+            json.to_vec(),
+            r#"{"correlationId":"x","amount":19.90}"#.into(),
+            StatusCode::BAD_REQUEST,
+            Some("correlationId"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}"}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}","amount":0}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}","amount":-5}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}","amount":"abc"}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}","amount":1.999}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            format!(r#"{{"correlationId":"{id}","amount":99999999999999}}"#),
+            StatusCode::BAD_REQUEST,
+            Some("amount"),
+        ),
+        (
+            json.to_vec(),
+            "{\"correlationId\":".into(),
+            StatusCode::BAD_REQUEST,
+            None,
+        ),
+        (
+            vec![("content-type", "text/plain")],
+            format!(r#"{{"correlationId":"{id}","amount":1}}"#),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+        ),
+        (
+            vec![],
+            format!(r#"{{"correlationId":"{id}","amount":1}}"#),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+        ),
+        (json.to_vec(), big, StatusCode::PAYLOAD_TOO_LARGE, None),
+    ];
+    for (headers, body, want, field) in cases {
+        let (status, answer) = http.send(Method::POST, &url, &headers, &body).await;
+        assert_eq!(status, want, "{body:.80}: {answer}");
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+        assert_eq!(answer["field"].as_str(), field, "{body:.80}: {answer}");
+    }
+    // The same id, once valid, is new: none of the above was stored.
+    assert_eq!(app.pay(&http, &id, "1").await.0, StatusCode::ACCEPTED);
+    processed(&app, &http, "default", 1).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn summary_bounds_are_inclusive_optional_and_validated() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    assert_eq!(
+        app.pay(&http, &new_id(), "10").await.0,
+        StatusCode::ACCEPTED
+    );
+    processed(&app, &http, "default", 1).await;
+    let (_, list) = http
+        .admin(Method::GET, &format!("{}/admin/payments", sims.default), "")
+        .await;
+    let requested_at = list
+        .as_array()
+        .or_else(|| list["payments"].as_array())
+        .expect("the simulator lists its payments")[0]["requestedAt"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let summary_url = |q: &str| format!("{}/payments-summary?{q}", app.url);
+    let (s, v) = http
+        .get(&summary_url(&format!(
+            "from={requested_at}&to={requested_at}"
+        )))
+        .await;
+    assert_eq!(
+        (s, v["default"]["totalRequests"].as_u64()),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
+    let (_, v) = http.get(&summary_url(&format!("to={requested_at}"))).await;
+    assert_eq!(v["default"]["totalRequests"], 1);
+    let (_, v) = http
+        .get(&summary_url(
+            "from=2000-01-01T00:00:00.000Z&to=2000-01-02T00:00:00.000Z",
+        ))
+        .await;
+    assert_eq!(v["default"]["totalRequests"], 0);
+    let (s, v) = http.get(&summary_url("from=yesterday")).await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("from"))
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn purge_requires_the_token_when_one_is_configured() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let app = TestApp::start(config(
+        &sims,
+        &dir.path().join("r.db"),
+        &["--admin-token", "s3cret"],
+    ))
+    .await;
+    assert_eq!(
+        app.pay(&http, &new_id(), "10").await.0,
+        StatusCode::ACCEPTED
+    );
+    processed(&app, &http, "default", 1).await;
+    let url = format!("{}/purge-payments", app.url);
+    assert_eq!(
+        http.send(Method::POST, &url, &[], "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        http.send(Method::POST, &url, &[("x-rinha-token", "nope")], "")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(app.summary(&http, "default").await.0, 1);
+    let (s, _) = http
+        .send(
+            Method::POST,
+            &url,
+            &[("authorization", "Bearer s3cret")],
+            "",
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(app.summary(&http, "default").await.0, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_delay_beyond_the_client_timeout_is_counted_once_on_that_processor() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    // Our timeout is 1 s; the processor answers after 1.5 s but stores anyway.
+    sims.set_delay(&http, &sims.default, 1500).await;
+    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let id = new_id();
+    assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::ACCEPTED);
+    // The re-send with the same requestedAt finds it stored (422): processed.
+    processed(&app, &http, "default", 1).await;
+    sims.set_delay(&http, &sims.default, 0).await;
+    assert_eq!(sims.books(&http, &sims.default).await, (1, 19.9));
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    assert_eq!(app.summary(&http, "fallback").await.0, 0);
+    // The ledger kept the requestedAt the processor stored.
+    let (_, p) = http.get(&format!("{}/payments/{id}", sims.default)).await;
+    let at = p["requestedAt"].as_str().unwrap().to_owned();
+    let (_, v) = http
+        .get(&format!("{}/payments-summary?from={at}&to={at}", app.url))
+        .await;
+    assert_eq!(v["default"]["totalRequests"], 1, "{v}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_default_is_waited_for_while_patience_lasts() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    sims.set_failure(&http, &sims.default, true).await;
+    let app = TestApp::start(config(
+        &sims,
+        &dir.path().join("r.db"),
+        &["--patience-ms", "60000"],
+    ))
+    .await;
+    for _ in 0..5 {
+        assert_eq!(app.pay(&http, &new_id(), "1").await.0, StatusCode::ACCEPTED);
+    }
+    // Trials keep reaching the failing default; none of it goes to fallback.
+    eventually("repeated trials on the failing default", WAIT, || async {
+        (sims.stat(&http, &sims.default, "payments_failed").await >= 6).then_some(())
+    })
+    .await;
+    assert_eq!(
+        sims.stat(&http, &sims.fallback, "payments_received").await,
+        0
+    );
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    sims.set_failure(&http, &sims.default, false).await;
+    processed(&app, &http, "default", 5).await;
+    assert_eq!(sims.books(&http, &sims.default).await.0, 5);
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn fallback_takes_over_once_patience_runs_out() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    sims.set_failure(&http, &sims.default, true).await;
+    let app = TestApp::start(config(
+        &sims,
+        &dir.path().join("r.db"),
+        &["--patience-ms", "300"],
+    ))
+    .await;
+    for _ in 0..4 {
+        assert_eq!(
+            app.pay(&http, &new_id(), "2.50").await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    processed(&app, &http, "fallback", 4).await;
+    assert_eq!(sims.books(&http, &sims.fallback).await, (4, 10.0));
+    assert_eq!(sims.books(&http, &sims.default).await.0, 0);
+    assert_eq!(app.summary(&http, "default").await.0, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_every_processor_down_nothing_is_lost_and_all_complete_after_recovery() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    sims.set_failure(&http, &sims.default, true).await;
+    sims.set_failure(&http, &sims.fallback, true).await;
+    let app = TestApp::start(config(
+        &sims,
+        &dir.path().join("r.db"),
+        &["--patience-ms", "0"],
+    ))
+    .await;
+    for _ in 0..20 {
+        assert_eq!(app.pay(&http, &new_id(), "1").await.0, StatusCode::ACCEPTED);
+    }
+    eventually("both processors tried and failing", WAIT, || async {
+        let d = sims.stat(&http, &sims.default, "payments_failed").await;
+        let f = sims.stat(&http, &sims.fallback, "payments_failed").await;
+        (d >= 3 && f >= 3).then_some(())
+    })
+    .await;
+    // Held, not hammered: a few trials per second at most, not a hot loop.
+    let before = sims.stat(&http, &sims.default, "payments_received").await
+        + sims.stat(&http, &sims.fallback, "payments_received").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = sims.stat(&http, &sims.default, "payments_received").await
+        + sims.stat(&http, &sims.fallback, "payments_received").await;
+    assert!(
+        after - before <= 2 * 2 * 12,
+        "{} attempts in 2 s while all down",
+        after - before
+    );
+    sims.set_failure(&http, &sims.fallback, false).await;
+    sims.set_failure(&http, &sims.default, false).await;
+    eventually("all 20 processed", WAIT, || async {
+        let (d, f) = (
+            app.summary(&http, "default").await.0,
+            app.summary(&http, "fallback").await.0,
+        );
+        (d + f == 20).then_some(())
+    })
+    .await;
+    let (d, f) = (
+        sims.books(&http, &sims.default).await.0,
+        sims.books(&http, &sims.fallback).await.0,
+    );
+    assert_eq!(d + f, 20);
+    assert_eq!(app.summary(&http, "default").await.0, d);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_pending_payments() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let db = dir.path().join("r.db");
+    sims.set_failure(&http, &sims.default, true).await;
+    let app = TestApp::start(config(&sims, &db, &[])).await;
+    for _ in 0..10 {
+        assert_eq!(app.pay(&http, &new_id(), "3").await.0, StatusCode::ACCEPTED);
+    }
+    app.stop().await;
+    sims.set_failure(&http, &sims.default, false).await;
+    let app = TestApp::start(config(&sims, &db, &[])).await;
+    processed(&app, &http, "default", 10).await;
+    assert_eq!(sims.books(&http, &sims.default).await, (10, 30.0));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let db = dir.path().join("r.db");
+    // The send times out (1 s) and the router stops before re-sending.
+    sims.set_delay(&http, &sims.default, 3000).await;
+    let app = TestApp::start(config(&sims, &db, &["--patience-ms", "0"])).await;
+    assert_eq!(app.pay(&http, &new_id(), "7").await.0, StatusCode::ACCEPTED);
+    eventually("the processor stored the payment", WAIT, || async {
+        (sims.books(&http, &sims.default).await.0 == 1).then_some(())
+    })
+    .await;
+    app.stop().await;
+    sims.set_delay(&http, &sims.default, 0).await;
+    // Fallback is healthy and patience is zero, yet the open attempt pins the
+    // payment to default: it is resolved there, never sent to fallback.
+    let app = TestApp::start(config(&sims, &db, &["--patience-ms", "0"])).await;
+    processed(&app, &http, "default", 1).await;
+    assert_eq!(sims.books(&http, &sims.default).await, (1, 7.0));
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    app.stop().await;
+}
