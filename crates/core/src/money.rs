@@ -30,6 +30,9 @@ struct Decimal {
     negative: bool,
     mantissa: u128,
     scale: i64,
+    /// Non-zero digits were dropped below the last one kept: the value is a
+    /// little more than `mantissa x 10^-scale` (only ever far below a cent).
+    sticky: bool,
 }
 
 impl Decimal {
@@ -46,6 +49,7 @@ impl Decimal {
         let mut scale: i64 = 0;
         let mut digits = 0usize;
         let mut overflow = false;
+        let mut sticky = false;
         let mut push = |mantissa: &mut u128, d: u8| match mantissa
             .checked_mul(10)
             .and_then(|m| m.checked_add(u128::from(d - b'0')))
@@ -65,8 +69,14 @@ impl Decimal {
             i += 1;
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
-                push(&mut mantissa, bytes[i]);
-                scale += 1;
+                // Past 36 digits of precision, further decimals only matter
+                // as "something non-zero was there".
+                if mantissa >= 10u128.pow(36) {
+                    sticky |= bytes[i] != b'0';
+                } else {
+                    push(&mut mantissa, bytes[i]);
+                    scale += 1;
+                }
                 i += 1;
             }
             if i == start {
@@ -113,6 +123,7 @@ impl Decimal {
             negative,
             mantissa,
             scale,
+            sticky,
         })
     }
 
@@ -151,7 +162,7 @@ impl Money {
     /// `1990e-2`); a third significant decimal is an error, never rounded.
     pub fn parse_exact(text: &str) -> Result<Self, MoneyError> {
         let d = Decimal::parse(text)?.normalized();
-        if d.scale > 2 {
+        if d.scale > 2 || d.sticky {
             return Err(MoneyError::TooManyDecimals);
         }
         Self::from_decimal(d.negative, d.mantissa, d.scale)
@@ -161,7 +172,7 @@ impl Money {
     /// processor that keeps two decimals does).
     pub fn parse_rounded(text: &str) -> Result<Self, MoneyError> {
         let d = Decimal::parse(text)?.normalized();
-        if d.scale <= 2 {
+        if d.scale <= 2 && !d.sticky {
             return Self::from_decimal(d.negative, d.mantissa, d.scale);
         }
         let drop = u32::try_from(d.scale - 2).map_err(|_| MoneyError::TooLarge)?;
@@ -172,7 +183,8 @@ impl Money {
             None => return Ok(Money(0)),
         };
         let twice = remainder * 2;
-        let rounded = if twice > divisor || (twice == divisor && !quotient.is_multiple_of(2)) {
+        let above_half = twice > divisor || (twice == divisor && d.sticky);
+        let rounded = if above_half || (twice == divisor && !quotient.is_multiple_of(2)) {
             quotient + 1
         } else {
             quotient
@@ -322,6 +334,19 @@ mod tests {
         assert_eq!(Money::parse_rounded("19.904999"), Ok(Money(1990)));
         assert_eq!(Money::parse_rounded("-0.125"), Ok(Money(-12)));
         assert_eq!(Money::parse_rounded("1e-400"), Ok(Money(0)));
+        // The reference processor's own sample: a float printed in full.
+        assert_eq!(
+            Money::parse_rounded("77.8299999999999982946974341757595539093017578125"),
+            Ok(Money(7783))
+        );
+        assert_eq!(
+            Money::parse_rounded("0.00500000000000000000000000000000000000001"),
+            Ok(Money(1))
+        );
+        assert_eq!(
+            Money::parse_exact("77.8299999999999982946974341757595539093017578125"),
+            Err(MoneyError::TooManyDecimals)
+        );
     }
 
     #[test]
