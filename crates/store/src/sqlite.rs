@@ -9,11 +9,11 @@
 //! (WAL lets them run beside the writer).
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
-use rusqlite::{params, Connection, OpenFlags};
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
+use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
 use crate::{
@@ -85,7 +85,11 @@ impl SqliteStore {
             .name("store-writer".into())
             .spawn(move || write_loop(writer_conn, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        Ok(Self { writer: tx, reader: Arc::new(Mutex::new(reader)), path })
+        Ok(Self {
+            writer: tx,
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -111,7 +115,9 @@ impl SqliteStore {
         let reader = Arc::clone(&self.reader);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let conn = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let conn = reader
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 query(&conn).map_err(StoreError::from)
             })
             .await

@@ -15,7 +15,10 @@ fn payment(cents: i64, at: i64) -> NewPayment {
 }
 
 fn attempt(processor: &str, at: i64) -> Attempt {
-    Attempt { processor: processor.into(), requested_at: Timestamp::from_millis(at) }
+    Attempt {
+        processor: processor.into(),
+        requested_at: Timestamp::from_millis(at),
+    }
 }
 
 #[tokio::test]
@@ -24,11 +27,19 @@ async fn a_repeated_id_is_a_duplicate_or_a_conflict_never_a_second_payment() {
     let store = SqliteStore::open(dir.path().join("r.db")).unwrap();
     let p = payment(1990, 1);
     assert_eq!(store.accept(p.clone()).await.unwrap(), Acceptance::New);
-    assert_eq!(store.accept(p.clone()).await.unwrap(), Acceptance::Duplicate);
-    let other = NewPayment { amount: Money::from_minor(2000), ..p.clone() };
+    assert_eq!(
+        store.accept(p.clone()).await.unwrap(),
+        Acceptance::Duplicate
+    );
+    let other = NewPayment {
+        amount: Money::from_minor(2000),
+        ..p.clone()
+    };
     assert_eq!(
         store.accept(other).await.unwrap(),
-        Acceptance::Conflict { existing: Money::from_minor(1990) }
+        Acceptance::Conflict {
+            existing: Money::from_minor(1990)
+        }
     );
     assert_eq!(store.pending().await.unwrap().len(), 1);
 }
@@ -43,8 +54,18 @@ async fn pending_payments_and_their_attempts_survive_a_reopen() {
         for p in [&a, &b, &c] {
             store.accept(p.clone()).await.unwrap();
         }
-        assert!(store.begin_attempt(b.id, attempt("default", 50)).await.unwrap());
-        assert!(store.finish(c.id, Outcome::Processed(attempt("default", 60))).await.unwrap());
+        assert!(
+            store
+                .begin_attempt(b.id, attempt("default", 50))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .finish(c.id, Outcome::Processed(attempt("default", 60)))
+                .await
+                .unwrap()
+        );
     }
     let store = SqliteStore::open(&path).unwrap();
     let pending = store.pending().await.unwrap();
@@ -64,9 +85,24 @@ async fn a_finished_payment_cannot_be_attempted_or_finished_again() {
     let store = SqliteStore::open(dir.path().join("r.db")).unwrap();
     let p = payment(100, 1);
     store.accept(p.clone()).await.unwrap();
-    assert!(store.finish(p.id, Outcome::Processed(attempt("default", 5))).await.unwrap());
-    assert!(!store.begin_attempt(p.id, attempt("fallback", 6)).await.unwrap());
-    assert!(!store.finish(p.id, Outcome::Processed(attempt("fallback", 6))).await.unwrap());
+    assert!(
+        store
+            .finish(p.id, Outcome::Processed(attempt("default", 5)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .begin_attempt(p.id, attempt("fallback", 6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish(p.id, Outcome::Processed(attempt("fallback", 6)))
+            .await
+            .unwrap()
+    );
     let ledger = store.ledger().await.unwrap();
     assert_eq!(ledger[0].processor, "default");
 }
@@ -75,22 +111,52 @@ async fn a_finished_payment_cannot_be_attempted_or_finished_again() {
 async fn summaries_count_processed_payments_by_requested_at_inclusively() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("r.db")).unwrap();
-    let cases = [("default", 1990, 10), ("default", 1990, 20), ("fallback", 500, 20), ("default", 7, 30)];
+    let cases = [
+        ("default", 1990, 10),
+        ("default", 1990, 20),
+        ("fallback", 500, 20),
+        ("default", 7, 30),
+    ];
     for (processor, cents, at) in cases {
         let p = payment(cents, 0);
         store.accept(p.clone()).await.unwrap();
-        store.finish(p.id, Outcome::Processed(attempt(processor, at))).await.unwrap();
+        store
+            .finish(p.id, Outcome::Processed(attempt(processor, at)))
+            .await
+            .unwrap();
     }
     let declined = payment(999, 0);
     store.accept(declined.clone()).await.unwrap();
-    store.finish(declined.id, Outcome::Declined(attempt("default", 20))).await.unwrap();
+    store
+        .finish(declined.id, Outcome::Declined(attempt("default", 20)))
+        .await
+        .unwrap();
     store.accept(payment(999, 0)).await.unwrap(); // pending: not in the ledger
 
-    let w = |from, to| Window::new(Some(Timestamp::from_millis(from)), Some(Timestamp::from_millis(to)));
+    let w = |from, to| {
+        Window::new(
+            Some(Timestamp::from_millis(from)),
+            Some(Timestamp::from_millis(to)),
+        )
+    };
     let totals = store.summary(w(10, 20)).await.unwrap();
     assert_eq!(totals.len(), 2);
-    assert_eq!((totals[0].processor.as_str(), totals[0].requests, totals[0].amount.minor()), ("default", 2, 3980));
-    assert_eq!((totals[1].processor.as_str(), totals[1].requests, totals[1].amount.minor()), ("fallback", 1, 500));
+    assert_eq!(
+        (
+            totals[0].processor.as_str(),
+            totals[0].requests,
+            totals[0].amount.minor()
+        ),
+        ("default", 2, 3980)
+    );
+    assert_eq!(
+        (
+            totals[1].processor.as_str(),
+            totals[1].requests,
+            totals[1].amount.minor()
+        ),
+        ("fallback", 1, 500)
+    );
     let all = store.summary(Window::ALL).await.unwrap();
     assert_eq!(all[0].requests, 3);
     assert!(store.summary(w(21, 29)).await.unwrap().is_empty());
@@ -118,9 +184,17 @@ async fn purge_empties_queue_and_ledger() {
     let (a, b) = (payment(1, 1), payment(2, 2));
     store.accept(a.clone()).await.unwrap();
     store.accept(b.clone()).await.unwrap();
-    store.finish(a.id, Outcome::Processed(attempt("default", 1))).await.unwrap();
+    store
+        .finish(a.id, Outcome::Processed(attempt("default", 1)))
+        .await
+        .unwrap();
     store.purge().await.unwrap();
     assert!(store.pending().await.unwrap().is_empty());
     assert!(store.ledger().await.unwrap().is_empty());
-    assert!(!store.begin_attempt(b.id, attempt("default", 3)).await.unwrap());
+    assert!(
+        !store
+            .begin_attempt(b.id, attempt("default", 3))
+            .await
+            .unwrap()
+    );
 }
