@@ -1,0 +1,77 @@
+//! `reroute bench`: load tests that judge a payment backend from the outside.
+//!
+//! The crate plays the part of the judge. It talks to a backend (reroute or any
+//! other Rinha de Backend 2025 entry) and to the two payment processors over
+//! plain HTTP, exactly as the official k6 script does, and scores the run the
+//! way the official script scores it:
+//!
+//! ```text
+//! rinha::run ── setup (tokens, purges)
+//!            ├─ users      ramping virtual users: POST /payments, sleep 1 s
+//!            ├─ auditor    every ~10 s: backend summary vs processors' books
+//!            ├─ stages     delay / failure put on the processors on schedule
+//!            └─ teardown   summaries -> score (pure) -> RinhaReport
+//! ```
+//!
+//! The load generator shares the machine with the system under test, so it is
+//! kept light: one small Tokio runtime, one keep-alive connection per virtual
+//! user, no per-request work beyond building a 60-byte body.
+
+use std::io::Write;
+
+use anyhow::Context;
+
+pub mod duration;
+pub mod http;
+pub mod json_number;
+pub mod rinha;
+pub mod score;
+
+pub use rinha::RinhaArgs;
+
+/// `reroute bench`: run a load test against a backend.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The load tests `reroute bench` knows.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// The Rinha de Backend 2025 test: ramping users, processor failures,
+    /// consistency audits and the official score.
+    Rinha(RinhaArgs),
+}
+
+/// Runs the chosen bench on a runtime of its own (one thread: the machine is
+/// shared with the system under test), prints a readable summary on stderr and
+/// writes the result JSON to `--out` or stdout.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    match args.command {
+        BenchCommand::Rinha(args) => {
+            let out = args.out.clone();
+            let options = args.into_options();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the bench runtime")?;
+            let report = runtime.block_on(rinha::run(options))?;
+            eprintln!("{report}");
+            let mut json = serde_json::to_string_pretty(&report).context("writing the result")?;
+            json.push('\n');
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, json)
+                        .with_context(|| format!("writing the result to {}", path.display()))?;
+                    eprintln!("result written to {}", path.display());
+                }
+                None => std::io::stdout()
+                    .lock()
+                    .write_all(json.as_bytes())
+                    .context("writing the result to stdout")?,
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The consistency checker: one user that, every ~10 s, asks the backend and
+//! both processors for the same window, `[now - 15 s, now - 1.5 s]`, and counts
+//! the payments the backend accounts differently from the processors' books.
+//!
+//! Counting follows the official (preview) script: per check,
+//! `|(backend.default - default) + (backend.fallback - fallback)|` in
+//! `totalRequests`. A failed summary counts as all zeros, as in the script.
+//! Each check's per-processor differences are kept too, so a payment booked
+//! under the wrong processor (which that formula does not see) still shows.
+
+use std::sync::Arc;
+
+use hyper::header::HeaderValue;
+use reroute_core::{Timestamp, Window};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
+use super::progress::Live;
+use super::timeline::{AUDIT_LOOKBACK, AUDIT_MARGIN, Timeline};
+use crate::http::{Endpoint, HttpStats};
+
+/// One check: what each side said for one window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Audit {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub backend: BackendSummary,
+    pub default: ProcessorSummary,
+    pub fallback: ProcessorSummary,
+    /// Backend minus processor, in requests, for `default`.
+    pub default_difference: i64,
+    /// Backend minus processor, in requests, for `fallback`.
+    pub fallback_difference: i64,
+    /// What the official script adds to `payments_inconsistency`.
+    pub inconsistencies: u64,
+}
+
+impl Audit {
+    /// Compares the three answers for one window.
+    pub fn compare(
+        window: Window,
+        backend: BackendSummary,
+        default: ProcessorSummary,
+        fallback: ProcessorSummary,
+    ) -> Audit {
+        let difference = |ours: u64, theirs: u64| -> i64 {
+            let d = i128::from(ours) - i128::from(theirs);
+            i64::try_from(d).unwrap_or(if d < 0 { i64::MIN } else { i64::MAX })
+        };
+        let default_difference = difference(backend.default.total_requests, default.total_requests);
+        let fallback_difference =
+            difference(backend.fallback.total_requests, fallback.total_requests);
+        let inconsistencies = default_difference
+            .saturating_add(fallback_difference)
+            .unsigned_abs();
+        Audit {
+            from: window.from,
+            to: window.to,
+            backend,
+            default,
+            fallback,
+            default_difference,
+            fallback_difference,
+            inconsistencies,
+        }
+    }
+
+    /// Whether the backend disagreed with a processor at all, even where the
+    /// official count nets the differences out.
+    pub fn disagrees(&self) -> bool {
+        self.default_difference != 0 || self.fallback_difference != 0
+    }
+}
+
+/// Every check of the run.
+#[derive(Debug, Default)]
+pub struct Audits {
+    pub audits: Vec<Audit>,
+    pub http: HttpStats,
+    /// Summaries that could not be read (counted as zeros).
+    pub warnings: Vec<String>,
+}
+
+impl Audits {
+    pub fn inconsistencies(&self) -> u64 {
+        self.audits.iter().map(|a| a.inconsistencies).sum()
+    }
+}
+
+/// The endpoints the auditor reads.
+pub struct Sources {
+    pub backend: Arc<Endpoint>,
+    pub default: Arc<Endpoint>,
+    pub fallback: Arc<Endpoint>,
+    pub token: HeaderValue,
+}
+
+/// Checks from the start of the load until its end, pausing the (scaled)
+/// interval after each check.
+pub async fn run(sources: &Sources, timeline: &Timeline, started: Instant, live: &Live) -> Audits {
+    let deadline = started + timeline.duration();
+    let mut backend = Backend::new(sources.backend.clone());
+    let mut default = Processor::new("default", sources.default.clone(), &sources.token);
+    let mut fallback = Processor::new("fallback", sources.fallback.clone(), &sources.token);
+    let mut out = Audits::default();
+    while Instant::now() < deadline {
+        let now = Timestamp::now();
+        let window = Window {
+            from: before(now, AUDIT_LOOKBACK),
+            to: before(now, AUDIT_MARGIN),
+        };
+        let (d, f, b) = tokio::join!(
+            default.summary(window),
+            fallback.summary(window),
+            backend.summary(window)
+        );
+        let d = d.unwrap_or_else(|e| {
+            out.warnings.push(format!("audit: {e}; counted as zeros"));
+            ProcessorSummary::default()
+        });
+        let f = f.unwrap_or_else(|e| {
+            out.warnings.push(format!("audit: {e}; counted as zeros"));
+            ProcessorSummary::default()
+        });
+        let b = b.unwrap_or_else(|e| {
+            out.warnings.push(format!("audit: {e}; counted as zeros"));
+            BackendSummary::default()
+        });
+        let audit = Audit::compare(window, b, d, f);
+        Live::add(&live.inconsistencies, audit.inconsistencies);
+        tracing::debug!(?audit, "consistency check");
+        out.audits.push(audit);
+        tokio::time::sleep(timeline.audit_interval()).await;
+    }
+    out.http.merge(backend.into_stats());
+    out.http.merge(default.into_stats());
+    out.http.merge(fallback.into_stats());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rinha::api::Totals;
+
+    fn backend(default: u64, fallback: u64) -> BackendSummary {
+        BackendSummary {
+            default: Totals {
+                total_requests: default,
+                ..Totals::default()
+            },
+            fallback: Totals {
+                total_requests: fallback,
+                ..Totals::default()
+            },
+        }
+    }
+
+    fn books(requests: u64) -> ProcessorSummary {
+        ProcessorSummary {
+            total_requests: requests,
+            ..ProcessorSummary::default()
+        }
+    }
+
+    fn window() -> Window {
+        Window {
+            from: Timestamp::from_millis(0),
+            to: Timestamp::from_millis(13_500),
+        }
+    }
+
+    #[test]
+    fn agreeing_books_have_no_inconsistency() {
+        let a = Audit::compare(window(), backend(120, 7), books(120), books(7));
+        assert_eq!(a.inconsistencies, 0);
+        assert!(!a.disagrees());
+    }
+
+    #[test]
+    fn missing_and_extra_payments_are_counted() {
+        let a = Audit::compare(window(), backend(118, 7), books(120), books(7));
+        assert_eq!((a.default_difference, a.inconsistencies), (-2, 2));
+        let a = Audit::compare(window(), backend(121, 9), books(120), books(7));
+        assert_eq!(a.inconsistencies, 3);
+    }
+
+    #[test]
+    fn the_official_count_nets_a_payment_booked_under_the_wrong_processor() {
+        // One payment the backend says went to default actually went to fallback.
+        let a = Audit::compare(window(), backend(121, 6), books(120), books(7));
+        assert_eq!(a.inconsistencies, 0);
+        assert!(a.disagrees());
+    }
+
+    #[test]
+    fn a_summary_that_failed_counts_as_zeros() {
+        let a = Audit::compare(window(), BackendSummary::default(), books(120), books(7));
+        assert_eq!(a.inconsistencies, 127);
+    }
+}

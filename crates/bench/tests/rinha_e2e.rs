@@ -1,0 +1,305 @@
+//! `reroute bench rinha` end to end: a short run against the simulated
+//! processors and a minimal backend written here, checked against the
+//! simulator's own books.
+//!
+//! The backend is deliberately naive: it forwards each payment to `default`
+//! synchronously (requestedAt = now), answers 200 only when the processor
+//! did, and keeps an in-memory ledger for `/payments-summary`. With gentle
+//! stages it is exactly consistent, so every count in the report is known.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use reroute_bench::rinha::{self, OFFICIAL_STAGES, ProcessorSetting, RinhaOptions, Stage};
+use reroute_core::{Money, Timestamp, Window};
+use reroute_sim::{Sim, SimConfig};
+use rust_decimal::Decimal;
+use tokio::net::TcpListener;
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// The minimal backend's state: where to forward, and what was processed.
+struct Ledger {
+    default_url: String,
+    client: HttpClient,
+    /// (requestedAt sent to the processor, amount) of every payment it took.
+    payments: Mutex<Vec<(Timestamp, Money)>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PaymentIn {
+    #[serde(rename = "correlationId")]
+    correlation_id: String,
+    amount: Money,
+}
+
+#[derive(serde::Deserialize)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+async fn pay(State(ledger): State<Arc<Ledger>>, body: Bytes) -> StatusCode {
+    let Ok(payment) = serde_json::from_slice::<PaymentIn>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    // Forwarded in a task of its own so that a client giving up does not
+    // cancel it half-way: what the processor accepts is always booked.
+    let forward = tokio::spawn(async move {
+        let requested_at = Timestamp::now();
+        let body = format!(
+            r#"{{"correlationId":"{}","amount":{},"requestedAt":"{}"}}"#,
+            payment.correlation_id, payment.amount, requested_at
+        );
+        let request = hyper::Request::post(format!("{}/payments", ledger.default_url))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("a valid request");
+        let answer = ledger.client.request(request).await;
+        let stored = matches!(&answer, Ok(response) if response.status() == StatusCode::OK);
+        if stored {
+            ledger
+                .payments
+                .lock()
+                .unwrap()
+                .push((requested_at, payment.amount));
+        }
+        stored
+    });
+    match forward.await {
+        Ok(true) => StatusCode::OK,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+async fn summary(
+    State(ledger): State<Arc<Ledger>>,
+    Query(range): Query<Range>,
+) -> impl IntoResponse {
+    let bound = |text: &Option<String>| text.as_deref().and_then(|t| t.parse().ok());
+    let window = Window::new(bound(&range.from), bound(&range.to));
+    let payments = ledger.payments.lock().unwrap();
+    let inside = payments.iter().filter(|(at, _)| window.contains(*at));
+    let (count, total) = inside.fold((0u64, Money::ZERO), |(n, sum), (_, amount)| {
+        (n + 1, sum + *amount)
+    });
+    let body = format!(
+        r#"{{"default":{{"totalRequests":{count},"totalAmount":{total}}},"fallback":{{"totalRequests":0,"totalAmount":0}}}}"#
+    );
+    ([(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn purge(State(ledger): State<Arc<Ledger>>) -> StatusCode {
+    ledger.payments.lock().unwrap().clear();
+    StatusCode::OK
+}
+
+/// Starts the minimal backend on a free port; returns its URL and ledger.
+async fn spawn_backend(default_url: String) -> (String, Arc<Ledger>) {
+    let ledger = Arc::new(Ledger {
+        default_url,
+        client: http_client(),
+        payments: Mutex::default(),
+    });
+    let app = Router::new()
+        .route("/payments", post(pay))
+        .route("/payments-summary", get(summary))
+        .route("/purge-payments", post(purge))
+        .with_state(ledger.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, ledger)
+}
+
+/// A processor's own books, read straight from its admin API.
+async fn books(url: &str, path: &str) -> serde_json::Value {
+    let request = hyper::Request::get(format!("{url}{path}"))
+        .header("X-Rinha-Token", "123")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = http_client().request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn d(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+fn options(sim: &Sim, backend: &str, stages: Vec<Stage>) -> RinhaOptions {
+    RinhaOptions {
+        max_users: 20,
+        duration: Duration::from_secs(5),
+        stages,
+        participant: "e2e".to_owned(),
+        ..RinhaOptions::new(
+            backend.parse().unwrap(),
+            sim.url("default").parse().unwrap(),
+            sim.url("fallback").parse().unwrap(),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_counts_what_the_processors_booked() {
+    let sim = reroute_sim::spawn(SimConfig::rinha_on_free_ports())
+        .await
+        .unwrap();
+    let (backend, ledger) = spawn_backend(sim.url("default")).await;
+    // Stale state the setup must purge.
+    ledger
+        .payments
+        .lock()
+        .unwrap()
+        .push((Timestamp::now(), Money::from_minor(1990)));
+
+    // Gentle stages (on the 60 s timeline): default slow-ish, then failing
+    // for a third of the run, then well again. Nothing outlasts the timeout,
+    // so the naive backend stays exactly consistent.
+    let stage = |at: u64, delay_ms: u64, failing: bool| Stage {
+        at: Duration::from_secs(at),
+        default: ProcessorSetting::new(delay_ms, failing),
+        fallback: ProcessorSetting::new(0, false),
+    };
+    let stages = vec![stage(1, 5, false), stage(20, 5, true), stage(40, 0, false)];
+    let report = rinha::run(options(&sim, &backend, stages)).await.unwrap();
+    eprintln!("{report}");
+
+    let accepted = report.requested.accepted;
+    assert!(accepted > 20, "users ramped and paid: {accepted}");
+    assert!(
+        report.requested.failed > 0,
+        "default failed for a third of the run"
+    );
+    assert_eq!(
+        report.reroute.payments.sent,
+        accepted + report.requested.failed
+    );
+
+    // The backend's books, the processor's books and the report agree.
+    let booked = books(&sim.url("default"), "/admin/payments-summary").await;
+    assert_eq!(booked["totalRequests"].as_u64(), Some(accepted));
+    assert_eq!(ledger.payments.lock().unwrap().len() as u64, accepted);
+    assert_eq!(report.processed_default.payments, accepted);
+    assert_eq!(report.processed_fallback.payments, 0);
+    assert_eq!(report.reroute.teardown.default.total_requests, accepted);
+    assert_eq!(report.lag.lag, 0);
+    assert_eq!(report.lag.recorded, accepted);
+    assert!(!report.slush_fund.detected);
+
+    // Audits ran all along (every 10 s scaled to 5 s: ~0.83 s) and agreed.
+    assert!(
+        report.reroute.audits.len() >= 4,
+        "audits: {}",
+        report.reroute.audits.len()
+    );
+    assert_eq!(report.fine.breakdown.inconsistencies, 0);
+    assert_eq!(report.fine.rate, Decimal::ZERO);
+    assert!(report.reroute.audits.iter().all(|a| !a.disagrees()));
+
+    // Money, exactly.
+    let gross = d("19.90") * Decimal::from(accepted);
+    assert_eq!(report.gross, gross);
+    assert_eq!(report.processed_default.amount, gross);
+    assert_eq!(report.fees, gross * d("0.05"));
+    assert_eq!(
+        report.reroute.teardown.default.fee_per_transaction,
+        d("0.05")
+    );
+    let bonus = reroute_bench::score::bonus(report.reroute.p99_ms_exact);
+    let net = gross - report.fees;
+    assert_eq!(report.score, net + net * bonus);
+
+    // The p99 covers payments and every other successful request.
+    assert!(report.p99.value.ends_with("ms"));
+    assert!(report.reroute.p99_ms_exact > Decimal::ZERO);
+    assert!(report.reroute.http.expected_responses > accepted);
+    assert!(
+        report.reroute.warnings.is_empty(),
+        "{:?}",
+        report.reroute.warnings
+    );
+
+    // The JSON carries the official field names.
+    let json = serde_json::to_value(&report).unwrap();
+    for field in [
+        "participante",
+        "total_liquido",
+        "total_bruto",
+        "total_taxas",
+        "p99",
+        "multa",
+        "caixa_dois",
+        "lag",
+        "pagamentos_solicitados",
+        "pagamentos_realizados_default",
+        "pagamentos_realizados_fallback",
+    ] {
+        assert!(json.get(field).is_some(), "missing {field}");
+    }
+    assert_eq!(
+        json["pagamentos_solicitados"]["qtd_sucesso"].as_u64(),
+        Some(accepted)
+    );
+    assert_eq!(
+        json["multa"]["composicao"]["num_inconsistencias"].as_u64(),
+        Some(0)
+    );
+    assert_eq!(json["caixa_dois"]["detectado"], false);
+
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_stages_play_out_on_a_short_run() {
+    let sim = reroute_sim::spawn(SimConfig::rinha_on_free_ports())
+        .await
+        .unwrap();
+    let (backend, _ledger) = spawn_backend(sim.url("default")).await;
+
+    let report = rinha::run(options(&sim, &backend, OFFICIAL_STAGES.to_vec()))
+        .await
+        .unwrap();
+    eprintln!("{report}");
+
+    // default failed from t=20 s to t=40 s (scaled: 1.7 s to 3.3 s): the
+    // naive backend, tied to default, could not accept everything.
+    assert!(report.requested.accepted > 0);
+    assert!(report.requested.failed > 0);
+    // The last stage is in force: default 0 ms and well, fallback 5000 ms.
+    for (id, delay) in [("default", 0), ("fallback", 5000)] {
+        let health = books(&sim.url(id), "/payments/service-health").await;
+        assert_eq!(health["failing"], false, "{id}");
+        assert_eq!(health["minResponseTime"].as_u64(), Some(delay), "{id}");
+    }
+    // The report is consistent with itself.
+    let d = &report.reroute.teardown.backend;
+    assert_eq!(
+        report.lag.recorded,
+        d.default.total_requests + d.fallback.total_requests
+    );
+    assert_eq!(
+        report.lag.lag,
+        i128::from(report.requested.accepted) - i128::from(report.lag.recorded)
+    );
+    assert_eq!(report.slush_fund.detected, report.lag.lag < 0);
+    assert!(report.reroute.audits.len() >= 4);
+
+    sim.shutdown().await;
+}
