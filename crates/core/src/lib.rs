@@ -4,9 +4,12 @@
 //! in, which is what lets the health engine and the routing policy be tested
 //! exhaustively. The payment path uses these types from the HTTP edge inward:
 //! requests are parsed into [`CorrelationId`], [`Money`] and [`Timestamp`] once,
-//! and nothing further in re-validates them.
+//! and nothing further in re-validates them. The [`health`] engine turns
+//! transaction outcomes into statuses, alerts, recommendations and the gates
+//! the router uses.
 
 pub mod circuit;
+pub mod health;
 pub mod id;
 pub mod money;
 pub mod policy;
@@ -14,6 +17,7 @@ pub mod registry;
 pub mod time;
 
 pub use circuit::{Circuit, CircuitConfig, Gate, Signal};
+pub use health::{HealthConfig, HealthEngine, Status};
 pub use id::CorrelationId;
 pub use money::{Money, MoneyError};
 pub use policy::{Decision, Policy};

@@ -28,11 +28,15 @@ pub enum Decision {
 }
 
 impl Policy {
-    /// `circuits` and `eligible` are indexed like the fee-ordered registry.
-    pub fn choose(
+    /// The rule over any gate: `gate(index)` is asked at most once per
+    /// processor, cheapest first, and only while the payment may use that
+    /// processor; it may take a trial slot (the decision then sends the
+    /// payment there). The router's gate combines each processor's circuit
+    /// with the health engine's gate for the payment's segment.
+    pub fn choose_by(
         &self,
-        circuits: &mut [Circuit],
         eligible: &[bool],
+        mut gate: impl FnMut(usize) -> Gate,
         accepted_at: Timestamp,
         now: Timestamp,
     ) -> Decision {
@@ -40,16 +44,12 @@ impl Policy {
         let mut wake: Option<Timestamp> = None;
         let mut earlier = |t: Timestamp| wake = Some(wake.map_or(t, |w| w.min(t)));
         let mut cheapest = true;
-        for (index, circuit) in circuits.iter_mut().enumerate() {
-            if !eligible.get(index).copied().unwrap_or(false) {
-                continue;
-            }
-            let allowed = cheapest || now >= out_of_patience;
-            if !allowed {
+        for (index, _) in eligible.iter().enumerate().filter(|(_, e)| **e) {
+            if !cheapest && now < out_of_patience {
                 earlier(out_of_patience);
                 break;
             }
-            match circuit.claim(now) {
+            match gate(index) {
                 Gate::Go => {
                     return Decision::Send {
                         processor: index,
@@ -70,6 +70,18 @@ impl Policy {
             Some(t) => Decision::WaitUntil(t),
             None => Decision::NoCandidate,
         }
+    }
+
+    /// The rule over circuit breakers alone; `circuits` and `eligible` are
+    /// indexed like the fee-ordered registry.
+    pub fn choose(
+        &self,
+        circuits: &mut [Circuit],
+        eligible: &[bool],
+        accepted_at: Timestamp,
+        now: Timestamp,
+    ) -> Decision {
+        self.choose_by(eligible, |i| circuits[i].claim(now), accepted_at, now)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use reroute_core::Registry;
+use reroute_core::{HealthEngine, Registry};
 use reroute_store::{SqliteStore, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +24,14 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub client: ProcessorClient,
     pub breakers: Breakers,
+    /// Segment and processor health, fed by the workers' attempts and by
+    /// `POST /api/v1/transactions`; read by the intelligence API and used
+    /// by the workers to route.
+    pub health: HealthEngine,
+    /// Notified when a send reopens a DOWN segment's health gate, so that
+    /// workers waiting for it resume at once (as [`Breakers::changed`] does
+    /// for circuits).
+    pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
 }
 
@@ -68,8 +76,10 @@ impl App {
     ) -> Result<App, StartError> {
         let registry = config.registry.clone();
         let shared = Arc::new(Shared {
-            breakers: Breakers::new(registry.len(), config.circuit, config.policy),
+            breakers: Breakers::new(registry.len(), config.circuit),
             client: ProcessorClient::new(config.processor_timeout),
+            health: HealthEngine::new(&registry, config.health),
+            health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
             registry,
             store,

@@ -1,5 +1,5 @@
-//! The routing state shared by every worker and probe: one circuit breaker
-//! per processor and the policy that reads them.
+//! The passive/active health state shared by every worker and probe: one
+//! circuit breaker per processor, each behind its own lock.
 //!
 //! Workers that must wait (everything down, or patience not yet run out) wait
 //! on [`Breakers::changed`] as well as on a deadline, so a processor coming
@@ -7,54 +7,49 @@
 
 use std::sync::Mutex;
 
-use reroute_core::{Circuit, CircuitConfig, Decision, Gate, Policy, Signal, Timestamp};
+use reroute_core::{Circuit, CircuitConfig, Gate, Signal, Timestamp};
 use tokio::sync::Notify;
 use tokio::sync::futures::Notified;
 
 pub struct Breakers {
-    /// Indexed like the fee-ordered registry. One short lock per decision:
-    /// the policy compares processors, so it needs them all at once.
-    circuits: Mutex<Vec<Circuit>>,
-    policy: Policy,
+    /// Indexed like the fee-ordered registry.
+    circuits: Vec<Mutex<Circuit>>,
     changed: Notify,
 }
 
 impl Breakers {
-    pub fn new(processors: usize, config: CircuitConfig, policy: Policy) -> Self {
+    pub fn new(processors: usize, config: CircuitConfig) -> Self {
         Self {
-            circuits: Mutex::new(vec![Circuit::new(config); processors]),
-            policy,
+            circuits: (0..processors)
+                .map(|_| Mutex::new(Circuit::new(config)))
+                .collect(),
             changed: Notify::new(),
         }
     }
 
-    fn circuits(&self) -> std::sync::MutexGuard<'_, Vec<Circuit>> {
-        // A panic while holding this lock cannot leave a circuit half-updated
-        // in a way that matters: every update is a plain assignment.
-        self.circuits.lock().unwrap_or_else(|p| p.into_inner())
+    fn circuit(&self, processor: usize) -> std::sync::MutexGuard<'_, Circuit> {
+        // A panic while holding this lock cannot leave the circuit
+        // half-updated in a way that matters: every update is an assignment.
+        self.circuits[processor]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Where a fresh payment goes now (see [`Policy::choose`]).
-    pub fn choose(&self, eligible: &[bool], accepted_at: Timestamp, now: Timestamp) -> Decision {
-        self.policy
-            .choose(&mut self.circuits(), eligible, accepted_at, now)
-    }
-
-    /// The gate of one processor, for payments pinned to it.
+    /// The gate of one processor (taking its trial slot if one is due).
     pub fn claim(&self, processor: usize, now: Timestamp) -> Gate {
-        self.circuits()[processor].claim(now)
+        self.circuit(processor).claim(now)
     }
 
     pub fn is_up(&self, processor: usize) -> bool {
-        self.circuits()[processor].is_up()
+        self.circuit(processor).is_up()
     }
 
     /// Feeds a signal in; wakes waiting workers when a processor comes back up.
     pub fn observe(&self, processor: usize, signal: Signal, now: Timestamp) {
         let (flipped, up) = {
-            let mut circuits = self.circuits();
-            let flipped = circuits[processor].observe(signal, now, rand::random::<f64>());
-            (flipped, circuits[processor].is_up())
+            let mut circuit = self.circuit(processor);
+            let flipped = circuit.observe(signal, now, rand::random::<f64>());
+            (flipped, circuit.is_up())
         };
         if flipped {
             if up {

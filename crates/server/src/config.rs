@@ -1,11 +1,20 @@
-//! The router's configuration: one typed struct, read once from flags and
-//! environment, validated before anything starts.
+//! The router's configuration: one typed struct, read once from flags,
+//! environment and (optionally) a registry file, validated before anything
+//! starts.
+//!
+//! The registry file (`--processors FILE`, TOML) declares the processors and,
+//! in an optional `[health]` table, the health engine's settings; the format
+//! is in `docs/intelligence.md` and `config/*.toml` are examples. Without a
+//! file the registry is the Rinha pair and the engine runs on the seed's
+//! defaults. The `--health-*` flags override the file.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reroute_core::{CircuitConfig, Policy, Registry};
+use reroute_core::{
+    CircuitConfig, FeeRate, HealthConfig, Policy, Processor, ProcessorId, Registry,
+};
 
 /// `reroute serve` flags; every one can also come from the environment.
 #[derive(Debug, Clone, clap::Args)]
@@ -65,6 +74,28 @@ pub struct ServeArgs {
     /// Consecutive failures that take a processor out of rotation.
     #[arg(long, env = "REROUTE_TRIP_AFTER", default_value_t = 3)]
     pub trip_after: u32,
+
+    /// Registry file (TOML): the processors (id, name, url, fee, countries,
+    /// payment methods) and optional `[health]` settings. Without it: the
+    /// Rinha pair at DEFAULT_PROCESSOR_URL and FALLBACK_PROCESSOR_URL.
+    #[arg(long, env = "REROUTE_PROCESSORS")]
+    pub processors: Option<PathBuf>,
+
+    /// Transactions in a health window [default: 50, or the file's].
+    #[arg(long, env = "REROUTE_HEALTH_WINDOW_SIZE")]
+    pub health_window_size: Option<usize>,
+
+    /// Oldest transaction a health window counts, in ms [default: 600000].
+    #[arg(long, env = "REROUTE_HEALTH_WINDOW_AGE_MS")]
+    pub health_window_age_ms: Option<u64>,
+
+    /// Transactions a window needs before its status may change [default: 10].
+    #[arg(long, env = "REROUTE_HEALTH_MIN_TRANSACTIONS")]
+    pub health_min_transactions: Option<u32>,
+
+    /// Interval between trial payments to a DOWN segment, in ms [default: 1000].
+    #[arg(long, env = "REROUTE_HEALTH_TRIAL_INTERVAL_MS")]
+    pub health_trial_interval_ms: Option<u64>,
 }
 
 /// The validated configuration [`crate::App::build`] runs with.
@@ -73,6 +104,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     pub db: PathBuf,
     pub registry: Registry,
+    /// The health engine's settings (validated).
+    pub health: HealthConfig,
     pub policy: Policy,
     pub circuit: CircuitConfig,
     pub processor_timeout: Duration,
@@ -129,10 +162,21 @@ impl ServeArgs {
         if self.admin_token.as_deref() == Some("") {
             return Err(invalid("REROUTE_ADMIN_TOKEN", "must not be empty when set"));
         }
+        let file = match &self.processors {
+            Some(path) => RegistryFile::load(path)?,
+            None => RegistryFile::default(),
+        };
+        let health = self.health_config(file.health)?;
+        let registry = if file.processors.is_empty() {
+            Registry::rinha(&default_url, &fallback_url)
+        } else {
+            file.registry()?
+        };
         Ok(ServeConfig {
             listen: SocketAddr::new(self.host, self.port),
             db: self.db,
-            registry: Registry::rinha(&default_url, &fallback_url),
+            registry,
+            health,
             policy: Policy {
                 patience_ms: i64::try_from(self.patience_ms).unwrap_or(i64::MAX),
             },
@@ -147,6 +191,149 @@ impl ServeArgs {
             max_body_bytes: 16 * 1024,
         })
     }
+}
+
+impl ServeArgs {
+    /// The file's `[health]` settings with the flags on top, validated.
+    fn health_config(&self, mut health: HealthConfig) -> Result<HealthConfig, ConfigError> {
+        if let Some(n) = self.health_window_size {
+            if !(1..=100_000).contains(&n) {
+                return Err(invalid(
+                    "REROUTE_HEALTH_WINDOW_SIZE",
+                    "must be between 1 and 100000",
+                ));
+            }
+            health.window_size = n;
+        }
+        if let Some(ms) = self.health_window_age_ms {
+            health.window_age_ms = i64::try_from(ms)
+                .ok()
+                .filter(|ms| *ms >= 1)
+                .ok_or_else(|| invalid("REROUTE_HEALTH_WINDOW_AGE_MS", "must be at least 1 ms"))?;
+        }
+        if let Some(n) = self.health_min_transactions {
+            health.min_transactions = n;
+        }
+        if let Some(ms) = self.health_trial_interval_ms {
+            health.trial_interval_ms =
+                i64::try_from(ms)
+                    .ok()
+                    .filter(|ms| *ms >= 1)
+                    .ok_or_else(|| {
+                        invalid("REROUTE_HEALTH_TRIAL_INTERVAL_MS", "must be at least 1 ms")
+                    })?;
+        }
+        // What is left to refuse came from the file.
+        health
+            .validate()
+            .map_err(|e| invalid("REROUTE_PROCESSORS", e.to_string()))?;
+        Ok(health)
+    }
+}
+
+/// The registry file as written.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    processors: Vec<ProcessorEntry>,
+    #[serde(default)]
+    health: HealthConfig,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessorEntry {
+    id: String,
+    name: Option<String>,
+    url: Option<String>,
+    fee: FeeText,
+    #[serde(default)]
+    countries: Vec<String>,
+    #[serde(default)]
+    payment_methods: Vec<String>,
+}
+
+/// A fee as a fraction: `0.029` or `"0.029"`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum FeeText {
+    Number(f64),
+    Text(String),
+}
+
+const FILE_KEY: &str = "REROUTE_PROCESSORS";
+
+impl RegistryFile {
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(FILE_KEY, format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text)
+            .map_err(|problem| invalid(FILE_KEY, format!("{}: {problem}", path.display())))
+    }
+
+    fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.message().to_owned())
+    }
+
+    fn registry(&self) -> Result<Registry, ConfigError> {
+        let fail = |problem: String| invalid(FILE_KEY, problem);
+        let mut processors = Vec::with_capacity(self.processors.len());
+        for p in &self.processors {
+            let at = |field: &str| format!("processor {:?}: {field}", p.id);
+            let fee = match &p.fee {
+                FeeText::Number(f) => Some(*f),
+                FeeText::Text(t) => t.trim().parse::<f64>().ok(),
+            }
+            .and_then(FeeRate::from_fraction)
+            .ok_or_else(|| fail(format!("{} must be a fraction between 0 and 1", at("fee"))))?;
+            let url = match &p.url {
+                Some(url) => Some(
+                    check_url(FILE_KEY, url).map_err(|e| fail(format!("{}: {e}", at("url"))))?,
+                ),
+                None => None,
+            };
+            if let Some(c) = p.countries.iter().find(|c| !is_country(c)) {
+                return Err(fail(format!(
+                    "{} {c:?} is not an ISO 3166-1 alpha-2 code",
+                    at("countries")
+                )));
+            }
+            if let Some(m) = p.payment_methods.iter().find(|m| !is_method(m)) {
+                return Err(fail(format!(
+                    "{} {m:?} must be 1-32 letters, digits, '_' or '-'",
+                    at("payment_methods")
+                )));
+            }
+            processors.push(Processor {
+                id: ProcessorId::new(&p.id),
+                name: p.name.clone().unwrap_or_else(|| p.id.clone()),
+                url,
+                fee,
+                countries: p.countries.iter().map(|c| c.to_ascii_uppercase()).collect(),
+                payment_methods: p
+                    .payment_methods
+                    .iter()
+                    .map(|m| m.to_ascii_uppercase())
+                    .collect(),
+            });
+        }
+        Registry::new(processors).map_err(|e| fail(e.to_string()))
+    }
+}
+
+/// A two-letter country code.
+pub fn is_country(code: &str) -> bool {
+    code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+/// A payment method name: 1-32 letters, digits, `_` or `-`.
+pub fn is_method(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]
@@ -192,6 +379,145 @@ mod tests {
         assert!(e.starts_with("DEFAULT_PROCESSOR_URL:"), "{e}");
         let e = parse(&["--workers", "0"]).unwrap_err().to_string();
         assert!(e.starts_with("REROUTE_WORKERS:"), "{e}");
+    }
+
+    fn shipped(name: &str) -> String {
+        format!("{}/../../config/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn without_a_file_the_engine_runs_on_the_seed_defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.health, HealthConfig::default());
+    }
+
+    #[test]
+    fn the_techcart_file_declares_the_five_processors() {
+        let c = parse(&["--processors", &shipped("techcart.toml")]).unwrap();
+        let ids: Vec<_> = c
+            .registry
+            .by_fee()
+            .iter()
+            .map(|p| p.id.to_string())
+            .collect();
+        // Cheapest first.
+        assert_eq!(
+            ids,
+            [
+                "processor_c",
+                "processor_a",
+                "processor_e",
+                "processor_d",
+                "processor_b"
+            ]
+        );
+        let a = c.registry.get("processor_a").unwrap();
+        assert_eq!(a.name, "GlobalPay_BR");
+        assert_eq!(a.countries, ["BR"]);
+        assert_eq!(a.payment_methods, ["PIX", "CARD"]);
+        assert_eq!(a.fee, FeeRate::from_ppm(29_000));
+        assert!(a.supports(Some("pix"), Some("br")));
+        let b = c.registry.get("processor_b").unwrap();
+        assert_eq!(b.countries, ["BR", "MX", "CO"]);
+        assert_eq!(c.health, HealthConfig::default());
+    }
+
+    #[test]
+    fn the_rinha_file_is_the_built_in_pair() {
+        let c = parse(&["--processors", &shipped("rinha.toml")]).unwrap();
+        let built_in = parse(&[]).unwrap();
+        let view = |r: &Registry| -> Vec<(String, Option<String>, u32)> {
+            r.by_fee()
+                .iter()
+                .map(|p| (p.id.to_string(), p.url.clone(), p.fee.ppm()))
+                .collect()
+        };
+        assert_eq!(view(&c.registry), view(&built_in.registry));
+    }
+
+    #[test]
+    fn health_settings_come_from_the_file_then_the_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(
+            &path,
+            "[[processors]]\nid = \"a\"\nfee = \"0.02\"\n\n[health]\nwindow_size = 20\nmin_transactions = 5\n\n[health.thresholds]\ndown_error_above = 0.6\n",
+        )
+        .unwrap();
+        let p = path.to_str().unwrap();
+        let c = parse(&["--processors", p]).unwrap();
+        assert_eq!(c.registry.by_fee()[0].url, None);
+        assert_eq!(c.health.window_size, 20);
+        assert_eq!(c.health.min_transactions, 5);
+        assert_eq!(c.health.thresholds.down_error_above, 0.6);
+        let c = parse(&["--processors", p, "--health-window-size", "30"]).unwrap();
+        assert_eq!(c.health.window_size, 30);
+        assert_eq!(c.health.min_transactions, 5);
+    }
+
+    #[test]
+    fn a_file_with_only_health_settings_keeps_the_rinha_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.toml");
+        std::fs::write(&path, "[health]\nrecovery_dwell = 0\n").unwrap();
+        let c = parse(&["--processors", path.to_str().unwrap()]).unwrap();
+        assert_eq!(c.registry.len(), 2);
+        assert_eq!(c.health.recovery_dwell, 0);
+    }
+
+    #[test]
+    fn mistakes_in_the_registry_file_are_refused_with_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "[[processors]]\nid = \"a\"\nfee = 1.5\n",
+                "fee must be a fraction",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nfee = 0.1\nfees = 1\n",
+                "unknown field",
+            ),
+            (
+                "[[processors]]\nid = \"a b\"\nfee = 0.1\n",
+                "not a valid id",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nfee = 0.1\n[[processors]]\nid = \"a\"\nfee = 0.2\n",
+                "declared twice",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nfee = 0.1\nurl = \"ftp://x\"\n",
+                "http://",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nfee = 0.1\ncountries = [\"Brazil\"]\n",
+                "alpha-2",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nfee = 0.1\npayment_methods = [\"a b\"]\n",
+                "letters, digits",
+            ),
+            ("[health]\nwindow_size = 0\n", "health.window_size"),
+            ("[health]\nwindow = 5\n", "unknown field"),
+            ("[[processors]]\nid = \"a\"\n", "missing field"),
+        ];
+        for (i, (text, want)) in cases.into_iter().enumerate() {
+            let path = dir.path().join(format!("{i}.toml"));
+            std::fs::write(&path, text).unwrap();
+            let e = parse(&["--processors", path.to_str().unwrap()])
+                .unwrap_err()
+                .to_string();
+            assert!(e.starts_with("REROUTE_PROCESSORS:"), "{e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let e = parse(&["--processors", "/nonexistent/r.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read"), "{e}");
+        let e = parse(&["--health-window-size", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("REROUTE_HEALTH_WINDOW_SIZE:"), "{e}");
     }
 
     #[test]

@@ -12,12 +12,21 @@
 //!   payment to go elsewhere. The re-send suffers the same processor delay as
 //!   the original, so once it is answered the original has been too;
 //! - the ledger records only known outcomes.
+//!
+//! Every send's outcome (approved, declined, error, timeout, with its
+//! latency) feeds the health engine under the payment's segment (method x
+//! country), and a fresh payment is routed by the policy over two gates per
+//! processor: the health of its segment (a DOWN segment waits, like a down
+//! circuit, and gets one trial payment per interval) and the circuit.
+//! Payments pinned to a processor by an open attempt ignore health: they must
+//! be resolved there whatever its status.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use reroute_core::health::{self, Transaction};
 use reroute_core::{Decision, Gate, Signal, Timestamp};
-use reroute_store::{Attempt, Outcome, PendingPayment};
+use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Shared;
@@ -71,15 +80,22 @@ async fn process(shared: &Shared, mut payment: PendingPayment) {
 
 /// Sends a payment that has no open attempt to the processor the policy picks.
 async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: &[bool]) -> Next {
+    // Created before the gates are read, so that no wake-up is missed.
     let changed = shared.breakers.changed();
+    let opened = shared.health_opened.notified();
     let now = Timestamp::now();
-    let index = match shared
-        .breakers
-        .choose(eligible, payment.payment.accepted_at, now)
-    {
+    let index = match shared.config.policy.choose_by(
+        eligible,
+        |index| gate(shared, index, &payment.payment, now),
+        payment.payment.accepted_at,
+        now,
+    ) {
         Decision::Send { processor, .. } => processor,
         Decision::WaitUntil(until) => {
-            wait(changed, until).await;
+            tokio::select! {
+                _ = opened => {}
+                _ = wait(changed, until) => {}
+            }
             return Next::Continue;
         }
         Decision::NoCandidate => {
@@ -108,6 +124,30 @@ async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: 
     }
     payment.attempt = Some(attempt.clone());
     send(shared, payment, index, attempt, false).await
+}
+
+/// Whether a fresh payment may go to this processor now: the health gate of
+/// its segment first, then the circuit. A trial slot is taken only when both
+/// let the payment through (the circuit's claim may take one of its own).
+fn gate(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> Gate {
+    let method = payment.payment_method.as_deref();
+    let country = payment.country.as_deref();
+    let health = shared.health.gate(index, method, country, now);
+    if let Gate::WaitUntil(_) = health {
+        return health;
+    }
+    let circuit = shared.breakers.claim(index, now);
+    if let Gate::WaitUntil(_) = circuit {
+        return circuit;
+    }
+    if health == Gate::Trial {
+        // Another worker may have taken the trial since the peek.
+        return match shared.health.claim(index, method, country, now) {
+            Gate::WaitUntil(until) => Gate::WaitUntil(until),
+            _ => Gate::Trial,
+        };
+    }
+    circuit
 }
 
 /// Re-sends an open attempt to its processor, with its `requestedAt`.
@@ -144,16 +184,19 @@ async fn send(
         .as_deref()
         .expect("only processors with a URL are eligible");
     let id = payment.payment.id;
+    let started = std::time::Instant::now();
     let result = shared
         .client
         .pay(url, id, payment.payment.amount, attempt.requested_at)
         .await;
+    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
     let now = Timestamp::now();
     let signal = match result {
         AttemptResult::Failed | AttemptResult::Unknown => Signal::Failed,
         _ => Signal::Answered,
     };
     shared.breakers.observe(index, signal, now);
+    observe_health(shared, index, &payment.payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
     match result {
         AttemptResult::Approved => finish(shared, payment, Outcome::Processed(attempt)).await,
@@ -209,6 +252,40 @@ async fn send(
                 Lookup::NotFound | Lookup::Unknown => Next::Continue,
             }
         }
+    }
+}
+
+/// Feeds one send's outcome to the health engine. "Already processed" is the
+/// processor confirming an earlier send: it answered, so it counts as an
+/// approval.
+fn observe_health(
+    shared: &Shared,
+    index: usize,
+    payment: &NewPayment,
+    result: AttemptResult,
+    latency_ms: u32,
+    now: Timestamp,
+) {
+    let outcome = match result {
+        AttemptResult::Approved | AttemptResult::AlreadyProcessed => health::Outcome::Approved,
+        AttemptResult::Declined => health::Outcome::Declined,
+        AttemptResult::Failed => health::Outcome::Error,
+        AttemptResult::Unknown => health::Outcome::Timeout,
+    };
+    let tx = Transaction {
+        payment_method: payment.payment_method.as_deref(),
+        country: payment.country.as_deref(),
+        outcome,
+        latency_ms: Some(latency_ms),
+        amount: Some(payment.amount),
+        currency: None,
+        at: now,
+    };
+    let recorded = shared.health.record(index, &tx, now);
+    crate::api::intel::log_alerts(&recorded.alerts);
+    if recorded.opened {
+        tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
+        shared.health_opened.notify_waiters();
     }
 }
 

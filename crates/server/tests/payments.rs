@@ -80,7 +80,9 @@ async fn every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored() {
         r#"{{"correlationId":"{id}","amount":1,"pad":"{}"}}"#,
         "x".repeat(20_000)
     );
-    let cases: Vec<(Vec<(&str, &str)>, String, StatusCode, Option<&str>)> = vec![
+    // (headers, body, expected status, field named in the error)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, String, StatusCode, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (
             json.to_vec(),
             r#"{"amount":19.90}"#.into(),

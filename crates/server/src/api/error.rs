@@ -25,6 +25,13 @@ pub enum ApiError {
     Unauthorized,
     #[error("not found")]
     NotFound,
+    /// A processor id that the registry does not have; `field` names where
+    /// it came from when it was a body field.
+    #[error("processor {id:?} is not in the registry (see GET /api/v1/processors)")]
+    UnknownProcessor {
+        id: String,
+        field: Option<&'static str>,
+    },
     #[error("the store is unavailable; nothing was accepted, retry later")]
     Unavailable(#[from] StoreError),
 }
@@ -45,14 +52,14 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unroutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
     fn field(&self) -> Option<&'static str> {
         match self {
-            ApiError::Invalid { field, .. } => *field,
+            ApiError::Invalid { field, .. } | ApiError::UnknownProcessor { field, .. } => *field,
             ApiError::Conflict { .. } => Some("amount"),
             _ => None,
         }

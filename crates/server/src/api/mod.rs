@@ -1,4 +1,5 @@
-//! The HTTP surface: routes and the shared state they read.
+//! The HTTP surface: routes and the shared state they read. [`payments`] is
+//! surface 1 (Rinha), [`intel`] surface 2 (failover intelligence).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::routing::{get, post};
 use crate::app::Shared;
 
 pub mod error;
+pub mod intel;
 pub mod payments;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -15,6 +17,15 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/payments", post(payments::create))
         .route("/payments-summary", get(payments::summary))
         .route("/purge-payments", post(payments::purge))
+        .route("/api/v1/transactions", post(intel::record))
+        .route("/api/v1/health", get(intel::health))
+        .route("/api/v1/health/{processor_id}", get(intel::processor))
+        .route(
+            "/api/v1/routing/recommend",
+            get(intel::recommend_query).post(intel::recommend_body),
+        )
+        .route("/api/v1/alerts", get(intel::alerts))
+        .route("/api/v1/processors", get(intel::processors))
         .fallback(|| async { error::ApiError::NotFound })
         .with_state(shared)
 }

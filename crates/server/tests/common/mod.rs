@@ -196,6 +196,49 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
     Cli::parse_from(argv).serve.into_config().unwrap()
 }
 
+/// A router on port 0 whose registry comes from `registry` (a TOML file),
+/// with no simulators: for processors that are advisory only.
+pub fn config_with_registry(
+    db: &std::path::Path,
+    registry: &std::path::Path,
+    extra: &[&str],
+) -> ServeConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let mut argv = vec![
+        "reroute".to_owned(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--port".into(),
+        "0".into(),
+        "--db".into(),
+        db.display().to_string(),
+        "--processors".into(),
+        registry.display().to_string(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(argv).serve.into_config().unwrap()
+}
+
+/// The shipped `config/techcart.toml` without its URLs (advisory only),
+/// written into `dir`.
+pub fn techcart_advisory(dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = format!("{}/../../config/techcart.toml", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(shipped).expect("config/techcart.toml exists");
+    let advisory: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = dir.join("techcart.toml");
+    std::fs::write(&path, advisory).unwrap();
+    path
+}
+
 impl TestApp {
     pub async fn start(config: ServeConfig) -> Self {
         let app = App::build(config).await.expect("router starts");

@@ -1,0 +1,729 @@
+//! Surface 2, the failover-intelligence API (the TechCart contract):
+//! record transaction outcomes, read processor health and alerts, and get
+//! ranked routing recommendations for a payment method and country.
+//!
+//! Requests are parsed into domain values here (an [`Outcome`], an upper-case
+//! method and country the processor supports, [`Money`], [`Timestamp`]); the
+//! [`reroute_core::HealthEngine`] does the rest. Field names, status words and
+//! reasons are the seed's; fields beyond the seed's are additions, never
+//! renames. The contract is documented in `docs/intelligence.md`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use reroute_core::health::{
+    Alert, AlertKind, Counts, HealthReport, Latency, Outcome, Ranked, Scope, Transaction,
+    TransactionRecord,
+};
+use reroute_core::{Money, MoneyError, Processor, Status, Timestamp};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::error::ApiError;
+use crate::app::Shared;
+use crate::config::{is_country, is_method};
+
+/// Writes alerts to the log, wherever they were raised.
+pub fn log_alerts(alerts: &[Alert]) {
+    for a in alerts {
+        let segment = a.segment.as_ref().map(ToString::to_string);
+        match a.kind {
+            AlertKind::Transition => tracing::warn!(
+                processor = %a.processor, segment, from = %a.from, to = %a.to,
+                reason = %a.reason, "health transition"
+            ),
+            AlertKind::Anomaly => tracing::warn!(
+                processor = %a.processor, status = %a.to, reason = %a.reason, "health anomaly"
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- parsing
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::TooLarge { limit })
+}
+
+/// Reads a JSON object whose fields are kept raw, so that each problem can
+/// be named.
+fn object<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Result<T, ApiError> {
+    let not_object = |detail: String| ApiError::Invalid {
+        field: None,
+        message: format!("body must be a JSON object{detail}"),
+    };
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(not_object(String::new()));
+    }
+    serde_json::from_slice(body).map_err(|e| not_object(format!(": {e}")))
+}
+
+/// A JSON string field; `null` counts as absent.
+fn text(raw: Option<&RawValue>, field: &'static str) -> Result<Option<String>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => serde_json::from_str::<String>(raw.get())
+            .map(Some)
+            .map_err(|_| ApiError::invalid(field, format!("{field} must be a string"))),
+    }
+}
+
+fn required(value: Option<String>, field: &'static str) -> Result<String, ApiError> {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
+}
+
+fn method(value: String) -> Result<String, ApiError> {
+    if is_method(&value) {
+        Ok(value.to_ascii_uppercase())
+    } else {
+        Err(ApiError::invalid(
+            "payment_method",
+            "payment_method must be 1-32 letters, digits, '_' or '-', e.g. PIX",
+        ))
+    }
+}
+
+fn country(value: String) -> Result<String, ApiError> {
+    if is_country(&value) {
+        Ok(value.to_ascii_uppercase())
+    } else {
+        Err(ApiError::invalid(
+            "country",
+            "country must be an ISO 3166-1 alpha-2 code, e.g. BR",
+        ))
+    }
+}
+
+/// A positive amount, exact to the cent, from a JSON number's text.
+fn amount(text: &str) -> Result<Money, ApiError> {
+    let amount = Money::parse_exact(text).map_err(|e| {
+        let message = match e {
+            MoneyError::NotANumber => "amount must be a JSON number, e.g. 150.00".to_owned(),
+            other => other.to_string(),
+        };
+        ApiError::invalid("amount", message)
+    })?;
+    if !amount.is_positive() {
+        return Err(ApiError::invalid(
+            "amount",
+            "amount must be greater than zero",
+        ));
+    }
+    Ok(amount)
+}
+
+fn raw_amount(raw: Option<&RawValue>) -> Result<Option<Money>, ApiError> {
+    match raw {
+        None => Ok(None),
+        Some(raw) if raw.get() == "null" => Ok(None),
+        Some(raw) => amount(raw.get()).map(Some),
+    }
+}
+
+fn processor_index(
+    shared: &Shared,
+    id: &str,
+    field: Option<&'static str>,
+) -> Result<usize, ApiError> {
+    shared
+        .registry
+        .index_of(id)
+        .ok_or_else(|| ApiError::UnknownProcessor {
+            id: id.to_owned(),
+            field,
+        })
+}
+
+// ---------------------------------------------------------------- JSON out
+
+/// A rate for the wire: 4 decimals; no data is 0 (see `total_transactions`).
+fn rate(value: Option<f64>) -> f64 {
+    (value.unwrap_or(0.0) * 10_000.0).round() / 10_000.0
+}
+
+#[derive(Serialize)]
+struct LatencyJson {
+    p50: u32,
+    p95: u32,
+    p99: u32,
+}
+
+impl From<Latency> for LatencyJson {
+    fn from(l: Latency) -> Self {
+        Self {
+            p50: l.p50,
+            p95: l.p95,
+            p99: l.p99,
+        }
+    }
+}
+
+/// The seed's health fields plus error rate, timeouts, latency and the time
+/// of the last transition. `error_count` is errors + timeouts (the seed's
+/// technical failures); `timeout_count` says how many of them were timeouts.
+#[derive(Serialize)]
+struct HealthJson {
+    status: Status,
+    authorization_rate: f64,
+    error_rate: f64,
+    total_transactions: u32,
+    success_count: u32,
+    failure_count: u32,
+    error_count: u32,
+    timeout_count: u32,
+    latency_ms: Option<LatencyJson>,
+    status_since: Option<Timestamp>,
+}
+
+impl From<&HealthReport> for HealthJson {
+    fn from(h: &HealthReport) -> Self {
+        let c: &Counts = &h.counts;
+        Self {
+            status: h.status,
+            authorization_rate: rate(c.authorization_rate()),
+            error_rate: rate(c.error_rate()),
+            total_transactions: c.total(),
+            success_count: c.approved,
+            failure_count: c.declined,
+            error_count: c.failures(),
+            timeout_count: c.timeouts,
+            latency_ms: h.latency.map(Into::into),
+            status_since: h.since,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct SegmentJson {
+    payment_method: Option<String>,
+    country: Option<String>,
+    #[serde(flatten)]
+    health: HealthJson,
+}
+
+#[derive(Serialize)]
+struct ProcessorHealthJson<'a> {
+    processor_id: &'a str,
+    name: &'a str,
+    #[serde(flatten)]
+    health: HealthJson,
+    segments: Vec<SegmentJson>,
+}
+
+fn processor_health<'a>(
+    shared: &'a Shared,
+    index: usize,
+    now: Timestamp,
+) -> ProcessorHealthJson<'a> {
+    let processor = &shared.registry.by_fee()[index];
+    let report = shared.health.report(index, now);
+    ProcessorHealthJson {
+        processor_id: processor.id.as_str(),
+        name: &processor.name,
+        health: (&report.health).into(),
+        segments: report
+            .segments
+            .iter()
+            .map(|s| SegmentJson {
+                payment_method: s.key.payment_method.clone(),
+                country: s.key.country.clone(),
+                health: (&s.health).into(),
+            })
+            .collect(),
+    }
+}
+
+#[derive(Serialize)]
+struct AlertJson<'a> {
+    id: u64,
+    processor_id: &'a str,
+    from_status: Status,
+    to_status: Status,
+    timestamp: Timestamp,
+    reason: &'a str,
+    /// `transition` or `anomaly`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// `processor` or `segment`; a segment alert names its method and country.
+    scope: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    authorization_rate: f64,
+    error_rate: f64,
+    total_transactions: u32,
+}
+
+impl<'a> From<&'a Alert> for AlertJson<'a> {
+    fn from(a: &'a Alert) -> Self {
+        let segment = a.segment.as_ref();
+        Self {
+            id: a.id,
+            processor_id: a.processor.as_str(),
+            from_status: a.from,
+            to_status: a.to,
+            timestamp: a.at,
+            reason: &a.reason,
+            kind: match a.kind {
+                AlertKind::Transition => "transition",
+                AlertKind::Anomaly => "anomaly",
+            },
+            scope: if segment.is_some() {
+                "segment"
+            } else {
+                "processor"
+            },
+            payment_method: segment.and_then(|s| s.payment_method.as_deref()),
+            country: segment.and_then(|s| s.country.as_deref()),
+            authorization_rate: rate(a.authorization_rate),
+            error_rate: rate(a.error_rate),
+            total_transactions: a.transactions,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- handlers
+
+#[derive(serde::Deserialize)]
+struct TransactionBody<'a> {
+    #[serde(borrow, default)]
+    processor_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    payment_method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    amount: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    currency: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    latency_ms: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    timestamp: Option<&'a RawValue>,
+}
+
+/// A transaction report, parsed and checked against the registry.
+struct Report {
+    processor: usize,
+    outcome: Outcome,
+    payment_method: Option<String>,
+    country: Option<String>,
+    amount: Option<Money>,
+    currency: Option<String>,
+    latency_ms: Option<u32>,
+    at: Option<Timestamp>,
+}
+
+fn parse_report(shared: &Shared, body: &[u8]) -> Result<Report, ApiError> {
+    let raw: TransactionBody<'_> = object(body)?;
+    let id = required(text(raw.processor_id, "processor_id")?, "processor_id")?;
+    let result = required(text(raw.result, "result")?, "result")?;
+    let outcome: Outcome = result.parse().map_err(|_| {
+        ApiError::invalid(
+            "result",
+            "result must be one of approved, declined, error, timeout",
+        )
+    })?;
+    let payment_method = text(raw.payment_method, "payment_method")?
+        .map(method)
+        .transpose()?;
+    let country = text(raw.country, "country")?.map(country).transpose()?;
+    let amount = raw_amount(raw.amount)?;
+    let currency = text(raw.currency, "currency")?
+        .map(|c| {
+            if c.len() == 3 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+                Ok(c.to_ascii_uppercase())
+            } else {
+                Err(ApiError::invalid(
+                    "currency",
+                    "currency must be an ISO 4217 code, e.g. BRL",
+                ))
+            }
+        })
+        .transpose()?;
+    let latency_ms = match raw.latency_ms {
+        None => None,
+        Some(r) if r.get() == "null" => None,
+        Some(r) => Some(serde_json::from_str::<u32>(r.get()).map_err(|_| {
+            ApiError::invalid(
+                "latency_ms",
+                "latency_ms must be a whole number of milliseconds",
+            )
+        })?),
+    };
+    let at = text(raw.timestamp, "timestamp")?
+        .map(|t| {
+            t.parse::<Timestamp>().map_err(|_| {
+                ApiError::invalid(
+                    "timestamp",
+                    "timestamp must be an ISO-8601 / RFC 3339 date-time, e.g. 2024-02-20T12:30:00Z",
+                )
+            })
+        })
+        .transpose()?;
+    // The processor last: a malformed body is a 400 whatever it names.
+    let processor = processor_index(shared, &id, Some("processor_id"))?;
+    let p: &Processor = &shared.registry.by_fee()[processor];
+    if let Some(m) = &payment_method
+        && !p.supports(Some(m), None)
+    {
+        return Err(ApiError::invalid(
+            "payment_method",
+            format!("processor {} does not take payment_method {m}", p.id),
+        ));
+    }
+    if let Some(c) = &country
+        && !p.supports(None, Some(c))
+    {
+        return Err(ApiError::invalid(
+            "country",
+            format!("processor {} does not operate in country {c}", p.id),
+        ));
+    }
+    Ok(Report {
+        processor,
+        outcome,
+        payment_method,
+        country,
+        amount,
+        currency,
+        latency_ms,
+        at,
+    })
+}
+
+/// `POST /api/v1/transactions`: records one outcome. 201 with the statuses
+/// after it and any alert it raised.
+pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let report = parse_report(&shared, &body)?;
+    let now = Timestamp::now();
+    let at = report.at.unwrap_or(now);
+    let tx = Transaction {
+        payment_method: report.payment_method.as_deref(),
+        country: report.country.as_deref(),
+        outcome: report.outcome,
+        latency_ms: report.latency_ms,
+        amount: report.amount,
+        currency: report.currency.as_deref(),
+        at,
+    };
+    let recorded = shared.health.record(report.processor, &tx, now);
+    log_alerts(&recorded.alerts);
+    if recorded.opened {
+        shared.health_opened.notify_waiters();
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        message: &'static str,
+        processor_id: &'a str,
+        result: Outcome,
+        payment_method: Option<&'a str>,
+        country: Option<&'a str>,
+        timestamp: Timestamp,
+        status: Status,
+        segment_status: Option<Status>,
+        alerts: Vec<AlertJson<'a>>,
+    }
+    let answer = Answer {
+        message: "Transaction recorded",
+        processor_id: shared.registry.by_fee()[report.processor].id.as_str(),
+        result: report.outcome,
+        payment_method: tx.payment_method,
+        country: tx.country,
+        timestamp: at,
+        status: recorded.status,
+        segment_status: recorded.segment_status,
+        alerts: recorded.alerts.iter().map(Into::into).collect(),
+    };
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+/// `GET /api/v1/health`: every processor, cheapest first.
+pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    let now = Timestamp::now();
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        processors: Vec<ProcessorHealthJson<'a>>,
+        count: usize,
+        timestamp: Timestamp,
+    }
+    let processors: Vec<_> = (0..shared.registry.len())
+        .map(|i| processor_health(&shared, i, now))
+        .collect();
+    Json(Answer {
+        count: processors.len(),
+        processors,
+        timestamp: now,
+    })
+    .into_response()
+}
+
+/// How many recent transactions `GET /api/v1/health/{id}` lists at most.
+const HISTORY: usize = 50;
+
+/// `GET /api/v1/health/{processorId}`: one processor's health, its segments
+/// and its recent transactions (newest first).
+pub async fn processor(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let index = processor_index(&shared, &id, None)?;
+    let now = Timestamp::now();
+    #[derive(Serialize)]
+    struct TransactionJson<'a> {
+        result: Outcome,
+        payment_method: Option<&'a str>,
+        country: Option<&'a str>,
+        amount: Option<Money>,
+        currency: Option<&'a str>,
+        latency_ms: Option<u32>,
+        timestamp: Timestamp,
+    }
+    impl<'a> From<&'a TransactionRecord> for TransactionJson<'a> {
+        fn from(t: &'a TransactionRecord) -> Self {
+            Self {
+                result: t.outcome,
+                payment_method: t.payment_method.as_deref(),
+                country: t.country.as_deref(),
+                amount: t.amount,
+                currency: t.currency.as_deref(),
+                latency_ms: t.latency_ms,
+                timestamp: t.at,
+            }
+        }
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        #[serde(flatten)]
+        health: ProcessorHealthJson<'a>,
+        recent_transactions: Vec<TransactionJson<'a>>,
+        timestamp: Timestamp,
+    }
+    let recent = shared.health.recent(index, HISTORY);
+    let answer = Answer {
+        health: processor_health(&shared, index, now),
+        recent_transactions: recent.iter().map(Into::into).collect(),
+        timestamp: now,
+    };
+    Ok(Json(answer).into_response())
+}
+
+/// The parameters of a recommendation, as sent (query or body).
+#[derive(serde::Deserialize, Default)]
+pub struct RecommendQuery {
+    payment_method: Option<String>,
+    country: Option<String>,
+    amount: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct RecommendBody<'a> {
+    #[serde(borrow, default)]
+    payment_method: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    country: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    amount: Option<&'a RawValue>,
+}
+
+/// `GET /api/v1/routing/recommend?payment_method=PIX&country=BR`.
+pub async fn recommend_query(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<RecommendQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::Invalid {
+        field: None,
+        message: e.body_text(),
+    })?;
+    let method = method(required(q.payment_method, "payment_method")?)?;
+    let country = country(required(q.country, "country")?)?;
+    if let Some(a) = q.amount.filter(|a| !a.trim().is_empty()) {
+        amount(a.trim())?;
+    }
+    Ok(recommend(&shared, &method, &country))
+}
+
+/// `POST /api/v1/routing/recommend` with `{"payment_method", "country", "amount"}`.
+pub async fn recommend_body(
+    State(shared): State<Arc<Shared>>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let raw: RecommendBody<'_> = object(&body)?;
+    let method = method(required(
+        text(raw.payment_method, "payment_method")?,
+        "payment_method",
+    )?)?;
+    let country = country(required(text(raw.country, "country")?, "country")?)?;
+    raw_amount(raw.amount)?;
+    Ok(recommend(&shared, &method, &country))
+}
+
+fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
+    let now = Timestamp::now();
+    let recommendation = shared.health.recommend(method, country, now);
+    #[derive(Serialize)]
+    struct Line<'a> {
+        processor_id: &'a str,
+        name: &'a str,
+        rank: u32,
+        status: Status,
+        authorization_rate: f64,
+        error_rate: f64,
+        total_transactions: u32,
+        score: f64,
+        /// Whose health was used: `segment` (enough data) or `processor`.
+        health_scope: Scope,
+        fee: f64,
+        recommended: bool,
+        reason: String,
+    }
+    let line = |r: &Ranked| {
+        let p = &shared.registry.by_fee()[r.candidate.processor];
+        Line {
+            processor_id: p.id.as_str(),
+            name: &p.name,
+            rank: r.rank,
+            status: r.candidate.status,
+            authorization_rate: rate(r.candidate.authorization_rate),
+            error_rate: rate(r.candidate.error_rate),
+            total_transactions: r.candidate.transactions,
+            score: (r.score * 100.0).round() / 100.0,
+            health_scope: r.candidate.scope,
+            fee: p.fee.as_fraction(),
+            recommended: r.recommended,
+            reason: r.reason.to_string(),
+        }
+    };
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        recommendations: Vec<Line<'a>>,
+        payment_method: &'a str,
+        country: &'a str,
+        count: usize,
+        /// The recommended processor's id, if any.
+        recommended: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        warning: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        timestamp: Timestamp,
+    }
+    let lines: Vec<Line<'_>> = recommendation.ranked.iter().map(line).collect();
+    let warning = recommendation.all_down().then(|| {
+        format!(
+            "All processors supporting {method} in {country} are DOWN - no processor is recommended"
+        )
+    });
+    let message = lines
+        .is_empty()
+        .then(|| format!("No processor supports {method} in {country}"));
+    let answer = Answer {
+        count: lines.len(),
+        recommended: lines.iter().find(|l| l.recommended).map(|l| l.processor_id),
+        recommendations: lines,
+        payment_method: method,
+        country,
+        warning,
+        message,
+        timestamp: now,
+    };
+    Json(answer).into_response()
+}
+
+#[derive(serde::Deserialize)]
+pub struct AlertsQuery {
+    since: Option<String>,
+}
+
+/// `GET /api/v1/alerts?since=ISO`: alerts at or after `since` (all kept
+/// alerts without it), oldest first.
+pub async fn alerts(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<AlertsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::Invalid {
+        field: None,
+        message: e.body_text(),
+    })?;
+    let since = match q.since.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => Some(text.parse::<Timestamp>().map_err(|_| {
+            ApiError::invalid(
+                "since",
+                "since must be an ISO-8601 / RFC 3339 date-time, e.g. 2024-02-20T12:00:00Z",
+            )
+        })?),
+    };
+    let alerts = shared.health.alerts_since(since);
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        alerts: Vec<AlertJson<'a>>,
+        count: usize,
+    }
+    let alerts: Vec<AlertJson<'_>> = alerts.iter().map(Into::into).collect();
+    Ok(Json(Answer {
+        count: alerts.len(),
+        alerts,
+    })
+    .into_response())
+}
+
+/// `GET /api/v1/processors`: the registry, cheapest first, with each
+/// processor's current status.
+pub async fn processors(State(shared): State<Arc<Shared>>) -> Response {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        processor_id: &'a str,
+        name: &'a str,
+        countries: &'a [String],
+        payment_methods: &'a [String],
+        fee: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<&'a str>,
+        /// Whether reroute executes payments there (it has a URL) or only
+        /// advises about it.
+        executes_payments: bool,
+        status: Status,
+    }
+    #[derive(Serialize)]
+    struct Answer<'a> {
+        processors: Vec<Line<'a>>,
+        count: usize,
+    }
+    let processors: Vec<_> = shared
+        .registry
+        .by_fee()
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Line {
+            processor_id: p.id.as_str(),
+            name: &p.name,
+            countries: &p.countries,
+            payment_methods: &p.payment_methods,
+            fee: p.fee.as_fraction(),
+            url: p.url.as_deref(),
+            executes_payments: p.url.is_some(),
+            status: shared.health.status(i),
+        })
+        .collect();
+    Json(Answer {
+        count: processors.len(),
+        processors,
+    })
+    .into_response()
+}
