@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::breakers::Breakers;
 use crate::config::ServeConfig;
+use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::{api, probe, worker};
@@ -33,6 +34,9 @@ pub struct Shared {
     /// for circuits).
     pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
+    pub metrics: Metrics,
+    /// Cancelled when the app stops: workers and probes are then gone.
+    pub stopping: CancellationToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +85,8 @@ impl App {
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
+            metrics: Metrics::default(),
+            stopping: CancellationToken::new(),
             registry,
             store,
             config,
@@ -93,7 +99,7 @@ impl App {
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
         }
-        let cancel = CancellationToken::new();
+        let cancel = shared.stopping.clone();
         let tasks = TaskTracker::new();
         for _ in 0..shared.config.workers {
             tasks.spawn(worker::run(Arc::clone(&shared), cancel.clone()));

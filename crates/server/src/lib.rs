@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod breakers;
 pub mod config;
+pub mod metrics;
 pub mod probe;
 pub mod processor;
 pub mod queue;

@@ -21,7 +21,9 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
         return;
     };
     loop {
-        let wait = match shared.client.probe(&url).await {
+        let probe = shared.client.probe(&url).await;
+        shared.metrics.probe(processor.id.as_str(), &probe);
+        let wait = match probe {
             Probe::Health {
                 failing,
                 min_response_ms,

@@ -70,17 +70,19 @@ impl ProcessorClient {
         Self { http, timeout }
     }
 
-    /// Sends a payment with the given `requestedAt`.
+    /// Sends a payment with the given `requestedAt`, and its `paymentMethod`
+    /// and `country` when it has them (omitted when `None`; the Rinha
+    /// processors ignore them, TechCart's read them).
     pub async fn pay(
         &self,
         base_url: &str,
         id: CorrelationId,
         amount: Money,
         requested_at: Timestamp,
+        payment_method: Option<&str>,
+        country: Option<&str>,
     ) -> AttemptResult {
-        let body = format!(
-            r#"{{"correlationId":"{id}","amount":{amount},"requestedAt":"{requested_at}"}}"#
-        );
+        let body = payment_body(id, amount, requested_at, payment_method, country);
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("{base_url}/payments"))
@@ -171,6 +173,27 @@ impl ProcessorClient {
     }
 }
 
+/// The JSON of `POST /payments`. Method and country were validated at the
+/// edge (letters, digits, `_`, `-`), so they need no escaping.
+fn payment_body(
+    id: CorrelationId,
+    amount: Money,
+    requested_at: Timestamp,
+    payment_method: Option<&str>,
+    country: Option<&str>,
+) -> String {
+    let mut body =
+        format!(r#"{{"correlationId":"{id}","amount":{amount},"requestedAt":"{requested_at}""#);
+    if let Some(method) = payment_method {
+        body.push_str(&format!(r#","paymentMethod":"{method}""#));
+    }
+    if let Some(country) = country {
+        body.push_str(&format!(r#","country":"{country}""#));
+    }
+    body.push('}');
+    body
+}
+
 struct Answer {
     status: StatusCode,
     body: Bytes,
@@ -205,6 +228,26 @@ fn classify(status: StatusCode) -> AttemptResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_and_country_are_sent_only_when_known() {
+        let id: CorrelationId = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3".parse().unwrap();
+        let amount = Money::parse_exact("19.90").unwrap();
+        let at: Timestamp = "2025-07-15T12:34:56.000Z".parse().unwrap();
+        let bare = payment_body(id, amount, at, None, None);
+        assert_eq!(
+            bare,
+            r#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":19.90,"requestedAt":"2025-07-15T12:34:56.000Z"}"#
+        );
+        let full = payment_body(id, amount, at, Some("pix"), Some("BR"));
+        let json: serde_json::Value = serde_json::from_str(&full).unwrap();
+        assert_eq!(json["paymentMethod"], "pix");
+        assert_eq!(json["country"], "BR");
+        let only_country = payment_body(id, amount, at, None, Some("MX"));
+        let json: serde_json::Value = serde_json::from_str(&only_country).unwrap();
+        assert!(json.get("paymentMethod").is_none());
+        assert_eq!(json["country"], "MX");
+    }
 
     #[test]
     fn statuses_map_to_what_is_known_of_the_payment() {

@@ -48,6 +48,11 @@ impl Queue {
         dropped
     }
 
+    /// When the oldest waiting payment was accepted.
+    pub fn oldest_accepted_at(&self) -> Option<reroute_core::Timestamp> {
+        self.items().front().map(|p| p.payment.accepted_at)
+    }
+
     /// Payments waiting for a worker (not counting those being worked on).
     pub fn depth(&self) -> usize {
         self.items().len()

@@ -28,6 +28,7 @@ use reroute_core::health::{self, Transaction};
 use reroute_core::{Decision, Gate, Signal, Timestamp};
 use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::app::Shared;
 use crate::processor::{AttemptResult, Lookup};
@@ -41,9 +42,11 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         };
         // Cancelled mid-way, the payment stays pending in the store and is
         // resumed at the next start.
+        // One span per payment: every event of its attempts carries the id.
+        let span = tracing::info_span!("payment", correlation_id = %payment.payment.id);
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = process(&shared, payment) => {}
+            _ = process(&shared, payment).instrument(span) => {}
         }
     }
 }
@@ -185,11 +188,24 @@ async fn send(
         .expect("only processors with a URL are eligible");
     let id = payment.payment.id;
     let started = std::time::Instant::now();
+    let in_flight = shared.metrics.attempt_started();
     let result = shared
         .client
-        .pay(url, id, payment.payment.amount, attempt.requested_at)
+        .pay(
+            url,
+            id,
+            payment.payment.amount,
+            attempt.requested_at,
+            payment.payment.payment_method.as_deref(),
+            payment.payment.country.as_deref(),
+        )
         .await;
-    let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+    drop(in_flight);
+    let elapsed = started.elapsed();
+    shared
+        .metrics
+        .attempt(processor.id.as_str(), result, elapsed);
+    let latency_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
     let now = Timestamp::now();
     let signal = match result {
         AttemptResult::Failed | AttemptResult::Unknown => Signal::Failed,
@@ -282,7 +298,7 @@ fn observe_health(
         at: now,
     };
     let recorded = shared.health.record(index, &tx, now);
-    crate::api::intel::log_alerts(&recorded.alerts);
+    crate::api::intel::log_alerts(shared, &recorded.alerts);
     if recorded.opened {
         tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
         shared.health_opened.notify_waiters();
@@ -294,6 +310,7 @@ async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> 
     loop {
         match shared.store.finish(id, outcome.clone()).await {
             Ok(recorded) => {
+                tracing::debug!(?outcome, "payment completed");
                 if !recorded {
                     tracing::warn!(%id, "outcome for a payment no longer pending (purged?)");
                 }

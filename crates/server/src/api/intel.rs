@@ -29,7 +29,8 @@ use crate::app::Shared;
 use crate::config::{is_country, is_method};
 
 /// Writes alerts to the log, wherever they were raised.
-pub fn log_alerts(alerts: &[Alert]) {
+pub fn log_alerts(shared: &Shared, alerts: &[Alert]) {
+    shared.metrics.alerts(alerts);
     for a in alerts {
         let segment = a.segment.as_ref().map(ToString::to_string);
         match a.kind {
@@ -422,7 +423,7 @@ pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Res
         at,
     };
     let recorded = shared.health.record(report.processor, &tx, now);
-    log_alerts(&recorded.alerts);
+    log_alerts(&shared, &recorded.alerts);
     if recorded.opened {
         shared.health_opened.notify_waiters();
     }

@@ -1,5 +1,6 @@
 //! The HTTP surface: routes and the shared state they read. [`payments`] is
-//! surface 1 (Rinha), [`intel`] surface 2 (failover intelligence).
+//! surface 1 (Rinha), [`intel`] surface 2 (failover intelligence),
+//! [`ops`] surface 3 (metrics, liveness, readiness).
 
 use std::sync::Arc;
 
@@ -10,6 +11,7 @@ use crate::app::Shared;
 
 pub mod error;
 pub mod intel;
+pub mod ops;
 pub mod payments;
 
 pub fn router(shared: Arc<Shared>) -> Router {
@@ -26,6 +28,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/api/v1/alerts", get(intel::alerts))
         .route("/api/v1/processors", get(intel::processors))
+        .route("/metrics", get(ops::metrics))
+        .route("/livez", get(ops::livez))
+        .route("/readyz", get(ops::readyz))
         .fallback(|| async { error::ApiError::NotFound })
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            ops::track,
+        ))
         .with_state(shared)
 }

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
 use reroute_store::{Acceptance, NewPayment, PendingPayment};
 use serde_json::value::RawValue;
+use tracing::Instrument;
 
 use super::error::ApiError;
 use crate::app::Shared;
@@ -149,15 +150,26 @@ pub async fn create(
         return Err(ApiError::Unroutable(what));
     }
     let id = payment.id;
-    match shared.store.accept(payment.clone()).await? {
+    let span = tracing::debug_span!("payment", correlation_id = %id);
+    let acceptance = shared
+        .store
+        .accept(payment.clone())
+        .instrument(span.clone())
+        .await?;
+    span.in_scope(|| tracing::debug!(?acceptance, "payment received"));
+    match acceptance {
         Acceptance::New => {
+            shared.metrics.accepted("accepted");
             shared.queue.push(PendingPayment {
                 payment,
                 attempt: None,
             });
             Ok(answer(StatusCode::ACCEPTED, id, "accepted"))
         }
-        Acceptance::Duplicate => Ok(answer(StatusCode::OK, id, "duplicate")),
+        Acceptance::Duplicate => {
+            shared.metrics.accepted("duplicate");
+            Ok(answer(StatusCode::OK, id, "duplicate"))
+        }
         Acceptance::Conflict { existing } => Err(ApiError::Conflict {
             existing: existing.to_string(),
         }),

@@ -49,6 +49,18 @@ impl Http {
         (status, value)
     }
 
+    /// A GET whose body is text, not JSON.
+    pub async fn get_text(&self, url: &str) -> (StatusCode, String) {
+        let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
     pub async fn get(&self, url: &str) -> (StatusCode, Value) {
         self.send(Method::GET, url, &[], "").await
     }

@@ -1,0 +1,283 @@
+//! Prometheus metrics: what happened (counters, histograms, updated where it
+//! happens) and what is (gauges, read from the live state at scrape time).
+//!
+//! Served at `GET /metrics` in the OpenMetrics text format, which Prometheus
+//! scrapes natively. Names follow Prometheus conventions: a `reroute_` prefix,
+//! base units in the name (`_seconds`), `_total` on counters.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use reroute_core::Timestamp;
+use reroute_core::health::{Alert, AlertKind, Status};
+
+use crate::app::Shared;
+use crate::processor::{AttemptResult, Probe};
+
+type Labels = Vec<(&'static str, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<Labels, Counter>,
+    http_duration: Family<Labels, Histogram>,
+    accepted: Family<Labels, Counter>,
+    attempts: Family<Labels, Counter>,
+    attempt_duration: Family<Labels, Histogram>,
+    probes: Family<Labels, Counter>,
+    alerts: Family<Labels, Counter>,
+    in_flight: Gauge,
+    // Read from the live state at scrape time.
+    queue_depth: Gauge,
+    queue_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    processor_up: Family<Labels, Gauge>,
+    processor_status: Family<Labels, Gauge>,
+    ledger_payments: Family<Labels, Gauge>,
+    ledger_amount: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    store_up: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~6.5 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("reroute");
+        let http_requests = Family::<Labels, Counter>::default();
+        let http_duration = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let accepted = Family::<Labels, Counter>::default();
+        let attempts = Family::<Labels, Counter>::default();
+        let attempt_duration = Family::<Labels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let probes = Family::<Labels, Counter>::default();
+        let alerts = Family::<Labels, Counter>::default();
+        let in_flight = Gauge::default();
+        let queue_depth = Gauge::default();
+        let queue_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let processor_up = Family::<Labels, Gauge>::default();
+        let processor_status = Family::<Labels, Gauge>::default();
+        let ledger_payments = Family::<Labels, Gauge>::default();
+        let ledger_amount = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        let store_up = Gauge::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer HTTP requests, by route and method",
+            http_duration.clone(),
+        );
+        registry.register(
+            "payments_accepted",
+            "POST /payments answered 2xx, by result (accepted, duplicate)",
+            accepted.clone(),
+        );
+        registry.register("payment_attempts", "Sends of payments to processors, by processor and outcome (approved, declined, error, unknown)", attempts.clone());
+        registry.register(
+            "payment_attempt_duration_seconds",
+            "Time processors took to answer a payment, by processor",
+            attempt_duration.clone(),
+        );
+        registry.register("probes", "Health probes of processors, by processor and result (healthy, failing, rate_limited, unreachable)", probes.clone());
+        registry.register(
+            "alerts",
+            "Health alerts raised, by processor and kind (transition, anomaly) and target status",
+            alerts.clone(),
+        );
+        registry.register(
+            "attempts_in_flight",
+            "Payments sent to a processor and not yet answered",
+            in_flight.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Accepted payments waiting for a worker",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "queue_oldest_age_seconds",
+            "Age of the oldest payment waiting for a worker",
+            queue_oldest_age.clone(),
+        );
+        registry.register(
+            "processor_up",
+            "1 when the processor's circuit lets payments through, 0 when it is down",
+            processor_up.clone(),
+        );
+        registry.register("processor_health_status", "1 for the processor's current health status (HEALTHY, DEGRADED, DOWN), 0 for the others", processor_status.clone());
+        registry.register(
+            "ledger_payments",
+            "Payments processed, by processor (the ledger)",
+            ledger_payments.clone(),
+        );
+        registry.register(
+            "ledger_amount",
+            "Amount processed, by processor, in major units (the ledger)",
+            ledger_amount.clone(),
+        );
+        registry.register(
+            "store_up",
+            "1 when the store answered the last scrape's query",
+            store_up.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            accepted,
+            attempts,
+            attempt_duration,
+            probes,
+            alerts,
+            in_flight,
+            queue_depth,
+            queue_oldest_age,
+            processor_up,
+            processor_status,
+            ledger_payments,
+            ledger_amount,
+            store_up,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        let labels = vec![
+            ("route", route.to_owned()),
+            ("method", method.to_owned()),
+            ("status", status.to_string()),
+        ];
+        self.http_requests.get_or_create(&labels).inc();
+        let labels = vec![("route", route.to_owned()), ("method", method.to_owned())];
+        self.http_duration
+            .get_or_create(&labels)
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn accepted(&self, result: &'static str) {
+        self.accepted
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    /// Brackets a send: the returned guard counts it in flight until dropped.
+    pub fn attempt_started(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight(&self.in_flight)
+    }
+
+    pub fn attempt(&self, processor: &str, result: AttemptResult, elapsed: Duration) {
+        let outcome = match result {
+            AttemptResult::Approved | AttemptResult::AlreadyProcessed => "approved",
+            AttemptResult::Declined => "declined",
+            AttemptResult::Failed => "error",
+            AttemptResult::Unknown => "unknown",
+        };
+        let labels = vec![
+            ("processor", processor.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ];
+        self.attempts.get_or_create(&labels).inc();
+        if !matches!(result, AttemptResult::Unknown) {
+            let labels = vec![("processor", processor.to_owned())];
+            self.attempt_duration
+                .get_or_create(&labels)
+                .observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn probe(&self, processor: &str, probe: &Probe) {
+        let result = match probe {
+            Probe::Health { failing: false, .. } => "healthy",
+            Probe::Health { failing: true, .. } => "failing",
+            Probe::RetryAfter(_) => "rate_limited",
+            Probe::Unreachable => "unreachable",
+        };
+        let labels = vec![
+            ("processor", processor.to_owned()),
+            ("result", result.to_owned()),
+        ];
+        self.probes.get_or_create(&labels).inc();
+    }
+
+    pub fn alerts(&self, alerts: &[Alert]) {
+        for a in alerts {
+            let kind = match a.kind {
+                AlertKind::Transition => "transition",
+                AlertKind::Anomaly => "anomaly",
+            };
+            let labels = vec![
+                ("processor", a.processor.to_string()),
+                ("kind", kind.to_owned()),
+                ("to", a.to.as_str().to_owned()),
+            ];
+            self.alerts.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Reads the live state into the gauges and encodes everything.
+    pub async fn render(&self, shared: &Shared) -> String {
+        let now = Timestamp::now();
+        self.queue_depth.set(shared.queue.depth() as i64);
+        let oldest = shared.queue.oldest_accepted_at();
+        self.queue_oldest_age
+            .set(oldest.map_or(0.0, |t| (now.millis() - t.millis()).max(0) as f64 / 1000.0));
+        for (index, p) in shared.registry.by_fee().iter().enumerate() {
+            let id = p.id.to_string();
+            self.processor_up
+                .get_or_create(&vec![("processor", id.clone())])
+                .set(i64::from(shared.breakers.is_up(index)));
+            let current = shared.health.status(index);
+            for status in [Status::Healthy, Status::Degraded, Status::Down] {
+                let labels = vec![
+                    ("processor", id.clone()),
+                    ("status", status.as_str().to_owned()),
+                ];
+                self.processor_status
+                    .get_or_create(&labels)
+                    .set(i64::from(status == current));
+            }
+        }
+        match shared.store.summary(reroute_core::Window::ALL).await {
+            Ok(totals) => {
+                self.store_up.set(1);
+                for t in totals {
+                    let labels = vec![("processor", t.processor.clone())];
+                    self.ledger_payments
+                        .get_or_create(&labels)
+                        .set(i64::try_from(t.requests).unwrap_or(i64::MAX));
+                    self.ledger_amount
+                        .get_or_create(&labels)
+                        .set(t.amount.minor() as f64 / 100.0);
+                }
+            }
+            Err(_) => {
+                self.store_up.set(0);
+            }
+        }
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// Counts one send in flight while alive.
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
