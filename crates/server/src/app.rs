@@ -6,17 +6,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use reroute_core::{HealthEngine, Registry};
-use reroute_store::{SqliteStore, Store, StoreError};
+use reroute_store::{PostgresConfig, PostgresStore, SqliteStore, Store, StoreError};
+use std::time::Duration;
+
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::breakers::Breakers;
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, StoreChoice};
 use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
-use crate::{api, probe, worker};
+use crate::{api, leases, probe, worker};
 
 /// Everything the handlers, workers and probes share.
 pub struct Shared {
@@ -41,8 +46,8 @@ pub struct Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the store at {path}: {source}")]
-    Store { path: String, source: StoreError },
+    #[error("cannot open the store {what}: {source}")]
+    Store { what: String, source: StoreError },
     #[error("cannot read the pending payments: {0}")]
     Resume(StoreError),
     #[error("cannot listen on {addr}: {source}")]
@@ -63,13 +68,29 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the embedded store named in `config`.
+    /// Opens the store `config` names: the embedded one, or PostgreSQL.
     pub async fn build(config: ServeConfig) -> Result<App, StartError> {
-        let store = SqliteStore::open(&config.db).map_err(|source| StartError::Store {
-            path: config.db.display().to_string(),
-            source,
-        })?;
-        Self::build_with_store(config, Arc::new(store)).await
+        let store: Arc<dyn Store> =
+            match &config.store {
+                StoreChoice::Embedded(path) => {
+                    Arc::new(SqliteStore::open(path).map_err(|source| StartError::Store {
+                        what: path.display().to_string(),
+                        source,
+                    })?)
+                }
+                StoreChoice::Postgres { url, lease } => {
+                    let mut pg = PostgresConfig::new(url.clone());
+                    pg.instance = config.instance.clone();
+                    pg.lease = *lease;
+                    Arc::new(PostgresStore::connect(pg).await.map_err(|source| {
+                        StartError::Store {
+                            what: "PostgreSQL (DATABASE_URL)".into(),
+                            source,
+                        }
+                    })?)
+                }
+            };
+        Self::build_with_store(config, store).await
     }
 
     /// Starts on a given store: re-queues every pending payment, then starts
@@ -91,11 +112,9 @@ impl App {
             store,
             config,
         });
-        let pending = shared.store.pending().await.map_err(StartError::Resume)?;
-        let resumed = pending.len();
-        for payment in pending {
-            shared.queue.push(payment);
-        }
+        let resumed = leases::reclaim_all(&shared)
+            .await
+            .map_err(StartError::Resume)?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
         }
@@ -104,6 +123,15 @@ impl App {
         for _ in 0..shared.config.workers {
             tasks.spawn(worker::run(Arc::clone(&shared), cancel.clone()));
         }
+        let lease_period = match &shared.config.store {
+            StoreChoice::Postgres { lease, .. } => *lease / 3,
+            StoreChoice::Embedded(_) => std::time::Duration::from_secs(5),
+        };
+        tasks.spawn(leases::run(
+            Arc::clone(&shared),
+            lease_period,
+            cancel.clone(),
+        ));
         for index in 0..shared.registry.len() {
             let interval = shared.config.health_interval;
             tasks.spawn(probe::run(
@@ -160,21 +188,66 @@ impl App {
             ..
         } = self;
         let router = api::router(Arc::clone(&shared));
-        let stop = cancel.clone();
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    _ = stop.cancelled() => {}
-                    _ = shutdown_signal() => {}
-                }
-            })
-            .await;
+        let served = serve(listener, router, cancel.clone()).await;
         cancel.cancel();
         tasks.close();
         tasks.wait().await;
         tracing::info!(queued = shared.queue.depth(), "stopped");
         served
     }
+}
+
+/// How long a client may take to send a request's headers: a slow client
+/// (slowloris) cannot hold a connection open without sending.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long in-flight requests may take to finish once the app stops.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP/1.1 accept loop: keep-alive, `TCP_NODELAY` (answers leave at
+/// once), a header read timeout, and a graceful drain on stop.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    let graceful = GracefulShutdown::new();
+    let signal = shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors or similar: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = cancel.cancelled() => break,
+            _ = &mut signal => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    // Workers and live feeds stop now; requests in flight finish.
+    cancel.cancel();
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish within the drain timeout");
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -17,11 +17,18 @@ use reroute_core::{
 };
 
 /// `reroute serve` flags; every one can also come from the environment.
+const DEFAULT_PORT: u16 = 9999;
+const DEFAULT_URL: &str = "http://127.0.0.1:8001";
+const FALLBACK_URL: &str = "http://127.0.0.1:8002";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Port of the payments API.
-    #[arg(long, env = "APP_PORT", default_value_t = 9999)]
-    pub port: u16,
+    /// Port of the payments API [default: 9999; env alias: SERVER_PORT].
+    #[arg(long, env = "APP_PORT")]
+    pub port: Option<u16>,
+
+    #[arg(long = "server-port", env = "SERVER_PORT", hide = true)]
+    pub server_port: Option<u16>,
 
     /// Address to listen on.
     #[arg(long, env = "REROUTE_HOST", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
@@ -31,21 +38,29 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_DB", default_value = "reroute.db")]
     pub db: PathBuf,
 
-    /// Base URL of the `default` processor (fee 5%).
-    #[arg(
-        long,
-        env = "DEFAULT_PROCESSOR_URL",
-        default_value = "http://127.0.0.1:8001"
-    )]
-    pub default_url: String,
+    /// Base URL of the `default` processor (fee 5%) [default:
+    /// http://127.0.0.1:8001; env alias: PROCESSOR_DEFAULT_URL].
+    #[arg(long, env = "DEFAULT_PROCESSOR_URL")]
+    pub default_url: Option<String>,
 
-    /// Base URL of the `fallback` processor (fee 15%).
     #[arg(
-        long,
-        env = "FALLBACK_PROCESSOR_URL",
-        default_value = "http://127.0.0.1:8002"
+        long = "processor-default-url",
+        env = "PROCESSOR_DEFAULT_URL",
+        hide = true
     )]
-    pub fallback_url: String,
+    pub processor_default_url: Option<String>,
+
+    /// Base URL of the `fallback` processor (fee 15%) [default:
+    /// http://127.0.0.1:8002; env alias: PROCESSOR_FALLBACK_URL].
+    #[arg(long, env = "FALLBACK_PROCESSOR_URL")]
+    pub fallback_url: Option<String>,
+
+    #[arg(
+        long = "processor-fallback-url",
+        env = "PROCESSOR_FALLBACK_URL",
+        hide = true
+    )]
+    pub processor_fallback_url: Option<String>,
 
     /// How long a payment may wait for a cheaper processor to recover before a
     /// pricier one is used, in milliseconds. The default outlasts the Rinha
@@ -66,10 +81,26 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_WORKERS", default_value_t = 128)]
     pub workers: usize,
 
-    /// Token required by POST /purge-payments (header `X-Rinha-Token` or
-    /// `Authorization: Bearer`). Unset: the endpoint is open.
+    /// Token required by the admin and operator endpoints: POST
+    /// /purge-payments and the dashboard's data (header `X-Rinha-Token` or
+    /// `Authorization: Bearer`). Unset: they are open.
     #[arg(long, env = "REROUTE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+
+    /// A shared PostgreSQL store (`postgres://user@host/db`) for running
+    /// several instances; unset: the embedded store at --db.
+    #[arg(long = "store", env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// This instance's name among several (host name by default).
+    #[arg(long, env = "REROUTE_INSTANCE")]
+    pub instance: Option<String>,
+
+    /// How long an instance holds a payment without renewing its lease,
+    /// in ms (PostgreSQL store). Another instance takes over the payments of
+    /// an instance that died once their lease has run out.
+    #[arg(long, env = "REROUTE_LEASE_MS", default_value_t = 10_000)]
+    pub lease_ms: u64,
 
     /// Consecutive failures that take a processor out of rotation.
     #[arg(long, env = "REROUTE_TRIP_AFTER", default_value_t = 3)]
@@ -102,7 +133,9 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    pub db: PathBuf,
+    pub store: StoreChoice,
+    /// This instance's name (logs, leases).
+    pub instance: String,
     pub registry: Registry,
     /// The health engine's settings (validated).
     pub health: HealthConfig,
@@ -114,6 +147,100 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+}
+
+/// Where payments are kept.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// SQLite in this file: one instance.
+    Embedded(PathBuf),
+    /// A PostgreSQL database shared by every instance.
+    Postgres { url: String, lease: Duration },
+}
+
+impl ServeConfig {
+    /// The effective configuration as TOML-like text, secrets masked: what
+    /// `reroute config` prints.
+    pub fn render_masked(&self) -> String {
+        use std::fmt::Write;
+        let mut out = String::new();
+        let secret = |s: &Option<String>| match s {
+            Some(_) => "\"********\"".to_owned(),
+            None => "\"\" # unset: open".to_owned(),
+        };
+        let h = &self.health;
+        let _ = writeln!(out, "listen = \"{}\"", self.listen);
+        match &self.store {
+            StoreChoice::Embedded(path) => {
+                let _ = writeln!(out, "store = \"embedded\"\ndb = \"{}\"", path.display());
+            }
+            StoreChoice::Postgres { url, lease } => {
+                let _ = writeln!(out, "store = \"{}\"", mask_url_password(url));
+                let _ = writeln!(out, "lease_ms = {}", lease.as_millis());
+            }
+        }
+        let _ = writeln!(out, "instance = \"{}\"", self.instance);
+        let _ = writeln!(out, "patience_ms = {}", self.policy.patience_ms);
+        let _ = writeln!(
+            out,
+            "processor_timeout_ms = {}",
+            self.processor_timeout.as_millis()
+        );
+        let _ = writeln!(
+            out,
+            "health_interval_ms = {}",
+            self.health_interval.as_millis()
+        );
+        let _ = writeln!(out, "workers = {}", self.workers);
+        let _ = writeln!(out, "trip_after = {}", self.circuit.trip_after);
+        let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
+        let _ = writeln!(out, "admin_token = {}", secret(&self.admin_token));
+        let _ = writeln!(
+            out,
+            "\n# health engine settings (set in the [health] table of --processors):"
+        );
+        for line in format!("{h:#?}").lines() {
+            let _ = writeln!(out, "#   {line}");
+        }
+        for p in self.registry.by_fee() {
+            let _ = writeln!(out, "\n[[processors]]");
+            let _ = writeln!(out, "id = \"{}\"\nname = \"{}\"", p.id, p.name);
+            match &p.url {
+                Some(url) => {
+                    let _ = writeln!(out, "url = \"{}\"", mask_url_password(url));
+                }
+                None => {
+                    let _ = writeln!(out, "# no url: advisory only");
+                }
+            }
+            let _ = writeln!(out, "fee = {}", p.fee.as_fraction());
+            let _ = writeln!(
+                out,
+                "countries = {:?}\npayment_methods = {:?}",
+                p.countries, p.payment_methods
+            );
+        }
+        out
+    }
+}
+
+/// `http://user:secret@host` -> `http://user:****@host`.
+fn mask_url_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:****{}",
+                    &url[..scheme + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +272,48 @@ fn check_url(key: &'static str, url: &str) -> Result<String, ConfigError> {
 
 impl ServeArgs {
     pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
-        let default_url = check_url("DEFAULT_PROCESSOR_URL", &self.default_url)?;
-        let fallback_url = check_url("FALLBACK_PROCESSOR_URL", &self.fallback_url)?;
+        // The seeds' names are honoured: the first of each pair wins.
+        let default_url = self
+            .default_url
+            .as_deref()
+            .or(self.processor_default_url.as_deref());
+        let default_url = check_url("DEFAULT_PROCESSOR_URL", default_url.unwrap_or(DEFAULT_URL))?;
+        let fallback_url = self
+            .fallback_url
+            .as_deref()
+            .or(self.processor_fallback_url.as_deref());
+        let fallback_url = check_url(
+            "FALLBACK_PROCESSOR_URL",
+            fallback_url.unwrap_or(FALLBACK_URL),
+        )?;
+        let port = self.port.or(self.server_port).unwrap_or(DEFAULT_PORT);
+        if self.lease_ms < 1_000 {
+            return Err(invalid("REROUTE_LEASE_MS", "must be at least 1000 ms"));
+        }
+        let store = match self.database_url.as_deref().map(str::trim) {
+            None | Some("") => StoreChoice::Embedded(self.db.clone()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                StoreChoice::Postgres {
+                    url: url.to_owned(),
+                    lease: Duration::from_millis(self.lease_ms),
+                }
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "must be a postgres:// or postgresql:// URL",
+                ));
+            }
+        };
+        let instance = match self.instance.clone() {
+            Some(name) if !name.trim().is_empty() => name,
+            Some(_) => return Err(invalid("REROUTE_INSTANCE", "must not be empty when set")),
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "reroute".to_owned()),
+        };
         if self.workers == 0 {
             return Err(invalid("REROUTE_WORKERS", "must be at least 1"));
         }
@@ -173,8 +340,9 @@ impl ServeArgs {
             file.registry()?
         };
         Ok(ServeConfig {
-            listen: SocketAddr::new(self.host, self.port),
-            db: self.db,
+            listen: SocketAddr::new(self.host, port),
+            store,
+            instance,
             registry,
             health,
             policy: Policy {

@@ -12,6 +12,7 @@ pub mod api;
 pub mod app;
 pub mod breakers;
 pub mod config;
+pub mod leases;
 pub mod metrics;
 pub mod probe;
 pub mod processor;
@@ -19,4 +20,4 @@ pub mod queue;
 pub mod worker;
 
 pub use app::{App, StartError};
-pub use config::{ConfigError, ServeArgs, ServeConfig};
+pub use config::{ConfigError, ServeArgs, ServeConfig, StoreChoice};

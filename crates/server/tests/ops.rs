@@ -82,10 +82,12 @@ async fn metrics_count_requests_attempts_and_the_ledger() {
         text.contains("# TYPE reroute_http_request_duration_seconds histogram"),
         "{text}"
     );
-    assert!(
-        text.contains(r#"reroute_probes_total{processor="default",result="healthy"}"#),
-        "{text}"
-    );
+    eventually("a probe counted", Duration::from_secs(10), || async {
+        let text = metrics_text(&http, &app).await;
+        text.contains(r#"reroute_probes_total{processor="default",result="healthy"}"#)
+            .then_some(())
+    })
+    .await;
     app.stop().await;
 }
 

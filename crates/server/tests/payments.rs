@@ -17,14 +17,9 @@ async fn processed(app: &TestApp, http: &Http, processor: &str, n: u64) {
     .await;
 }
 
-#[tokio::test]
-async fn an_accepted_payment_is_processed_on_default_and_summarised_exactly() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+async fn an_accepted_payment_is_processed_on_default_and_summarised_exactly(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let app = TestApp::start_on(&backing, config(&sims, &backing.db(), &[])).await;
     for amount in ["19.90", "0.01", "1000"] {
         let (status, body) = app.pay(&http, &new_id(), amount).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -42,14 +37,11 @@ async fn an_accepted_payment_is_processed_on_default_and_summarised_exactly() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_conflicts() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+async fn a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_conflicts(
+    backing: Backing,
+) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let app = TestApp::start_on(&backing, config(&sims, &backing.db(), &[])).await;
     let id = new_id();
     assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::ACCEPTED);
     let (status, body) = app.pay(&http, &id, "19.90").await;
@@ -65,14 +57,9 @@ async fn a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_c
     app.stop().await;
 }
 
-#[tokio::test]
-async fn every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+async fn every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let app = TestApp::start_on(&backing, config(&sims, &backing.db(), &[])).await;
     let url = format!("{}/payments", app.url);
     let id = new_id();
     let json = [("content-type", "application/json")];
@@ -166,14 +153,9 @@ async fn every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn summary_bounds_are_inclusive_optional_and_validated() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+async fn summary_bounds_are_inclusive_optional_and_validated(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let app = TestApp::start_on(&backing, config(&sims, &backing.db(), &[])).await;
     assert_eq!(
         app.pay(&http, &new_id(), "10").await.0,
         StatusCode::ACCEPTED
@@ -216,18 +198,12 @@ async fn summary_bounds_are_inclusive_optional_and_validated() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn purge_requires_the_token_when_one_is_configured() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(
-        &sims,
-        &dir.path().join("r.db"),
-        &["--admin-token", "s3cret"],
-    ))
+async fn purge_requires_the_token_when_one_is_configured(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let app = TestApp::start_on(
+        &backing,
+        config(&sims, &backing.db(), &["--admin-token", "s3cret"]),
+    )
     .await;
     assert_eq!(
         app.pay(&http, &new_id(), "10").await.0,
@@ -259,16 +235,11 @@ async fn purge_requires_the_token_when_one_is_configured() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_delay_beyond_the_client_timeout_is_counted_once_on_that_processor() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
+async fn a_delay_beyond_the_client_timeout_is_counted_once_on_that_processor(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
     // Our timeout is 1 s; the processor answers after 1.5 s but stores anyway.
     sims.set_delay(&http, &sims.default, 1500).await;
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let app = TestApp::start_on(&backing, config(&sims, &backing.db(), &[])).await;
     let id = new_id();
     assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::ACCEPTED);
     // The re-send with the same requestedAt finds it stored (422): processed.
@@ -287,19 +258,13 @@ async fn a_delay_beyond_the_client_timeout_is_counted_once_on_that_processor() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_failing_default_is_waited_for_while_patience_lasts() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
+async fn a_failing_default_is_waited_for_while_patience_lasts(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
     sims.set_failure(&http, &sims.default, true).await;
-    let app = TestApp::start(config(
-        &sims,
-        &dir.path().join("r.db"),
-        &["--patience-ms", "60000"],
-    ))
+    let app = TestApp::start_on(
+        &backing,
+        config(&sims, &backing.db(), &["--patience-ms", "60000"]),
+    )
     .await;
     for _ in 0..5 {
         assert_eq!(app.pay(&http, &new_id(), "1").await.0, StatusCode::ACCEPTED);
@@ -321,19 +286,13 @@ async fn a_failing_default_is_waited_for_while_patience_lasts() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn fallback_takes_over_once_patience_runs_out() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
+async fn fallback_takes_over_once_patience_runs_out(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
     sims.set_failure(&http, &sims.default, true).await;
-    let app = TestApp::start(config(
-        &sims,
-        &dir.path().join("r.db"),
-        &["--patience-ms", "300"],
-    ))
+    let app = TestApp::start_on(
+        &backing,
+        config(&sims, &backing.db(), &["--patience-ms", "300"]),
+    )
     .await;
     for _ in 0..4 {
         assert_eq!(
@@ -348,20 +307,16 @@ async fn fallback_takes_over_once_patience_runs_out() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn with_every_processor_down_nothing_is_lost_and_all_complete_after_recovery() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
+async fn with_every_processor_down_nothing_is_lost_and_all_complete_after_recovery(
+    backing: Backing,
+) {
+    let (sims, http) = (Sims::start().await, Http::default());
     sims.set_failure(&http, &sims.default, true).await;
     sims.set_failure(&http, &sims.fallback, true).await;
-    let app = TestApp::start(config(
-        &sims,
-        &dir.path().join("r.db"),
-        &["--patience-ms", "0"],
-    ))
+    let app = TestApp::start_on(
+        &backing,
+        config(&sims, &backing.db(), &["--patience-ms", "0"]),
+    )
     .await;
     for _ in 0..20 {
         assert_eq!(app.pay(&http, &new_id(), "1").await.0, StatusCode::ACCEPTED);
@@ -402,38 +357,28 @@ async fn with_every_processor_down_nothing_is_lost_and_all_complete_after_recove
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_restart_resumes_pending_payments() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let db = dir.path().join("r.db");
+async fn a_restart_resumes_pending_payments(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let db = backing.db();
     sims.set_failure(&http, &sims.default, true).await;
-    let app = TestApp::start(config(&sims, &db, &[])).await;
+    let app = TestApp::start_on(&backing, config(&sims, &db, &[])).await;
     for _ in 0..10 {
         assert_eq!(app.pay(&http, &new_id(), "3").await.0, StatusCode::ACCEPTED);
     }
     app.stop().await;
     sims.set_failure(&http, &sims.default, false).await;
-    let app = TestApp::start(config(&sims, &db, &[])).await;
+    let app = TestApp::start_on(&backing, config(&sims, &db, &[])).await;
     processed(&app, &http, "default", 10).await;
     assert_eq!(sims.books(&http, &sims.default).await, (10, 30.0));
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let db = dir.path().join("r.db");
+async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let db = backing.db();
     // The send times out (1 s) and the router stops before re-sending.
     sims.set_delay(&http, &sims.default, 3000).await;
-    let app = TestApp::start(config(&sims, &db, &["--patience-ms", "0"])).await;
+    let app = TestApp::start_on(&backing, config(&sims, &db, &["--patience-ms", "0"])).await;
     assert_eq!(app.pay(&http, &new_id(), "7").await.0, StatusCode::ACCEPTED);
     eventually("the processor stored the payment", WAIT, || async {
         (sims.books(&http, &sims.default).await.0 == 1).then_some(())
@@ -443,9 +388,23 @@ async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor() {
     sims.set_delay(&http, &sims.default, 0).await;
     // Fallback is healthy and patience is zero, yet the open attempt pins the
     // payment to default: it is resolved there, never sent to fallback.
-    let app = TestApp::start(config(&sims, &db, &["--patience-ms", "0"])).await;
+    let app = TestApp::start_on(&backing, config(&sims, &db, &["--patience-ms", "0"])).await;
     processed(&app, &http, "default", 1).await;
     assert_eq!(sims.books(&http, &sims.default).await, (1, 7.0));
     assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
     app.stop().await;
 }
+
+on_both_stores!(
+    an_accepted_payment_is_processed_on_default_and_summarised_exactly,
+    a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_conflicts,
+    every_bad_input_gets_a_4xx_naming_the_problem_and_nothing_is_stored,
+    summary_bounds_are_inclusive_optional_and_validated,
+    purge_requires_the_token_when_one_is_configured,
+    a_delay_beyond_the_client_timeout_is_counted_once_on_that_processor,
+    a_failing_default_is_waited_for_while_patience_lasts,
+    fallback_takes_over_once_patience_runs_out,
+    with_every_processor_down_nothing_is_lost_and_all_complete_after_recovery,
+    a_restart_resumes_pending_payments,
+    a_restart_resolves_an_unknown_outcome_at_the_same_processor,
+);

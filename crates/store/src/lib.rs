@@ -7,15 +7,27 @@
 //! [`Store::pending`] gives back everything accepted and not finished. The
 //! summaries auditors compare with the processors' books come from
 //! [`Store::summary`]. [`Store`] is the seam between engines; [`sqlite`] is the
-//! embedded one.
+//! embedded one, [`postgres`] the one several instances share.
+//!
+//! With several instances every pending payment is *held* by one of them: the
+//! one that accepted it holds it under a lease it keeps renewing
+//! ([`Store::renew`]); when an instance dies its leases run out and the others
+//! take its payments over ([`Store::reclaim`]), open attempts included, so
+//! the exactly-once rules go on at the same processor. One instance at a time
+//! leads the health probes ([`Store::lead_probes`]) and shares what it learns
+//! ([`Store::publish_probe`], [`Store::probes`]). A single embedded instance
+//! holds everything and always leads, so there these are trivial.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
 
+pub mod postgres;
 pub mod sqlite;
 
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// A payment as accepted from the client.
@@ -82,12 +94,32 @@ pub struct LedgerEntry {
     pub requested_at: Timestamp,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// The latest answer of one processor's health endpoint, published by the
+/// instance that leads the probes so that every instance routes on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    pub processor: String,
+    pub failing: bool,
+    pub min_response_ms: u32,
+    /// When the processor answered, by the prober's clock. The next call to
+    /// this processor's health endpoint, by whichever instance leads then,
+    /// waits a full probe interval after it: the processors' rate limit
+    /// counts calls from all instances together.
+    pub at: Timestamp,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
+    /// The engine cannot be reached or refused the operation; retrying later
+    /// may succeed. A write that failed this way may or may not stand.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("the store has shut down")]
     Closed,
+    /// The configuration cannot work (bad URL, schema newer than this
+    /// build): retrying will not help.
+    #[error("the store is misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -112,7 +144,10 @@ pub trait Store: Send + Sync + 'static {
     /// Records the known outcome. `false` if the payment was no longer pending.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
 
-    /// Every accepted payment without a known outcome, oldest first.
+    /// Every accepted payment without a known outcome, oldest first, whoever
+    /// holds it. An observation: with several instances, take work with
+    /// [`Store::reclaim`] instead, or payments held by a live instance would
+    /// be worked on twice.
     fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>>;
 
     /// Processed payments per processor whose `requestedAt` is in `window`.
@@ -123,4 +158,37 @@ pub trait Store: Send + Sync + 'static {
 
     /// Empties the queue and the ledger.
     fn purge(&self) -> StoreFuture<'_, ()>;
+
+    /// Extends, by the store's lease duration from now, the lease of every
+    /// pending payment this instance holds, so that no other instance
+    /// reclaims them. Call it well within the lease (every third of it): a
+    /// payment whose lease ran out may be taken over, after which this
+    /// instance's [`Store::begin_attempt`] for it returns `false`.
+    fn renew(&self) -> StoreFuture<'_, ()>;
+
+    /// Takes over up to `limit` pending payments that no live instance holds
+    /// (their holder crashed or stalled past its lease; with the embedded
+    /// engine: those left by the previous run) and leases them to this
+    /// instance, longest-orphaned first. Each payment is handed to exactly
+    /// one caller, however many instances reclaim at once. A payment comes
+    /// back with its open attempt, which must be resolved at that processor
+    /// with its `requestedAt` before any other is tried. Call it at start-up
+    /// (until it returns fewer than `limit`) and then periodically.
+    fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>>;
+
+    /// Takes or keeps the leadership of the health probes for `term` from
+    /// now (the database's clock, for PostgreSQL). `true`: this instance,
+    /// and no other, leads until then and may probe. `false`: another
+    /// instance leads. Every instance calls it every quarter of a term: the
+    /// leader to keep leading, the others to take over within a term once
+    /// the leader dies. With a term of half the probe interval, probes go
+    /// on within one interval of the leader's death (docs/postgres.md).
+    fn lead_probes(&self, term: Duration) -> StoreFuture<'_, bool>;
+
+    /// Shares a probe's answer with every instance. A report older than the
+    /// one already published for that processor is ignored.
+    fn publish_probe(&self, report: ProbeReport) -> StoreFuture<'_, ()>;
+
+    /// The latest published report of each processor, by processor id.
+    fn probes(&self) -> StoreFuture<'_, Vec<ProbeReport>>;
 }

@@ -7,18 +7,26 @@
 //! caller is answered. Under load a commit carries hundreds of payments, so
 //! durability costs each of them microseconds. Reads use a second connection
 //! (WAL lets them run beside the writer).
+//!
+//! One embedded store serves one instance, which holds every payment and
+//! always leads the probes. Each open is a new *run*: payments accepted by
+//! this run carry its id, and [`Store::reclaim`] hands back, once, those a
+//! previous run left pending. Leases never run out (nobody else could take
+//! them over), and probe reports live in memory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
+use std::time::Duration;
 
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use rusqlite::{Connection, OpenFlags, params};
 use tokio::sync::oneshot;
 
 use crate::{
-    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PendingPayment, Store, StoreError,
-    StoreFuture, StoreResult, Totals,
+    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PendingPayment, ProbeReport, Store,
+    StoreError, StoreFuture, StoreResult, Totals,
 };
 
 /// The most commands one commit carries.
@@ -29,7 +37,8 @@ const STATE_PROCESSED: i64 = 1;
 const STATE_DECLINED: i64 = 2;
 
 /// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE payments (
         id             BLOB PRIMARY KEY NOT NULL,
         amount         INTEGER NOT NULL,
@@ -41,13 +50,17 @@ const MIGRATIONS: &[&str] = &["
         requested_at   INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX payments_by_state_time ON payments (state, requested_at);
-"];
+",
+    // The run that holds a pending payment (16 random bytes per open).
+    "ALTER TABLE payments ADD COLUMN holder BLOB;",
+];
 
 enum Command {
     Accept(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
     Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
     Purge(oneshot::Sender<StoreResult<()>>),
+    Reclaim(usize, oneshot::Sender<StoreResult<Vec<PendingPayment>>>),
 }
 
 /// What a command yields before the commit decides whether it stands.
@@ -55,6 +68,7 @@ enum Applied {
     Acceptance(Acceptance),
     Flag(bool),
     Unit,
+    Reclaimed(Vec<PendingPayment>),
 }
 
 /// SQLite-backed [`Store`]. Cloning shares the same writer.
@@ -63,6 +77,8 @@ pub struct SqliteStore {
     writer: mpsc::Sender<Command>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+    /// The latest probe report per processor: only this instance reads them.
+    probes: Arc<Mutex<BTreeMap<String, ProbeReport>>>,
     /// Dropped with the last clone: the checkpointer then stops.
     _checkpointer: Arc<mpsc::Sender<()>>,
 }
@@ -91,9 +107,10 @@ impl SqliteStore {
         checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let (tx, rx) = mpsc::channel();
         let (alive, stopped) = mpsc::channel::<()>();
+        let run = *uuid::Uuid::new_v4().as_bytes();
         thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || write_loop(writer_conn, rx))
+            .spawn(move || write_loop(writer_conn, rx, run))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
         thread::Builder::new()
             .name("store-checkpoint".into())
@@ -103,6 +120,7 @@ impl SqliteStore {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
             path,
+            probes: Arc::default(),
             _checkpointer: Arc::new(alive),
         })
     }
@@ -152,7 +170,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
+fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, run: [u8; 16]) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = commands.recv() {
         batch.push(first);
@@ -162,7 +180,7 @@ fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>) {
                 Err(_) => break,
             }
         }
-        match apply_batch(&mut conn, &batch) {
+        match apply_batch(&mut conn, &batch, &run) {
             Ok(applied) => {
                 for (cmd, applied) in batch.drain(..).zip(applied) {
                     respond(cmd, Ok(applied));
@@ -193,23 +211,31 @@ fn checkpoint_loop(conn: Connection, stopped: mpsc::Receiver<()>) {
     }
 }
 
-fn apply_batch(conn: &mut Connection, batch: &[Command]) -> StoreResult<Vec<Applied>> {
+fn apply_batch(
+    conn: &mut Connection,
+    batch: &[Command],
+    run: &[u8; 16],
+) -> StoreResult<Vec<Applied>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut applied = Vec::with_capacity(batch.len());
     for cmd in batch {
-        applied.push(apply(&tx, cmd)?);
+        applied.push(apply(&tx, cmd, run)?);
     }
     tx.commit()?;
     Ok(applied)
 }
 
-fn apply(tx: &rusqlite::Transaction<'_>, cmd: &Command) -> rusqlite::Result<Applied> {
+fn apply(
+    tx: &rusqlite::Transaction<'_>,
+    cmd: &Command,
+    run: &[u8; 16],
+) -> rusqlite::Result<Applied> {
     match cmd {
         Command::Accept(p, _) => {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
                     &p.id.as_bytes()[..],
@@ -217,7 +243,8 @@ fn apply(tx: &rusqlite::Transaction<'_>, cmd: &Command) -> rusqlite::Result<Appl
                     p.payment_method,
                     p.country,
                     p.accepted_at.millis(),
-                    STATE_PENDING
+                    STATE_PENDING,
+                    &run[..]
                 ])?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
@@ -269,6 +296,19 @@ fn apply(tx: &rusqlite::Transaction<'_>, cmd: &Command) -> rusqlite::Result<Appl
             tx.execute("DELETE FROM payments", [])?;
             Ok(Applied::Unit)
         }
+        Command::Reclaim(limit, _) => {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE payments SET holder = ?1
+                 WHERE id IN (SELECT id FROM payments WHERE state = ?2 AND holder IS NOT ?1
+                              ORDER BY accepted_at LIMIT ?3)
+                 RETURNING id, amount, payment_method, country, accepted_at, processor, requested_at",
+            )?;
+            let limit = i64::try_from(*limit).unwrap_or(i64::MAX);
+            let rows = stmt.query_map(params![&run[..], STATE_PENDING, limit], pending_from_row)?;
+            let mut reclaimed = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            reclaimed.sort_by_key(|p| p.payment.accepted_at);
+            Ok(Applied::Reclaimed(reclaimed))
+        }
     }
 }
 
@@ -280,11 +320,13 @@ fn respond(cmd: Command, applied: StoreResult<Applied>) {
         (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
         | (Command::Finish(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
+        (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
         (Command::Accept(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::BeginAttempt(_, _, tx), Err(e)) | (Command::Finish(_, _, tx), Err(e)) => {
             drop(tx.send(Err(e)))
         }
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (_, Ok(_)) => unreachable!("apply yields the variant matching its command"),
     }
 }
@@ -298,6 +340,26 @@ fn id_from_row(bytes: Vec<u8>) -> rusqlite::Result<CorrelationId> {
         )
     })?;
     Ok(CorrelationId::from_bytes(bytes))
+}
+
+/// A pending payment from `id, amount, payment_method, country, accepted_at,
+/// processor, requested_at`.
+fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingPayment> {
+    let processor: Option<String> = r.get(5)?;
+    let requested_at: Option<i64> = r.get(6)?;
+    Ok(PendingPayment {
+        payment: NewPayment {
+            id: id_from_row(r.get(0)?)?,
+            amount: Money::from_minor(r.get(1)?),
+            payment_method: r.get(2)?,
+            country: r.get(3)?,
+            accepted_at: Timestamp::from_millis(r.get(4)?),
+        },
+        attempt: processor.zip(requested_at).map(|(processor, at)| Attempt {
+            processor,
+            requested_at: Timestamp::from_millis(at),
+        }),
+    })
 }
 
 impl Store for SqliteStore {
@@ -323,23 +385,7 @@ impl Store for SqliteStore {
                 "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
                  FROM payments WHERE state = ?1 ORDER BY accepted_at",
             )?;
-            let rows = stmt.query_map([STATE_PENDING], |r| {
-                let processor: Option<String> = r.get(5)?;
-                let requested_at: Option<i64> = r.get(6)?;
-                Ok(PendingPayment {
-                    payment: NewPayment {
-                        id: id_from_row(r.get(0)?)?,
-                        amount: Money::from_minor(r.get(1)?),
-                        payment_method: r.get(2)?,
-                        country: r.get(3)?,
-                        accepted_at: Timestamp::from_millis(r.get(4)?),
-                    },
-                    attempt: processor.zip(requested_at).map(|(processor, at)| Attempt {
-                        processor,
-                        requested_at: Timestamp::from_millis(at),
-                    }),
-                })
-            })?;
+            let rows = stmt.query_map([STATE_PENDING], pending_from_row)?;
             rows.collect()
         })
     }
@@ -381,5 +427,36 @@ impl Store for SqliteStore {
             })?;
             rows.collect()
         })
+    }
+
+    /// Nothing to do: no other instance could take this one's payments.
+    fn renew(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
+        self.send(|tx| Command::Reclaim(limit, tx))
+    }
+
+    /// Always: this is the only instance.
+    fn lead_probes(&self, _term: Duration) -> StoreFuture<'_, bool> {
+        Box::pin(async { Ok(true) })
+    }
+
+    fn publish_probe(&self, report: ProbeReport) -> StoreFuture<'_, ()> {
+        let mut probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        match probes.get(&report.processor) {
+            Some(latest) if latest.at > report.at => {}
+            _ => {
+                probes.insert(report.processor.clone(), report);
+            }
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn probes(&self) -> StoreFuture<'_, Vec<ProbeReport>> {
+        let probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
+        let reports = probes.values().cloned().collect();
+        Box::pin(async { Ok(reports) })
     }
 }

@@ -83,7 +83,7 @@ fn required(value: Option<String>, field: &'static str) -> Result<String, ApiErr
         .ok_or_else(|| ApiError::invalid(field, format!("{field} is required")))
 }
 
-fn method(value: String) -> Result<String, ApiError> {
+pub(crate) fn method(value: String) -> Result<String, ApiError> {
     if is_method(&value) {
         Ok(value.to_ascii_uppercase())
     } else {
@@ -94,7 +94,7 @@ fn method(value: String) -> Result<String, ApiError> {
     }
 }
 
-fn country(value: String) -> Result<String, ApiError> {
+pub(crate) fn country(value: String) -> Result<String, ApiError> {
     if is_country(&value) {
         Ok(value.to_ascii_uppercase())
     } else {
@@ -213,7 +213,7 @@ struct SegmentJson {
 }
 
 #[derive(Serialize)]
-struct ProcessorHealthJson<'a> {
+pub(crate) struct ProcessorHealthJson<'a> {
     processor_id: &'a str,
     name: &'a str,
     #[serde(flatten)]
@@ -221,7 +221,7 @@ struct ProcessorHealthJson<'a> {
     segments: Vec<SegmentJson>,
 }
 
-fn processor_health<'a>(
+pub(crate) fn processor_health<'a>(
     shared: &'a Shared,
     index: usize,
     now: Timestamp,
@@ -245,7 +245,7 @@ fn processor_health<'a>(
 }
 
 #[derive(Serialize)]
-struct AlertJson<'a> {
+pub(crate) struct AlertJson<'a> {
     id: u64,
     processor_id: &'a str,
     from_status: Status,
@@ -575,27 +575,53 @@ pub async fn recommend_body(
 }
 
 fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
-    let now = Timestamp::now();
+    Json(recommendation(shared, method, country, Timestamp::now())).into_response()
+}
+
+#[derive(Serialize)]
+struct RecommendationLine<'a> {
+    processor_id: &'a str,
+    name: &'a str,
+    rank: u32,
+    status: Status,
+    authorization_rate: f64,
+    error_rate: f64,
+    total_transactions: u32,
+    score: f64,
+    /// Whose health was used: `segment` (enough data) or `processor`.
+    health_scope: Scope,
+    fee: f64,
+    recommended: bool,
+    reason: String,
+}
+
+/// The answer of `/api/v1/routing/recommend`; the dashboard sends the same.
+#[derive(Serialize)]
+pub(crate) struct RecommendationJson<'a> {
+    recommendations: Vec<RecommendationLine<'a>>,
+    payment_method: &'a str,
+    country: &'a str,
+    count: usize,
+    /// The recommended processor's id, if any.
+    recommended: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    timestamp: Timestamp,
+}
+
+/// Ranks the processors for `method` (upper case) in `country` (upper case).
+pub(crate) fn recommendation<'a>(
+    shared: &'a Shared,
+    method: &'a str,
+    country: &'a str,
+    now: Timestamp,
+) -> RecommendationJson<'a> {
     let recommendation = shared.health.recommend(method, country, now);
-    #[derive(Serialize)]
-    struct Line<'a> {
-        processor_id: &'a str,
-        name: &'a str,
-        rank: u32,
-        status: Status,
-        authorization_rate: f64,
-        error_rate: f64,
-        total_transactions: u32,
-        score: f64,
-        /// Whose health was used: `segment` (enough data) or `processor`.
-        health_scope: Scope,
-        fee: f64,
-        recommended: bool,
-        reason: String,
-    }
     let line = |r: &Ranked| {
         let p = &shared.registry.by_fee()[r.candidate.processor];
-        Line {
+        RecommendationLine {
             processor_id: p.id.as_str(),
             name: &p.name,
             rank: r.rank,
@@ -610,21 +636,7 @@ fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
             reason: r.reason.to_string(),
         }
     };
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        recommendations: Vec<Line<'a>>,
-        payment_method: &'a str,
-        country: &'a str,
-        count: usize,
-        /// The recommended processor's id, if any.
-        recommended: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        warning: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-        timestamp: Timestamp,
-    }
-    let lines: Vec<Line<'_>> = recommendation.ranked.iter().map(line).collect();
+    let lines: Vec<RecommendationLine<'_>> = recommendation.ranked.iter().map(line).collect();
     let warning = recommendation.all_down().then(|| {
         format!(
             "All processors supporting {method} in {country} are DOWN - no processor is recommended"
@@ -633,7 +645,7 @@ fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
     let message = lines
         .is_empty()
         .then(|| format!("No processor supports {method} in {country}"));
-    let answer = Answer {
+    RecommendationJson {
         count: lines.len(),
         recommended: lines.iter().find(|l| l.recommended).map(|l| l.processor_id),
         recommendations: lines,
@@ -642,8 +654,7 @@ fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
         warning,
         message,
         timestamp: now,
-    };
-    Json(answer).into_response()
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! The HTTP surface: routes and the shared state they read. [`payments`] is
 //! surface 1 (Rinha), [`intel`] surface 2 (failover intelligence),
-//! [`ops`] surface 3 (metrics, liveness, readiness).
+//! [`ops`] and [`dashboard`] surface 3 (metrics, liveness, readiness, the
+//! live dashboard).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use axum::routing::{get, post};
 
 use crate::app::Shared;
 
+pub mod dashboard;
 pub mod error;
 pub mod intel;
 pub mod ops;
@@ -31,6 +33,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/livez", get(ops::livez))
         .route("/readyz", get(ops::readyz))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/snapshot", get(dashboard::snapshot))
+        .route("/dashboard/events", get(dashboard::events))
         .fallback(|| async { error::ApiError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),

@@ -261,7 +261,7 @@ pub async fn purge(
     Ok(axum::Json(serde_json::json!({"message": "All payments purged."})).into_response())
 }
 
-fn presented_token(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {
     if let Some(t) = headers.get("x-rinha-token").and_then(|v| v.to_str().ok()) {
         return Some(t);
     }
@@ -273,7 +273,7 @@ fn presented_token(headers: &HeaderMap) -> Option<&str> {
 
 /// Compares secrets without an early exit that would leak, through timing,
 /// how many leading bytes matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

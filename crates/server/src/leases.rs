@@ -1,0 +1,50 @@
+//! Keeps this instance's payments leased, and takes over the payments of
+//! instances that died (their leases ran out): they join this instance's
+//! queue with their open attempts, to be resolved where they may have gone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::app::Shared;
+
+/// Payments taken over per store call.
+pub const RECLAIM_BATCH: usize = 1_000;
+
+/// Takes over every orphaned payment now; returns how many.
+pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
+    let mut taken = 0;
+    loop {
+        let batch = shared.store.reclaim(RECLAIM_BATCH).await?;
+        let n = batch.len();
+        taken += n;
+        for payment in batch {
+            shared.queue.push(payment);
+        }
+        if n < RECLAIM_BATCH {
+            return Ok(taken);
+        }
+    }
+}
+
+/// Renews and reclaims every `period` (a third of the lease) until stopped.
+pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(period) => {}
+        }
+        if let Err(e) = shared.store.renew().await {
+            tracing::warn!(error = %e, "cannot renew leases");
+        }
+        match reclaim_all(&shared).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                payments = n,
+                "took over payments of an instance that stopped"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot reclaim payments"),
+        }
+    }
+}

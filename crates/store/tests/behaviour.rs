@@ -1,0 +1,390 @@
+//! The store's contract, the same for both engines: durable acceptance,
+//! idempotency, attempts, the ledger and its summaries, what survives a
+//! reopen, taking over what a previous run left, and shared probe reports.
+//!
+//! Each behaviour is written once, generic over the [`Engine`], and run on
+//! SQLite and on PostgreSQL by the `behaviours!` list at the bottom.
+
+mod common;
+
+use common::{Engine, attempt, payment};
+use reroute_core::{Money, Timestamp, Window};
+use reroute_store::{Acceptance, NewPayment, Outcome, ProbeReport, Store};
+
+async fn a_repeated_id_is_a_duplicate_or_a_conflict_never_a_second_payment<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let p = payment(1990, 1);
+    assert_eq!(store.accept(p.clone()).await.unwrap(), Acceptance::New);
+    assert_eq!(
+        store.accept(p.clone()).await.unwrap(),
+        Acceptance::Duplicate
+    );
+    let other = NewPayment {
+        amount: Money::from_minor(2000),
+        ..p.clone()
+    };
+    assert_eq!(
+        store.accept(other).await.unwrap(),
+        Acceptance::Conflict {
+            existing: Money::from_minor(1990)
+        }
+    );
+    assert_eq!(store.pending().await.unwrap().len(), 1);
+}
+
+async fn the_same_id_accepted_at_once_is_new_exactly_once<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let p = payment(1990, 1);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..20 {
+        let store = store.clone();
+        let p = NewPayment {
+            amount: Money::from_minor(if i % 2 == 0 { 1990 } else { 2000 }),
+            ..p.clone()
+        };
+        tasks.spawn(async move { store.accept(p).await.unwrap() });
+    }
+    let answers = tasks.join_all().await;
+    let new = answers.iter().filter(|a| **a == Acceptance::New).count();
+    assert_eq!(new, 1, "{answers:?}");
+    let pending = store.pending().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    let stored = pending[0].payment.amount;
+    for answer in answers {
+        match answer {
+            Acceptance::New | Acceptance::Duplicate => {}
+            Acceptance::Conflict { existing } => assert_eq!(existing, stored),
+        }
+    }
+}
+
+async fn pending_payments_and_their_attempts_survive_a_reopen<E: Engine>() {
+    let engine = E::new().await;
+    let (a, b, c) = (payment(100, 1), payment(200, 2), payment(300, 3));
+    {
+        let store = engine.open().await;
+        for p in [&a, &b, &c] {
+            store.accept(p.clone()).await.unwrap();
+        }
+        assert!(
+            store
+                .begin_attempt(b.id, attempt("default", 50))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .finish(c.id, Outcome::Processed(attempt("default", 60)))
+                .await
+                .unwrap()
+        );
+    }
+    let store = engine.open().await;
+    let pending = store.pending().await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert_eq!(pending[0].payment, a);
+    assert_eq!(pending[0].attempt, None);
+    assert_eq!(pending[1].payment, b);
+    assert_eq!(pending[1].attempt, Some(attempt("default", 50)));
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].id, c.id);
+}
+
+async fn a_finished_payment_cannot_be_attempted_or_finished_again<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let p = payment(100, 1);
+    store.accept(p.clone()).await.unwrap();
+    assert!(
+        store
+            .finish(p.id, Outcome::Processed(attempt("default", 5)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .begin_attempt(p.id, attempt("fallback", 6))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .finish(p.id, Outcome::Processed(attempt("fallback", 6)))
+            .await
+            .unwrap()
+    );
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(ledger[0].processor, "default");
+}
+
+async fn summaries_count_processed_payments_by_requested_at_inclusively<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let cases = [
+        ("default", 1990, 10),
+        ("default", 1990, 20),
+        ("fallback", 500, 20),
+        ("default", 7, 30),
+    ];
+    for (processor, cents, at) in cases {
+        let p = payment(cents, 0);
+        store.accept(p.clone()).await.unwrap();
+        store
+            .finish(p.id, Outcome::Processed(attempt(processor, at)))
+            .await
+            .unwrap();
+    }
+    let declined = payment(999, 0);
+    store.accept(declined.clone()).await.unwrap();
+    store
+        .finish(declined.id, Outcome::Declined(attempt("default", 20)))
+        .await
+        .unwrap();
+    store.accept(payment(999, 0)).await.unwrap(); // pending: not in the ledger
+
+    let w = |from, to| {
+        Window::new(
+            Some(Timestamp::from_millis(from)),
+            Some(Timestamp::from_millis(to)),
+        )
+    };
+    let totals = store.summary(w(10, 20)).await.unwrap();
+    assert_eq!(totals.len(), 2);
+    assert_eq!(
+        (
+            totals[0].processor.as_str(),
+            totals[0].requests,
+            totals[0].amount.minor()
+        ),
+        ("default", 2, 3980)
+    );
+    assert_eq!(
+        (
+            totals[1].processor.as_str(),
+            totals[1].requests,
+            totals[1].amount.minor()
+        ),
+        ("fallback", 1, 500)
+    );
+    let all = store.summary(Window::ALL).await.unwrap();
+    assert_eq!(all[0].requests, 3);
+    assert!(store.summary(w(21, 29)).await.unwrap().is_empty());
+}
+
+async fn concurrent_accepts_are_committed_in_groups_and_all_stand<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..500 {
+        let store = store.clone();
+        tasks.spawn(async move { store.accept(payment(i + 1, i)).await.unwrap() });
+    }
+    while let Some(r) = tasks.join_next().await {
+        assert_eq!(r.unwrap(), Acceptance::New);
+    }
+    assert_eq!(store.pending().await.unwrap().len(), 500);
+}
+
+async fn concurrent_attempts_and_outcomes_of_many_payments_all_stand<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let payments: Vec<_> = (0..200).map(|i| payment(i + 1, i)).collect();
+    for p in &payments {
+        store.accept(p.clone()).await.unwrap();
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, p) in payments.iter().enumerate() {
+        let store = store.clone();
+        let id = p.id;
+        tasks.spawn(async move {
+            let a = attempt("default", 1000 + i as i64);
+            assert!(store.begin_attempt(id, a.clone()).await.unwrap());
+            if i % 4 == 0 {
+                assert!(store.finish(id, Outcome::Declined(a)).await.unwrap());
+            } else if i % 4 != 1 {
+                assert!(store.finish(id, Outcome::Processed(a)).await.unwrap());
+            }
+        });
+    }
+    tasks.join_all().await;
+    assert_eq!(store.pending().await.unwrap().len(), 50);
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 100);
+    let total: i64 = ledger.iter().map(|e| e.amount.minor()).sum();
+    let summary = store.summary(Window::ALL).await.unwrap();
+    assert_eq!(summary[0].requests, 100);
+    assert_eq!(summary[0].amount.minor(), total);
+}
+
+async fn purge_empties_queue_and_ledger<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let (a, b) = (payment(1, 1), payment(2, 2));
+    store.accept(a.clone()).await.unwrap();
+    store.accept(b.clone()).await.unwrap();
+    store
+        .finish(a.id, Outcome::Processed(attempt("default", 1)))
+        .await
+        .unwrap();
+    store.purge().await.unwrap();
+    assert!(store.pending().await.unwrap().is_empty());
+    assert!(store.ledger().await.unwrap().is_empty());
+    assert!(
+        !store
+            .begin_attempt(b.id, attempt("default", 3))
+            .await
+            .unwrap()
+    );
+}
+
+async fn payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts<E: Engine>() {
+    let engine = E::new().await;
+    let (a, b, c) = (payment(100, 1), payment(200, 2), payment(300, 3));
+    {
+        let crashed = engine.open().await;
+        for p in [&a, &b, &c] {
+            crashed.accept(p.clone()).await.unwrap();
+        }
+        crashed
+            .begin_attempt(b.id, attempt("default", 50))
+            .await
+            .unwrap();
+        crashed
+            .finish(c.id, Outcome::Processed(attempt("default", 60)))
+            .await
+            .unwrap();
+    }
+    engine.outlive_leases().await;
+    let store = engine.open().await;
+    let reclaimed = store.reclaim(100).await.unwrap();
+    assert_eq!(reclaimed.len(), 2);
+    assert_eq!(reclaimed[0].payment, a);
+    assert_eq!(reclaimed[0].attempt, None);
+    assert_eq!(reclaimed[1].payment, b);
+    assert_eq!(reclaimed[1].attempt, Some(attempt("default", 50)));
+    assert!(store.reclaim(100).await.unwrap().is_empty());
+    // Now held by this run: it may attempt them.
+    assert!(
+        store
+            .begin_attempt(a.id, attempt("fallback", 70))
+            .await
+            .unwrap()
+    );
+}
+
+async fn reclaim_hands_back_at_most_the_limit_oldest_first<E: Engine>() {
+    let engine = E::new().await;
+    let payments: Vec<_> = (0..5).map(|i| payment(i + 1, i)).collect();
+    {
+        let crashed = engine.open().await;
+        for p in &payments {
+            crashed.accept(p.clone()).await.unwrap();
+        }
+    }
+    engine.outlive_leases().await;
+    let store = engine.open().await;
+    let first = store.reclaim(3).await.unwrap();
+    let rest = store.reclaim(3).await.unwrap();
+    assert_eq!(first.len(), 3);
+    assert_eq!(rest.len(), 2);
+    let order: Vec<_> = first
+        .iter()
+        .chain(&rest)
+        .map(|p| p.payment.clone())
+        .collect();
+    assert_eq!(order, payments);
+}
+
+async fn payments_accepted_by_this_instance_are_not_reclaimed_by_it<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    store.accept(payment(1, 1)).await.unwrap();
+    store.renew().await.unwrap();
+    assert!(store.reclaim(100).await.unwrap().is_empty());
+}
+
+async fn the_latest_probe_report_of_each_processor_is_shared<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let report = |processor: &str, failing, ms, at| ProbeReport {
+        processor: processor.into(),
+        failing,
+        min_response_ms: ms,
+        at: Timestamp::from_millis(at),
+    };
+    assert!(store.probes().await.unwrap().is_empty());
+    store
+        .publish_probe(report("default", false, 10, 100))
+        .await
+        .unwrap();
+    store
+        .publish_probe(report("fallback", true, 0, 100))
+        .await
+        .unwrap();
+    store
+        .publish_probe(report("default", true, 250, 200))
+        .await
+        .unwrap();
+    // Late and older: ignored.
+    store
+        .publish_probe(report("default", false, 5, 150))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.probes().await.unwrap(),
+        vec![
+            report("default", true, 250, 200),
+            report("fallback", true, 0, 100)
+        ]
+    );
+}
+
+async fn a_lone_instance_leads_the_probes<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let term = std::time::Duration::from_secs(5);
+    assert!(store.lead_probes(term).await.unwrap());
+    assert!(store.lead_probes(term).await.unwrap());
+}
+
+/// One `#[tokio::test]` per behaviour and engine: `sqlite::name` and
+/// `postgres::name`.
+macro_rules! behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name::<crate::common::Sqlite>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<crate::common::Postgres>().await
+                }
+            )*
+        }
+    };
+}
+
+behaviours!(
+    a_repeated_id_is_a_duplicate_or_a_conflict_never_a_second_payment,
+    the_same_id_accepted_at_once_is_new_exactly_once,
+    pending_payments_and_their_attempts_survive_a_reopen,
+    a_finished_payment_cannot_be_attempted_or_finished_again,
+    summaries_count_processed_payments_by_requested_at_inclusively,
+    concurrent_accepts_are_committed_in_groups_and_all_stand,
+    concurrent_attempts_and_outcomes_of_many_payments_all_stand,
+    purge_empties_queue_and_ledger,
+    payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts,
+    reclaim_hands_back_at_most_the_limit_oldest_first,
+    payments_accepted_by_this_instance_are_not_reclaimed_by_it,
+    the_latest_probe_report_of_each_processor_is_shared,
+    a_lone_instance_leads_the_probes,
+);

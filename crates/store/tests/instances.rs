@@ -1,0 +1,407 @@
+//! Several instances on one PostgreSQL database: leases and their takeover,
+//! the probe leadership, start-up migrations, and what an outage does.
+//!
+//! Each `PostgresStore` handle is one instance. An instance "crashes" by
+//! being dropped without renewing its leases.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{Engine, LEASE, Postgres, attempt, payment};
+use reroute_core::Window;
+use reroute_store::{Acceptance, Outcome, PostgresStore, Store, StoreError};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphaned_payments_are_reclaimed_exactly_once_by_instances_draining_together() {
+    let engine = Postgres::new().await;
+    let crashed = engine.open().await;
+    let payments: Vec<_> = (0..300).map(|i| payment(i + 1, i)).collect();
+    for p in &payments {
+        assert_eq!(crashed.accept(p.clone()).await.unwrap(), Acceptance::New);
+    }
+    // Some were on their way to a processor when the instance died.
+    for p in payments.iter().step_by(3) {
+        assert!(
+            crashed
+                .begin_attempt(p.id, attempt("default", 1000 + p.accepted_at.millis()))
+                .await
+                .unwrap()
+        );
+    }
+    engine.outlive_leases().await;
+
+    let mut instances = Vec::new();
+    for _ in 0..4 {
+        instances.push(engine.open().await);
+    }
+    let mut drainers = JoinSet::new();
+    for store in instances {
+        drainers.spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = store.reclaim(7).await.unwrap();
+                if batch.is_empty() {
+                    return (store, mine);
+                }
+                mine.extend(batch);
+            }
+        });
+    }
+    let drained = drainers.join_all().await;
+    let mut seen = HashSet::new();
+    for (_, mine) in &drained {
+        for p in mine {
+            assert!(
+                seen.insert(p.payment.id),
+                "{} reclaimed twice",
+                p.payment.id
+            );
+            let expected = payments.iter().position(|q| q.id == p.payment.id).unwrap();
+            assert_eq!(p.payment, payments[expected]);
+            let open = (expected % 3 == 0)
+                .then(|| attempt("default", 1000 + p.payment.accepted_at.millis()));
+            assert_eq!(p.attempt, open, "the open attempt comes back with it");
+        }
+    }
+    assert_eq!(seen.len(), payments.len());
+    assert!(
+        drained.iter().filter(|(_, mine)| !mine.is_empty()).count() > 1,
+        "the work was shared"
+    );
+
+    // The crashed instance, back from the dead, may no longer send them.
+    for p in &payments {
+        assert!(
+            !crashed
+                .begin_attempt(p.id, attempt("fallback", 5))
+                .await
+                .unwrap()
+        );
+    }
+    crashed.renew().await.unwrap();
+    let (store, mine) = &drained[0];
+    if let Some(p) = mine.first() {
+        assert!(
+            store
+                .begin_attempt(p.payment.id, attempt("fallback", 6))
+                .await
+                .unwrap(),
+            "its new holder may"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_instance_keeps_its_payments_by_renewing_its_leases() {
+    let engine = Postgres::new().await;
+    let live = engine.open().await;
+    let other = engine.open().await;
+    let p = payment(100, 1);
+    live.accept(p.clone()).await.unwrap();
+    let until = Instant::now() + LEASE * 3;
+    while Instant::now() < until {
+        live.renew().await.unwrap();
+        assert!(other.reclaim(10).await.unwrap().is_empty());
+        tokio::time::sleep(LEASE / 5).await;
+    }
+    assert!(
+        live.begin_attempt(p.id, attempt("default", 2))
+            .await
+            .unwrap()
+    );
+    // It stops renewing (it hangs, or died): the other takes over.
+    engine.outlive_leases().await;
+    let taken = other.reclaim(10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].attempt, Some(attempt("default", 2)));
+    assert!(
+        !live
+            .begin_attempt(p.id, attempt("fallback", 3))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_outcome_from_the_former_holder_is_recorded_once() {
+    let engine = Postgres::new().await;
+    let former = engine.open().await;
+    let p = payment(100, 1);
+    former.accept(p.clone()).await.unwrap();
+    assert!(
+        former
+            .begin_attempt(p.id, attempt("default", 2))
+            .await
+            .unwrap()
+    );
+    engine.outlive_leases().await;
+    let holder = engine.open().await;
+    assert_eq!(holder.reclaim(10).await.unwrap().len(), 1);
+    // The processor answers the former holder's send: it is a fact, recorded.
+    assert!(
+        former
+            .finish(p.id, Outcome::Processed(attempt("default", 2)))
+            .await
+            .unwrap()
+    );
+    // The new holder's resolution at the same processor finds it finished.
+    assert!(
+        !holder
+            .finish(p.id, Outcome::Processed(attempt("default", 2)))
+            .await
+            .unwrap()
+    );
+    let ledger = holder.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].processor, "default");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_instance_reads_the_same_ledger_and_summary() {
+    let engine = Postgres::new().await;
+    let (a, b) = (engine.open().await, engine.open().await);
+    let (x, y) = (payment(1000, 1), payment(250, 2));
+    a.accept(x.clone()).await.unwrap();
+    b.accept(y.clone()).await.unwrap();
+    assert_eq!(b.accept(x.clone()).await.unwrap(), Acceptance::Duplicate);
+    a.finish(x.id, Outcome::Processed(attempt("default", 10)))
+        .await
+        .unwrap();
+    b.finish(y.id, Outcome::Processed(attempt("default", 11)))
+        .await
+        .unwrap();
+    for store in [&a, &b] {
+        let totals = store.summary(Window::ALL).await.unwrap();
+        assert_eq!(totals.len(), 1);
+        assert_eq!((totals[0].requests, totals[0].amount.minor()), (2, 1250));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_instance_leads_the_probes_and_another_takes_over_when_it_dies() {
+    let engine = Postgres::new().await;
+    let term = Duration::from_secs(1);
+    let leader = engine.open().await;
+    let follower = engine.open().await;
+    assert!(leader.lead_probes(term).await.unwrap());
+    assert!(!follower.lead_probes(term).await.unwrap());
+    // The leader keeps its term by asking again before it ends.
+    for _ in 0..4 {
+        tokio::time::sleep(term / 4).await;
+        assert!(leader.lead_probes(term).await.unwrap());
+        assert!(!follower.lead_probes(term).await.unwrap());
+    }
+    // The leader dies: the follower, asking every tenth of a term, takes
+    // over once the term has run out, and well within a second term.
+    drop(leader);
+    let died = Instant::now();
+    while !follower.lead_probes(term).await.unwrap() {
+        assert!(died.elapsed() < term * 2, "no takeover");
+        tokio::time::sleep(term / 10).await;
+    }
+    assert!(died.elapsed() >= term / 2, "not before the term ran out");
+    assert!(follower.lead_probes(term).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_racing_for_a_free_leadership_get_exactly_one_leader() {
+    let engine = Postgres::new().await;
+    let mut stores = Vec::new();
+    for _ in 0..6 {
+        stores.push(engine.open().await);
+    }
+    let client = engine.client().await;
+    for round in 0..5 {
+        let mut racers = JoinSet::new();
+        for store in &stores {
+            let store = store.clone();
+            racers.spawn(async move { store.lead_probes(Duration::from_secs(30)).await });
+        }
+        let won = racers
+            .join_all()
+            .await
+            .into_iter()
+            .filter(|r| *r.as_ref().unwrap())
+            .count();
+        assert_eq!(won, 1, "round {round}");
+        // The leader dies and its term runs out.
+        client
+            .batch_execute("UPDATE leaders SET until = clock_timestamp() - interval '1 second'")
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_starting_together_migrate_once() {
+    let engine = Postgres::new().await;
+    let mut starting = JoinSet::new();
+    for _ in 0..5 {
+        let config = engine.config();
+        starting.spawn(async move { PostgresStore::connect(config).await.map(|_| ()) });
+    }
+    for started in starting.join_all().await {
+        started.unwrap();
+    }
+    let client = engine.client().await;
+    let versions: Vec<i32> = client
+        .query(
+            "SELECT version FROM schema_migrations ORDER BY version",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_stuck_behind_a_lock_times_out_as_unavailable() {
+    let engine = Postgres::new().await;
+    let store = engine
+        .open_with(reroute_store::PostgresConfig {
+            statement_timeout: Duration::from_millis(300),
+            ..engine.config()
+        })
+        .await;
+    let mut blocker = engine.client().await;
+    let tx = blocker.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE payments IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let refused = store.accept(payment(1, 1)).await;
+    assert!(
+        matches!(refused, Err(StoreError::Unavailable(_))),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    tx.rollback().await.unwrap();
+    assert_eq!(store.accept(payment(1, 1)).await.unwrap(), Acceptance::New);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_is_reported_and_the_store_recovers_when_it_returns() {
+    let engine = Postgres::new().await;
+    let mut link = Link::open(&engine).await;
+    let store = engine
+        .open_with(reroute_store::PostgresConfig {
+            url: link.url.clone(),
+            statement_timeout: Duration::from_millis(500),
+            ..engine.config()
+        })
+        .await;
+    let before = payment(1, 1);
+    assert_eq!(store.accept(before.clone()).await.unwrap(), Acceptance::New);
+
+    link.cut().await;
+    for op in 0..3 {
+        let started = Instant::now();
+        let refused = store.accept(payment(2, 2)).await;
+        assert!(
+            matches!(refused, Err(StoreError::Unavailable(_))),
+            "op {op}: {refused:?}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(4), "bounded");
+        assert!(matches!(
+            store.pending().await,
+            Err(StoreError::Unavailable(_))
+        ));
+    }
+
+    link.restore().await;
+    let after = payment(3, 3);
+    let mut recovered = store.accept(after.clone()).await;
+    for _ in 0..20 {
+        if recovered.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        recovered = store.accept(after.clone()).await;
+    }
+    assert_eq!(recovered.unwrap(), Acceptance::New);
+    let pending: Vec<_> = store
+        .pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.payment.id)
+        .collect();
+    assert!(pending.contains(&before.id) && pending.contains(&after.id));
+}
+
+/// A TCP relay between the store and PostgreSQL that can be cut (every
+/// connection dropped, nothing listening) and restored on the same port.
+struct Link {
+    url: String,
+    addr: SocketAddr,
+    target: SocketAddr,
+    relay: JoinSet<()>,
+}
+
+impl Link {
+    async fn open(engine: &Postgres) -> Link {
+        let config: tokio_postgres::Config = engine.url.parse().unwrap();
+        let host = match &config.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("the test database must be reached over TCP, not {other:?}"),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let target = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut url = format!(
+            "host=127.0.0.1 port={} user={} dbname={}",
+            addr.port(),
+            config.get_user().unwrap_or("postgres"),
+            config.get_dbname().unwrap_or("postgres"),
+        );
+        if let Some(password) = config.get_password() {
+            url.push_str(&format!(" password={}", String::from_utf8_lossy(password)));
+        }
+        let mut link = Link {
+            url,
+            addr,
+            target,
+            relay: JoinSet::new(),
+        };
+        link.relay.spawn(relay(listener, target));
+        link
+    }
+
+    async fn cut(&mut self) {
+        self.relay.abort_all();
+        while self.relay.join_next().await.is_some() {}
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.relay.spawn(relay(listener, self.target));
+    }
+}
+
+async fn relay(listener: TcpListener, target: SocketAddr) {
+    // Aborting this task drops the listener and every relayed connection.
+    let mut connections = JoinSet::new();
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else {
+            return;
+        };
+        connections.spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
