@@ -7,7 +7,8 @@
 #   scripts/rinha-topology.sh start | stop                         # leave it running / stop it
 #
 # Env: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/reroute_rinha;
-# the database is created if missing), INSTANCES (default 2), OUT (result JSON).
+# the database is created if missing), INSTANCES (default 2), LB_PORT (default
+# 9999), OUT (result JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,7 @@ work=target/rinha-topology
 bin=target/release/reroute
 db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/reroute_rinha}
 instances=${INSTANCES:-2}
+lb_port=${LB_PORT:-9999}
 
 need_nginx() {
     command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] && return 0
@@ -75,7 +77,7 @@ http {
 $upstreams        keepalive 256;
     }
     server {
-        listen 127.0.0.1:9999 reuseport;
+        listen 127.0.0.1:$lb_port reuseport;
         location / {
             proxy_pass http://reroute;
             proxy_http_version 1.1;
@@ -90,8 +92,8 @@ CONF
     /usr/sbin/nginx -c "$PWD/$work/nginx.conf" -p "$PWD/$work"
     wait_for "http://127.0.0.1:8001/payments/00000000-0000-4000-8000-000000000000"
     for i in $(seq 1 "$instances"); do wait_for "http://127.0.0.1:$((9100 + i))/readyz"; done
-    wait_for "http://127.0.0.1:9999/readyz"
-    echo "topology up: nginx :9999 -> $instances instances on $db; sim :8001/:8002"
+    wait_for "http://127.0.0.1:$lb_port/readyz"
+    echo "topology up: nginx :$lb_port -> $instances instances on $db; sim :8001/:8002"
 }
 
 report() { # CPU and peak memory of every process of the topology
@@ -113,7 +115,7 @@ case "${1:-}" in
         shift
         trap stop EXIT INT TERM
         start
-        "$bin" bench rinha --out "${OUT:-target/rinha-topology-result.json}" "$@"
+        "$bin" bench rinha --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
         report
         ;;
     *) sed -n 2,11p "$0"; exit 2 ;;

@@ -13,6 +13,10 @@
 //!            └─ teardown   summaries -> score (pure) -> RinhaReport
 //! ```
 //!
+//! [`intel`] measures the failover-intelligence API the same way from the
+//! outside: transactions recorded and recommendations asked at a fixed rate,
+//! open-loop, with latency per endpoint.
+//!
 //! The load generator shares the machine with the system under test, so it is
 //! kept light: one small Tokio runtime, one keep-alive connection per virtual
 //! user, no per-request work beyond building a 60-byte body.
@@ -23,10 +27,12 @@ use anyhow::Context;
 
 pub mod duration;
 pub mod http;
+pub mod intel;
 pub mod json_number;
 pub mod rinha;
 pub mod score;
 
+pub use intel::IntelArgs;
 pub use rinha::RinhaArgs;
 
 /// `reroute bench`: run a load test against a backend.
@@ -37,41 +43,58 @@ pub struct BenchArgs {
 }
 
 /// The load tests `reroute bench` knows.
+// Parsed once at start-up: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
     /// The Rinha de Backend 2025 test: ramping users, processor failures,
     /// consistency audits and the official score.
     Rinha(RinhaArgs),
+    /// The failover-intelligence API at a fixed rate: transactions recorded
+    /// and recommendations asked, open-loop; latency per endpoint.
+    Intel(IntelArgs),
 }
 
 /// Runs the chosen bench on a runtime of its own (one thread: the machine is
 /// shared with the system under test), prints a readable summary on stderr and
 /// writes the result JSON to `--out` or stdout.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the bench runtime")?;
     match args.command {
         BenchCommand::Rinha(args) => {
             let out = args.out.clone();
-            let options = args.into_options();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the bench runtime")?;
-            let report = runtime.block_on(rinha::run(options))?;
-            eprintln!("{report}");
-            let mut json = serde_json::to_string_pretty(&report).context("writing the result")?;
-            json.push('\n');
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, json)
-                        .with_context(|| format!("writing the result to {}", path.display()))?;
-                    eprintln!("result written to {}", path.display());
-                }
-                None => std::io::stdout()
-                    .lock()
-                    .write_all(json.as_bytes())
-                    .context("writing the result to stdout")?,
-            }
-            Ok(())
+            let report = runtime.block_on(rinha::run(args.into_options()))?;
+            emit(&report, out)
+        }
+        BenchCommand::Intel(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(intel::run(args.into_options()))?;
+            emit(&report, out)
         }
     }
+}
+
+/// The summary to stderr, the JSON to `out` or stdout.
+fn emit(
+    report: &(impl serde::Serialize + std::fmt::Display),
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    eprintln!("{report}");
+    let mut json = serde_json::to_string_pretty(report).context("writing the result")?;
+    json.push('\n');
+    match out {
+        Some(path) => {
+            std::fs::write(&path, json)
+                .with_context(|| format!("writing the result to {}", path.display()))?;
+            eprintln!("result written to {}", path.display());
+        }
+        None => std::io::stdout()
+            .lock()
+            .write_all(json.as_bytes())
+            .context("writing the result to stdout")?,
+    }
+    Ok(())
 }

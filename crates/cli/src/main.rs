@@ -32,6 +32,9 @@ enum LogFormat {
 enum Command {
     /// Run the router: the payments API on port 9999 over the embedded store.
     Serve(reroute_server::ServeArgs),
+    /// Print the configuration `serve` would run with (same flags and
+    /// environment), secrets masked; exit non-zero if it is invalid.
+    Config(reroute_server::ServeArgs),
     /// Run payment processor simulators (Rinha protocol, fault injection).
     Sim(reroute_sim::SimArgs),
     /// Run a load test and score it.
@@ -56,6 +59,10 @@ fn main() -> ExitCode {
     init_logs(cli.log_format.unwrap_or(default_format), default_level);
     let result = match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Config(args) => args
+            .into_config()
+            .map(|config| print!("{}", config.render_masked()))
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}")),
         Command::Sim(args) => reroute_sim::run(args),
         Command::Bench(args) => reroute_bench::run(args),
         Command::Demo(args) => reroute_demo::run(args),

@@ -93,8 +93,8 @@ impl App {
         Self::build_with_store(config, store).await
     }
 
-    /// Starts on a given store: re-queues every pending payment, then starts
-    /// workers and probes, then binds.
+    /// Starts on a given store: binds, takes over every pending payment, then
+    /// starts workers, lease keeping and probes.
     pub async fn build_with_store(
         config: ServeConfig,
         store: Arc<dyn Store>,
@@ -112,6 +112,14 @@ impl App {
             store,
             config,
         });
+        // Bind first: nothing is taken over or started if the port is taken.
+        let addr = shared.config.listen;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
         let resumed = leases::reclaim_all(&shared)
             .await
             .map_err(StartError::Resume)?;
@@ -141,13 +149,6 @@ impl App {
                 cancel.clone(),
             ));
         }
-        let addr = shared.config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| StartError::Bind { addr, source })?;
         Ok(App {
             addr,
             shared,

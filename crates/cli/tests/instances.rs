@@ -1,0 +1,319 @@
+//! Two `reroute serve` instances over one PostgreSQL database, under load
+//! spread across both (as a load balancer would). One is killed with SIGKILL
+//! mid-run: its payments are taken over by the other once its lease runs
+//! out, nothing is lost or charged twice, and the books equal the ledger. The
+//! health-probe leadership moves to the survivor, and the processors' rate
+//! limit (one health call per window) is never exceeded.
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+async fn call(http: &Http, method: Method, url: &str, body: &str) -> Option<(u16, Value)> {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .header("x-rinha-token", "123")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .ok()?;
+    let res = tokio::time::timeout(Duration::from_secs(5), http.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.ok()?.to_bytes();
+    Some((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A database of the test's own, dropped at the end.
+struct Database {
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Self {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let id = reroute_core::CorrelationId::new_random()
+            .to_string()
+            .replace('-', "");
+        let name = format!("reroute_it_{}", &id[..12]);
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
+            });
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Self { admin_url, name }
+    }
+
+    fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+    }
+}
+
+fn start(port: u16, name: &str, db: &str, default: &str, fallback: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_reroute"))
+        .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--store", db, "--instance", name, "--lease-ms", "2000"])
+        .args(["--default-url", default, "--fallback-url", fallback])
+        .args([
+            "--health-interval-ms",
+            "1000",
+            "--processor-timeout-ms",
+            "500",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("reroute starts")
+}
+
+async fn wait_ready(http: &Http, base: &str) {
+    for _ in 0..400 {
+        if let Some((200, _)) = call(http, Method::GET, &format!("{base}/readyz"), "").await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+async fn stat(http: &Http, url: &str, name: &str) -> u64 {
+    let (_, v) = call(http, Method::GET, &format!("{url}/admin/stats"), "")
+        .await
+        .unwrap();
+    v[name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no {name} in {v}"))
+}
+
+async fn book_ids(http: &Http, url: &str) -> HashSet<String> {
+    let (_, v) = call(http, Method::GET, &format!("{url}/admin/payments"), "")
+        .await
+        .unwrap();
+    let list = v
+        .as_array()
+        .or_else(|| v["payments"].as_array())
+        .expect("payment list")
+        .clone();
+    list.iter()
+        .map(|p| p["correlationId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_share_the_work_and_survive_the_death_of_one() {
+    let mut sim_config = reroute_sim::SimConfig::rinha_on_free_ports();
+    sim_config.health_window = Duration::from_millis(1000);
+    let sim = reroute_sim::spawn(sim_config).await.unwrap();
+    let (default, fallback) = (sim.url("default"), sim.url("fallback"));
+    let http: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    call(
+        &http,
+        Method::PUT,
+        &format!("{default}/admin/configurations/delay"),
+        r#"{"delay":30}"#,
+    )
+    .await
+    .unwrap();
+    let database = Database::create().await;
+    let db = database.url();
+    let ports = [free_port(), free_port()];
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let mut first = start(ports[0], "api1", &db, &default, &fallback);
+    wait_ready(&http, &bases[0]).await;
+    let mut second = start(ports[1], "api2", &db, &default, &fallback);
+    wait_ready(&http, &bases[1]).await;
+
+    // Load, round robin over the instances that are alive.
+    let accepted = Arc::new(Mutex::new(HashSet::new()));
+    let alive = Arc::new(AtomicUsize::new(2));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = tokio::task::JoinSet::new();
+    for worker in 0..8usize {
+        let (http, bases, accepted, alive, stop) = (
+            http.clone(),
+            bases.clone(),
+            accepted.clone(),
+            alive.clone(),
+            stop.clone(),
+        );
+        load.spawn(async move {
+            let mut n = worker;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                // While both live, alternate; once the first is dead, only the second.
+                let base = if alive.load(Ordering::Relaxed) == 2 {
+                    &bases[n % 2]
+                } else {
+                    &bases[1]
+                };
+                let id = reroute_core::CorrelationId::new_random().to_string();
+                let body = format!(r#"{{"correlationId":"{id}","amount":19.90}}"#);
+                if let Some((s, _)) =
+                    call(&http, Method::POST, &format!("{base}/payments"), &body).await
+                {
+                    if (200..300).contains(&s) {
+                        accepted.lock().unwrap().insert(id);
+                    }
+                }
+            }
+        });
+    }
+    let wait_accepted = |n: usize| {
+        let accepted = accepted.clone();
+        async move {
+            while accepted.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    wait_accepted(300).await;
+    // Kill the first instance mid-run (it holds payments in flight).
+    alive.store(1, Ordering::Relaxed);
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let calls_at_kill = stat(&http, &default, "health_calls").await;
+    wait_accepted(600).await;
+    stop.store(true, Ordering::Relaxed);
+    while load.join_next().await.is_some() {}
+
+    // Drain: the survivor takes over the dead one's payments after its lease.
+    let accepted = accepted.lock().unwrap().clone();
+    let mut settled = false;
+    for _ in 0..600 {
+        let books: HashSet<String> = book_ids(&http, &default)
+            .await
+            .union(&book_ids(&http, &fallback).await)
+            .cloned()
+            .collect();
+        let (_, summary) = call(
+            &http,
+            Method::GET,
+            &format!("{}/payments-summary", bases[1]),
+            "",
+        )
+        .await
+        .unwrap();
+        let ledger = summary["default"]["totalRequests"].as_u64().unwrap()
+            + summary["fallback"]["totalRequests"].as_u64().unwrap();
+        if accepted.is_subset(&books) && ledger == books.len() as u64 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled, "the survivor never caught up with the books");
+    let (d, f) = (
+        book_ids(&http, &default).await,
+        book_ids(&http, &fallback).await,
+    );
+    assert!(
+        d.is_disjoint(&f),
+        "a payment was charged on both processors"
+    );
+    let (_, summary) = call(
+        &http,
+        Method::GET,
+        &format!("{}/payments-summary", bases[1]),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        summary["default"]["totalRequests"].as_u64().unwrap(),
+        d.len() as u64
+    );
+    let (_, books) = call(
+        &http,
+        Method::GET,
+        &format!("{default}/admin/payments-summary"),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary["default"]["totalAmount"], books["totalAmount"]);
+
+    // Probes went on from the survivor, within the processors' rate limit.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while stat(&http, &default, "health_calls").await <= calls_at_kill + 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no probe since the leader died"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for url in [&default, &fallback] {
+        assert_eq!(
+            stat(&http, url, "health_throttled").await,
+            0,
+            "a 429 on {url}"
+        );
+        assert!(
+            stat(&http, url, "health_max_per_window").await <= 1,
+            "two probes in one window on {url}"
+        );
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    sim.shutdown().await;
+}
