@@ -6,13 +6,14 @@
 #
 #   scripts/rinha-local.sh [extra `reroute bench rinha` flags, e.g. --duration 20s]
 #
-# Env: OUT (result JSON, default target/rinha-result.json), KEEP_DB=1 keeps the
+# Env: REROUTE_BIN (a prebuilt binary; default: build target/release/reroute),
+# OUT (result JSON, default target/rinha-result.json), KEEP_DB=1 keeps the
 # database in target/rinha-local/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release --quiet --bin reroute
-bin=target/release/reroute
+bin=${REROUTE_BIN:-target/release/reroute}
+[ -n "${REROUTE_BIN:-}" ] || cargo build --release --quiet --bin reroute
 work=target/rinha-local
 out=${OUT:-target/rinha-result.json}
 rm -rf "$work" && mkdir -p "$work"

@@ -6,14 +6,14 @@
 #   scripts/rinha-topology.sh bench [reroute bench rinha flags]   # start, run the test, stop
 #   scripts/rinha-topology.sh start | stop                         # leave it running / stop it
 #
-# Env: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/reroute_rinha;
+# Env: REROUTE_BIN (a prebuilt binary), DATABASE_URL (default postgres://postgres@127.0.0.1:5432/reroute_rinha;
 # the database is created if missing), INSTANCES (default 2), LB_PORT (default
 # 9999), OUT (result JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 work=target/rinha-topology
-bin=target/release/reroute
+bin=${REROUTE_BIN:-target/release/reroute}
 db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/reroute_rinha}
 instances=${INSTANCES:-2}
 lb_port=${LB_PORT:-9999}
@@ -45,7 +45,7 @@ stop() {
 
 start() {
     need_nginx
-    cargo build --release --quiet --bin reroute
+    [ -n "${REROUTE_BIN:-}" ] || cargo build --release --quiet --bin reroute
     stop
     mkdir -p "$work"
     : >"$work/pids"

@@ -209,12 +209,9 @@ async fn two_instances_share_the_work_and_survive_the_death_of_one() {
                 };
                 let id = reroute_core::CorrelationId::new_random().to_string();
                 let body = format!(r#"{{"correlationId":"{id}","amount":19.90}}"#);
-                if let Some((s, _)) =
-                    call(&http, Method::POST, &format!("{base}/payments"), &body).await
-                {
-                    if (200..300).contains(&s) {
-                        accepted.lock().unwrap().insert(id);
-                    }
+                let answer = call(&http, Method::POST, &format!("{base}/payments"), &body).await;
+                if answer.is_some_and(|(s, _)| (200..300).contains(&s)) {
+                    accepted.lock().unwrap().insert(id);
                 }
             }
         });

@@ -38,8 +38,9 @@ use reroute_core::{Status, Timestamp};
 use serde::Serialize;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::intel::{self, AlertJson, ProcessorHealthJson, RecommendationJson};
+use super::openapi::wire;
 use super::payments::{constant_time_eq, presented_token};
 use crate::app::Shared;
 
@@ -62,6 +63,13 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// `GET /dashboard`: the page. It carries no data, so it needs no token; it
 /// asks for one when the feed answers 401.
+#[utoipa::path(
+    get,
+    path = "/dashboard",
+    operation_id = "dashboard_page",
+    tag = "dashboard",
+    responses((status = 200, description = "The self-contained dashboard page.", content_type = "text/html; charset=utf-8", body = String))
+)]
 pub async fn page() -> Response {
     (
         [
@@ -84,10 +92,14 @@ pub async fn page() -> Response {
 
 /// What the page asks for: its token and the method and country whose
 /// recommendation it shows (both or neither).
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FeedQuery {
+    /// The admin token, for a browser's `EventSource` that cannot send headers.
     token: Option<String>,
+    /// With `country`: the method whose recommendation to include, e.g. PIX.
     payment_method: Option<String>,
+    /// With `payment_method`: ISO 3166-1 alpha-2, e.g. BR.
     country: Option<String>,
 }
 
@@ -139,6 +151,19 @@ fn parse(
 
 /// `GET /dashboard/snapshot[?payment_method=PIX&country=BR]`: one snapshot,
 /// with the last alerts.
+#[utoipa::path(
+    get,
+    path = "/dashboard/snapshot",
+    operation_id = "dashboard_snapshot",
+    tag = "dashboard",
+    params(FeedQuery),
+    security((), ("bearer" = []), ("rinha_token" = []), ("token_query" = [])),
+    responses(
+        (status = 200, description = "One snapshot.", body = Snapshot),
+        (status = 400, description = "The selection is incomplete or malformed.", body = ErrorBody),
+        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
+    )
+)]
 pub async fn snapshot(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -155,6 +180,21 @@ pub async fn snapshot(
 /// endless `text/event-stream` of `snapshot` events. The first carries the
 /// last alerts; each later one the alerts raised since the one before. It
 /// ends when the router stops.
+#[utoipa::path(
+    get,
+    path = "/dashboard/events",
+    operation_id = "dashboard_events",
+    tag = "dashboard",
+    params(FeedQuery),
+    security((), ("bearer" = []), ("rinha_token" = []), ("token_query" = [])),
+    responses(
+        (status = 200, description = "Server-Sent Events: `snapshot` events whose data is a `Snapshot` \
+            (the first with the last alerts, later ones with the alerts raised since).",
+            content_type = "text/event-stream", body = String),
+        (status = 400, description = "The selection is incomplete or malformed.", body = ErrorBody),
+        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
+    )
+)]
 pub async fn events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -275,8 +315,9 @@ impl Feed {
 // ---------------------------------------------------------------- JSON out
 
 /// Everything the page shows at one instant.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Snapshot<'a> {
+    #[schema(value_type = wire::Timestamp)]
     timestamp: Timestamp,
     /// Cheapest first, as `GET /api/v1/health` lists them.
     processors: Vec<ProcessorLine<'a>>,
@@ -291,7 +332,8 @@ struct Snapshot<'a> {
 }
 
 /// `GET /api/v1/health`'s processor object plus its fee and circuit.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DashboardProcessor)]
 struct ProcessorLine<'a> {
     #[serde(flatten)]
     health: ProcessorHealthJson<'a>,
@@ -302,7 +344,8 @@ struct ProcessorLine<'a> {
     circuit_up: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Queue)]
 struct QueueJson {
     /// Accepted payments waiting for a worker.
     depth: usize,
@@ -310,7 +353,8 @@ struct QueueJson {
     oldest_age_ms: Option<i64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = DashboardOptions)]
 struct Options<'a> {
     payment_methods: Vec<&'a str>,
     countries: Vec<&'a str>,

@@ -5,6 +5,20 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use reroute_store::StoreError;
 
+/// Every error answer's body. `field` names the request field at fault
+/// (`correlationId`, `amount`, `payment_method`, `processor_id`, ...) when
+/// one is; it is absent otherwise.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Error, example = json!({"error": "amount must be greater than zero", "field": "amount"}))]
+pub struct ErrorBody<'a> {
+    /// What went wrong, for a person to read.
+    pub error: String,
+    /// The request field at fault; absent when no one field is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<&'a str>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request's content is wrong; `field` names the culprit if one does.
@@ -71,13 +85,7 @@ impl IntoResponse for ApiError {
         if let ApiError::Unavailable(e) = &self {
             tracing::error!(error = %e, "request failed on the store");
         }
-        #[derive(serde::Serialize)]
-        struct Body<'a> {
-            error: String,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            field: Option<&'a str>,
-        }
-        let body = Body {
+        let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),
         };

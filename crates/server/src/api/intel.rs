@@ -24,7 +24,8 @@ use reroute_core::{Money, MoneyError, Processor, Status, Timestamp};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
+use super::openapi::wire;
 use crate::app::Shared;
 use crate::config::{is_country, is_method};
 
@@ -152,7 +153,9 @@ fn rate(value: Option<f64>) -> f64 {
     (value.unwrap_or(0.0) * 10_000.0).round() / 10_000.0
 }
 
-#[derive(Serialize)]
+/// Latency percentiles in milliseconds.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Latency)]
 struct LatencyJson {
     p50: u32,
     p95: u32,
@@ -172,8 +175,10 @@ impl From<Latency> for LatencyJson {
 /// The seed's health fields plus error rate, timeouts, latency and the time
 /// of the last transition. `error_count` is errors + timeouts (the seed's
 /// technical failures); `timeout_count` says how many of them were timeouts.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Health)]
 struct HealthJson {
+    #[schema(value_type = wire::Status)]
     status: Status,
     authorization_rate: f64,
     error_rate: f64,
@@ -183,6 +188,8 @@ struct HealthJson {
     error_count: u32,
     timeout_count: u32,
     latency_ms: Option<LatencyJson>,
+    /// When the status last changed; `null` if it never has.
+    #[schema(value_type = Option<wire::Timestamp>)]
     status_since: Option<Timestamp>,
 }
 
@@ -204,7 +211,9 @@ impl From<&HealthReport> for HealthJson {
     }
 }
 
-#[derive(Serialize)]
+/// The health of one (method, country) segment of a processor.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = SegmentHealth)]
 struct SegmentJson {
     payment_method: Option<String>,
     country: Option<String>,
@@ -212,7 +221,9 @@ struct SegmentJson {
     health: HealthJson,
 }
 
-#[derive(Serialize)]
+/// A processor's health as a whole, and per segment.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProcessorHealth)]
 pub(crate) struct ProcessorHealthJson<'a> {
     processor_id: &'a str,
     name: &'a str,
@@ -244,18 +255,25 @@ pub(crate) fn processor_health<'a>(
     }
 }
 
-#[derive(Serialize)]
+/// A health transition or anomaly.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Alert)]
 pub(crate) struct AlertJson<'a> {
     id: u64,
     processor_id: &'a str,
+    #[schema(value_type = wire::Status)]
     from_status: Status,
+    #[schema(value_type = wire::Status)]
     to_status: Status,
+    #[schema(value_type = wire::Timestamp)]
     timestamp: Timestamp,
     reason: &'a str,
     /// `transition` or `anomaly`.
     #[serde(rename = "type")]
+    #[schema(example = "transition")]
     kind: &'static str,
     /// `processor` or `segment`; a segment alert names its method and country.
+    #[schema(example = "processor")]
     scope: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     payment_method: Option<&'a str>,
@@ -296,23 +314,39 @@ impl<'a> From<&'a Alert> for AlertJson<'a> {
 
 // ---------------------------------------------------------------- handlers
 
-#[derive(serde::Deserialize)]
-struct TransactionBody<'a> {
+// As sent, fields kept raw so that each problem can be named.
+/// One transaction outcome to record.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = TransactionRequest)]
+pub(crate) struct TransactionBody<'a> {
+    /// A processor of the registry (see `GET /api/v1/processors`).
     #[serde(borrow, default)]
+    #[schema(value_type = String, required, example = "stripe_latam")]
     processor_id: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    #[schema(value_type = wire::Outcome, required)]
     result: Option<&'a RawValue>,
+    /// 1-32 letters, digits, `_` or `-`; the processor must take it.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>, example = "PIX")]
     payment_method: Option<&'a RawValue>,
+    /// ISO 3166-1 alpha-2; the processor must operate there.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>, example = "BR")]
     country: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    #[schema(value_type = Option<wire::Money>)]
     amount: Option<&'a RawValue>,
+    /// ISO 4217.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<String>, example = "BRL")]
     currency: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    #[schema(value_type = Option<u32>)]
     latency_ms: Option<&'a RawValue>,
+    /// When it happened; now if absent.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<wire::Timestamp>)]
     timestamp: Option<&'a RawValue>,
 }
 
@@ -406,8 +440,43 @@ fn parse_report(shared: &Shared, body: &[u8]) -> Result<Report, ApiError> {
     })
 }
 
+/// The answer to `POST /api/v1/transactions`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TransactionRecorded)]
+struct RecordedJson<'a> {
+    #[schema(example = "Transaction recorded")]
+    message: &'static str,
+    processor_id: &'a str,
+    #[schema(value_type = wire::Outcome)]
+    result: Outcome,
+    payment_method: Option<&'a str>,
+    country: Option<&'a str>,
+    #[schema(value_type = wire::Timestamp)]
+    timestamp: Timestamp,
+    /// The processor's status after this outcome.
+    #[schema(value_type = wire::Status)]
+    status: Status,
+    /// The segment's status after it, when the transaction named one.
+    #[schema(value_type = Option<wire::Status>)]
+    segment_status: Option<Status>,
+    alerts: Vec<AlertJson<'a>>,
+}
+
 /// `POST /api/v1/transactions`: records one outcome. 201 with the statuses
 /// after it and any alert it raised.
+#[utoipa::path(
+    post,
+    path = "/api/v1/transactions",
+    operation_id = "record_transaction",
+    tag = "intelligence",
+    request_body(content = TransactionBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Recorded.", body = RecordedJson),
+        (status = 400, description = "The body is not a valid transaction; `field` names the culprit.", body = ErrorBody),
+        (status = 404, description = "`processor_id` is not in the registry.", body = ErrorBody),
+        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+    )
+)]
 pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Response, ApiError> {
     let body = read_body(body, shared.config.max_body_bytes).await?;
     let report = parse_report(&shared, &body)?;
@@ -427,19 +496,7 @@ pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Res
     if recorded.opened {
         shared.health_opened.notify_waiters();
     }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        message: &'static str,
-        processor_id: &'a str,
-        result: Outcome,
-        payment_method: Option<&'a str>,
-        country: Option<&'a str>,
-        timestamp: Timestamp,
-        status: Status,
-        segment_status: Option<Status>,
-        alerts: Vec<AlertJson<'a>>,
-    }
-    let answer = Answer {
+    let answer = RecordedJson {
         message: "Transaction recorded",
         processor_id: shared.registry.by_fee()[report.processor].id.as_str(),
         result: report.outcome,
@@ -453,19 +510,30 @@ pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Res
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+/// The answer to `GET /api/v1/health`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = HealthList)]
+struct HealthListJson<'a> {
+    processors: Vec<ProcessorHealthJson<'a>>,
+    count: usize,
+    #[schema(value_type = wire::Timestamp)]
+    timestamp: Timestamp,
+}
+
 /// `GET /api/v1/health`: every processor, cheapest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    operation_id = "list_health",
+    tag = "intelligence",
+    responses((status = 200, description = "Every processor's health, cheapest first.", body = HealthListJson))
+)]
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let now = Timestamp::now();
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        processors: Vec<ProcessorHealthJson<'a>>,
-        count: usize,
-        timestamp: Timestamp,
-    }
     let processors: Vec<_> = (0..shared.registry.len())
         .map(|i| processor_health(&shared, i, now))
         .collect();
-    Json(Answer {
+    Json(HealthListJson {
         count: processors.len(),
         processors,
         timestamp: now,
@@ -476,46 +544,69 @@ pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
 /// How many recent transactions `GET /api/v1/health/{id}` lists at most.
 const HISTORY: usize = 50;
 
+/// A recorded transaction, as `GET /api/v1/health/{processor_id}` lists it.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TransactionRecord)]
+struct TransactionJson<'a> {
+    #[schema(value_type = wire::Outcome)]
+    result: Outcome,
+    payment_method: Option<&'a str>,
+    country: Option<&'a str>,
+    #[schema(value_type = Option<wire::Money>)]
+    amount: Option<Money>,
+    currency: Option<&'a str>,
+    latency_ms: Option<u32>,
+    #[schema(value_type = wire::Timestamp)]
+    timestamp: Timestamp,
+}
+
+impl<'a> From<&'a TransactionRecord> for TransactionJson<'a> {
+    fn from(t: &'a TransactionRecord) -> Self {
+        Self {
+            result: t.outcome,
+            payment_method: t.payment_method.as_deref(),
+            country: t.country.as_deref(),
+            amount: t.amount,
+            currency: t.currency.as_deref(),
+            latency_ms: t.latency_ms,
+            timestamp: t.at,
+        }
+    }
+}
+
+/// The answer to `GET /api/v1/health/{processor_id}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProcessorDetail)]
+struct ProcessorDetailJson<'a> {
+    #[serde(flatten)]
+    health: ProcessorHealthJson<'a>,
+    /// Newest first, at most 50.
+    recent_transactions: Vec<TransactionJson<'a>>,
+    #[schema(value_type = wire::Timestamp)]
+    timestamp: Timestamp,
+}
+
 /// `GET /api/v1/health/{processorId}`: one processor's health, its segments
 /// and its recent transactions (newest first).
+#[utoipa::path(
+    get,
+    path = "/api/v1/health/{processor_id}",
+    operation_id = "processor_health",
+    tag = "intelligence",
+    params(("processor_id" = String, Path, description = "A processor of the registry.")),
+    responses(
+        (status = 200, description = "The processor's health, segments and recent transactions.", body = ProcessorDetailJson),
+        (status = 404, description = "The processor is not in the registry.", body = ErrorBody),
+    )
+)]
 pub async fn processor(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let index = processor_index(&shared, &id, None)?;
     let now = Timestamp::now();
-    #[derive(Serialize)]
-    struct TransactionJson<'a> {
-        result: Outcome,
-        payment_method: Option<&'a str>,
-        country: Option<&'a str>,
-        amount: Option<Money>,
-        currency: Option<&'a str>,
-        latency_ms: Option<u32>,
-        timestamp: Timestamp,
-    }
-    impl<'a> From<&'a TransactionRecord> for TransactionJson<'a> {
-        fn from(t: &'a TransactionRecord) -> Self {
-            Self {
-                result: t.outcome,
-                payment_method: t.payment_method.as_deref(),
-                country: t.country.as_deref(),
-                amount: t.amount,
-                currency: t.currency.as_deref(),
-                latency_ms: t.latency_ms,
-                timestamp: t.at,
-            }
-        }
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        #[serde(flatten)]
-        health: ProcessorHealthJson<'a>,
-        recent_transactions: Vec<TransactionJson<'a>>,
-        timestamp: Timestamp,
-    }
     let recent = shared.health.recent(index, HISTORY);
-    let answer = Answer {
+    let answer = ProcessorDetailJson {
         health: processor_health(&shared, index, now),
         recent_transactions: recent.iter().map(Into::into).collect(),
         timestamp: now,
@@ -524,24 +615,47 @@ pub async fn processor(
 }
 
 /// The parameters of a recommendation, as sent (query or body).
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RecommendQuery {
+    /// 1-32 letters, digits, `_` or `-`, e.g. PIX.
+    #[param(required = true)]
     payment_method: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. BR.
+    #[param(required = true)]
     country: Option<String>,
+    /// Checked when given (positive, exact to the cent); it does not change the ranking.
     amount: Option<String>,
 }
 
-#[derive(serde::Deserialize)]
-struct RecommendBody<'a> {
+/// What to recommend a processor for.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = RecommendRequest)]
+pub(crate) struct RecommendBody<'a> {
     #[serde(borrow, default)]
+    #[schema(value_type = String, required, example = "PIX")]
     payment_method: Option<&'a RawValue>,
     #[serde(borrow, default)]
+    #[schema(value_type = String, required, example = "BR")]
     country: Option<&'a RawValue>,
+    /// Checked when given; it does not change the ranking.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<wire::Money>)]
     amount: Option<&'a RawValue>,
 }
 
 /// `GET /api/v1/routing/recommend?payment_method=PIX&country=BR`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/routing/recommend",
+    operation_id = "recommend",
+    tag = "intelligence",
+    params(RecommendQuery),
+    responses(
+        (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
+        (status = 400, description = "A parameter is missing or malformed; `field` names it.", body = ErrorBody),
+    )
+)]
 pub async fn recommend_query(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<RecommendQuery>, QueryRejection>,
@@ -559,6 +673,18 @@ pub async fn recommend_query(
 }
 
 /// `POST /api/v1/routing/recommend` with `{"payment_method", "country", "amount"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/routing/recommend",
+    operation_id = "recommend_for_body",
+    tag = "intelligence",
+    request_body(content = RecommendBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
+        (status = 400, description = "A field is missing or malformed; `field` names it.", body = ErrorBody),
+        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+    )
+)]
 pub async fn recommend_body(
     State(shared): State<Arc<Shared>>,
     body: Body,
@@ -578,17 +704,21 @@ fn recommend(shared: &Shared, method: &str, country: &str) -> Response {
     Json(recommendation(shared, method, country, Timestamp::now())).into_response()
 }
 
-#[derive(Serialize)]
+/// One ranked processor.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = RecommendationLine)]
 struct RecommendationLine<'a> {
     processor_id: &'a str,
     name: &'a str,
     rank: u32,
+    #[schema(value_type = wire::Status)]
     status: Status,
     authorization_rate: f64,
     error_rate: f64,
     total_transactions: u32,
     score: f64,
     /// Whose health was used: `segment` (enough data) or `processor`.
+    #[schema(value_type = wire::Scope)]
     health_scope: Scope,
     fee: f64,
     recommended: bool,
@@ -596,7 +726,8 @@ struct RecommendationLine<'a> {
 }
 
 /// The answer of `/api/v1/routing/recommend`; the dashboard sends the same.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Recommendation)]
 pub(crate) struct RecommendationJson<'a> {
     recommendations: Vec<RecommendationLine<'a>>,
     payment_method: &'a str,
@@ -608,6 +739,7 @@ pub(crate) struct RecommendationJson<'a> {
     warning: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
+    #[schema(value_type = wire::Timestamp)]
     timestamp: Timestamp,
 }
 
@@ -657,13 +789,35 @@ pub(crate) fn recommendation<'a>(
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertsQuery {
+    /// Only alerts at or after this instant (ISO-8601 / RFC 3339).
+    #[param(format = DateTime)]
     since: Option<String>,
+}
+
+/// The answer to `GET /api/v1/alerts`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = AlertList)]
+struct AlertListJson<'a> {
+    alerts: Vec<AlertJson<'a>>,
+    count: usize,
 }
 
 /// `GET /api/v1/alerts?since=ISO`: alerts at or after `since` (all kept
 /// alerts without it), oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    operation_id = "list_alerts",
+    tag = "intelligence",
+    params(AlertsQuery),
+    responses(
+        (status = 200, description = "Alerts, oldest first.", body = AlertListJson),
+        (status = 400, description = "`since` is not a timestamp.", body = ErrorBody),
+    )
+)]
 pub async fn alerts(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<AlertsQuery>, QueryRejection>,
@@ -682,47 +836,59 @@ pub async fn alerts(
         })?),
     };
     let alerts = shared.health.alerts_since(since);
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        alerts: Vec<AlertJson<'a>>,
-        count: usize,
-    }
     let alerts: Vec<AlertJson<'_>> = alerts.iter().map(Into::into).collect();
-    Ok(Json(Answer {
+    Ok(Json(AlertListJson {
         count: alerts.len(),
         alerts,
     })
     .into_response())
 }
 
+/// A processor of the registry.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProcessorEntry)]
+struct ProcessorLineJson<'a> {
+    processor_id: &'a str,
+    name: &'a str,
+    /// Where it operates; empty means anywhere.
+    countries: &'a [String],
+    /// What it takes; empty means anything.
+    payment_methods: &'a [String],
+    /// Its fee as a fraction of the amount.
+    fee: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    /// Whether reroute executes payments there (it has a URL) or only
+    /// advises about it.
+    executes_payments: bool,
+    #[schema(value_type = wire::Status)]
+    status: Status,
+}
+
+/// The answer to `GET /api/v1/processors`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ProcessorList)]
+struct ProcessorListJson<'a> {
+    processors: Vec<ProcessorLineJson<'a>>,
+    count: usize,
+}
+
 /// `GET /api/v1/processors`: the registry, cheapest first, with each
 /// processor's current status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/processors",
+    operation_id = "list_processors",
+    tag = "intelligence",
+    responses((status = 200, description = "The registry, cheapest first.", body = ProcessorListJson))
+)]
 pub async fn processors(State(shared): State<Arc<Shared>>) -> Response {
-    #[derive(Serialize)]
-    struct Line<'a> {
-        processor_id: &'a str,
-        name: &'a str,
-        countries: &'a [String],
-        payment_methods: &'a [String],
-        fee: f64,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        url: Option<&'a str>,
-        /// Whether reroute executes payments there (it has a URL) or only
-        /// advises about it.
-        executes_payments: bool,
-        status: Status,
-    }
-    #[derive(Serialize)]
-    struct Answer<'a> {
-        processors: Vec<Line<'a>>,
-        count: usize,
-    }
     let processors: Vec<_> = shared
         .registry
         .by_fee()
         .iter()
         .enumerate()
-        .map(|(i, p)| Line {
+        .map(|(i, p)| ProcessorLineJson {
             processor_id: p.id.as_str(),
             name: &p.name,
             countries: &p.countries,
@@ -733,7 +899,7 @@ pub async fn processors(State(shared): State<Arc<Shared>>) -> Response {
             status: shared.health.status(i),
         })
         .collect();
-    Json(Answer {
+    Json(ProcessorListJson {
         count: processors.len(),
         processors,
     })

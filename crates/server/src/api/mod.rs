@@ -1,41 +1,50 @@
 //! The HTTP surface: routes and the shared state they read. [`payments`] is
 //! surface 1 (Rinha), [`intel`] surface 2 (failover intelligence),
 //! [`ops`] and [`dashboard`] surface 3 (metrics, liveness, readiness, the
-//! live dashboard).
+//! live dashboard); [`openapi`] describes them all.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{get, post};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::Shared;
 
 pub mod dashboard;
 pub mod error;
 pub mod intel;
+pub mod openapi;
 pub mod ops;
 pub mod payments;
 
+/// Every route, registered once: each `routes!` mounts its handlers and adds
+/// their operations (from their `#[utoipa::path]`) to the OpenAPI document,
+/// so the router and the document cannot drift apart.
+pub(crate) fn routes() -> OpenApiRouter<Arc<Shared>> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(payments::create))
+        .routes(routes!(payments::summary))
+        .routes(routes!(payments::purge))
+        .routes(routes!(intel::record))
+        .routes(routes!(intel::health))
+        .routes(routes!(intel::processor))
+        .routes(routes!(intel::recommend_query, intel::recommend_body))
+        .routes(routes!(intel::alerts))
+        .routes(routes!(intel::processors))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(ops::livez))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(dashboard::page))
+        .routes(routes!(dashboard::snapshot))
+        .routes(routes!(dashboard::events))
+}
+
 pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/payments", post(payments::create))
-        .route("/payments-summary", get(payments::summary))
-        .route("/purge-payments", post(payments::purge))
-        .route("/api/v1/transactions", post(intel::record))
-        .route("/api/v1/health", get(intel::health))
-        .route("/api/v1/health/{processor_id}", get(intel::processor))
-        .route(
-            "/api/v1/routing/recommend",
-            get(intel::recommend_query).post(intel::recommend_body),
-        )
-        .route("/api/v1/alerts", get(intel::alerts))
-        .route("/api/v1/processors", get(intel::processors))
-        .route("/metrics", get(ops::metrics))
-        .route("/livez", get(ops::livez))
-        .route("/readyz", get(ops::readyz))
-        .route("/dashboard", get(dashboard::page))
-        .route("/dashboard/snapshot", get(dashboard::snapshot))
-        .route("/dashboard/events", get(dashboard::events))
+    let (router, _document) = routes().split_for_parts();
+    router
         .fallback(|| async { error::ApiError::NotFound })
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&shared),

@@ -11,6 +11,15 @@ use axum::response::{IntoResponse, Response};
 
 use crate::app::Shared;
 
+/// `GET /metrics`: Prometheus / OpenMetrics text.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    responses((status = 200, description = "Metrics in the OpenMetrics text format.",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
+)]
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     let body = shared.metrics.render(&shared).await;
     (
@@ -23,13 +32,53 @@ pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
+/// The answer to `GET /livez`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Liveness)]
+struct LivenessJson {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
 /// Liveness: the process answers HTTP.
+#[utoipa::path(
+    get,
+    path = "/livez",
+    operation_id = "livez",
+    tag = "operations",
+    responses((status = 200, description = "The process answers HTTP.", body = LivenessJson))
+)]
 pub async fn livez() -> Response {
-    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    axum::Json(LivenessJson { status: "ok" }).into_response()
+}
+
+/// The answer to `GET /readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Readiness)]
+struct ReadinessJson {
+    /// `ready` or `not ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// `ok` or `unavailable`.
+    #[schema(example = "ok")]
+    store: &'static str,
+    /// `running` or `stopped`.
+    #[schema(example = "running")]
+    workers: &'static str,
 }
 
 /// Readiness: the store answers and the workers are running. A load balancer
 /// should send payments only to a ready instance.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: the store answers and the workers run.", body = ReadinessJson),
+        (status = 503, description = "Not ready; the body says which part is not.", body = ReadinessJson),
+    )
+)]
 pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     let store = shared.store.summary(reroute_core::Window::new(
         Some(reroute_core::Timestamp::from_millis(0)),
@@ -45,11 +94,15 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = serde_json::json!({
-        "status": if status == StatusCode::OK { "ready" } else { "not ready" },
-        "store": if store_ok { "ok" } else { "unavailable" },
-        "workers": if workers_ok { "running" } else { "stopped" },
-    });
+    let body = ReadinessJson {
+        status: if status == StatusCode::OK {
+            "ready"
+        } else {
+            "not ready"
+        },
+        store: if store_ok { "ok" } else { "unavailable" },
+        workers: if workers_ok { "running" } else { "stopped" },
+    };
     (status, axum::Json(body)).into_response()
 }
 

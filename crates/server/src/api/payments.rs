@@ -16,19 +16,30 @@ use reroute_store::{Acceptance, NewPayment, PendingPayment};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::app::Shared;
 
-/// The body as sent, fields still raw so that each problem can be named.
-#[derive(serde::Deserialize)]
-struct PaymentBody<'a> {
+// The body as sent, fields still raw so that each problem can be named.
+/// A payment to accept.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = PaymentRequest)]
+pub(crate) struct PaymentBody<'a> {
+    /// The client's id for the payment; a repeat with the same amount is a
+    /// duplicate, with another amount a conflict.
     #[serde(rename = "correlationId", borrow, default)]
+    #[schema(value_type = String, format = "uuid", required)]
     correlation_id: Option<&'a RawValue>,
+    /// Greater than zero, exact to the cent.
     #[serde(borrow, default)]
+    #[schema(value_type = f64, required, example = 19.9)]
     amount: Option<&'a RawValue>,
+    /// 1-32 letters, digits, `_` or `-`; limits the processors that may take it.
     #[serde(rename = "paymentMethod", default)]
+    #[schema(example = "pix")]
     payment_method: Option<String>,
+    /// ISO 3166-1 alpha-2.
     #[serde(default)]
+    #[schema(example = "BR")]
     country: Option<String>,
 }
 
@@ -126,6 +137,24 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge { limit })
 }
 
+/// `POST /payments`: accepts a payment durably; a worker pays it later.
+#[utoipa::path(
+    post,
+    path = "/payments",
+    operation_id = "create_payment",
+    tag = "payments",
+    request_body(content = PaymentBody, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Accepted: stored durably, to be paid.", body = PaymentReceipt),
+        (status = 200, description = "A duplicate of an accepted payment (same id and amount).", body = PaymentReceipt),
+        (status = 400, description = "The body is not a valid payment; `field` names the culprit.", body = ErrorBody),
+        (status = 409, description = "The correlationId was accepted with another amount.", body = ErrorBody),
+        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+        (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
+        (status = 422, description = "No configured processor takes this method in this country.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable; nothing was accepted.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -176,22 +205,41 @@ pub async fn create(
     }
 }
 
+/// The answer to `POST /payments`, as [`answer`] writes it by hand (the hot
+/// path skips a serializer); described here for the API document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct PaymentReceipt {
+    #[schema(rename = "correlationId", format = "uuid")]
+    correlation_id: String,
+    /// `accepted` or `duplicate`.
+    #[schema(example = "accepted")]
+    status: String,
+}
+
 fn answer(status: StatusCode, id: CorrelationId, what: &str) -> Response {
     let body = format!(r#"{{"correlationId":"{id}","status":"{what}"}}"#);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SummaryQuery {
+    /// Start of the window (inclusive), ISO-8601 UTC, e.g. 2025-07-10T12:34:56.000Z.
+    #[param(format = DateTime)]
     from: Option<String>,
+    /// End of the window (inclusive), ISO-8601 UTC.
+    #[param(format = DateTime)]
     to: Option<String>,
 }
 
-#[derive(serde::Serialize)]
-struct SummaryLine {
+/// One processor's paid payments in the window.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SummaryLine {
     #[serde(rename = "totalRequests")]
     total_requests: u64,
     #[serde(rename = "totalAmount")]
+    #[schema(value_type = super::openapi::wire::Money)]
     total_amount: Money,
 }
 
@@ -207,6 +255,20 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
     }
 }
 
+/// `GET /payments-summary`: the ledger's totals per processor (every
+/// processor of the registry, keyed by id, e.g. `default` and `fallback`).
+#[utoipa::path(
+    get,
+    path = "/payments-summary",
+    operation_id = "payments_summary",
+    tag = "payments",
+    params(SummaryQuery),
+    responses(
+        (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
+        (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn summary(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
@@ -243,6 +305,20 @@ pub async fn summary(
     Ok(axum::Json(lines).into_response())
 }
 
+/// `POST /purge-payments`: empties the ledger and the queue. Needs the admin
+/// token when one is configured.
+#[utoipa::path(
+    post,
+    path = "/purge-payments",
+    operation_id = "purge_payments",
+    tag = "payments",
+    security((), ("bearer" = []), ("rinha_token" = [])),
+    responses(
+        (status = 200, description = "Purged.", body = Message),
+        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+    )
+)]
 pub async fn purge(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
@@ -258,7 +334,17 @@ pub async fn purge(
     shared.store.purge().await?;
     let dropped = shared.queue.clear();
     tracing::warn!(dropped, "ledger and queue purged");
-    Ok(axum::Json(serde_json::json!({"message": "All payments purged."})).into_response())
+    Ok(axum::Json(Message {
+        message: "All payments purged.",
+    })
+    .into_response())
+}
+
+/// A one-line confirmation.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Message {
+    #[schema(example = "All payments purged.")]
+    message: &'static str,
 }
 
 pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {

@@ -1,0 +1,145 @@
+//! The API description: an OpenAPI 3.1 document served at
+//! `GET /openapi.json`.
+//!
+//! It is generated from the code: each handler carries a
+//! `#[utoipa::path]` attribute and each wire type a `ToSchema` derive, and
+//! [`super::routes`] registers the handlers with `utoipa_axum::routes!`, which
+//! both mounts a handler on the axum router and adds its operation to the
+//! document. A route therefore cannot be served without being described, nor
+//! described without being served.
+//!
+//! The domain types of `reroute-core` carry no schema of their own (the core
+//! stays free of HTTP concerns); the [`wire`] module says how each of them
+//! looks on the wire, and fields point at it with `value_type`.
+
+use std::sync::LazyLock;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+/// The document's fixed parts; the paths and schemas come from
+/// [`super::routes`].
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "reroute",
+        description = "A payment failover router: the Rinha-compatible payments API, the \
+                       failover-intelligence API, and the operations endpoints. Errors are \
+                       answered as `{\"error\": \"...\", \"field\": \"...\"}` (see `ApiError`).",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&AdminToken),
+    tags(
+        (name = "payments", description = "Surface 1: the Rinha-compatible payments API."),
+        (name = "intelligence", description = "Surface 2: failover intelligence (health, alerts, routing recommendations)."),
+        (name = "operations", description = "Surface 3: metrics, liveness, readiness and this document."),
+        (name = "dashboard", description = "Surface 3: the live dashboard and its data."),
+    )
+)]
+pub struct ApiDoc;
+
+/// The admin token's two accepted forms, named by the operations that need it.
+struct AdminToken;
+
+impl Modify for AdminToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "rinha_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-Rinha-Token"))),
+        );
+        components.add_security_scheme(
+            "token_query",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
+        );
+    }
+}
+
+/// The whole document, built once from the same registration that builds
+/// the router.
+pub fn document() -> utoipa::openapi::OpenApi {
+    super::routes().split_for_parts().1
+}
+
+static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
+    document()
+        .to_json()
+        .expect("an OpenAPI document of strings and maps always serializes")
+});
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = Object))
+)]
+pub async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOCUMENT.as_str(),
+    )
+        .into_response()
+}
+
+/// How the core's domain types look on the wire. Never built: they exist
+/// for their schemas.
+#[allow(dead_code)]
+pub mod wire {
+    use utoipa::ToSchema;
+
+    /// A processor's (or segment's) health.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "UPPERCASE")]
+    pub enum Status {
+        Healthy,
+        Degraded,
+        Down,
+    }
+
+    /// A transaction's outcome: `approved`, `declined` (a business refusal),
+    /// `error` or `timeout` (technical failures).
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    pub enum Outcome {
+        Approved,
+        Declined,
+        Error,
+        Timeout,
+    }
+
+    /// Whose health a recommendation line is based on: the segment (enough
+    /// data) or the processor as a whole.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "snake_case")]
+    pub enum Scope {
+        Segment,
+        Processor,
+    }
+
+    /// A UTC instant, ISO-8601 with millisecond precision.
+    #[derive(ToSchema)]
+    #[schema(value_type = String, format = DateTime, example = "2025-07-10T12:34:56.000Z")]
+    pub struct Timestamp(String);
+
+    /// An amount of money as a JSON number, exact to the cent.
+    #[derive(ToSchema)]
+    #[schema(value_type = f64, example = 19.9)]
+    pub struct Money(f64);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_document_is_json_and_describes_itself() {
+        let doc: serde_json::Value = serde_json::from_str(&super::DOCUMENT).unwrap();
+        assert!(doc["paths"]["/openapi.json"]["get"].is_object());
+    }
+}
