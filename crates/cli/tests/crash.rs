@@ -4,48 +4,15 @@
 //! processors' books, and the router's summary equals the books.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use hyper::Method;
 
-type Http = Client<HttpConnector, Full<Bytes>>;
-
-async fn call(http: &Http, method: Method, url: &str, body: &str) -> Option<(u16, Value)> {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("x-rinha-token", "123")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .ok()?;
-    let res = tokio::time::timeout(Duration::from_secs(5), http.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.ok()?.to_bytes();
-    Some((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::*;
 
 struct Router {
     child: Child,
@@ -79,39 +46,13 @@ impl Router {
     }
 }
 
-async fn wait_ready(http: &Http, base: &str) {
-    for _ in 0..400 {
-        if let Some((200, _)) =
-            call(http, Method::GET, &format!("{base}/payments-summary"), "").await
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("router at {base} never became ready");
-}
-
-async fn book_ids(http: &Http, url: &str) -> Vec<String> {
-    let (_, v) = call(http, Method::GET, &format!("{url}/admin/payments"), "")
-        .await
-        .unwrap();
-    let list = v
-        .as_array()
-        .or_else(|| v["payments"].as_array())
-        .expect("payment list")
-        .clone();
-    list.iter()
-        .map(|p| p["correlationId"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_router_loses_nothing_and_charges_nothing_twice() {
     let sim = reroute_sim::spawn(reroute_sim::SimConfig::rinha_on_free_ports())
         .await
         .unwrap();
     let (default, fallback) = (sim.url("default"), sim.url("fallback"));
-    let http: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let http = http();
     // Some latency, so that kills land while attempts are in flight.
     call(
         &http,
@@ -167,8 +108,8 @@ async fn killing_the_router_loses_nothing_and_charges_nothing_twice() {
             for _ in 0..600 {
                 let books: HashSet<String> = book_ids(&http, &default)
                     .await
-                    .into_iter()
-                    .chain(book_ids(&http, &fallback).await)
+                    .union(&book_ids(&http, &fallback).await)
+                    .cloned()
                     .collect();
                 let (_, summary) =
                     call(&http, Method::GET, &format!("{base}/payments-summary"), "")
@@ -183,8 +124,8 @@ async fn killing_the_router_loses_nothing_and_charges_nothing_twice() {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             assert!(settled, "the router never caught up with the books");
-            let d: HashSet<String> = book_ids(&http, &default).await.into_iter().collect();
-            let f: HashSet<String> = book_ids(&http, &fallback).await.into_iter().collect();
+            let d = book_ids(&http, &default).await;
+            let f = book_ids(&http, &fallback).await;
             assert!(
                 d.is_disjoint(&f),
                 "a payment was charged on both processors"

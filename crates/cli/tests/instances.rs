@@ -6,48 +6,15 @@
 //! limit (one health call per window) is never exceeded.
 
 use std::collections::HashSet;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use hyper::Method;
 
-type Http = Client<HttpConnector, Full<Bytes>>;
-
-async fn call(http: &Http, method: Method, url: &str, body: &str) -> Option<(u16, Value)> {
-    let req = Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .header("x-rinha-token", "123")
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .ok()?;
-    let res = tokio::time::timeout(Duration::from_secs(5), http.request(req))
-        .await
-        .ok()?
-        .ok()?;
-    let status = res.status().as_u16();
-    let bytes = res.into_body().collect().await.ok()?.to_bytes();
-    Some((
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    ))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::*;
 
 /// A database of the test's own, dropped at the end.
 struct Database {
@@ -124,16 +91,6 @@ fn start(port: u16, name: &str, db: &str, default: &str, fallback: &str) -> Chil
         .expect("reroute starts")
 }
 
-async fn wait_ready(http: &Http, base: &str) {
-    for _ in 0..400 {
-        if let Some((200, _)) = call(http, Method::GET, &format!("{base}/readyz"), "").await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("{base} never became ready");
-}
-
 async fn stat(http: &Http, url: &str, name: &str) -> u64 {
     let (_, v) = call(http, Method::GET, &format!("{url}/admin/stats"), "")
         .await
@@ -143,27 +100,13 @@ async fn stat(http: &Http, url: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in {v}"))
 }
 
-async fn book_ids(http: &Http, url: &str) -> HashSet<String> {
-    let (_, v) = call(http, Method::GET, &format!("{url}/admin/payments"), "")
-        .await
-        .unwrap();
-    let list = v
-        .as_array()
-        .or_else(|| v["payments"].as_array())
-        .expect("payment list")
-        .clone();
-    list.iter()
-        .map(|p| p["correlationId"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_share_the_work_and_survive_the_death_of_one() {
     let mut sim_config = reroute_sim::SimConfig::rinha_on_free_ports();
     sim_config.health_window = Duration::from_millis(1000);
     let sim = reroute_sim::spawn(sim_config).await.unwrap();
     let (default, fallback) = (sim.url("default"), sim.url("fallback"));
-    let http: Http = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
+    let http = http();
     call(
         &http,
         Method::PUT,

@@ -214,60 +214,40 @@ async fn send(
     shared.breakers.observe(index, signal, now);
     observe_health(shared, index, &payment.payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
-    match result {
-        AttemptResult::Approved => finish(shared, payment, Outcome::Processed(attempt)).await,
-        AttemptResult::AlreadyProcessed => {
-            // Processed by an earlier send; the processor's own requestedAt is
-            // what its books count, so record that one.
-            match shared.client.lookup(url, id).await {
-                Lookup::Found { requested_at } => {
-                    let stored = Attempt {
-                        requested_at,
-                        ..attempt
-                    };
-                    finish(shared, payment, Outcome::Processed(stored)).await
-                }
-                _ => finish(shared, payment, Outcome::Processed(attempt)).await,
-            }
+    // Whether some send of this attempt was stored: asked when the answer
+    // leaves it open. A status query is cheap and, unlike a re-send, not
+    // slowed by the processor's delay.
+    let lookup = match result {
+        AttemptResult::AlreadyProcessed | AttemptResult::Unknown => {
+            Some(shared.client.lookup(url, id).await)
         }
-        AttemptResult::Declined => finish(shared, payment, Outcome::Declined(attempt)).await,
-        AttemptResult::Failed if !resending => {
+        // Refused, but an earlier send of the same attempt may have been stored.
+        AttemptResult::Failed if resending => Some(shared.client.lookup(url, id).await),
+        _ => None,
+    };
+    match (result, lookup) {
+        (AttemptResult::Approved, _) => finish(shared, payment, Outcome::Processed(attempt)).await,
+        (AttemptResult::Declined, _) => finish(shared, payment, Outcome::Declined(attempt)).await,
+        // Processed by some send: the processor's own requestedAt is what its
+        // books count, so record that one.
+        (_, Some(Lookup::Found { requested_at })) => {
+            let stored = Attempt {
+                requested_at,
+                ..attempt
+            };
+            finish(shared, payment, Outcome::Processed(stored)).await
+        }
+        (AttemptResult::AlreadyProcessed, _) => {
+            finish(shared, payment, Outcome::Processed(attempt)).await
+        }
+        // Definitely not processed: the payment may go elsewhere, with a new
+        // requestedAt.
+        (AttemptResult::Failed, None | Some(Lookup::NotFound)) => {
             payment.attempt = None;
             Next::Continue
         }
-        AttemptResult::Failed => {
-            // This send was refused, but an earlier send of the same attempt
-            // may have been stored: ask before letting the payment move on.
-            match shared.client.lookup(url, id).await {
-                Lookup::Found { requested_at } => {
-                    let stored = Attempt {
-                        requested_at,
-                        ..attempt
-                    };
-                    finish(shared, payment, Outcome::Processed(stored)).await
-                }
-                Lookup::NotFound => {
-                    payment.attempt = None;
-                    Next::Continue
-                }
-                Lookup::Unknown => Next::Continue,
-            }
-        }
-        AttemptResult::Unknown => {
-            // Maybe stored. A status query is cheap and, unlike a re-send,
-            // not slowed by the processor's delay; if it does not tell, the
-            // next loop re-sends with the same requestedAt.
-            match shared.client.lookup(url, id).await {
-                Lookup::Found { requested_at } => {
-                    let stored = Attempt {
-                        requested_at,
-                        ..attempt
-                    };
-                    finish(shared, payment, Outcome::Processed(stored)).await
-                }
-                Lookup::NotFound | Lookup::Unknown => Next::Continue,
-            }
-        }
+        // Still unknown: the next loop re-sends with the same requestedAt.
+        (AttemptResult::Failed | AttemptResult::Unknown, _) => Next::Continue,
     }
 }
 

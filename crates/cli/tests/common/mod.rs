@@ -1,0 +1,76 @@
+//! What the end-to-end tests of the binary share: a small HTTP client, a
+//! free port, and the simulator's books by correlationId.
+#![allow(dead_code)]
+
+use std::collections::HashSet;
+use std::net::TcpListener;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+pub type Http = Client<HttpConnector, Full<Bytes>>;
+
+pub fn http() -> Http {
+    Client::builder(TokioExecutor::new()).build(HttpConnector::new())
+}
+
+/// One JSON call (with the simulator's admin token); `None` when no answer
+/// came within 5 s.
+pub async fn call(http: &Http, method: Method, url: &str, body: &str) -> Option<(u16, Value)> {
+    let req = Request::builder()
+        .method(method)
+        .uri(url)
+        .header("content-type", "application/json")
+        .header("x-rinha-token", "123")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .ok()?;
+    let res = tokio::time::timeout(Duration::from_secs(5), http.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = res.status().as_u16();
+    let bytes = res.into_body().collect().await.ok()?.to_bytes();
+    Some((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The correlationIds a simulated processor has stored.
+pub async fn book_ids(http: &Http, url: &str) -> HashSet<String> {
+    let (_, v) = call(http, Method::GET, &format!("{url}/admin/payments"), "")
+        .await
+        .unwrap();
+    let list = v
+        .as_array()
+        .or_else(|| v["payments"].as_array())
+        .expect("payment list")
+        .clone();
+    list.iter()
+        .map(|p| p["correlationId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Waits until the router at `base` reports ready.
+pub async fn wait_ready(http: &Http, base: &str) {
+    for _ in 0..400 {
+        if let Some((200, _)) = call(http, Method::GET, &format!("{base}/readyz"), "").await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} never became ready");
+}
