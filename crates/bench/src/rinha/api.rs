@@ -161,36 +161,34 @@ impl Processor {
 
     /// `PUT /admin/configurations/delay {"delay": ms}`, expecting 200.
     pub async fn set_delay(&mut self, delay_ms: u64) -> Result<(), CallError> {
-        const WHAT: &str = "setting the delay";
-        let body = Bytes::from(format!(r#"{{"delay":{delay_ms}}}"#));
-        let token = self.token.clone();
-        let answer = self
-            .call(
-                WHAT,
-                Method::PUT,
-                "/admin/configurations/delay",
-                Some(body),
-                &token,
-            )
-            .await?;
-        self.expect(WHAT, &answer, StatusCode::OK)
+        let body = format!(r#"{{"delay":{delay_ms}}}"#);
+        self.configure("setting the delay", "/admin/configurations/delay", body)
+            .await
     }
 
     /// `PUT /admin/configurations/failure {"failure": bool}`, expecting 200.
     pub async fn set_failure(&mut self, failing: bool) -> Result<(), CallError> {
-        const WHAT: &str = "setting the failure mode";
-        let body = Bytes::from(format!(r#"{{"failure":{failing}}}"#));
+        let body = format!(r#"{{"failure":{failing}}}"#);
+        self.configure(
+            "setting the failure mode",
+            "/admin/configurations/failure",
+            body,
+        )
+        .await
+    }
+
+    /// One `PUT /admin/configurations/…` with the token, expecting 200.
+    async fn configure(
+        &mut self,
+        what: &'static str,
+        path: &'static str,
+        body: String,
+    ) -> Result<(), CallError> {
         let token = self.token.clone();
         let answer = self
-            .call(
-                WHAT,
-                Method::PUT,
-                "/admin/configurations/failure",
-                Some(body),
-                &token,
-            )
+            .call(what, Method::PUT, path, Some(Bytes::from(body)), &token)
             .await?;
-        self.expect(WHAT, &answer, StatusCode::OK)
+        self.expect(what, &answer, StatusCode::OK)
     }
 
     /// `GET /admin/payments-summary?from&to`, expecting 200 and the summary.

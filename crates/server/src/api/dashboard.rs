@@ -136,10 +136,7 @@ fn parse(
     headers: &HeaderMap,
     query: Result<Query<FeedQuery>, QueryRejection>,
 ) -> Result<Option<Selection>, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::Invalid {
-        field: None,
-        message: e.body_text(),
-    })?;
+    let Query(q) = query?;
     if let Some(expected) = &shared.config.admin_token {
         let presented = presented_token(headers).or(q.token.as_deref());
         if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) {

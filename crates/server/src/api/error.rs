@@ -1,6 +1,7 @@
 //! The one place errors become HTTP answers: a status and the stable JSON
 //! shape `{"error": "...", "field": "..."}`.
 
+use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use reroute_store::StoreError;
@@ -76,6 +77,16 @@ impl ApiError {
             ApiError::Invalid { field, .. } | ApiError::UnknownProcessor { field, .. } => *field,
             ApiError::Conflict { .. } => Some("amount"),
             _ => None,
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    /// A query string that does not parse: a 400 with axum's explanation.
+    fn from(e: QueryRejection) -> Self {
+        ApiError::Invalid {
+            field: None,
+            message: e.body_text(),
         }
     }
 }

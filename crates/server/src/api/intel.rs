@@ -660,10 +660,7 @@ pub async fn recommend_query(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<RecommendQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::Invalid {
-        field: None,
-        message: e.body_text(),
-    })?;
+    let Query(q) = query?;
     let method = method(required(q.payment_method, "payment_method")?)?;
     let country = country(required(q.country, "country")?)?;
     if let Some(a) = q.amount.filter(|a| !a.trim().is_empty()) {
@@ -822,10 +819,7 @@ pub async fn alerts(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<AlertsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = query.map_err(|e| ApiError::Invalid {
-        field: None,
-        message: e.body_text(),
-    })?;
+    let Query(q) = query?;
     let since = match q.since.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(text) => Some(text.parse::<Timestamp>().map_err(|_| {

@@ -273,10 +273,7 @@ pub async fn summary(
     State(shared): State<Arc<Shared>>,
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError::Invalid {
-        field: None,
-        message: e.body_text(),
-    })?;
+    let Query(query) = query?;
     let window = Window::new(
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
