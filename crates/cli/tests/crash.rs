@@ -101,60 +101,13 @@ async fn killing_the_router_loses_nothing_and_charges_nothing_twice() {
         } else {
             stop.store(true, Ordering::Relaxed);
             while load.join_next().await.is_some() {}
-            // Drain: wait until the ledger holds everything the books hold
-            // and every accepted payment is in the books.
             let accepted = accepted.lock().unwrap().clone();
-            let mut settled = false;
-            for _ in 0..600 {
-                let books: HashSet<String> = book_ids(&http, &default)
-                    .await
-                    .union(&book_ids(&http, &fallback).await)
-                    .cloned()
-                    .collect();
-                let (_, summary) =
-                    call(&http, Method::GET, &format!("{base}/payments-summary"), "")
-                        .await
-                        .unwrap();
-                let ledger = summary["default"]["totalRequests"].as_u64().unwrap()
-                    + summary["fallback"]["totalRequests"].as_u64().unwrap();
-                if accepted.is_subset(&books) && ledger == books.len() as u64 {
-                    settled = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            assert!(settled, "the router never caught up with the books");
-            let d = book_ids(&http, &default).await;
-            let f = book_ids(&http, &fallback).await;
-            assert!(
-                d.is_disjoint(&f),
-                "a payment was charged on both processors"
-            );
             assert!(
                 accepted.len() >= 600,
                 "only {} payments accepted",
                 accepted.len()
             );
-            let (_, summary) = call(&http, Method::GET, &format!("{base}/payments-summary"), "")
-                .await
-                .unwrap();
-            assert_eq!(
-                summary["default"]["totalRequests"].as_u64().unwrap(),
-                d.len() as u64
-            );
-            assert_eq!(
-                summary["fallback"]["totalRequests"].as_u64().unwrap(),
-                f.len() as u64
-            );
-            let (_, books) = call(
-                &http,
-                Method::GET,
-                &format!("{default}/admin/payments-summary"),
-                "",
-            )
-            .await
-            .unwrap();
-            assert_eq!(summary["default"]["totalAmount"], books["totalAmount"]);
+            drain_and_audit(&http, &base, &default, &fallback, &accepted).await;
             router.kill9();
         }
     }

@@ -74,3 +74,59 @@ pub async fn wait_ready(http: &Http, base: &str) {
     }
     panic!("{base} never became ready");
 }
+
+/// Waits until every accepted payment is in a processor's books and the
+/// router at `base` summarises exactly the books, then checks that no
+/// payment was charged twice and that counts and amounts agree.
+pub async fn drain_and_audit(
+    http: &Http,
+    base: &str,
+    default: &str,
+    fallback: &str,
+    accepted: &HashSet<String>,
+) {
+    let summary = || async {
+        call(http, Method::GET, &format!("{base}/payments-summary"), "")
+            .await
+            .expect("the router answers its summary")
+            .1
+    };
+    let count = |s: &Value, p: &str| s[p]["totalRequests"].as_u64().unwrap();
+    let mut settled = false;
+    for _ in 0..600 {
+        let books: HashSet<String> = book_ids(http, default)
+            .await
+            .union(&book_ids(http, fallback).await)
+            .cloned()
+            .collect();
+        let s = summary().await;
+        if accepted.is_subset(&books)
+            && count(&s, "default") + count(&s, "fallback") == books.len() as u64
+        {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled, "the router never caught up with the books");
+    let (d, f) = (
+        book_ids(http, default).await,
+        book_ids(http, fallback).await,
+    );
+    assert!(
+        d.is_disjoint(&f),
+        "a payment was charged on both processors"
+    );
+    let s = summary().await;
+    assert_eq!(count(&s, "default"), d.len() as u64);
+    assert_eq!(count(&s, "fallback"), f.len() as u64);
+    let (_, books) = call(
+        http,
+        Method::GET,
+        &format!("{default}/admin/payments-summary"),
+        "",
+    )
+    .await
+    .unwrap();
+    assert_eq!(s["default"]["totalAmount"], books["totalAmount"]);
+}

@@ -278,13 +278,18 @@ pub struct TestApp {
     done: tokio::task::JoinHandle<()>,
 }
 
-pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig {
+/// The configuration `reroute serve` would build from these arguments.
+fn parse_serve(argv: Vec<String>) -> ServeConfig {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
         serve: ServeArgs,
     }
+    Cli::parse_from(argv).serve.into_config().unwrap()
+}
+
+pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig {
     let mut argv = vec![
         "reroute".to_owned(),
         "--host".into(),
@@ -303,7 +308,7 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
         "1000".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    Cli::parse_from(argv).serve.into_config().unwrap()
+    parse_serve(argv)
 }
 
 /// A router on port 0 whose registry comes from `registry` (a TOML file),
@@ -313,12 +318,6 @@ pub fn config_with_registry(
     registry: &std::path::Path,
     extra: &[&str],
 ) -> ServeConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        serve: ServeArgs,
-    }
     let mut argv = vec![
         "reroute".to_owned(),
         "--host".into(),
@@ -331,7 +330,7 @@ pub fn config_with_registry(
         registry.display().to_string(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
-    Cli::parse_from(argv).serve.into_config().unwrap()
+    parse_serve(argv)
 }
 
 /// The shipped `config/techcart.toml` without its URLs (advisory only),
