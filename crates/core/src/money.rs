@@ -31,8 +31,23 @@ struct Decimal {
     mantissa: u128,
     scale: i64,
     /// Non-zero digits were dropped below the last one kept: the value is a
-    /// little more than `mantissa x 10^-scale` (only ever far below a cent).
+    /// little more than `mantissa x 10^-scale`. Digits are dropped only past
+    /// [`KEPT`], so for any amount up to [`Money::MAX`] they lie far below
+    /// a cent.
     sticky: bool,
+}
+
+/// Significant digits beyond this many (36) are not kept, only remembered
+/// as `sticky`; the mantissa therefore always fits in a `u128`.
+const KEPT: u128 = 10u128.pow(36);
+
+/// What lies below the last whole cent of a decimal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Below {
+    Nothing,
+    UnderHalf,
+    Half,
+    OverHalf,
 }
 
 impl Decimal {
@@ -48,17 +63,16 @@ impl Decimal {
         let mut mantissa: u128 = 0;
         let mut scale: i64 = 0;
         let mut digits = 0usize;
-        let mut overflow = false;
         let mut sticky = false;
-        let mut push = |mantissa: &mut u128, d: u8| match mantissa
-            .checked_mul(10)
-            .and_then(|m| m.checked_add(u128::from(d - b'0')))
-        {
-            Some(m) => *mantissa = m,
-            None => overflow = true,
-        };
+        let push = |mantissa: &mut u128, d: u8| *mantissa = *mantissa * 10 + u128::from(d - b'0');
         while i < bytes.len() && bytes[i].is_ascii_digit() {
-            push(&mut mantissa, bytes[i]);
+            if mantissa >= KEPT {
+                // A dropped integer digit still counts for the magnitude.
+                sticky |= bytes[i] != b'0';
+                scale -= 1;
+            } else {
+                push(&mut mantissa, bytes[i]);
+            }
             digits += 1;
             i += 1;
         }
@@ -69,9 +83,9 @@ impl Decimal {
             i += 1;
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_digit() {
-                // Past 36 digits of precision, further decimals only matter
-                // as "something non-zero was there".
-                if mantissa >= 10u128.pow(36) {
+                // Past the kept precision, further decimals only matter as
+                // "something non-zero was there".
+                if mantissa >= KEPT {
                     sticky |= bytes[i] != b'0';
                 } else {
                     push(&mut mantissa, bytes[i]);
@@ -116,9 +130,6 @@ impl Decimal {
         if i != bytes.len() {
             return Err(MoneyError::NotANumber);
         }
-        if overflow {
-            return Err(MoneyError::TooLarge);
-        }
         Ok(Self {
             negative,
             mantissa,
@@ -129,14 +140,55 @@ impl Decimal {
 
     /// Removes trailing zeros below the decimal point (`19.900` -> `19.9`).
     fn normalized(mut self) -> Self {
+        // Zero first: stripping its "trailing zeros" would loop once per
+        // unit of scale, and `0e-9223372036854775807` has a lot of them.
+        if self.mantissa == 0 {
+            self.scale = 0;
+            return self;
+        }
+        // At most 37 rounds: the mantissa has no more digits than that.
         while self.scale > 0 && self.mantissa.is_multiple_of(10) {
             self.mantissa /= 10;
             self.scale -= 1;
         }
-        if self.mantissa == 0 {
-            self.scale = 0;
-        }
         self
+    }
+
+    /// The magnitude in whole cents (`None`: beyond a `u128`) and what
+    /// lies below the last cent.
+    fn cents(&self) -> (Option<u128>, Below) {
+        if self.scale <= 2 {
+            // Whole cents: shift left. Sticky digits lie 36 places or more
+            // below the leading one: under half a cent for any amount that
+            // is not far beyond the maximum anyway.
+            let whole = u32::try_from(2i64.saturating_sub(self.scale))
+                .ok()
+                .and_then(|shift| 10u128.checked_pow(shift))
+                .and_then(|factor| self.mantissa.checked_mul(factor));
+            let below = if self.sticky {
+                Below::UnderHalf
+            } else {
+                Below::Nothing
+            };
+            return (whole, below);
+        }
+        let divisor = u32::try_from(self.scale - 2)
+            .ok()
+            .and_then(|drop| 10u128.checked_pow(drop));
+        let Some(divisor) = divisor else {
+            // More than 38 places below the cent, and a mantissa under
+            // 10^37: less than half a cent (not nothing: it was normalized).
+            return (Some(0), Below::UnderHalf);
+        };
+        let (whole, rest) = (self.mantissa / divisor, self.mantissa % divisor);
+        let below = match (rest * 2).cmp(&divisor) {
+            std::cmp::Ordering::Less if rest == 0 && !self.sticky => Below::Nothing,
+            std::cmp::Ordering::Less => Below::UnderHalf,
+            std::cmp::Ordering::Equal if self.sticky => Below::OverHalf,
+            std::cmp::Ordering::Equal => Below::Half,
+            std::cmp::Ordering::Greater => Below::OverHalf,
+        };
+        (Some(whole), below)
     }
 }
 
@@ -160,48 +212,41 @@ impl Money {
 
     /// Parses decimal text that must be exact in cents (`19.9`, `19.90`,
     /// `1990e-2`); a third significant decimal is an error, never rounded.
+    /// An amount beyond [`Money::MAX`] is too large, whatever its decimals.
     pub fn parse_exact(text: &str) -> Result<Self, MoneyError> {
         let d = Decimal::parse(text)?.normalized();
-        if d.scale > 2 || d.sticky {
-            return Err(MoneyError::TooManyDecimals);
+        let (whole, below) = d.cents();
+        let max = Self::MAX.0 as u128;
+        match whole {
+            Some(w) if w < max || (w == max && below == Below::Nothing) => {
+                if below == Below::Nothing {
+                    Ok(Self::signed(d.negative, w))
+                } else {
+                    Err(MoneyError::TooManyDecimals)
+                }
+            }
+            _ => Err(MoneyError::TooLarge),
         }
-        Self::from_decimal(d.negative, d.mantissa, d.scale)
     }
 
     /// Parses decimal text and rounds it to cents, half to even (as a
     /// processor that keeps two decimals does).
     pub fn parse_rounded(text: &str) -> Result<Self, MoneyError> {
         let d = Decimal::parse(text)?.normalized();
-        if d.scale <= 2 && !d.sticky {
-            return Self::from_decimal(d.negative, d.mantissa, d.scale);
-        }
-        let drop = u32::try_from(d.scale - 2).map_err(|_| MoneyError::TooLarge)?;
-        let divisor = 10u128.checked_pow(drop);
-        let (quotient, remainder, divisor) = match divisor {
-            Some(div) => (d.mantissa / div, d.mantissa % div, div),
-            // Far more decimals than digits: the value rounds to zero.
-            None => return Ok(Money(0)),
-        };
-        let twice = remainder * 2;
-        let above_half = twice > divisor || (twice == divisor && d.sticky);
-        let rounded = if above_half || (twice == divisor && !quotient.is_multiple_of(2)) {
-            quotient + 1
-        } else {
-            quotient
-        };
-        Self::from_decimal(d.negative, rounded, 2)
+        let (whole, below) = d.cents();
+        let up =
+            below == Below::OverHalf || (below == Below::Half && whole.is_some_and(|w| w % 2 == 1));
+        whole
+            .and_then(|w| w.checked_add(u128::from(up)))
+            .filter(|&cents| cents <= Self::MAX.0 as u128)
+            .map(|cents| Self::signed(d.negative, cents))
+            .ok_or(MoneyError::TooLarge)
     }
 
-    fn from_decimal(negative: bool, mantissa: u128, scale: i64) -> Result<Self, MoneyError> {
-        let factor = 10u128
-            .checked_pow(u32::try_from(2 - scale).map_err(|_| MoneyError::TooLarge)?)
-            .ok_or(MoneyError::TooLarge)?;
-        let cents = mantissa.checked_mul(factor).ok_or(MoneyError::TooLarge)?;
-        if cents > Self::MAX.0 as u128 {
-            return Err(MoneyError::TooLarge);
-        }
+    /// `cents` is at most [`Money::MAX`], so it fits an `i64`.
+    fn signed(negative: bool, cents: u128) -> Self {
         let cents = cents as i64;
-        Ok(Money(if negative { -cents } else { cents }))
+        Money(if negative { -cents } else { cents })
     }
 
     pub fn checked_add(self, other: Money) -> Option<Money> {

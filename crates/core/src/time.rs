@@ -54,6 +54,13 @@ impl FromStr for Timestamp {
     /// below the millisecond are truncated.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
+        // A four-digit year (0000-9999), the form Display writes: chrono's
+        // `%Y` would also read `-001` or `+12025`, instants whose text then
+        // does not read back.
+        let year = s.as_bytes().get(..5);
+        if !year.is_some_and(|y| y[..4].iter().all(u8::is_ascii_digit) && y[4] == b'-') {
+            return Err(TimestampError);
+        }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Self(dt.timestamp_millis()));
         }
@@ -154,6 +161,9 @@ mod tests {
             "2025-13-10T12:34:56Z",
             "2025-07-10",
             "1752150896789",
+            "-001-01-01T00:00:00",
+            "+12025-07-10T00:00:00",
+            "+2025-07-10T00:00:00Z",
         ] {
             assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
         }

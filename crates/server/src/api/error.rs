@@ -32,6 +32,9 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// The body broke off or its framing is malformed (bad chunked encoding).
+    #[error("the request body could not be read: {0}")]
+    UnreadableBody(String),
     #[error("correlationId was already accepted with amount {existing}")]
     Conflict { existing: String },
     #[error("no configured processor takes {0}")]
@@ -61,7 +64,7 @@ impl ApiError {
 
     fn status(&self) -> StatusCode {
         match self {
-            ApiError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Invalid { .. } | ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -70,6 +73,19 @@ impl ApiError {
             ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
+    }
+
+    /// Answered before the body was read to its end: the rest of it is
+    /// still on the connection, which therefore cannot carry another
+    /// request. Saying `Connection: close` keeps clients from reusing it
+    /// (and failing their next request on it).
+    fn leaves_body_unread(&self) -> bool {
+        matches!(
+            self,
+            ApiError::UnsupportedMediaType
+                | ApiError::TooLarge { .. }
+                | ApiError::UnreadableBody(_)
+        )
     }
 
     fn field(&self) -> Option<&'static str> {
@@ -100,6 +116,13 @@ impl IntoResponse for ApiError {
             error: self.to_string(),
             field: self.field(),
         };
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if self.leaves_body_unread() {
+            response.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

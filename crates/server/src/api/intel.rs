@@ -11,8 +11,8 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::{Body, Bytes};
-use axum::extract::rejection::QueryRejection;
+use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use serde_json::value::RawValue;
 
 use super::error::{ApiError, ErrorBody};
 use super::openapi::wire;
+use super::payments::read_body;
 use crate::app::Shared;
 use crate::config::{is_country, is_method};
 
@@ -47,12 +48,6 @@ pub fn log_alerts(shared: &Shared, alerts: &[Alert]) {
 }
 
 // ---------------------------------------------------------------- parsing
-
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })
-}
 
 /// Reads a JSON object whose fields are kept raw, so that each problem can
 /// be named.
@@ -328,18 +323,18 @@ pub(crate) struct TransactionBody<'a> {
     result: Option<&'a RawValue>,
     /// 1-32 letters, digits, `_` or `-`; the processor must take it.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<String>, example = "PIX")]
+    #[schema(value_type = Option<String>, example = "PIX", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     payment_method: Option<&'a RawValue>,
     /// ISO 3166-1 alpha-2; the processor must operate there.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<String>, example = "BR")]
+    #[schema(value_type = Option<String>, example = "BR", pattern = "^[A-Za-z]{2}$")]
     country: Option<&'a RawValue>,
     #[serde(borrow, default)]
     #[schema(value_type = Option<wire::Money>)]
     amount: Option<&'a RawValue>,
     /// ISO 4217.
     #[serde(borrow, default)]
-    #[schema(value_type = Option<String>, example = "BRL")]
+    #[schema(value_type = Option<String>, example = "BRL", pattern = "^[A-Za-z]{3}$")]
     currency: Option<&'a RawValue>,
     #[serde(borrow, default)]
     #[schema(value_type = Option<u32>)]
@@ -601,8 +596,11 @@ struct ProcessorDetailJson<'a> {
 )]
 pub async fn processor(
     State(shared): State<Arc<Shared>>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    // A segment that does not decode to UTF-8 names no processor either:
+    // the same 404, in the error shape, as any other unknown id.
+    let id = id.map_or_else(|_| "(not UTF-8)".to_owned(), |Path(id)| id);
     let index = processor_index(&shared, &id, None)?;
     let now = Timestamp::now();
     let recent = shared.health.recent(index, HISTORY);
@@ -619,10 +617,10 @@ pub async fn processor(
 #[into_params(parameter_in = Query)]
 pub struct RecommendQuery {
     /// 1-32 letters, digits, `_` or `-`, e.g. PIX.
-    #[param(required = true)]
+    #[param(required = true, pattern = "^[A-Za-z0-9_-]{1,32}$")]
     payment_method: Option<String>,
     /// ISO 3166-1 alpha-2, e.g. BR.
-    #[param(required = true)]
+    #[param(required = true, pattern = "^[A-Za-z]{2}$")]
     country: Option<String>,
     /// Checked when given (positive, exact to the cent); it does not change the ranking.
     amount: Option<String>,
@@ -633,10 +631,10 @@ pub struct RecommendQuery {
 #[schema(as = RecommendRequest)]
 pub(crate) struct RecommendBody<'a> {
     #[serde(borrow, default)]
-    #[schema(value_type = String, required, example = "PIX")]
+    #[schema(value_type = String, required, example = "PIX", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     payment_method: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    #[schema(value_type = String, required, example = "BR")]
+    #[schema(value_type = String, required, example = "BR", pattern = "^[A-Za-z]{2}$")]
     country: Option<&'a RawValue>,
     /// Checked when given; it does not change the ranking.
     #[serde(borrow, default)]

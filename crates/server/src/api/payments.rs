@@ -4,6 +4,7 @@
 //! A payment is parsed into domain types here, once; it is answered 2xx only
 //! after [`reroute_store::Store::accept`] has made it durable.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
-use reroute_store::{Acceptance, NewPayment, PendingPayment};
+use reroute_store::{Acceptance, NewPayment, PendingPayment, StoreError};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
@@ -29,17 +30,18 @@ pub(crate) struct PaymentBody<'a> {
     #[serde(rename = "correlationId", borrow, default)]
     #[schema(value_type = String, format = "uuid", required)]
     correlation_id: Option<&'a RawValue>,
-    /// Greater than zero, exact to the cent.
+    /// Greater than zero, at most 1,000,000,000.00, exact to the cent (at
+    /// most two decimals).
     #[serde(borrow, default)]
-    #[schema(value_type = f64, required, example = 19.9)]
+    #[schema(value_type = f64, required, example = 19.9, exclusive_minimum = 0, maximum = 1_000_000_000)]
     amount: Option<&'a RawValue>,
     /// 1-32 letters, digits, `_` or `-`; limits the processors that may take it.
     #[serde(rename = "paymentMethod", default)]
-    #[schema(example = "pix")]
+    #[schema(example = "pix", pattern = "^[A-Za-z0-9_-]{1,32}$")]
     payment_method: Option<String>,
     /// ISO 3166-1 alpha-2.
     #[serde(default)]
-    #[schema(example = "BR")]
+    #[schema(example = "BR", pattern = "^[A-Za-z]{2}$")]
     country: Option<String>,
 }
 
@@ -59,7 +61,11 @@ pub fn parse_payment(body: &[u8], now: Timestamp) -> Result<NewPayment, ApiError
     let id_text = raw
         .correlation_id
         .ok_or_else(|| ApiError::invalid("correlationId", "correlationId is required"))?;
+    // Borrowed when the string has no escapes (the usual case), decoded
+    // into a new one when it has (`"\u0034a79..."` is the same id).
     let id = serde_json::from_str::<&str>(id_text.get())
+        .map(Cow::Borrowed)
+        .or_else(|_| serde_json::from_str::<String>(id_text.get()).map(Cow::Owned))
         .ok()
         .and_then(|s| s.parse::<CorrelationId>().ok())
         .ok_or_else(|| ApiError::invalid("correlationId", "correlationId must be a UUID string"))?;
@@ -131,10 +137,18 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| ApiError::TooLarge { limit })
+/// Reads a whole request body: past `limit` it is a 413; a body that cannot
+/// be read (malformed chunked encoding, a client that broke off) is a 400.
+pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::TooLarge { limit }
+        } else {
+            ApiError::UnreadableBody(e.to_string())
+        }
+    })
 }
 
 /// `POST /payments`: accepts a payment durably; a worker pays it later.
@@ -180,21 +194,17 @@ pub async fn create(
     }
     let id = payment.id;
     let span = tracing::debug_span!("payment", correlation_id = %id);
-    let acceptance = shared
-        .store
-        .accept(payment.clone())
+    // In a task of its own: a client that hangs up while the store commits
+    // drops this handler, and a payment the store took must reach the
+    // queue all the same (else it waits, pending, for the next restart,
+    // while a retry is told "duplicate").
+    let acceptance = tokio::spawn(accept_and_queue(Arc::clone(&shared), payment))
         .instrument(span.clone())
-        .await?;
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))??;
     span.in_scope(|| tracing::debug!(?acceptance, "payment received"));
     match acceptance {
-        Acceptance::New => {
-            shared.metrics.accepted("accepted");
-            shared.queue.push(PendingPayment {
-                payment,
-                attempt: None,
-            });
-            Ok(answer(StatusCode::ACCEPTED, id, "accepted"))
-        }
+        Acceptance::New => Ok(answer(StatusCode::ACCEPTED, id, "accepted")),
         Acceptance::Duplicate => {
             shared.metrics.accepted("duplicate");
             Ok(answer(StatusCode::OK, id, "duplicate"))
@@ -203,6 +213,22 @@ pub async fn create(
             existing: existing.to_string(),
         }),
     }
+}
+
+/// Stores a payment durably and, if it is new, queues it for a worker.
+async fn accept_and_queue(
+    shared: Arc<Shared>,
+    payment: NewPayment,
+) -> Result<Acceptance, StoreError> {
+    let acceptance = shared.store.accept(payment.clone()).await?;
+    if acceptance == Acceptance::New {
+        shared.metrics.accepted("accepted");
+        shared.queue.push(PendingPayment {
+            payment,
+            attempt: None,
+        });
+    }
+    Ok(acceptance)
 }
 
 /// The answer to `POST /payments`, as [`answer`] writes it by hand (the hot

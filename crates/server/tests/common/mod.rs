@@ -437,3 +437,128 @@ impl Http {
         (parts.status, parts.headers, value)
     }
 }
+
+impl Http {
+    /// Any bytes as the body (not necessarily UTF-8); the answer's status,
+    /// content type and raw body.
+    pub async fn send_bytes(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> (StatusCode, Option<String>, Bytes) {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let (parts, body) = res.into_parts();
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (
+            parts.status,
+            content_type,
+            body.collect().await.unwrap().to_bytes(),
+        )
+    }
+}
+
+impl TestApp {
+    /// A router over `store`, which the test keeps to look at what was
+    /// stored.
+    pub async fn start_with_store(config: ServeConfig, store: Arc<dyn Store>) -> Self {
+        Self::started(
+            App::build_with_store(config, store)
+                .await
+                .expect("router starts"),
+        )
+    }
+}
+
+/// Every payment the store holds, pending or in the ledger, with its amount.
+pub async fn stored_payments(
+    store: &dyn Store,
+) -> std::collections::BTreeMap<reroute_core::CorrelationId, reroute_core::Money> {
+    let mut all: std::collections::BTreeMap<_, _> = store
+        .pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.payment.id, p.payment.amount))
+        .collect();
+    all.extend(
+        store
+            .ledger()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.id, e.amount)),
+    );
+    all
+}
+
+/// The number of cases for a property test over HTTP: `PROPTEST_CASES`
+/// when set (to run it at scale), else `default` (a few seconds in CI).
+pub fn proptest_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Percent-encodes every byte but the unreserved ones, for query strings
+/// and path segments.
+pub fn percent_encode(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A JSON string literal; with `escaped`, every character as `\uXXXX`.
+pub fn json_string(s: &str, escaped: bool) -> String {
+    if !escaped {
+        return serde_json::to_string(s).unwrap();
+    }
+    let mut out = String::from("\"");
+    for unit in s.encode_utf16() {
+        out.push_str(&format!("\\u{unit:04x}"));
+    }
+    out.push('"');
+    out
+}
+
+/// Arbitrary JSON values, nested a little.
+pub fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
+        "\\PC{0,12}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map("\\PC{0,6}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
