@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Shared;
+use crate::queue::Job;
 
 /// Payments taken over per store call.
 pub const RECLAIM_BATCH: usize = 1_000;
@@ -20,7 +21,7 @@ pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreE
         let n = batch.len();
         taken += n;
         for payment in batch {
-            shared.queue.push(payment);
+            shared.queue.push(Job::reclaimed(payment));
         }
         if n < RECLAIM_BATCH {
             return Ok(taken);

@@ -3,7 +3,12 @@
 //!
 //! The HTTP edge calls [`Store::accept`] and answers 2xx only once it returns;
 //! workers call [`Store::begin_attempt`] before every send and
-//! [`Store::finish`] once the processor's answer is known; on start-up
+//! [`Store::finish`] once the processor's answer is known. The common case
+//! costs one durable write: the edge records the attempt the payment will
+//! most likely be sent with together with the payment
+//! ([`Store::accept_with_plan`]), so a worker that sends it as planned writes
+//! nothing before the send; and a processed outcome may be recorded lazily
+//! (see [`Store::finish`]). On start-up
 //! [`Store::pending`] gives back everything accepted and not finished. The
 //! summaries auditors compare with the processors' books come from
 //! [`Store::summary`]. [`Store`] is the seam between engines; [`sqlite`] is the
@@ -132,16 +137,38 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
 /// A durable queue + ledger. Every write has reached stable storage when its
-/// future resolves.
+/// future resolves, but for [`Store::finish`] of a processed payment.
 pub trait Store: Send + Sync + 'static {
     /// Stores a new payment, or reports that its id is already known.
-    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance>;
+    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.accept_with_plan(payment, None)
+    }
+
+    /// As [`Store::accept`], recording `plan` as the payment's open attempt
+    /// in the same durable write (nothing is recorded for a duplicate). From
+    /// then on the payment is treated as if `plan` may have been sent: after
+    /// a crash it is resolved at that processor first. The instance that
+    /// accepted it knows better, and may send it as planned without
+    /// [`Store::begin_attempt`], or replace the plan with another attempt.
+    fn accept_with_plan(
+        &self,
+        payment: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance>;
 
     /// Records that `attempt` is about to be sent. `false` if the payment is
     /// no longer pending (finished, or purged meanwhile): do not send.
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool>;
 
     /// Records the known outcome. `false` if the payment was no longer pending.
+    ///
+    /// A [`Outcome::Processed`] is recorded without waiting for stable
+    /// storage: it becomes durable with the next durable write (or within a
+    /// second). If the machine or the database loses it in a crash, the
+    /// payment is pending again with its attempt, and re-sending that
+    /// attempt finds it processed: the processor's books are the durable
+    /// record of a processed payment. A declined outcome is durable at once,
+    /// since a re-send could be approved.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
 
     /// Every accepted payment without a known outcome, oldest first, whoever

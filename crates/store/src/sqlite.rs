@@ -5,8 +5,12 @@
 //! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
 //! transaction and commits once: one fsync for the whole group, then every
 //! caller is answered. Under load a commit carries hundreds of payments, so
-//! durability costs each of them microseconds. Reads use a second connection
-//! (WAL lets them run beside the writer).
+//! durability costs each of them microseconds. A group made only of
+//! processed outcomes, which need not wait for the disk (see
+//! [`Store::finish`]), commits with `synchronous=NORMAL`: written to the WAL,
+//! which the next `FULL` commit or checkpoint syncs, so accepts queued behind
+//! it do not wait for a second fsync. Reads use a second connection (WAL lets
+//! them run beside the writer).
 //!
 //! One embedded store serves one instance, which holds every payment and
 //! always leads the probes. Each open is a new *run*: payments accepted by
@@ -56,7 +60,11 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 enum Command {
-    Accept(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
+    Accept(
+        NewPayment,
+        Option<Attempt>,
+        oneshot::Sender<StoreResult<Acceptance>>,
+    ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
     Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
     Purge(oneshot::Sender<StoreResult<()>>),
@@ -170,14 +178,32 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
+impl Command {
+    /// Whether the caller must not be answered before the write is on disk.
+    fn needs_sync(&self) -> bool {
+        !matches!(self, Command::Finish(_, Outcome::Processed(_), _))
+    }
+}
+
 fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, run: [u8; 16]) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut synced = true; // `synchronous=FULL`, as opened
     while let Ok(first) = commands.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match commands.try_recv() {
                 Ok(cmd) => batch.push(cmd),
                 Err(_) => break,
+            }
+        }
+        let sync = batch.iter().any(Command::needs_sync);
+        if sync != synced {
+            let mode = if sync { "FULL" } else { "NORMAL" };
+            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
+                // Committing with the stricter setting is always right.
+                tracing::warn!(error = %e, "cannot change synchronous mode");
+            } else {
+                synced = sync;
             }
         }
         match apply_batch(&mut conn, &batch, &run) {
@@ -231,11 +257,12 @@ fn apply(
     run: &[u8; 16],
 ) -> rusqlite::Result<Applied> {
     match cmd {
-        Command::Accept(p, _) => {
+        Command::Accept(p, plan, _) => {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
+                                           processor, requested_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
                     &p.id.as_bytes()[..],
@@ -244,7 +271,9 @@ fn apply(
                     p.country,
                     p.accepted_at.millis(),
                     STATE_PENDING,
-                    &run[..]
+                    &run[..],
+                    plan.as_ref().map(|a| a.processor.as_str()),
+                    plan.as_ref().map(|a| a.requested_at.millis()),
                 ])?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
@@ -316,12 +345,12 @@ fn respond(cmd: Command, applied: StoreResult<Applied>) {
     // A caller that went away (client disconnected) no longer needs the
     // answer; the write stands either way.
     match (cmd, applied) {
-        (Command::Accept(_, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
+        (Command::Accept(_, _, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
         (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
         | (Command::Finish(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
-        (Command::Accept(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::Accept(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::BeginAttempt(_, _, tx), Err(e)) | (Command::Finish(_, _, tx), Err(e)) => {
             drop(tx.send(Err(e)))
         }
@@ -363,8 +392,12 @@ fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingPayment> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
-        self.send(|tx| Command::Accept(payment, tx))
+    fn accept_with_plan(
+        &self,
+        payment: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance> {
+        self.send(|tx| Command::Accept(payment, plan, tx))
     }
 
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {

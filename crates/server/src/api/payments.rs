@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
 use crate::app::Shared;
+use crate::queue::Job;
 
 // The body as sent, fields still raw so that each problem can be named.
 /// A payment to accept.
@@ -180,19 +181,20 @@ pub async fn create(
     }
     let id = payment.id;
     let span = tracing::debug_span!("payment", correlation_id = %id);
+    let plan = crate::worker::plan(&shared, &payment, Timestamp::now());
     let acceptance = shared
         .store
-        .accept(payment.clone())
+        .accept_with_plan(payment.clone(), plan.clone())
         .instrument(span.clone())
         .await?;
     span.in_scope(|| tracing::debug!(?acceptance, "payment received"));
     match acceptance {
         Acceptance::New => {
             shared.metrics.accepted("accepted");
-            shared.queue.push(PendingPayment {
+            shared.queue.push(Job::accepted(PendingPayment {
                 payment,
-                attempt: None,
-            });
+                attempt: plan,
+            }));
             Ok(answer(StatusCode::ACCEPTED, id, "accepted"))
         }
         Acceptance::Duplicate => {
