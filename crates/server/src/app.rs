@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
 use crate::metrics::Metrics;
+use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::{api, leases, probe, worker};
@@ -39,6 +40,8 @@ pub struct Shared {
     /// for circuits).
     pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
+    /// The other instances, when each keeps its own store (`--peer`).
+    pub peers: Peers,
     pub metrics: Metrics,
     /// Cancelled when the app stops: workers and probes are then gone.
     pub stopping: CancellationToken,
@@ -106,6 +109,7 @@ impl App {
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
+            peers: Peers::new(config.peers.clone(), config.processor_timeout),
             metrics: Metrics::default(),
             stopping: CancellationToken::new(),
             registry,

@@ -96,6 +96,20 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_INSTANCE")]
     pub instance: Option<String>,
 
+    /// Another instance of the cluster (`http://host:port`; repeat the flag,
+    /// or comma-separate in the variable) when every instance keeps its own
+    /// embedded store: GET /payments-summary adds their totals to this
+    /// instance's. Not with --store: PostgreSQL is shared already.
+    #[arg(long = "peer", env = "REROUTE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Whether this instance calls the processors' health endpoints. With
+    /// embedded stores and --peer, let exactly one instance probe (the
+    /// processors allow one call per interval from everyone together); the
+    /// others route on their own payments' outcomes.
+    #[arg(long, env = "REROUTE_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub probes: bool,
+
     /// How long an instance holds a payment without renewing its lease,
     /// in ms (PostgreSQL store). Another instance takes over the payments of
     /// an instance that died once their lease has run out.
@@ -147,6 +161,10 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// The other instances, each with its own embedded store.
+    pub peers: Vec<String>,
+    /// Whether this instance probes the processors' health endpoints.
+    pub probes: bool,
 }
 
 /// Where payments are kept.
@@ -329,6 +347,27 @@ impl ServeArgs {
         if self.admin_token.as_deref() == Some("") {
             return Err(invalid("REROUTE_ADMIN_TOKEN", "must not be empty when set"));
         }
+        let peers: Vec<String> = self
+            .peers
+            .iter()
+            .map(|p| p.trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .collect();
+        if let Some(bad) = peers
+            .iter()
+            .find(|p| !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err())
+        {
+            return Err(invalid(
+                "REROUTE_PEERS",
+                format!("{bad:?} must be an http:// URL"),
+            ));
+        }
+        if !peers.is_empty() && matches!(store, StoreChoice::Postgres { .. }) {
+            return Err(invalid(
+                "REROUTE_PEERS",
+                "peers are for instances with their own embedded stores; with --store every instance reads the shared ledger",
+            ));
+        }
         let file = match &self.processors {
             Some(path) => RegistryFile::load(path)?,
             None => RegistryFile::default(),
@@ -357,6 +396,8 @@ impl ServeArgs {
             workers: self.workers,
             admin_token: self.admin_token,
             max_body_bytes: 16 * 1024,
+            peers,
+            probes: self.probes,
         })
     }
 }

@@ -233,6 +233,15 @@ pub struct SummaryQuery {
     /// End of the window (inclusive), ISO-8601 UTC.
     #[param(format = DateTime)]
     to: Option<String>,
+    /// `local`: only this instance's own payments, when instances keep
+    /// their own stores (`--peer`); absent: the whole cluster's.
+    scope: Option<Scope>,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Local,
 }
 
 /// One processor's paid payments in the window.
@@ -268,7 +277,7 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
     responses(
         (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
         (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+        (status = 503, description = "The store, or a peer instance holding part of the ledger, is unavailable.", body = ErrorBody),
     )
 )]
 pub async fn summary(
@@ -276,11 +285,21 @@ pub async fn summary(
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let window = Window::new(
+    let (from, to) = (
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
     );
-    let totals = shared.store.summary(window).await?;
+    let totals = if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
+        shared.store.summary(Window::new(from, to)).await?
+    } else {
+        let (own, theirs) = tokio::join!(
+            shared.store.summary(Window::new(from, to)),
+            shared.peers.totals(from, to)
+        );
+        let mut totals = own?;
+        totals.extend(theirs?);
+        totals
+    };
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()
@@ -297,8 +316,13 @@ pub async fn summary(
         .collect();
     for t in &totals {
         if let Some(line) = lines.get_mut(t.processor.as_str()) {
-            line.total_requests = t.requests;
-            line.total_amount = t.amount;
+            line.total_requests += t.requests;
+            line.total_amount = line.total_amount.checked_add(t.amount).ok_or_else(|| {
+                ApiError::invalid(
+                    "from",
+                    "the totals of this window overflow; ask for a shorter one",
+                )
+            })?;
         }
     }
     Ok(axum::Json(lines).into_response())

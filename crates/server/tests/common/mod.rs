@@ -298,6 +298,11 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
         "0".into(),
         "--db".into(),
         db.display().to_string(),
+        // The embedded store, whatever DATABASE_URL says: tests that want
+        // PostgreSQL open it themselves (`TestApp::start_on`), each in a
+        // schema of its own.
+        "--store".into(),
+        String::new(),
         "--default-url".into(),
         sims.default.clone(),
         "--fallback-url".into(),
@@ -326,6 +331,11 @@ pub fn config_with_registry(
         "0".into(),
         "--db".into(),
         db.display().to_string(),
+        // The embedded store, whatever DATABASE_URL says: tests that want
+        // PostgreSQL open it themselves (`TestApp::start_on`), each in a
+        // schema of its own.
+        "--store".into(),
+        String::new(),
         "--processors".into(),
         registry.display().to_string(),
     ];
