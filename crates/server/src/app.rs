@@ -45,6 +45,10 @@ pub struct Shared {
     pub metrics: Metrics,
     /// Cancelled when the app stops: workers and probes are then gone.
     pub stopping: CancellationToken,
+    /// Whether the last renewal of this instance's leases succeeded: when
+    /// not, other instances may take its payments over, and it should not
+    /// take new ones (`GET /readyz` says not ready).
+    pub leases_renewed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +116,7 @@ impl App {
             peers: Peers::new(config.peers.clone(), config.processor_timeout),
             metrics: Metrics::default(),
             stopping: CancellationToken::new(),
+            leases_renewed: std::sync::atomic::AtomicBool::new(true),
             registry,
             store,
             config,

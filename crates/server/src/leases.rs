@@ -36,9 +36,13 @@ pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToke
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        if let Err(e) = shared.store.renew().await {
+        let renewed = shared.store.renew().await;
+        if let Err(e) = &renewed {
             tracing::warn!(error = %e, "cannot renew leases");
         }
+        shared
+            .leases_renewed
+            .store(renewed.is_ok(), std::sync::atomic::Ordering::Relaxed);
         match reclaim_all(&shared).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(

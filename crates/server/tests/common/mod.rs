@@ -373,6 +373,15 @@ impl TestApp {
         )
     }
 
+    /// A router on a store the test opened itself.
+    pub async fn start_with_store(config: ServeConfig, store: Arc<dyn Store>) -> Self {
+        Self::started(
+            App::build_with_store(config, store)
+                .await
+                .expect("router starts"),
+        )
+    }
+
     fn started(app: App) -> Self {
         let addr = app.addr();
         let stop = app.shutdown_token();
