@@ -4,17 +4,20 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
+use reroute_server::{LogFormat, ServeArgs, Telemetry};
+use tracing_subscriber::EnvFilter;
 
 /// reroute — a payment failover router.
 ///
 /// Executes each payment through the cheapest healthy processor, never charges
 /// twice, never loses an accepted payment.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "reroute", version, propagate_version = true)]
 struct Cli {
     /// Log format: `json` (one object per line) or `text`. Default: json for
-    /// `serve`, text for the terminal commands. Level: RUST_LOG (default info).
+    /// `serve` (or its --config file's), text for the terminal commands.
+    /// Level: RUST_LOG (default info).
     #[arg(long, global = true, env = "REROUTE_LOG_FORMAT", value_enum)]
     log_format: Option<LogFormat>,
 
@@ -22,19 +25,14 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    Json,
-    Text,
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Run the router: the payments API on port 9999 over the embedded store.
-    Serve(reroute_server::ServeArgs),
-    /// Print the configuration `serve` would run with (same flags and
-    /// environment), secrets masked; exit non-zero if it is invalid.
-    Config(reroute_server::ServeArgs),
+    Serve(ServeArgs),
+    /// Print the configuration `serve` would run with (same flags,
+    /// environment and --config file), as a configuration file with each
+    /// value's origin, secrets masked; exit non-zero if it is invalid.
+    Config(ServeArgs),
     /// Run payment processor simulators (Rinha protocol, fault injection).
     Sim(reroute_sim::SimArgs),
     /// Run a load test and score it.
@@ -45,27 +43,26 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let default_format = match cli.command {
-        Command::Serve(_) => LogFormat::Json,
-        _ => LogFormat::Text,
-    };
-    // The demo prints its own timeline on stdout; the router's logs would
-    // interleave with it, so only errors show unless RUST_LOG says otherwise.
-    let default_level = match cli.command {
-        Command::Demo(_) => "error",
-        _ => "info",
-    };
-    init_logs(cli.log_format.unwrap_or(default_format), default_level);
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // The subcommand's matches tell a flag from its environment variable.
+    let command_matches = matches.subcommand().map(|(_, m)| m);
+    let log_format = cli.log_format.unwrap_or(LogFormat::Text);
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args, command_matches),
         Command::Config(args) => args
-            .into_config()
-            .map(|config| print!("{}", config.render_masked()))
+            .resolve(command_matches)
+            .map(|(config, origins)| print!("{}", config.render_masked(&origins)))
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}")),
-        Command::Sim(args) => reroute_sim::run(args),
-        Command::Bench(args) => reroute_bench::run(args),
-        Command::Demo(args) => reroute_demo::run(args),
+        Command::Sim(args) => init_logs(log_format, "info").and_then(|()| reroute_sim::run(args)),
+        Command::Bench(args) => {
+            init_logs(log_format, "info").and_then(|()| reroute_bench::run(args))
+        }
+        // The demo prints its own timeline on stdout; the router's logs would
+        // interleave with it, so only errors show unless RUST_LOG says otherwise.
+        Command::Demo(args) => {
+            init_logs(log_format, "error").and_then(|()| reroute_demo::run(args))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,33 +73,46 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logs(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        LogFormat::Text => logs.init(),
-    }
+/// RUST_LOG, or `default_level` when it is unset or invalid.
+fn log_filter(default_level: &str) -> EnvFilter {
+    EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new(default_level))
 }
 
-fn serve(args: reroute_server::ServeArgs) -> anyhow::Result<()> {
-    let config = args
-        .into_config()
+/// Logs only, for the terminal commands.
+fn init_logs(format: LogFormat, default_level: &str) -> anyhow::Result<()> {
+    // Without an exporter there is nothing to shut down.
+    let _logs_only = Telemetry::init(format, log_filter(default_level), None)?;
+    Ok(())
+}
+
+fn serve(args: ServeArgs, matches: Option<&ArgMatches>) -> anyhow::Result<()> {
+    let (config, _) = args
+        .resolve(matches)
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let app = reroute_server::App::build(config).await?;
-        tracing::info!(addr = %app.addr(), resumed = app.resumed(), "reroute serving");
-        app.run_until_stopped().await?;
-        Ok(())
+        let otlp = config.telemetry.otlp.clone();
+        let telemetry = Telemetry::init(
+            config.telemetry.log_format,
+            log_filter("info"),
+            otlp.as_ref()
+                .map(|otlp| (otlp, tokio::runtime::Handle::current())),
+        )?;
+        if let Some(otlp) = &otlp {
+            tracing::info!(url = %otlp.traces_url(), "exporting spans over OTLP/HTTP");
+        }
+        let served = run(config).await;
+        // Stopped (or failed to start): send the spans still buffered.
+        telemetry.shutdown().await;
+        served
     })
+}
+
+async fn run(config: reroute_server::ServeConfig) -> anyhow::Result<()> {
+    let app = reroute_server::App::build(config).await?;
+    tracing::info!(addr = %app.addr(), resumed = app.resumed(), "reroute serving");
+    app.run_until_stopped().await?;
+    Ok(())
 }

@@ -15,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower::Layer as _;
 
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
@@ -22,7 +23,7 @@ use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
-use crate::{api, leases, probe, worker};
+use crate::{api, leases, probe, ratelimit, telemetry, worker};
 
 /// Everything the handlers, workers and probes share.
 pub struct Shared {
@@ -198,6 +199,8 @@ impl App {
             ..
         } = self;
         let router = api::router(Arc::clone(&shared));
+        let router = ratelimit::layer(router, &shared);
+        let router = telemetry::layer(router, &shared.config.telemetry);
         let served = serve(listener, router, cancel.clone()).await;
         cancel.cancel();
         tasks.close();
@@ -232,7 +235,7 @@ async fn serve(
     let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -246,7 +249,10 @@ async fn serve(
             _ = &mut signal => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // The peer's address, for whoever needs the client (the rate limit).
+        let service = TowerToHyperService::new(
+            axum::Extension(axum::extract::ConnectInfo(peer)).layer(router.clone()),
+        );
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = connection.await;

@@ -1,28 +1,67 @@
-//! The router's configuration: one typed struct, read once from flags,
-//! environment and (optionally) a registry file, validated before anything
-//! starts.
+//! The router's configuration: one typed struct, [`ServeConfig`], built once
+//! from four layers and validated before anything starts. For each setting
+//! the first layer that has it wins:
 //!
-//! The registry file (`--processors FILE`, TOML) declares the processors and,
-//! in an optional `[health]` table, the health engine's settings; the format
-//! is in `docs/intelligence.md` and `config/*.toml` are examples. Without a
-//! file the registry is the Rinha pair and the engine runs on the seed's
-//! defaults. The `--health-*` flags override the file.
+//! 1. its command-line flag (`--port 8080`);
+//! 2. its environment variable (`APP_PORT=8080`; the seeds' names where they
+//!    have one);
+//! 3. the configuration file, `--config FILE` (env `REROUTE_CONFIG`): TOML
+//!    whose keys are the flags' names in snake_case, grouped in tables
+//!    (`[server] port = 8080`); `config/reroute.example.toml` lists them all;
+//! 4. the built-in default.
+//!
+//! Clap reads layers 1 and 2 into [`ServeArgs`], whose fields stay `None`
+//! when neither has the setting (no clap defaults: a default would hide the
+//! file). [`ServeArgs::resolve`] lays the file under them and the defaults
+//! under that, and records each value's [`Origin`] for `reroute config`.
+//! An invalid value is refused with the name of the place it came from: the
+//! flag, the variable, or the file and its key.
+//!
+//! A second, older file stays separate: the registry (`--processors FILE`,
+//! TOML) declares the processors and, in an optional `[health]` table, the
+//! health engine's settings; the format is in `docs/intelligence.md` and
+//! `config/techcart.toml` is an example. Without one the registry is the
+//! Rinha pair and the engine runs on the seed's defaults; the `--health-*`
+//! settings override its `[health]` table.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::ArgMatches;
+use clap::parser::ValueSource;
 use reroute_core::{
     CircuitConfig, FeeRate, HealthConfig, Policy, Processor, ProcessorId, Registry,
 };
 
-/// `reroute serve` flags; every one can also come from the environment.
+use crate::ratelimit::RateLimit;
+use crate::telemetry::{LogFormat, OtlpConfig, TelemetryConfig};
+
 const DEFAULT_PORT: u16 = 9999;
 const DEFAULT_URL: &str = "http://127.0.0.1:8001";
 const FALLBACK_URL: &str = "http://127.0.0.1:8002";
+const DEFAULT_DB: &str = "reroute.db";
+const DEFAULT_PATIENCE_MS: u64 = 60_000;
+const DEFAULT_PROCESSOR_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_HEALTH_INTERVAL_MS: u64 = 5_000;
+const DEFAULT_WORKERS: usize = 128;
+const DEFAULT_LEASE_MS: u64 = 10_000;
+const DEFAULT_TRIP_AFTER: u32 = 3;
+const DEFAULT_SERVICE_NAME: &str = "reroute";
 
-#[derive(Debug, Clone, clap::Args)]
+/// `reroute serve`'s flags. Every one can also come from its environment
+/// variable or from the `--config` file; a field is `None` when neither the
+/// command line nor the environment has it.
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct ServeArgs {
+    /// Configuration file (TOML): every setting below, under its flag's name
+    /// in snake_case; flags and environment variables override it. See
+    /// config/reroute.example.toml.
+    #[arg(long, env = "REROUTE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Port of the payments API [default: 9999; env alias: SERVER_PORT].
     #[arg(long, env = "APP_PORT")]
     pub port: Option<u16>,
@@ -30,13 +69,14 @@ pub struct ServeArgs {
     #[arg(long = "server-port", env = "SERVER_PORT", hide = true)]
     pub server_port: Option<u16>,
 
-    /// Address to listen on.
-    #[arg(long, env = "REROUTE_HOST", default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
-    pub host: IpAddr,
+    /// Address to listen on [default: 0.0.0.0].
+    #[arg(long, env = "REROUTE_HOST")]
+    pub host: Option<IpAddr>,
 
-    /// The embedded store's database file (created if missing).
-    #[arg(long, env = "REROUTE_DB", default_value = "reroute.db")]
-    pub db: PathBuf,
+    /// The embedded store's database file, created if missing [default:
+    /// reroute.db].
+    #[arg(long, env = "REROUTE_DB")]
+    pub db: Option<PathBuf>,
 
     /// Base URL of the `default` processor (fee 5%) [default:
     /// http://127.0.0.1:8001; env alias: PROCESSOR_DEFAULT_URL].
@@ -63,23 +103,27 @@ pub struct ServeArgs {
     pub processor_fallback_url: Option<String>,
 
     /// How long a payment may wait for a cheaper processor to recover before a
-    /// pricier one is used, in milliseconds. The default outlasts the Rinha
-    /// test's 20-second outage of `default`: waiting beats paying 3x the fee.
-    #[arg(long, env = "REROUTE_PATIENCE_MS", default_value_t = 60_000)]
-    pub patience_ms: u64,
+    /// pricier one is used, in milliseconds [default: 60000]. The default
+    /// outlasts the Rinha test's 20-second outage of `default`: waiting beats
+    /// paying 3x the fee.
+    #[arg(long, env = "REROUTE_PATIENCE_MS")]
+    pub patience_ms: Option<u64>,
 
-    /// Timeout of every call to a processor (connect, send, answer), in ms.
-    #[arg(long, env = "REQUEST_TIMEOUT", default_value_t = 5_000)]
-    pub processor_timeout_ms: u64,
+    /// Timeout of every call to a processor (connect, send, answer), in ms
+    /// [default: 5000].
+    #[arg(long, env = "REQUEST_TIMEOUT")]
+    pub processor_timeout_ms: Option<u64>,
 
-    /// Interval between two health probes of one processor, in ms. The
-    /// processors allow one call per 5 s; going lower only earns 429s.
-    #[arg(long, env = "HEALTH_CHECK_INTERVAL", default_value_t = 5_000)]
-    pub health_interval_ms: u64,
+    /// Interval between two health probes of one processor, in ms [default:
+    /// 5000]. The processors allow one call per 5 s; going lower only earns
+    /// 429s.
+    #[arg(long, env = "HEALTH_CHECK_INTERVAL")]
+    pub health_interval_ms: Option<u64>,
 
-    /// Payments worked on at once (each waits on its processor's answer).
-    #[arg(long, env = "REROUTE_WORKERS", default_value_t = 128)]
-    pub workers: usize,
+    /// Payments worked on at once (each waits on its processor's answer)
+    /// [default: 128].
+    #[arg(long, env = "REROUTE_WORKERS")]
+    pub workers: Option<usize>,
 
     /// Token required by the admin and operator endpoints: POST
     /// /purge-payments and the dashboard's data (header `X-Rinha-Token` or
@@ -92,7 +136,7 @@ pub struct ServeArgs {
     #[arg(long = "store", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// This instance's name among several (host name by default).
+    /// This instance's name among several [default: the host name].
     #[arg(long, env = "REROUTE_INSTANCE")]
     pub instance: Option<String>,
 
@@ -103,22 +147,22 @@ pub struct ServeArgs {
     #[arg(long = "peer", env = "REROUTE_PEERS", value_delimiter = ',')]
     pub peers: Vec<String>,
 
-    /// Whether this instance calls the processors' health endpoints. With
-    /// embedded stores and --peer, let exactly one instance probe (the
-    /// processors allow one call per interval from everyone together); the
-    /// others route on their own payments' outcomes.
-    #[arg(long, env = "REROUTE_PROBES", default_value_t = true, action = clap::ArgAction::Set)]
-    pub probes: bool,
+    /// Whether this instance calls the processors' health endpoints
+    /// [default: true]. With embedded stores and --peer, let exactly one
+    /// instance probe (the processors allow one call per interval from
+    /// everyone together); the others route on their own payments' outcomes.
+    #[arg(long, env = "REROUTE_PROBES", action = clap::ArgAction::Set)]
+    pub probes: Option<bool>,
 
     /// How long an instance holds a payment without renewing its lease,
-    /// in ms (PostgreSQL store). Another instance takes over the payments of
-    /// an instance that died once their lease has run out.
-    #[arg(long, env = "REROUTE_LEASE_MS", default_value_t = 10_000)]
-    pub lease_ms: u64,
+    /// in ms (PostgreSQL store) [default: 10000]. Another instance takes over
+    /// the payments of an instance that died once their lease has run out.
+    #[arg(long, env = "REROUTE_LEASE_MS")]
+    pub lease_ms: Option<u64>,
 
-    /// Consecutive failures that take a processor out of rotation.
-    #[arg(long, env = "REROUTE_TRIP_AFTER", default_value_t = 3)]
-    pub trip_after: u32,
+    /// Consecutive failures that take a processor out of rotation [default: 3].
+    #[arg(long, env = "REROUTE_TRIP_AFTER")]
+    pub trip_after: Option<u32>,
 
     /// Registry file (TOML): the processors (id, name, url, fee, countries,
     /// payment methods) and optional `[health]` settings. Without it: the
@@ -126,7 +170,7 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_PROCESSORS")]
     pub processors: Option<PathBuf>,
 
-    /// Transactions in a health window [default: 50, or the file's].
+    /// Transactions in a health window [default: 50, or the registry file's].
     #[arg(long, env = "REROUTE_HEALTH_WINDOW_SIZE")]
     pub health_window_size: Option<usize>,
 
@@ -141,6 +185,38 @@ pub struct ServeArgs {
     /// Interval between trial payments to a DOWN segment, in ms [default: 1000].
     #[arg(long, env = "REROUTE_HEALTH_TRIAL_INTERVAL_MS")]
     pub health_trial_interval_ms: Option<u64>,
+
+    /// Requests a second each client may make to the public endpoints
+    /// (payments, summary, /api/v1); 0 turns the limit off [default: 0, off].
+    #[arg(long, env = "REROUTE_RATE_LIMIT_PER_SECOND")]
+    pub rate_limit_per_second: Option<u32>,
+
+    /// Requests a client may make at once above its rate before it is
+    /// refused [default: the rate, one second's worth].
+    #[arg(long, env = "REROUTE_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Take the client's address from the last `X-Forwarded-For` entry (the
+    /// one your own load balancer adds) instead of the connection's peer. Only
+    /// behind a proxy that sets it: a client can write any value otherwise
+    /// [default: false].
+    #[arg(
+        long,
+        env = "REROUTE_TRUST_FORWARDED_FOR",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub trust_forwarded_for: Option<bool>,
+
+    /// OpenTelemetry collector to export spans to, over OTLP/HTTP protobuf
+    /// (base URL; `/v1/traces` is appended). Unset: nothing is exported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
+    /// The `service.name` of the exported spans [default: reroute].
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otlp_service_name: Option<String>,
 }
 
 /// The validated configuration [`crate::App::build`] runs with.
@@ -148,9 +224,11 @@ pub struct ServeArgs {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub store: StoreChoice,
-    /// This instance's name (logs, leases).
+    /// This instance's name (logs, leases, exported spans).
     pub instance: String,
     pub registry: Registry,
+    /// The registry file, when the registry came from one.
+    pub registry_file: Option<PathBuf>,
     /// The health engine's settings (validated).
     pub health: HealthConfig,
     pub policy: Policy,
@@ -161,10 +239,13 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
-    /// The other instances, each with its own embedded store.
+    /// The per-client limit of the public endpoints; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// The other instances, each with its own embedded store (`--peer`).
     pub peers: Vec<String>,
     /// Whether this instance probes the processors' health endpoints.
     pub probes: bool,
+    pub telemetry: TelemetryConfig,
 }
 
 /// Where payments are kept.
@@ -176,67 +257,891 @@ pub enum StoreChoice {
     Postgres { url: String, lease: Duration },
 }
 
-impl ServeConfig {
-    /// The effective configuration as TOML-like text, secrets masked: what
-    /// `reroute config` prints.
-    pub fn render_masked(&self) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let secret = |s: &Option<String>| match s {
-            Some(_) => "\"********\"".to_owned(),
-            None => "\"\" # unset: open".to_owned(),
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `key` names where the value came from: the flag, the environment
+    /// variable, or the configuration file and the key in it.
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The command line (`--port`).
+    Flag(&'static str),
+    /// The environment (`APP_PORT`).
+    Env(&'static str),
+    /// The command line or the environment: the configuration was built
+    /// without the parser's matches that tell the two apart.
+    FlagOrEnv {
+        flag: &'static str,
+        env: &'static str,
+    },
+    /// The `--config` file.
+    File(PathBuf),
+    /// Nothing set it.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "{flag}"),
+            Origin::Env(env) => write!(f, "env {env}"),
+            Origin::FlagOrEnv { flag, env } => write!(f, "{flag} or env {env}"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::Default => write!(f, "default"),
+        }
+    }
+}
+
+/// Each setting's [`Origin`], by its key in the configuration file
+/// (`server.port`).
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    by_key: Vec<(&'static str, Origin)>,
+    /// The `--config` file and where its name came from.
+    pub file: Option<(PathBuf, Origin)>,
+}
+
+impl Origins {
+    /// Where the setting under `key` came from ([`Origin::Default`] when
+    /// nothing set it).
+    pub fn of(&self, key: &str) -> &Origin {
+        self.by_key
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(&Origin::Default, |(_, origin)| origin)
+    }
+}
+
+/// One setting's flag (the clap id and the long name) and environment
+/// variable.
+#[derive(Clone, Copy)]
+struct Arg {
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+}
+
+macro_rules! args {
+    ($($name:ident = $id:literal, $flag:literal, $env:literal;)*) => {
+        $(const $name: Arg = Arg { id: $id, flag: $flag, env: $env };)*
+    };
+}
+
+args! {
+    CONFIG = "config", "--config", "REROUTE_CONFIG";
+    HOST = "host", "--host", "REROUTE_HOST";
+    PORT = "port", "--port", "APP_PORT";
+    SERVER_PORT = "server_port", "--server-port", "SERVER_PORT";
+    WORKERS = "workers", "--workers", "REROUTE_WORKERS";
+    ADMIN_TOKEN = "admin_token", "--admin-token", "REROUTE_ADMIN_TOKEN";
+    INSTANCE = "instance", "--instance", "REROUTE_INSTANCE";
+    PROCESSORS = "processors", "--processors", "REROUTE_PROCESSORS";
+    DEFAULT_URL_ARG = "default_url", "--default-url", "DEFAULT_PROCESSOR_URL";
+    PROCESSOR_DEFAULT_URL = "processor_default_url", "--processor-default-url", "PROCESSOR_DEFAULT_URL";
+    FALLBACK_URL_ARG = "fallback_url", "--fallback-url", "FALLBACK_PROCESSOR_URL";
+    PROCESSOR_FALLBACK_URL = "processor_fallback_url", "--processor-fallback-url", "PROCESSOR_FALLBACK_URL";
+    PATIENCE_MS = "patience_ms", "--patience-ms", "REROUTE_PATIENCE_MS";
+    PROCESSOR_TIMEOUT_MS = "processor_timeout_ms", "--processor-timeout-ms", "REQUEST_TIMEOUT";
+    TRIP_AFTER = "trip_after", "--trip-after", "REROUTE_TRIP_AFTER";
+    DB = "db", "--db", "REROUTE_DB";
+    STORE = "database_url", "--store", "DATABASE_URL";
+    LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS";
+    PEERS = "peers", "--peer", "REROUTE_PEERS";
+    PROBES = "probes", "--probes", "REROUTE_PROBES";
+    HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL";
+    HEALTH_WINDOW_SIZE = "health_window_size", "--health-window-size", "REROUTE_HEALTH_WINDOW_SIZE";
+    HEALTH_WINDOW_AGE_MS = "health_window_age_ms", "--health-window-age-ms", "REROUTE_HEALTH_WINDOW_AGE_MS";
+    HEALTH_MIN_TRANSACTIONS = "health_min_transactions", "--health-min-transactions", "REROUTE_HEALTH_MIN_TRANSACTIONS";
+    HEALTH_TRIAL_INTERVAL_MS = "health_trial_interval_ms", "--health-trial-interval-ms", "REROUTE_HEALTH_TRIAL_INTERVAL_MS";
+    LOG_FORMAT = "log_format", "--log-format", "REROUTE_LOG_FORMAT";
+    OTLP_ENDPOINT = "otlp_endpoint", "--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT";
+    OTLP_SERVICE_NAME = "otlp_service_name", "--otlp-service-name", "OTEL_SERVICE_NAME";
+    RATE_LIMIT_PER_SECOND = "rate_limit_per_second", "--rate-limit-per-second", "REROUTE_RATE_LIMIT_PER_SECOND";
+    RATE_LIMIT_BURST = "rate_limit_burst", "--rate-limit-burst", "REROUTE_RATE_LIMIT_BURST";
+    TRUST_FORWARDED_FOR = "trust_forwarded_for", "--trust-forwarded-for", "REROUTE_TRUST_FORWARDED_FOR";
+}
+
+/// One setting as the layers gave it: `value` is `None` when none did.
+struct Picked<T> {
+    key: &'static str,
+    value: Option<T>,
+    origin: Origin,
+}
+
+/// Lays the layers on one another, setting by setting, and remembers where
+/// each value came from.
+struct Resolver<'a> {
+    matches: Option<&'a ArgMatches>,
+    file: Option<PathBuf>,
+    origins: Origins,
+}
+
+impl Resolver<'_> {
+    fn origin_of(&self, arg: Arg) -> Origin {
+        match self.matches.and_then(|m| m.value_source(arg.id)) {
+            Some(ValueSource::CommandLine) => Origin::Flag(arg.flag),
+            Some(ValueSource::EnvVariable) => Origin::Env(arg.env),
+            _ => Origin::FlagOrEnv {
+                flag: arg.flag,
+                env: arg.env,
+            },
+        }
+    }
+
+    /// The first of `args` (a flag and its aliases, in order) that is set,
+    /// else the file's value under `key`.
+    fn pick<T, const N: usize>(
+        &mut self,
+        key: &'static str,
+        args: [(Arg, Option<T>); N],
+        file: Option<T>,
+    ) -> Picked<T> {
+        let from_args = args
+            .into_iter()
+            .find_map(|(arg, value)| value.map(|v| (v, self.origin_of(arg))));
+        let (value, origin) = match (from_args, file, &self.file) {
+            (Some((v, origin)), _, _) => (Some(v), origin),
+            (None, Some(v), Some(path)) => (Some(v), Origin::File(path.clone())),
+            _ => (None, Origin::Default),
         };
-        let h = &self.health;
-        let _ = writeln!(out, "listen = \"{}\"", self.listen);
+        self.origins.by_key.push((key, origin.clone()));
+        Picked { key, value, origin }
+    }
+
+    /// An error naming where the bad value came from.
+    fn invalid(&self, key: &str, origin: &Origin, problem: impl Into<String>) -> ConfigError {
+        let name = match origin {
+            Origin::Flag(flag) => (*flag).to_owned(),
+            Origin::Env(env) | Origin::FlagOrEnv { env, .. } => (*env).to_owned(),
+            Origin::File(path) => format!("{}: {key}", path.display()),
+            Origin::Default => key.to_owned(),
+        };
+        invalid(name, problem)
+    }
+}
+
+impl<T> Picked<T> {
+    /// Checks the value, if one was set; an error names where it was set.
+    fn check<U>(
+        self,
+        r: &Resolver<'_>,
+        check: impl FnOnce(T) -> Result<U, String>,
+    ) -> Result<Option<U>, ConfigError> {
+        match self.value {
+            None => Ok(None),
+            Some(v) => check(v)
+                .map(Some)
+                .map_err(|problem| r.invalid(self.key, &self.origin, problem)),
+        }
+    }
+
+    fn or(self, default: T) -> T {
+        self.value.unwrap_or(default)
+    }
+
+    fn or_else_default(self, default: impl FnOnce() -> T) -> T {
+        self.value.unwrap_or_else(default)
+    }
+}
+
+fn at_least<T: PartialOrd + fmt::Display>(min: T) -> impl FnOnce(T) -> Result<T, String> {
+    move |v| {
+        if v >= min {
+            Ok(v)
+        } else {
+            Err(format!("must be at least {min}"))
+        }
+    }
+}
+
+fn not_empty(v: String) -> Result<String, String> {
+    if v.trim().is_empty() {
+        Err("must not be empty when set".into())
+    } else {
+        Ok(v)
+    }
+}
+
+fn millis_i64(ms: u64) -> Result<i64, String> {
+    i64::try_from(ms)
+        .ok()
+        .filter(|ms| *ms >= 1)
+        .ok_or_else(|| "must be at least 1 ms".to_owned())
+}
+
+/// A processor's base URL: `http://` with a host, trailing slashes trimmed.
+fn check_url(url: String) -> Result<String, String> {
+    let trimmed = url.trim_end_matches('/');
+    let uri: hyper::Uri = trimmed
+        .parse()
+        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(format!("{url:?} must be an http:// URL with a host"));
+    }
+    Ok(trimmed.to_owned())
+}
+
+impl ServeArgs {
+    /// The configuration these arguments (and the file they name) describe.
+    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
+        self.resolve(None).map(|(config, _)| config)
+    }
+
+    /// The configuration and where each value came from. With `matches`
+    /// (the subcommand's, from which these arguments were parsed), origins
+    /// tell a flag from its environment variable, and the global
+    /// `--log-format` (env `REROUTE_LOG_FORMAT`) is read from them.
+    pub fn resolve(
+        self,
+        matches: Option<&ArgMatches>,
+    ) -> Result<(ServeConfig, Origins), ConfigError> {
+        let mut r = Resolver {
+            matches,
+            file: self.config.clone(),
+            origins: Origins::default(),
+        };
+        let file = match &self.config {
+            Some(path) => {
+                r.origins.file = Some((path.clone(), r.origin_of(CONFIG)));
+                ConfigFile::load(path)?
+            }
+            None => ConfigFile::default(),
+        };
+        let ConfigFile {
+            server,
+            routing,
+            storage,
+            health,
+            telemetry,
+            limits,
+        } = file;
+
+        // [server]
+        let host = r
+            .pick("server.host", [(HOST, self.host)], server.host)
+            .or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let port = r
+            .pick(
+                "server.port",
+                [(PORT, self.port), (SERVER_PORT, self.server_port)],
+                server.port,
+            )
+            .or(DEFAULT_PORT);
+        let workers = r
+            .pick("server.workers", [(WORKERS, self.workers)], server.workers)
+            .check(&r, at_least(1))?
+            .unwrap_or(DEFAULT_WORKERS);
+        let admin_token = r
+            .pick(
+                "server.admin_token",
+                [(ADMIN_TOKEN, self.admin_token)],
+                server.admin_token,
+            )
+            .check(&r, |t| {
+                if t.is_empty() {
+                    Err("must not be empty when set".to_owned())
+                } else {
+                    Ok(t)
+                }
+            })?;
+        let instance = match r
+            .pick(
+                "server.instance",
+                [(INSTANCE, self.instance)],
+                server.instance,
+            )
+            .check(&r, not_empty)?
+        {
+            Some(name) => name,
+            None => std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "reroute".to_owned()),
+        };
+
+        // [routing]
+        let registry_file = r
+            .pick(
+                "routing.processors",
+                [(PROCESSORS, self.processors)],
+                routing.processors,
+            )
+            .value;
+        let default_url = r
+            .pick(
+                "routing.default_url",
+                [
+                    (DEFAULT_URL_ARG, self.default_url),
+                    (PROCESSOR_DEFAULT_URL, self.processor_default_url),
+                ],
+                routing.default_url,
+            )
+            .check(&r, check_url)?
+            .unwrap_or_else(|| DEFAULT_URL.to_owned());
+        let fallback_url = r
+            .pick(
+                "routing.fallback_url",
+                [
+                    (FALLBACK_URL_ARG, self.fallback_url),
+                    (PROCESSOR_FALLBACK_URL, self.processor_fallback_url),
+                ],
+                routing.fallback_url,
+            )
+            .check(&r, check_url)?
+            .unwrap_or_else(|| FALLBACK_URL.to_owned());
+        let patience_ms = r
+            .pick(
+                "routing.patience_ms",
+                [(PATIENCE_MS, self.patience_ms)],
+                routing.patience_ms,
+            )
+            .or(DEFAULT_PATIENCE_MS);
+        let processor_timeout_ms = r
+            .pick(
+                "routing.processor_timeout_ms",
+                [(PROCESSOR_TIMEOUT_MS, self.processor_timeout_ms)],
+                routing.processor_timeout_ms,
+            )
+            .check(&r, at_least(1))?
+            .unwrap_or(DEFAULT_PROCESSOR_TIMEOUT_MS);
+        let trip_after = r
+            .pick(
+                "routing.trip_after",
+                [(TRIP_AFTER, self.trip_after)],
+                routing.trip_after,
+            )
+            .check(&r, at_least(1))?
+            .unwrap_or(DEFAULT_TRIP_AFTER);
+
+        // [storage]
+        let db = r
+            .pick("storage.db", [(DB, self.db)], storage.db)
+            .or_else_default(|| PathBuf::from(DEFAULT_DB));
+        let lease_ms = r
+            .pick(
+                "storage.lease_ms",
+                [(LEASE_MS, self.lease_ms)],
+                storage.lease_ms,
+            )
+            .check(&r, at_least(1_000))?
+            .unwrap_or(DEFAULT_LEASE_MS);
+        let store = r
+            .pick("storage.store", [(STORE, self.database_url)], storage.store)
+            .check(&r, |url| match url.trim() {
+                "" => Ok(None),
+                url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                    Ok(Some(url.to_owned()))
+                }
+                _ => Err("must be a postgres:// or postgresql:// URL".to_owned()),
+            })?
+            .flatten();
+        let store = match store {
+            None => StoreChoice::Embedded(db),
+            Some(url) => StoreChoice::Postgres {
+                url,
+                lease: Duration::from_millis(lease_ms),
+            },
+        };
+        let peers = r.pick(
+            "storage.peers",
+            [(PEERS, (!self.peers.is_empty()).then_some(self.peers))],
+            storage.peers,
+        );
+        let shared = matches!(store, StoreChoice::Postgres { .. });
+        let peers = peers
+            .check(&r, |peers| {
+                let peers: Vec<String> = peers
+                    .iter()
+                    .map(|p| p.trim().trim_end_matches('/').to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if let Some(bad) = peers
+                    .iter()
+                    .find(|p| !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err())
+                {
+                    return Err(format!("{bad:?} must be an http:// URL"));
+                }
+                if shared && !peers.is_empty() {
+                    return Err("peers are for instances with their own embedded stores; \
+                         with a PostgreSQL store every instance reads the shared ledger"
+                        .to_owned());
+                }
+                Ok(peers)
+            })?
+            .unwrap_or_default();
+
+        // [health]
+        let probes = r
+            .pick("health.probes", [(PROBES, self.probes)], health.probes)
+            .value
+            .unwrap_or(true);
+        let health_interval_ms = r
+            .pick(
+                "health.health_interval_ms",
+                [(HEALTH_INTERVAL_MS, self.health_interval_ms)],
+                health.health_interval_ms,
+            )
+            .check(&r, at_least(1))?
+            .unwrap_or(DEFAULT_HEALTH_INTERVAL_MS);
+        let registry_text = match &registry_file {
+            Some(path) => RegistryFile::load(path)?,
+            None => RegistryFile::default(),
+        };
+        let mut engine = registry_text.health;
+        if let Some(n) = r
+            .pick(
+                "health.health_window_size",
+                [(HEALTH_WINDOW_SIZE, self.health_window_size)],
+                health.health_window_size,
+            )
+            .check(&r, |n| {
+                if (1..=100_000).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 1 and 100000".to_owned())
+                }
+            })?
+        {
+            engine.window_size = n;
+        }
+        if let Some(ms) = r
+            .pick(
+                "health.health_window_age_ms",
+                [(HEALTH_WINDOW_AGE_MS, self.health_window_age_ms)],
+                health.health_window_age_ms,
+            )
+            .check(&r, millis_i64)?
+        {
+            engine.window_age_ms = ms;
+        }
+        if let Some(n) = r
+            .pick(
+                "health.health_min_transactions",
+                [(HEALTH_MIN_TRANSACTIONS, self.health_min_transactions)],
+                health.health_min_transactions,
+            )
+            .value
+        {
+            engine.min_transactions = n;
+        }
+        if let Some(ms) = r
+            .pick(
+                "health.health_trial_interval_ms",
+                [(HEALTH_TRIAL_INTERVAL_MS, self.health_trial_interval_ms)],
+                health.health_trial_interval_ms,
+            )
+            .check(&r, millis_i64)?
+        {
+            engine.trial_interval_ms = ms;
+        }
+        // What is left to refuse came from the registry file.
+        engine
+            .validate()
+            .map_err(|e| invalid(REGISTRY_KEY, e.to_string()))?;
+        let registry = if registry_text.processors.is_empty() {
+            Registry::rinha(&default_url, &fallback_url)
+        } else {
+            registry_text.registry()?
+        };
+
+        // [telemetry]
+        let log_format = {
+            let from_flag = matches
+                .and_then(|m| m.try_get_one::<LogFormat>(LOG_FORMAT.id).ok().flatten())
+                .copied();
+            r.pick(
+                "telemetry.log_format",
+                [(LOG_FORMAT, from_flag)],
+                telemetry.log_format,
+            )
+            .or(LogFormat::Json)
+        };
+        let otlp_endpoint = r
+            .pick(
+                "telemetry.otlp_endpoint",
+                [(OTLP_ENDPOINT, self.otlp_endpoint)],
+                telemetry.otlp_endpoint,
+            )
+            .check(&r, |url| match url.trim() {
+                // Empty is unset, as the OpenTelemetry variables have it.
+                "" => Ok(None),
+                url if url.starts_with("https://") => Err(
+                    "https is not supported: export over http:// to a collector next to the router"
+                        .to_owned(),
+                ),
+                url => check_url(url.to_owned()).map(Some),
+            })?
+            .flatten();
+        let service_name = r
+            .pick(
+                "telemetry.otlp_service_name",
+                [(OTLP_SERVICE_NAME, self.otlp_service_name)],
+                telemetry.otlp_service_name,
+            )
+            .check(&r, not_empty)?
+            .unwrap_or_else(|| DEFAULT_SERVICE_NAME.to_owned());
+
+        // [limits]
+        let per_second = r
+            .pick(
+                "limits.rate_limit_per_second",
+                [(RATE_LIMIT_PER_SECOND, self.rate_limit_per_second)],
+                limits.rate_limit_per_second,
+            )
+            .or(0);
+        let burst = r
+            .pick(
+                "limits.rate_limit_burst",
+                [(RATE_LIMIT_BURST, self.rate_limit_burst)],
+                limits.rate_limit_burst,
+            )
+            .check(&r, |n| {
+                NonZeroU32::new(n).ok_or_else(|| "must be at least 1".to_owned())
+            })?;
+        let trust_forwarded_for = r
+            .pick(
+                "limits.trust_forwarded_for",
+                [(TRUST_FORWARDED_FOR, self.trust_forwarded_for)],
+                limits.trust_forwarded_for,
+            )
+            .or(false);
+        let rate_limit = NonZeroU32::new(per_second).map(|per_second| RateLimit {
+            per_second,
+            burst: burst.unwrap_or(per_second),
+            trust_forwarded_for,
+        });
+
+        let config = ServeConfig {
+            listen: SocketAddr::new(host, port),
+            store,
+            telemetry: TelemetryConfig {
+                log_format,
+                otlp: otlp_endpoint.map(|endpoint| OtlpConfig {
+                    endpoint,
+                    service_name,
+                    instance: instance.clone(),
+                }),
+            },
+            instance,
+            registry,
+            registry_file,
+            health: engine,
+            policy: Policy {
+                patience_ms: i64::try_from(patience_ms).unwrap_or(i64::MAX),
+            },
+            circuit: CircuitConfig {
+                trip_after,
+                ..CircuitConfig::default()
+            },
+            processor_timeout: Duration::from_millis(processor_timeout_ms),
+            health_interval: Duration::from_millis(health_interval_ms),
+            workers,
+            admin_token,
+            max_body_bytes: 16 * 1024,
+            rate_limit,
+            peers,
+            probes,
+        };
+        Ok((config, r.origins))
+    }
+}
+
+/// The `--config` file as written: every key optional, none unknown.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ConfigFile {
+    server: ServerTable,
+    routing: RoutingTable,
+    storage: StorageTable,
+    health: HealthTable,
+    telemetry: TelemetryTable,
+    limits: LimitsTable,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ServerTable {
+    host: Option<IpAddr>,
+    port: Option<u16>,
+    workers: Option<usize>,
+    admin_token: Option<String>,
+    instance: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RoutingTable {
+    processors: Option<PathBuf>,
+    default_url: Option<String>,
+    fallback_url: Option<String>,
+    patience_ms: Option<u64>,
+    processor_timeout_ms: Option<u64>,
+    trip_after: Option<u32>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct StorageTable {
+    db: Option<PathBuf>,
+    store: Option<String>,
+    lease_ms: Option<u64>,
+    peers: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct HealthTable {
+    probes: Option<bool>,
+    health_interval_ms: Option<u64>,
+    health_window_size: Option<usize>,
+    health_window_age_ms: Option<u64>,
+    health_min_transactions: Option<u32>,
+    health_trial_interval_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct TelemetryTable {
+    log_format: Option<LogFormat>,
+    otlp_endpoint: Option<String>,
+    otlp_service_name: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct LimitsTable {
+    rate_limit_per_second: Option<u32>,
+    rate_limit_burst: Option<u32>,
+    trust_forwarded_for: Option<bool>,
+}
+
+impl ConfigFile {
+    fn load(path: &Path) -> Result<Self, ConfigError> {
+        let name = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("{name}"), format!("cannot read it: {e}")))?;
+        Self::parse(&text).map_err(|(key, problem)| match key {
+            Some(key) => invalid(format!("{name}: {key}"), problem),
+            None => invalid(format!("{name}"), problem),
+        })
+    }
+
+    /// The file's settings, or the key at fault (when there is one) and
+    /// the problem, with its line.
+    fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
+        let line = |span: Option<std::ops::Range<usize>>| {
+            span.map_or(String::new(), |s| {
+                let at = s.start.min(text.len());
+                format!(" (line {})", text[..at].matches('\n').count() + 1)
+            })
+        };
+        let syntax = |e: toml::de::Error| (None, format!("{}{}", e.message(), line(e.span())));
+        let document = toml::Deserializer::parse(text).map_err(syntax)?;
+        serde_path_to_error::deserialize(document).map_err(|e| {
+            let key = e.path().to_string();
+            let e = e.into_inner();
+            (Some(key), format!("{}{}", e.message(), line(e.span())))
+        })
+    }
+}
+
+impl ServeConfig {
+    /// The effective configuration in the `--config` file's format, each
+    /// value followed by its origin, secrets masked (and commented out, so
+    /// that the text stays a valid file that does not set them): what
+    /// `reroute config` prints.
+    pub fn render_masked(&self, origins: &Origins) -> String {
+        let mut out = String::new();
+        let mut line = |text: String| {
+            out.push_str(&text);
+            out.push('\n');
+        };
+        let set = |key: &str, value: String| -> String {
+            let name = key.rsplit('.').next().unwrap_or(key);
+            format!("{name} = {value}  # {}", origins.of(key))
+        };
+        let quoted = |s: &str| format!("{s:?}");
+        line("# The configuration `reroute serve` would run with, as a --config file.".into());
+        line("# After each value, where it came from. Secrets are masked.".into());
+        match &origins.file {
+            Some((path, origin)) => line(format!(
+                "# Configuration file: {} (from {origin}).",
+                path.display()
+            )),
+            None => line("# No configuration file.".into()),
+        }
+
+        line("\n[server]".into());
+        line(set("server.host", quoted(&self.listen.ip().to_string())));
+        line(set("server.port", self.listen.port().to_string()));
+        line(set("server.workers", self.workers.to_string()));
+        match &self.admin_token {
+            Some(_) => line(format!(
+                "# admin_token = \"********\"  # {}, masked",
+                origins.of("server.admin_token")
+            )),
+            None => line("# admin_token: unset, the admin endpoints are open".into()),
+        }
+        line(set("server.instance", quoted(&self.instance)));
+
+        line("\n[routing]".into());
+        match &self.registry_file {
+            Some(path) => {
+                line(set(
+                    "routing.processors",
+                    quoted(&path.display().to_string()),
+                ));
+                line(
+                    "# default_url, fallback_url: unused, the registry file names the processors"
+                        .into(),
+                );
+            }
+            None => {
+                line("# processors: unset, the Rinha pair".into());
+                let url = |id: &str| {
+                    self.registry
+                        .get(id)
+                        .and_then(|p| p.url.as_deref())
+                        .map(mask_url_password)
+                        .unwrap_or_default()
+                };
+                line(set("routing.default_url", quoted(&url("default"))));
+                line(set("routing.fallback_url", quoted(&url("fallback"))));
+            }
+        }
+        line(set(
+            "routing.patience_ms",
+            self.policy.patience_ms.to_string(),
+        ));
+        line(set(
+            "routing.processor_timeout_ms",
+            self.processor_timeout.as_millis().to_string(),
+        ));
+        line(set(
+            "routing.trip_after",
+            self.circuit.trip_after.to_string(),
+        ));
+
+        line("\n[storage]".into());
         match &self.store {
             StoreChoice::Embedded(path) => {
-                let _ = writeln!(out, "store = \"embedded\"\ndb = \"{}\"", path.display());
+                line(set("storage.db", quoted(&path.display().to_string())));
+                line("# store: unset, the embedded store at db".into());
+                line("# lease_ms: unused by the embedded store".into());
             }
             StoreChoice::Postgres { url, lease } => {
-                let _ = writeln!(out, "store = \"{}\"", mask_url_password(url));
-                let _ = writeln!(out, "lease_ms = {}", lease.as_millis());
+                line("# db: unused, the store is PostgreSQL".into());
+                line(set("storage.store", quoted(&mask_url_password(url))));
+                line(set("storage.lease_ms", lease.as_millis().to_string()));
             }
         }
-        let _ = writeln!(out, "instance = \"{}\"", self.instance);
-        let _ = writeln!(out, "patience_ms = {}", self.policy.patience_ms);
-        let _ = writeln!(
-            out,
-            "processor_timeout_ms = {}",
-            self.processor_timeout.as_millis()
-        );
-        let _ = writeln!(
-            out,
-            "health_interval_ms = {}",
-            self.health_interval.as_millis()
-        );
-        let _ = writeln!(out, "workers = {}", self.workers);
-        let _ = writeln!(out, "trip_after = {}", self.circuit.trip_after);
-        let _ = writeln!(out, "max_body_bytes = {}", self.max_body_bytes);
-        let _ = writeln!(out, "admin_token = {}", secret(&self.admin_token));
-        let _ = writeln!(
-            out,
-            "\n# health engine settings (set in the [health] table of --processors):"
-        );
-        for line in format!("{h:#?}").lines() {
-            let _ = writeln!(out, "#   {line}");
+        if self.peers.is_empty() {
+            line("# peers: none".into());
+        } else {
+            let list: Vec<String> = self.peers.iter().map(|p| quoted(p)).collect();
+            line(set("storage.peers", format!("[{}]", list.join(", "))));
         }
+
+        line("\n[health]".into());
+        line(set("health.probes", self.probes.to_string()));
+        line(set(
+            "health.health_interval_ms",
+            self.health_interval.as_millis().to_string(),
+        ));
+        let h = &self.health;
+        for (key, value) in [
+            ("health.health_window_size", h.window_size.to_string()),
+            ("health.health_window_age_ms", h.window_age_ms.to_string()),
+            (
+                "health.health_min_transactions",
+                h.min_transactions.to_string(),
+            ),
+            (
+                "health.health_trial_interval_ms",
+                h.trial_interval_ms.to_string(),
+            ),
+        ] {
+            let mut text = set(key, value);
+            if self.registry_file.is_some() && *origins.of(key) == Origin::Default {
+                text.push_str(" or the registry file");
+            }
+            line(text);
+        }
+
+        line("\n[telemetry]".into());
+        line(set(
+            "telemetry.log_format",
+            quoted(self.telemetry.log_format.as_str()),
+        ));
+        match &self.telemetry.otlp {
+            Some(otlp) => {
+                line(set(
+                    "telemetry.otlp_endpoint",
+                    quoted(&mask_url_password(&otlp.endpoint)),
+                ));
+                line(set(
+                    "telemetry.otlp_service_name",
+                    quoted(&otlp.service_name),
+                ));
+            }
+            None => {
+                line("# otlp_endpoint: unset, no spans are exported".into());
+                line("# otlp_service_name: unused without otlp_endpoint".into());
+            }
+        }
+
+        line("\n[limits]".into());
+        match &self.rate_limit {
+            Some(limit) => {
+                line(set(
+                    "limits.rate_limit_per_second",
+                    limit.per_second.to_string(),
+                ));
+                line(set("limits.rate_limit_burst", limit.burst.to_string()));
+                line(set(
+                    "limits.trust_forwarded_for",
+                    limit.trust_forwarded_for.to_string(),
+                ));
+            }
+            None => {
+                let mut text = set("limits.rate_limit_per_second", "0".into());
+                text.push_str(" (0: no limit)");
+                line(text);
+                line("# rate_limit_burst, trust_forwarded_for: unused without a limit".into());
+            }
+        }
+        line(format!("# max_body_bytes: {} (fixed)", self.max_body_bytes));
+
+        line("\n# The health engine (defaults, or the registry file's [health] table):".into());
+        for text in format!("{h:#?}").lines() {
+            line(format!("#   {text}"));
+        }
+        line("\n# The registry, cheapest first:".into());
         for p in self.registry.by_fee() {
-            let _ = writeln!(out, "\n[[processors]]");
-            let _ = writeln!(out, "id = \"{}\"\nname = \"{}\"", p.id, p.name);
-            match &p.url {
-                Some(url) => {
-                    let _ = writeln!(out, "url = \"{}\"", mask_url_password(url));
-                }
-                None => {
-                    let _ = writeln!(out, "# no url: advisory only");
-                }
-            }
-            let _ = writeln!(out, "fee = {}", p.fee.as_fraction());
-            let _ = writeln!(
-                out,
-                "countries = {:?}\npayment_methods = {:?}",
-                p.countries, p.payment_methods
-            );
+            let url = p
+                .url
+                .as_deref()
+                .map_or("no url: advisory only".to_owned(), mask_url_password);
+            line(format!(
+                "#   {} ({:?}) fee {}, {url}, countries {:?}, payment methods {:?}",
+                p.id,
+                p.name,
+                p.fee.as_fraction(),
+                p.countries,
+                p.payment_methods
+            ));
         }
         out
     }
@@ -258,185 +1163,6 @@ fn mask_url_password(url: &str) -> String {
             }
         }
         _ => url.to_owned(),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("{key}: {problem}")]
-    Invalid { key: &'static str, problem: String },
-}
-
-fn invalid(key: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        problem: problem.into(),
-    }
-}
-
-fn check_url(key: &'static str, url: &str) -> Result<String, ConfigError> {
-    let trimmed = url.trim_end_matches('/');
-    let uri: hyper::Uri = trimmed
-        .parse()
-        .map_err(|e| invalid(key, format!("{url:?} is not a URL: {e}")))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
-        return Err(invalid(
-            key,
-            format!("{url:?} must be an http:// URL with a host"),
-        ));
-    }
-    Ok(trimmed.to_owned())
-}
-
-impl ServeArgs {
-    pub fn into_config(self) -> Result<ServeConfig, ConfigError> {
-        // The seeds' names are honoured: the first of each pair wins.
-        let default_url = self
-            .default_url
-            .as_deref()
-            .or(self.processor_default_url.as_deref());
-        let default_url = check_url("DEFAULT_PROCESSOR_URL", default_url.unwrap_or(DEFAULT_URL))?;
-        let fallback_url = self
-            .fallback_url
-            .as_deref()
-            .or(self.processor_fallback_url.as_deref());
-        let fallback_url = check_url(
-            "FALLBACK_PROCESSOR_URL",
-            fallback_url.unwrap_or(FALLBACK_URL),
-        )?;
-        let port = self.port.or(self.server_port).unwrap_or(DEFAULT_PORT);
-        if self.lease_ms < 1_000 {
-            return Err(invalid("REROUTE_LEASE_MS", "must be at least 1000 ms"));
-        }
-        let store = match self.database_url.as_deref().map(str::trim) {
-            None | Some("") => StoreChoice::Embedded(self.db.clone()),
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                StoreChoice::Postgres {
-                    url: url.to_owned(),
-                    lease: Duration::from_millis(self.lease_ms),
-                }
-            }
-            Some(_) => {
-                return Err(invalid(
-                    "DATABASE_URL",
-                    "must be a postgres:// or postgresql:// URL",
-                ));
-            }
-        };
-        let instance = match self.instance.clone() {
-            Some(name) if !name.trim().is_empty() => name,
-            Some(_) => return Err(invalid("REROUTE_INSTANCE", "must not be empty when set")),
-            None => std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "reroute".to_owned()),
-        };
-        if self.workers == 0 {
-            return Err(invalid("REROUTE_WORKERS", "must be at least 1"));
-        }
-        if self.processor_timeout_ms == 0 {
-            return Err(invalid("REQUEST_TIMEOUT", "must be at least 1 ms"));
-        }
-        if self.health_interval_ms == 0 {
-            return Err(invalid("HEALTH_CHECK_INTERVAL", "must be at least 1 ms"));
-        }
-        if self.trip_after == 0 {
-            return Err(invalid("REROUTE_TRIP_AFTER", "must be at least 1"));
-        }
-        if self.admin_token.as_deref() == Some("") {
-            return Err(invalid("REROUTE_ADMIN_TOKEN", "must not be empty when set"));
-        }
-        let peers: Vec<String> = self
-            .peers
-            .iter()
-            .map(|p| p.trim().to_owned())
-            .filter(|p| !p.is_empty())
-            .collect();
-        if let Some(bad) = peers
-            .iter()
-            .find(|p| !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err())
-        {
-            return Err(invalid(
-                "REROUTE_PEERS",
-                format!("{bad:?} must be an http:// URL"),
-            ));
-        }
-        if !peers.is_empty() && matches!(store, StoreChoice::Postgres { .. }) {
-            return Err(invalid(
-                "REROUTE_PEERS",
-                "peers are for instances with their own embedded stores; with --store every instance reads the shared ledger",
-            ));
-        }
-        let file = match &self.processors {
-            Some(path) => RegistryFile::load(path)?,
-            None => RegistryFile::default(),
-        };
-        let health = self.health_config(file.health)?;
-        let registry = if file.processors.is_empty() {
-            Registry::rinha(&default_url, &fallback_url)
-        } else {
-            file.registry()?
-        };
-        Ok(ServeConfig {
-            listen: SocketAddr::new(self.host, port),
-            store,
-            instance,
-            registry,
-            health,
-            policy: Policy {
-                patience_ms: i64::try_from(self.patience_ms).unwrap_or(i64::MAX),
-            },
-            circuit: CircuitConfig {
-                trip_after: self.trip_after,
-                ..CircuitConfig::default()
-            },
-            processor_timeout: Duration::from_millis(self.processor_timeout_ms),
-            health_interval: Duration::from_millis(self.health_interval_ms),
-            workers: self.workers,
-            admin_token: self.admin_token,
-            max_body_bytes: 16 * 1024,
-            peers,
-            probes: self.probes,
-        })
-    }
-}
-
-impl ServeArgs {
-    /// The file's `[health]` settings with the flags on top, validated.
-    fn health_config(&self, mut health: HealthConfig) -> Result<HealthConfig, ConfigError> {
-        if let Some(n) = self.health_window_size {
-            if !(1..=100_000).contains(&n) {
-                return Err(invalid(
-                    "REROUTE_HEALTH_WINDOW_SIZE",
-                    "must be between 1 and 100000",
-                ));
-            }
-            health.window_size = n;
-        }
-        if let Some(ms) = self.health_window_age_ms {
-            health.window_age_ms = i64::try_from(ms)
-                .ok()
-                .filter(|ms| *ms >= 1)
-                .ok_or_else(|| invalid("REROUTE_HEALTH_WINDOW_AGE_MS", "must be at least 1 ms"))?;
-        }
-        if let Some(n) = self.health_min_transactions {
-            health.min_transactions = n;
-        }
-        if let Some(ms) = self.health_trial_interval_ms {
-            health.trial_interval_ms =
-                i64::try_from(ms)
-                    .ok()
-                    .filter(|ms| *ms >= 1)
-                    .ok_or_else(|| {
-                        invalid("REROUTE_HEALTH_TRIAL_INTERVAL_MS", "must be at least 1 ms")
-                    })?;
-        }
-        // What is left to refuse came from the file.
-        health
-            .validate()
-            .map_err(|e| invalid("REROUTE_PROCESSORS", e.to_string()))?;
-        Ok(health)
     }
 }
 
@@ -471,14 +1197,15 @@ enum FeeText {
     Text(String),
 }
 
-const FILE_KEY: &str = "REROUTE_PROCESSORS";
+/// The name registry file errors start with.
+const REGISTRY_KEY: &str = "REROUTE_PROCESSORS";
 
 impl RegistryFile {
     fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| invalid(FILE_KEY, format!("cannot read {}: {e}", path.display())))?;
+            .map_err(|e| invalid(REGISTRY_KEY, format!("cannot read {}: {e}", path.display())))?;
         Self::parse(&text)
-            .map_err(|problem| invalid(FILE_KEY, format!("{}: {problem}", path.display())))
+            .map_err(|problem| invalid(REGISTRY_KEY, format!("{}: {problem}", path.display())))
     }
 
     fn parse(text: &str) -> Result<Self, String> {
@@ -486,7 +1213,7 @@ impl RegistryFile {
     }
 
     fn registry(&self) -> Result<Registry, ConfigError> {
-        let fail = |problem: String| invalid(FILE_KEY, problem);
+        let fail = |problem: String| invalid(REGISTRY_KEY, problem);
         let mut processors = Vec::with_capacity(self.processors.len());
         for p in &self.processors {
             let at = |field: &str| format!("processor {:?}: {field}", p.id);
@@ -497,9 +1224,9 @@ impl RegistryFile {
             .and_then(FeeRate::from_fraction)
             .ok_or_else(|| fail(format!("{} must be a fraction between 0 and 1", at("fee"))))?;
             let url = match &p.url {
-                Some(url) => Some(
-                    check_url(FILE_KEY, url).map_err(|e| fail(format!("{}: {e}", at("url"))))?,
-                ),
+                Some(url) => {
+                    Some(check_url(url.clone()).map_err(|e| fail(format!("{}: {e}", at("url"))))?)
+                }
                 None => None,
             };
             if let Some(c) = p.countries.iter().find(|c| !is_country(c)) {
@@ -560,6 +1287,28 @@ mod tests {
         let mut argv = vec!["reroute"];
         argv.extend_from_slice(args);
         Cli::parse_from(argv).serve.into_config()
+    }
+
+    /// As `reroute serve` resolves: with the matches, so that origins tell
+    /// flags from variables.
+    fn resolve(args: &[&str]) -> Result<(ServeConfig, Origins), ConfigError> {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut argv = vec!["reroute"];
+        argv.extend_from_slice(args);
+        let matches = Cli::command().get_matches_from(argv);
+        Cli::from_arg_matches(&matches)
+            .unwrap()
+            .serve
+            .resolve(Some(&matches))
+    }
+
+    /// A `--config` file with `text` in a fresh directory.
+    fn config_file(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("reroute.toml");
+        std::fs::write(&path, text).unwrap();
+        let path = path.to_str().unwrap().to_owned();
+        (dir, path)
     }
 
     #[test]
@@ -736,5 +1485,221 @@ mod tests {
             c.registry.get("fallback").unwrap().url.as_deref(),
             Some("http://fallback:8080")
         );
+    }
+
+    #[test]
+    fn the_example_file_parses_and_equals_the_defaults() {
+        let example = shipped("reroute.example.toml");
+        let (from_file, origins) = resolve(&["--config", &example]).unwrap();
+        let (built_in, _) = resolve(&[]).unwrap();
+        assert_eq!(format!("{from_file:?}"), format!("{built_in:?}"));
+        // It sets every key with a default (the values the example says are
+        // the defaults), not just a few.
+        for key in [
+            "server.host",
+            "server.port",
+            "server.workers",
+            "routing.default_url",
+            "routing.patience_ms",
+            "storage.db",
+            "storage.lease_ms",
+            "health.health_interval_ms",
+            "health.health_window_size",
+            "telemetry.log_format",
+            "limits.rate_limit_per_second",
+            "limits.trust_forwarded_for",
+        ] {
+            assert!(
+                matches!(origins.of(key), Origin::File(_) | Origin::Env(_)),
+                "{key}: {}",
+                origins.of(key)
+            );
+        }
+    }
+
+    #[test]
+    fn the_file_sets_what_neither_flags_nor_environment_set() {
+        let (_dir, path) = config_file(
+            "[server]\nport = 8080\nworkers = 7\n\n[routing]\npatience_ms = 1500\n\n[health]\nhealth_window_size = 20\n",
+        );
+        let (c, origins) = resolve(&["--config", &path, "--workers", "9"]).unwrap();
+        assert_eq!(c.listen.port(), 8080);
+        assert_eq!(
+            *origins.of("server.port"),
+            Origin::File(path.clone().into())
+        );
+        assert_eq!(c.workers, 9, "the flag wins over the file");
+        assert_eq!(*origins.of("server.workers"), Origin::Flag("--workers"));
+        assert_eq!(c.policy.patience_ms, 1_500);
+        assert_eq!(c.health.window_size, 20);
+        assert_eq!(c.processor_timeout, Duration::from_millis(5_000));
+        assert_eq!(*origins.of("routing.processor_timeout_ms"), Origin::Default);
+        assert_eq!(
+            origins.file,
+            Some((PathBuf::from(&path), Origin::Flag("--config")))
+        );
+    }
+
+    #[test]
+    fn the_seeds_aliases_outrank_the_file() {
+        let (_dir, path) = config_file("[routing]\ndefault_url = \"http://from-file:1\"\n");
+        let c = parse(&[
+            "--config",
+            &path,
+            "--processor-default-url",
+            "http://from-alias:2",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.registry.get("default").unwrap().url.as_deref(),
+            Some("http://from-alias:2")
+        );
+    }
+
+    #[test]
+    fn mistakes_in_the_config_file_name_the_file_and_the_key() {
+        let cases = [
+            ("[server]\nprot = 1\n", "server.prot: unknown field `prot`"),
+            ("[serve]\nport = 1\n", "serve: unknown field `serve`"),
+            ("[server]\nport = \"x\"\n", "server.port: invalid type"),
+            ("\n[server]\nport = 70000\n", "server.port: invalid value"),
+            (
+                "[server]\nworkers = 0\n",
+                "server.workers: must be at least 1",
+            ),
+            (
+                "[server]\nhost = \"here\"\n",
+                "server.host: invalid IP address",
+            ),
+            (
+                "[routing]\nfallback_url = \"ftp://x\"\n",
+                "routing.fallback_url: \"ftp://x\" must be an http:// URL",
+            ),
+            (
+                "[storage]\nlease_ms = 10\n",
+                "storage.lease_ms: must be at least 1000",
+            ),
+            (
+                "[limits]\nrate_limit_burst = 0\n",
+                "limits.rate_limit_burst: must be at least 1",
+            ),
+            (
+                "[telemetry]\nlog_format = \"xml\"\n",
+                "telemetry.log_format: unknown variant `xml`",
+            ),
+            (
+                "[telemetry]\notlp_endpoint = \"https://collector\"\n",
+                "telemetry.otlp_endpoint: https is not supported",
+            ),
+            (
+                "[health]\nwindow_size = 5\n",
+                "health.window_size: unknown field",
+            ),
+            ("port = 9999\n", "port: unknown field `port`"),
+        ];
+        for (text, want) in cases {
+            let (_dir, path) = config_file(text);
+            let e = parse(&["--config", &path]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{path}: ")), "{text:?}: {e}");
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+        let (_dir, path) = config_file("[server]\nport = 1\n[server\n");
+        let e = parse(&["--config", &path]).unwrap_err().to_string();
+        assert!(e.starts_with(&format!("{path}: ")), "{e}");
+        assert!(e.contains("(line 3)"), "{e}");
+        let (_dir, path) = config_file("\n\n[server]\nworkers = -1\n");
+        let e = parse(&["--config", &path]).unwrap_err().to_string();
+        assert!(e.contains("(line 4)"), "{e}");
+        let e = parse(&["--config", "/nonexistent/reroute.toml"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("/nonexistent/reroute.toml: cannot read it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_flag_is_named_as_a_flag_when_the_matches_tell() {
+        let e = resolve(&["--workers", "0"]).unwrap_err().to_string();
+        assert!(e.starts_with("--workers: must be at least 1"), "{e}");
+    }
+
+    #[test]
+    fn rate_limiting_is_off_unless_a_rate_is_set() {
+        assert!(parse(&[]).unwrap().rate_limit.is_none());
+        assert!(
+            parse(&["--rate-limit-burst", "5"])
+                .unwrap()
+                .rate_limit
+                .is_none()
+        );
+        let limit = parse(&["--rate-limit-per-second", "20"])
+            .unwrap()
+            .rate_limit
+            .unwrap();
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (20, 20));
+        assert!(!limit.trust_forwarded_for);
+        let (_dir, path) = config_file(
+            "[limits]\nrate_limit_per_second = 5\nrate_limit_burst = 12\ntrust_forwarded_for = true\n",
+        );
+        let limit = parse(&["--config", &path]).unwrap().rate_limit.unwrap();
+        assert_eq!((limit.per_second.get(), limit.burst.get()), (5, 12));
+        assert!(limit.trust_forwarded_for);
+        // 0 on the command line turns off what the file turned on.
+        let c = parse(&["--config", &path, "--rate-limit-per-second", "0"]).unwrap();
+        assert!(c.rate_limit.is_none());
+        let c = parse(&["--config", &path, "--trust-forwarded-for=false"]).unwrap();
+        assert!(!c.rate_limit.unwrap().trust_forwarded_for);
+    }
+
+    #[test]
+    fn otlp_export_is_off_unless_an_endpoint_is_set() {
+        let c = parse(&[]).unwrap();
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_none() {
+            assert!(c.telemetry.otlp.is_none());
+        }
+        let c = parse(&["--otlp-endpoint", ""]).unwrap();
+        assert!(c.telemetry.otlp.is_none(), "empty is unset");
+        let (_dir, path) = config_file(
+            "[telemetry]\notlp_endpoint = \"http://collector:4318/\"\notlp_service_name = \"router-a\"\n",
+        );
+        let otlp = parse(&["--config", &path, "--instance", "a1"])
+            .unwrap()
+            .telemetry
+            .otlp
+            .unwrap();
+        assert_eq!(otlp.endpoint, "http://collector:4318");
+        assert_eq!(otlp.service_name, "router-a");
+        assert_eq!(otlp.instance, "a1");
+    }
+
+    #[test]
+    fn the_printed_configuration_is_a_file_for_the_same_configuration() {
+        let (_dir, path) = config_file(
+            "[server]\nport = 8080\nadmin_token = \"s3cret\"\n\n[limits]\nrate_limit_per_second = 50\n\n[telemetry]\notlp_endpoint = \"http://u:pw@collector:4318\"\n",
+        );
+        let (c, origins) = resolve(&["--config", &path, "--workers", "3"]).unwrap();
+        let text = c.render_masked(&origins);
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains(":pw@"), "{text}");
+        assert!(text.contains("admin_token = \"********\""), "{text}");
+        assert!(
+            text.contains(&format!("port = 8080  # file {path}")),
+            "{text}"
+        );
+        assert!(text.contains("workers = 3  # --workers"), "{text}");
+        assert!(text.contains("patience_ms = 60000  # default"), "{text}");
+        assert!(
+            text.contains("rate_limit_per_second = 50  # file"),
+            "{text}"
+        );
+        // Read back as a --config file, it describes the same router (less
+        // the masked secrets, which it leaves out).
+        let (_dir2, printed) = config_file(&text);
+        let again = parse(&["--config", &printed, "--admin-token", "s3cret"]).unwrap();
+        let mut expected = c.clone();
+        expected.telemetry.otlp.as_mut().unwrap().endpoint = "http://u:****@collector:4318".into();
+        assert_eq!(format!("{again:?}"), format!("{expected:?}"));
     }
 }

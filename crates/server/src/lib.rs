@@ -7,6 +7,11 @@
 //! the attempt, calls the processor through [`processor`] and records the
 //! known outcome in the ledger. [`probe`] tasks poll processors' health
 //! endpoints within their rate limit and feed the same breakers.
+//!
+//! Around that path: [`config`] builds the one configuration from flags,
+//! environment and file; [`ratelimit`] keeps one client from starving the
+//! others (off by default); [`telemetry`] sends logs to stderr and, when
+//! configured, spans to an OpenTelemetry collector.
 
 pub mod api;
 pub mod app;
@@ -18,7 +23,10 @@ pub mod peers;
 pub mod probe;
 pub mod processor;
 pub mod queue;
+pub mod ratelimit;
+pub mod telemetry;
 pub mod worker;
 
 pub use app::{App, StartError};
-pub use config::{ConfigError, ServeArgs, ServeConfig, StoreChoice};
+pub use config::{ConfigError, Origin, Origins, ServeArgs, ServeConfig, StoreChoice};
+pub use telemetry::{LogFormat, Telemetry};

@@ -30,6 +30,7 @@ pub struct Metrics {
     attempt_duration: Family<Labels, Histogram>,
     probes: Family<Labels, Counter>,
     alerts: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
     in_flight: Gauge,
     // Read from the live state at scrape time.
     queue_depth: Gauge,
@@ -60,6 +61,7 @@ impl Default for Metrics {
         );
         let probes = Family::<Labels, Counter>::default();
         let alerts = Family::<Labels, Counter>::default();
+        let rate_limited = Family::<Labels, Counter>::default();
         let in_flight = Gauge::default();
         let queue_depth = Gauge::default();
         let queue_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
@@ -94,6 +96,11 @@ impl Default for Metrics {
             "alerts",
             "Health alerts raised, by processor and kind (transition, anomaly) and target status",
             alerts.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Requests refused with 429 by the per-client rate limit, by route",
+            rate_limited.clone(),
         );
         registry.register(
             "attempts_in_flight",
@@ -140,6 +147,7 @@ impl Default for Metrics {
             attempt_duration,
             probes,
             alerts,
+            rate_limited,
             in_flight,
             queue_depth,
             queue_oldest_age,
@@ -169,6 +177,13 @@ impl Metrics {
     pub fn accepted(&self, result: &'static str) {
         self.accepted
             .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    /// A request refused by the per-client rate limit.
+    pub fn rate_limited(&self, route: &str) {
+        self.rate_limited
+            .get_or_create(&vec![("route", route.to_owned())])
             .inc();
     }
 

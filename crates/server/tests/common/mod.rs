@@ -423,3 +423,36 @@ impl TestApp {
 pub fn new_id() -> String {
     reroute_core::CorrelationId::new_random().to_string()
 }
+
+impl Http {
+    /// A client whose connections leave from `local` (any 127.x.y.z reaches
+    /// the router on 127.0.0.1): another client, as the router sees it.
+    pub fn bound_to(local: std::net::IpAddr) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_local_address(Some(local));
+        Self(Client::builder(TokioExecutor::new()).build(connector))
+    }
+
+    /// A request whose answer's headers matter too.
+    pub async fn send_with_headers(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (StatusCode, hyper::HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
+            .await
+            .expect("request timed out")
+            .expect("request failed");
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, value)
+    }
+}
