@@ -17,6 +17,13 @@
 //! outside: transactions recorded and recommendations asked at a fixed rate,
 //! open-loop, with latency per endpoint.
 //!
+//! [`crash`] and [`chaos`] judge reliability rather than speed: they start
+//! the routers themselves ([`fleet`]), kill them or make the processors
+//! misbehave ([`processors`]) under a steady load ([`traffic`]), then
+//! [`audit`] the payments answered 2xx against the router's ledger and the
+//! processors' books, correlationId by correlationId. [`pg_cluster`] gives
+//! them a PostgreSQL of their own to restart.
+//!
 //! The load generator shares the machine with the system under test, so it is
 //! kept light: one small Tokio runtime, one keep-alive connection per virtual
 //! user, no per-request work beyond building a 60-byte body.
@@ -25,13 +32,23 @@ use std::io::Write;
 
 use anyhow::Context;
 
+pub mod audit;
+pub mod chaos;
+pub mod crash;
 pub mod duration;
+pub mod fleet;
 pub mod http;
 pub mod intel;
 pub mod json_number;
+pub mod pg_cluster;
+pub mod processors;
 pub mod rinha;
 pub mod score;
+pub mod traffic;
+mod workdir;
 
+pub use chaos::ChaosArgs;
+pub use crash::CrashArgs;
 pub use intel::IntelArgs;
 pub use rinha::RinhaArgs;
 
@@ -53,6 +70,12 @@ pub enum BenchCommand {
     /// The failover-intelligence API at a fixed rate: transactions recorded
     /// and recommendations asked, open-loop; latency per endpoint.
     Intel(IntelArgs),
+    /// Routers killed with SIGKILL at random moments under load (and
+    /// PostgreSQL restarted), then 2xx = ledger = books by correlationId.
+    Crash(CrashArgs),
+    /// Processor misbehaviour under load (flapping, slow, resets, both down,
+    /// health 429 storms): invariants, completion, no hot loops, alerts.
+    Chaos(ChaosArgs),
 }
 
 /// Runs the chosen bench on a runtime of its own (one thread: the machine is
@@ -74,6 +97,28 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let report = runtime.block_on(intel::run(args.into_options()))?;
             emit(&report, out)
         }
+        BenchCommand::Crash(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(crash::run(args))?;
+            emit(&report, out)?;
+            verdict(report.passed)
+        }
+        BenchCommand::Chaos(args) => {
+            let out = args.out.clone();
+            let report = runtime.block_on(chaos::run(args))?;
+            emit(&report, out)?;
+            verdict(report.passed)
+        }
+    }
+}
+
+/// A reliability bench whose invariants failed exits non-zero, after its
+/// report is written.
+fn verdict(passed: bool) -> anyhow::Result<()> {
+    if passed {
+        Ok(())
+    } else {
+        anyhow::bail!("the run FAILED: see the report above")
     }
 }
 

@@ -1,115 +1,108 @@
-//! The crash test: `reroute serve` under load is killed with SIGKILL several
-//! times and restarted on the same database. Afterwards every payment that
-//! got a 2xx is in a processor's books exactly once, no payment is in two
-//! processors' books, and the router's summary equals the books.
+//! The crash test: `reroute bench crash`, short. `reroute serve` under load
+//! is killed with SIGKILL at random moments at least twenty times and
+//! restarted on the same store each time; then the payments answered 2xx,
+//! the router's ledger and the processors' books must be the same set of
+//! correlationIds, nothing charged twice, nothing left pending. The second
+//! test does the same with two instances over PostgreSQL (a private cluster
+//! of the bench's own), and restarts PostgreSQL once mid-run.
+//!
+//! The seed is random and printed in the report; `reroute bench crash
+//! --seed N` replays the same kill schedule.
 
-use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use clap::Parser;
+use reroute_bench::crash::{self, CrashArgs, CrashReport};
 
-use hyper::Method;
-
-mod common;
-use common::*;
-
-struct Router {
-    child: Child,
+fn args(extra: &[&str]) -> CrashArgs {
+    let base = ["crash", "--reroute-bin", env!("CARGO_BIN_EXE_reroute")];
+    CrashArgs::parse_from(base.iter().chain(extra))
 }
 
-impl Router {
-    fn start(port: u16, db: &std::path::Path, default: &str, fallback: &str) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_reroute"))
-            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .arg("--db")
-            .arg(db)
-            .args(["--default-url", default, "--fallback-url", fallback])
-            .args([
-                "--health-interval-ms",
-                "500",
-                "--processor-timeout-ms",
-                "1000",
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("reroute starts");
-        Self { child }
-    }
-
-    fn kill9(mut self) {
-        // Child::kill sends SIGKILL on Unix: no shutdown code runs.
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
+/// Every accepted payment charged once, and only those: the 2xx set equals
+/// the books and the ledger, by correlationId.
+fn assert_exact(report: &CrashReport) {
+    let audit = &report.audit;
+    assert_eq!(audit.lost, 0, "lost payments\n{report}");
+    assert_eq!(audit.doubled, 0, "payments charged twice\n{report}");
+    assert_eq!(audit.unexpected, 0, "charged but not accepted\n{report}");
+    assert_eq!(audit.wrong_amount, 0, "{report}");
+    assert_eq!(
+        audit.inconsistencies, 0,
+        "ledger or summary differ from the books\n{report}"
+    );
+    assert_eq!(audit.stuck, Some(0), "payments left pending\n{report}");
+    assert_eq!(
+        audit.payments.unresolved, 0,
+        "every payment got a definite answer\n{report}"
+    );
+    let charged: u64 = audit.books.values().map(|t| t.requests).sum();
+    assert_eq!(
+        charged, audit.payments.accepted,
+        "2xx set = books\n{report}"
+    );
+    let ledger = audit.ledger.expect("the store was read back");
+    assert_eq!(
+        ledger.entries, audit.payments.accepted,
+        "2xx set = ledger\n{report}"
+    );
+    assert!(report.drain_settled, "{report}");
+    assert!(report.passed, "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_router_loses_nothing_and_charges_nothing_twice() {
-    let sim = reroute_sim::spawn(reroute_sim::SimConfig::rinha_on_free_ports())
-        .await
-        .unwrap();
-    let (default, fallback) = (sim.url("default"), sim.url("fallback"));
-    let http = http();
-    // Some latency, so that kills land while attempts are in flight.
-    call(
-        &http,
-        Method::PUT,
-        &format!("{default}/admin/configurations/delay"),
-        r#"{"delay":20}"#,
-    )
+async fn twenty_kills_of_the_router_lose_nothing_and_charge_nothing_twice() {
+    let report = crash::run(args(&[
+        "--kills",
+        "20",
+        "--duration",
+        "24s",
+        "--rate",
+        "100",
+        "--users",
+        "8",
+    ]))
     .await
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("crash.db");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    .expect("the crash bench runs");
+    assert!(report.kills.len() >= 20, "{report}");
+    assert!(
+        report.audit.payments.accepted >= 1000,
+        "too little load to judge\n{report}"
+    );
+    assert!(
+        report
+            .kills
+            .iter()
+            .filter(|k| k.recovery_ms.is_some())
+            .count()
+            >= 10,
+        "most restarts took payments again\n{report}"
+    );
+    assert_exact(&report);
+}
 
-    let accepted = Arc::new(Mutex::new(HashSet::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut load = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (http, base, accepted, stop) =
-            (http.clone(), base.clone(), accepted.clone(), stop.clone());
-        load.spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let id = reroute_core::CorrelationId::new_random().to_string();
-                let body = format!(r#"{{"correlationId":"{id}","amount":19.90}}"#);
-                match call(&http, Method::POST, &format!("{base}/payments"), &body).await {
-                    Some((s, _)) if (200..300).contains(&s) => {
-                        accepted.lock().unwrap().insert(id);
-                    }
-                    Some(_) => {}
-                    None => tokio::time::sleep(Duration::from_millis(10)).await,
-                }
-            }
-        });
-    }
-
-    const KILLS: usize = 3;
-    for round in 0..=KILLS {
-        let router = Router::start(port, &db, &default, &fallback);
-        wait_ready(&http, &base).await;
-        let target = accepted.lock().unwrap().len() + 150;
-        while accepted.lock().unwrap().len() < target {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if round < KILLS {
-            router.kill9();
-        } else {
-            stop.store(true, Ordering::Relaxed);
-            while load.join_next().await.is_some() {}
-            let accepted = accepted.lock().unwrap().clone();
-            assert!(
-                accepted.len() >= 600,
-                "only {} payments accepted",
-                accepted.len()
-            );
-            drain_and_audit(&http, &base, &default, &fallback, &accepted).await;
-            router.kill9();
-        }
-    }
-    sim.shutdown().await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_kills_and_a_postgres_restart_lose_nothing_and_charge_nothing_twice() {
+    let report = crash::run(args(&[
+        "--instances",
+        "2",
+        "--restart-postgres",
+        "--kills",
+        "6",
+        "--duration",
+        "18s",
+        "--rate",
+        "80",
+        "--users",
+        "8",
+    ]))
+    .await
+    .expect("the crash bench runs (it needs the PostgreSQL binaries: see --pg-bin)");
+    assert_eq!(report.store, "private-postgres");
+    assert_eq!(report.kills.len(), 6, "{report}");
+    assert_eq!(report.pg_restarts.len(), 1, "{report}");
+    assert!(
+        report.pg_restarts[0].recovery_ms.is_some(),
+        "payments were accepted again after PostgreSQL came back\n{report}"
+    );
+    assert!(report.audit.payments.accepted >= 500, "{report}");
+    assert_exact(&report);
 }

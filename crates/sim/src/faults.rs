@@ -39,6 +39,11 @@ pub struct Faults {
     /// With `reset_rate`: store the payment first, then reset, so the caller
     /// faces an unknown outcome that did happen. Default: reset before storing.
     pub reset_after_store: bool,
+    /// Fraction of `GET /payments/service-health` calls answered 429 with
+    /// `Retry-After` whatever the window: a storm of rate-limit refusals.
+    /// Such a refusal takes no permit of the window. Not a payment fate, so
+    /// it is not part of the sum of rates.
+    pub health_throttle_rate: f64,
 }
 
 /// Why fault settings were refused.
@@ -78,7 +83,8 @@ impl Faults {
             ("error_rate", self.error_rate),
             ("decline_rate", self.decline_rate),
         ];
-        for (field, value) in rates {
+        let health = [("health_throttle_rate", self.health_throttle_rate)];
+        for (field, value) in rates.iter().chain(&health).copied() {
             if !(0.0..=1.0).contains(&value) {
                 return Err(FaultsError::RateOutOfRange { field, value });
             }
@@ -89,6 +95,11 @@ impl Faults {
             return Err(FaultsError::RatesExceedOne(sum));
         }
         Ok(())
+    }
+
+    /// Whether one health call is refused by the injected 429 storm.
+    pub fn throttles_health(&self, rng: &mut impl Rng) -> bool {
+        self.health_throttle_rate > 0.0 && rng.random::<f64>() < self.health_throttle_rate
     }
 
     /// The extra latency and the fate of one request.
@@ -387,6 +398,45 @@ mod tests {
             seen.insert(latency.as_millis());
         }
         assert!(seen.len() > 10, "jitter should vary: {seen:?}");
+    }
+
+    #[test]
+    fn the_health_storm_refuses_its_fraction_of_health_calls_only() {
+        let mut rng = StdRng::seed_from_u64(5);
+        assert!(!Faults::default().throttles_health(&mut rng));
+        let always = Faults {
+            health_throttle_rate: 1.0,
+            ..Faults::default()
+        };
+        assert!((0..100).all(|_| always.throttles_health(&mut rng)));
+        // Payments are untouched by it.
+        assert_eq!(always.roll(&mut rng), (Duration::ZERO, Fate::Process));
+        let some = Faults {
+            health_throttle_rate: 0.25,
+            ..Faults::default()
+        };
+        let refused = (0..20_000)
+            .filter(|_| some.throttles_health(&mut rng))
+            .count();
+        assert!((refused as f64 / 20_000.0 - 0.25).abs() < 0.02, "{refused}");
+        // A rate of its own: not added to the payment fates.
+        let with_fates = Faults {
+            error_rate: 1.0,
+            health_throttle_rate: 1.0,
+            ..Faults::default()
+        };
+        assert_eq!(with_fates.validate(), Ok(()));
+        let bad = Faults {
+            health_throttle_rate: 1.5,
+            ..Faults::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(FaultsError::RateOutOfRange {
+                field: "health_throttle_rate",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! correlation id, a fixed-window limit on the health check, token-protected
 //! admin endpoints, inclusive summary windows. On top of that, and off unless
 //! asked for, it injects faults (errors, declines, latency with jitter, hangs,
-//! connection resets, timed schedules of these) and exposes its books and
-//! counters so end-to-end tests can check the router against them.
+//! connection resets, 429 storms on the health check, timed schedules of
+//! these) and exposes its books and counters so end-to-end tests can check
+//! the router against them.
 //!
 //! The flow of a payment: the HTTP layer (`http`) parses it at the edge,
 //! [`processor::Processor`] decides its fate from the [`faults`] in force and

@@ -38,9 +38,11 @@ pub struct Stats {
     pub payments_reset: Counter,
     pub payments_throttled: Counter,
     pub payments_invalid: Counter,
+    pub payments_looked_up: Counter,
     pub health_calls: Counter,
     pub health_answered: Counter,
     pub health_throttled: Counter,
+    pub health_storm_refused: Counter,
     health_max_per_window: AtomicU64,
 }
 
@@ -65,12 +67,17 @@ pub struct StatsSnapshot {
     pub payments_throttled: u64,
     /// Answered 400: the body was not a valid payment.
     pub payments_invalid: u64,
+    /// `GET /payments/{id}` calls received (status queries).
+    pub payments_looked_up: u64,
     /// `GET /payments/service-health` calls received.
     pub health_calls: u64,
     /// Health calls answered 200.
     pub health_answered: u64,
-    /// Health calls answered 429.
+    /// Health calls answered 429 by the rate limit.
     pub health_throttled: u64,
+    /// Health calls answered 429 by the injected storm
+    /// (`health_throttle_rate`), not by the rate limit.
+    pub health_storm_refused: u64,
     /// The most health calls answered within one rate-limit window.
     pub health_max_per_window: u64,
 }
@@ -91,9 +98,11 @@ impl Stats {
             payments_reset: self.payments_reset.get(),
             payments_throttled: self.payments_throttled.get(),
             payments_invalid: self.payments_invalid.get(),
+            payments_looked_up: self.payments_looked_up.get(),
             health_calls: self.health_calls.get(),
             health_answered: self.health_answered.get(),
             health_throttled: self.health_throttled.get(),
+            health_storm_refused: self.health_storm_refused.get(),
             health_max_per_window: self.health_max_per_window.load(Ordering::Relaxed),
         }
     }
@@ -110,9 +119,11 @@ impl Stats {
             &self.payments_reset,
             &self.payments_throttled,
             &self.payments_invalid,
+            &self.payments_looked_up,
             &self.health_calls,
             &self.health_answered,
             &self.health_throttled,
+            &self.health_storm_refused,
         ] {
             counter.reset();
         }

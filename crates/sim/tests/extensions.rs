@@ -76,6 +76,7 @@ async fn admin_stats_count_what_happened() {
     .await;
     http.pay_one(&base).await;
     http.get(&format!("{base}/payments/service-health")).await;
+    http.get(&format!("{base}/payments/{id}")).await;
 
     let stats = http.stats(&base).await;
     let expected = [
@@ -85,9 +86,11 @@ async fn admin_stats_count_what_happened() {
         ("payments_failed", 1),
         ("payments_declined", 0),
         ("payments_throttled", 0),
+        ("payments_looked_up", 1),
         ("health_calls", 1),
         ("health_answered", 1),
         ("health_throttled", 0),
+        ("health_storm_refused", 0),
         ("health_max_per_window", 1),
     ];
     for (counter, value) in expected {

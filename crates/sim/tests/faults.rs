@@ -51,7 +51,8 @@ async fn faults_are_off_by_default() {
         view["faults"],
         serde_json::json!({
             "error_rate": 0.0, "decline_rate": 0.0, "latency_ms": 0, "jitter_ms": 0,
-            "hang_rate": 0.0, "reset_rate": 0.0, "reset_after_store": false
+            "hang_rate": 0.0, "reset_rate": 0.0, "reset_after_store": false,
+            "health_throttle_rate": 0.0
         })
     );
     assert_eq!(

@@ -90,3 +90,38 @@ async fn the_retry_after_header_is_the_window_in_seconds() {
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(refused.headers.get(RETRY_AFTER).unwrap(), "5");
 }
+
+#[tokio::test]
+async fn a_health_storm_answers_429_without_using_the_window() {
+    let mut config = rinha_config();
+    config.health_window = Duration::from_secs(5);
+    let sim = spawn(config).await;
+    let http = Http::default();
+    let base = sim.url("default");
+    let set = http
+        .admin_put(
+            &format!("{base}/admin/faults"),
+            r#"{"health_throttle_rate": 1.0}"#,
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    let url = format!("{base}/payments/service-health");
+    for _ in 0..5 {
+        let refused = http.get(&url).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(refused.headers.get(RETRY_AFTER).unwrap(), "5");
+    }
+    // Payments are not affected.
+    assert_eq!(http.pay_one(&base).await.1.status, StatusCode::OK);
+    // Once the storm is over, the window's permit is still there.
+    http.admin_put(&format!("{base}/admin/faults"), "{}").await;
+    assert_eq!(http.get(&url).await.status, StatusCode::OK);
+    let stats = http.stats(&base).await;
+    assert_eq!(stats["health_calls"], 6);
+    assert_eq!(stats["health_storm_refused"], 5);
+    assert_eq!(
+        stats["health_throttled"], 0,
+        "the limit itself refused nothing"
+    );
+    assert_eq!(stats["health_answered"], 1);
+}

@@ -20,19 +20,20 @@ struct Health {
 
 pub async fn check(processor: Arc<Processor>) -> Reply {
     processor.stats.health_calls.add();
+    // An injected storm refuses before the limiter, taking no permit.
+    if processor
+        .settings()
+        .faults
+        .throttles_health(&mut rand::rng())
+    {
+        processor.stats.health_storm_refused.add();
+        return too_many(&processor);
+    }
     let admission = processor.health().admit(processor.started().elapsed());
     let window = match admission {
         Admission::Rejected => {
             processor.stats.health_throttled.add();
-            let retry_after = processor.health().retry_after_secs();
-            let mut reply = reply::text(
-                StatusCode::TOO_MANY_REQUESTS,
-                "Too many health checks. Try again later.",
-            );
-            reply
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(retry_after));
-            return reply;
+            return too_many(&processor);
         }
         Admission::Now { window } => window,
         Admission::Queued { window, at } => {
@@ -56,6 +57,20 @@ pub async fn check(processor: Arc<Processor>) -> Reply {
             min_response_time: settings.delay_ms,
         },
     )
+}
+
+/// 429 with `Retry-After`: the window in whole seconds, as the reference
+/// sends it.
+fn too_many(processor: &Processor) -> Reply {
+    let retry_after = processor.health().retry_after_secs();
+    let mut reply = reply::text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many health checks. Try again later.",
+    );
+    reply
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    reply
 }
 
 /// A queued caller's reservation, given back if the caller goes away.

@@ -108,6 +108,7 @@ pub async fn create(
 }
 
 pub fn get(processor: &Processor, id: &str) -> Reply {
+    processor.stats.payments_looked_up.add();
     let Ok(id) = id.parse::<CorrelationId>() else {
         return reply::error(StatusCode::BAD_REQUEST, "id must be a UUID", Some("id"));
     };

@@ -1,0 +1,502 @@
+//! The routers under test, as processes: `reroute serve` started from the
+//! same executable (or `--reroute-bin`), killed with SIGKILL, restarted on
+//! the same store and port. Used by the crash and chaos benches.
+//!
+//! Each instance keeps its port for the whole run, so the traffic's
+//! round-robin always targets the same addresses, and appends its log to
+//! `<work dir>/router-<name>.log` across restarts (the logs are what to read
+//! when an audit fails).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use hyper::Method;
+use reroute_core::{CorrelationId, Money, Timestamp};
+use reroute_store::{LedgerEntry, Store};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::http::{BodyUse, Connection, Endpoint};
+
+/// Where the routers keep their queue and ledger.
+#[derive(Debug, Clone)]
+pub enum RouterStore {
+    /// The embedded engine: one instance, this file.
+    Sqlite(PathBuf),
+    /// PostgreSQL at this URL, shared by every instance.
+    Postgres(String),
+}
+
+impl RouterStore {
+    /// What the routers left in the store, read once they are all stopped:
+    /// the ledger (processed payments) and how many payments are still
+    /// pending. The store's own code reads it, as the router would.
+    pub async fn read_back(&self) -> anyhow::Result<StoreView> {
+        let (ledger, pending) = match self {
+            RouterStore::Sqlite(path) => {
+                let store = reroute_store::SqliteStore::open(path)
+                    .with_context(|| format!("opening {}", path.display()))?;
+                (store.ledger().await?, store.pending().await?)
+            }
+            RouterStore::Postgres(url) => {
+                let mut config = reroute_store::PostgresConfig::new(url.clone());
+                config.instance = "reroute-bench-audit".into();
+                let store = reroute_store::PostgresStore::connect(config).await?;
+                (store.ledger().await?, store.pending().await?)
+            }
+        };
+        Ok(StoreView {
+            ledger,
+            pending: pending.into_iter().map(|p| p.payment.id).collect(),
+        })
+    }
+}
+
+/// The store as the routers left it.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    pub ledger: Vec<LedgerEntry>,
+    /// Accepted payments without a known outcome.
+    pub pending: Vec<CorrelationId>,
+}
+
+/// How every instance is started.
+#[derive(Debug, Clone)]
+pub struct RouterSettings {
+    /// The `reroute` executable.
+    pub bin: PathBuf,
+    pub default_url: String,
+    pub fallback_url: String,
+    pub store: RouterStore,
+    pub health_interval_ms: u64,
+    pub processor_timeout_ms: u64,
+    /// PostgreSQL only: how long an instance holds a payment unrenewed.
+    pub lease_ms: u64,
+    /// More `reroute serve` arguments, appended as given.
+    pub extra_args: Vec<String>,
+    /// Where the logs go.
+    pub log_dir: PathBuf,
+}
+
+/// One router instance: a fixed port, and the process while it runs.
+pub struct Instance {
+    pub name: String,
+    pub endpoint: Arc<Endpoint>,
+    port: u16,
+    child: Option<Child>,
+    /// How many times it was started: the generation of its current process.
+    pub starts: u32,
+}
+
+/// Every instance of the run. Dropping it kills whatever still runs.
+pub struct Fleet {
+    settings: RouterSettings,
+    instances: Vec<Instance>,
+    generations: Generations,
+}
+
+/// Which process of each instance runs now: its start count, bumped just
+/// before each start. The traffic reads it before each send, so an answer
+/// is attributed to the process that received the request (the time a task
+/// notices an answer may be later than a restart).
+pub type Generations = Arc<Vec<std::sync::atomic::AtomicU32>>;
+
+impl Fleet {
+    /// `count` instances on free ports, none started yet.
+    pub fn new(settings: RouterSettings, count: usize) -> anyhow::Result<Self> {
+        if count > 1 && matches!(settings.store, RouterStore::Sqlite(_)) {
+            bail!("several instances need PostgreSQL: the embedded store has one writer");
+        }
+        // A fresh run: nothing left from an earlier run in the same place.
+        if let RouterStore::Sqlite(path) = &settings.store {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                remove_if_present(Path::new(&file))?;
+            }
+        }
+        let instances = (0..count)
+            .map(|i| {
+                let port = free_port()?;
+                let name = format!("api{}", i + 1);
+                remove_if_present(&settings.log_dir.join(format!("router-{name}.log")))?;
+                Ok(Instance {
+                    name,
+                    endpoint: Arc::new(format!("http://127.0.0.1:{port}").parse()?),
+                    port,
+                    child: None,
+                    starts: 0,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let generations = Arc::new((0..count).map(|_| Default::default()).collect());
+        Ok(Self {
+            settings,
+            instances,
+            generations,
+        })
+    }
+
+    pub fn generations(&self) -> Generations {
+        self.generations.clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.instances.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.instances.is_empty()
+    }
+
+    pub fn instance(&self, index: usize) -> &Instance {
+        &self.instances[index]
+    }
+
+    pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.instances.iter().map(|i| i.endpoint.clone()).collect()
+    }
+
+    pub fn settings(&self) -> &RouterSettings {
+        &self.settings
+    }
+
+    /// Starts instance `index` (it must not be running).
+    pub fn start(&mut self, index: usize) -> anyhow::Result<()> {
+        let settings = &self.settings;
+        let instance = &mut self.instances[index];
+        debug_assert!(instance.child.is_none(), "{} already runs", instance.name);
+        let log_path = settings
+            .log_dir
+            .join(format!("router-{}.log", instance.name));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .with_context(|| format!("opening {}", log_path.display()))?;
+        let mut command = Command::new(&settings.bin);
+        command
+            .args(["serve", "--host", "127.0.0.1"])
+            .args(["--port", &instance.port.to_string()])
+            .args(["--default-url", &settings.default_url])
+            .args(["--fallback-url", &settings.fallback_url])
+            .args([
+                "--health-interval-ms",
+                &settings.health_interval_ms.to_string(),
+            ])
+            .args([
+                "--processor-timeout-ms",
+                &settings.processor_timeout_ms.to_string(),
+            ])
+            .args(["--instance", &instance.name]);
+        match &settings.store {
+            RouterStore::Sqlite(path) => {
+                command.arg("--db").arg(path);
+            }
+            RouterStore::Postgres(url) => {
+                command
+                    .args(["--store", url])
+                    .args(["--lease-ms", &settings.lease_ms.to_string()]);
+            }
+        }
+        command.args(&settings.extra_args);
+        // The environment must not override the flags above.
+        for var in [
+            "DATABASE_URL",
+            "REROUTE_DB",
+            "APP_PORT",
+            "SERVER_PORT",
+            "REROUTE_PROCESSORS",
+        ] {
+            command.env_remove(var);
+        }
+        self.generations[index].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let child = command
+            .env(
+                "RUST_LOG",
+                std::env::var("REROUTE_BENCH_ROUTER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {} serve", settings.bin.display()))?;
+        instance.child = Some(child);
+        instance.starts = self.generations[index].load(std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// SIGKILL: no shutdown code runs. Returns once the process is gone.
+    pub fn kill(&mut self, index: usize) {
+        if let Some(mut child) = self.instances[index].child.take() {
+            // Child::kill sends SIGKILL on Unix.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn kill_all(&mut self) {
+        for index in 0..self.instances.len() {
+            self.kill(index);
+        }
+    }
+
+    /// Whether the process of `index` is still alive (it may have exited on
+    /// its own: that is worth reporting).
+    pub fn exited(&mut self, index: usize) -> Option<std::process::ExitStatus> {
+        self.instances[index]
+            .child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits until `GET /readyz` answers 200 on instance `index`.
+    pub async fn wait_ready(&mut self, index: usize, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let endpoint = self.instances[index].endpoint.clone();
+        let mut connection = Connection::new(endpoint.clone());
+        loop {
+            if let Some(status) = self.exited(index) {
+                bail!(
+                    "{} exited during start-up ({status}); see {}",
+                    self.instances[index].name,
+                    self.settings.log_dir.display()
+                );
+            }
+            let request = endpoint.request(Method::GET, "/readyz", None);
+            let answer = connection
+                .exchange(request, BodyUse::Discard, Duration::from_secs(1))
+                .await;
+            if answer.is_ok_and(|a| a.status.is_success()) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} not ready after {within:?}; see {}",
+                    self.instances[index].name,
+                    self.settings.log_dir.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+fn remove_if_present(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// One processor's line of the router's `GET /payments-summary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryLine {
+    pub total_requests: u64,
+    pub total_amount: Money,
+}
+
+/// A router's view through its HTTP API: summary, metrics, alerts.
+pub struct RouterApi {
+    connection: Connection,
+}
+
+/// One alert of `GET /api/v1/alerts`, the fields the benches read.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Alert {
+    pub processor_id: String,
+    pub from_status: String,
+    pub to_status: String,
+    pub timestamp: Timestamp,
+    pub reason: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub scope: String,
+}
+
+impl RouterApi {
+    pub fn new(endpoint: Arc<Endpoint>) -> Self {
+        Self {
+            connection: Connection::new(endpoint),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> anyhow::Result<bytes::Bytes> {
+        let request = self.connection.endpoint().request(Method::GET, path, None);
+        let answer = self
+            .connection
+            .exchange(request, BodyUse::Keep, Duration::from_secs(5))
+            .await
+            .with_context(|| format!("GET {path} at {}", self.connection.endpoint()))?;
+        if !answer.status.is_success() {
+            bail!(
+                "GET {path} at {}: HTTP {}",
+                self.connection.endpoint(),
+                answer.status
+            );
+        }
+        Ok(answer.body)
+    }
+
+    /// The all-time summary, by processor id.
+    pub async fn summary(&mut self) -> anyhow::Result<HashMap<String, SummaryLine>> {
+        let body = self.get("/payments-summary").await?;
+        serde_json::from_slice(&body).context("reading the router's summary")
+    }
+
+    /// `reroute_queue_depth + reroute_attempts_in_flight`: payments the
+    /// instance has taken from its queue or holds in flight. Zero once it
+    /// has nothing left to do.
+    pub async fn busy(&mut self) -> anyhow::Result<f64> {
+        let body = self.get("/metrics").await?;
+        let text = String::from_utf8_lossy(&body);
+        Ok(metric(&text, "reroute_queue_depth") + metric(&text, "reroute_attempts_in_flight"))
+    }
+
+    /// `reroute_queue_oldest_age_seconds`.
+    pub async fn queue_oldest_age(&mut self) -> anyhow::Result<f64> {
+        let body = self.get("/metrics").await?;
+        Ok(metric(
+            &String::from_utf8_lossy(&body),
+            "reroute_queue_oldest_age_seconds",
+        ))
+    }
+
+    /// Every alert the instance keeps, oldest first.
+    pub async fn alerts(&mut self) -> anyhow::Result<Vec<Alert>> {
+        #[derive(Deserialize)]
+        struct Alerts {
+            alerts: Vec<Alert>,
+        }
+        let body = self.get("/api/v1/alerts").await?;
+        Ok(serde_json::from_slice::<Alerts>(&body)
+            .context("reading the router's alerts")?
+            .alerts)
+    }
+
+    /// Each processor's current health status, by id.
+    pub async fn statuses(&mut self) -> anyhow::Result<HashMap<String, String>> {
+        #[derive(Deserialize)]
+        struct Line {
+            processor_id: String,
+            status: String,
+        }
+        #[derive(Deserialize)]
+        struct Processors {
+            processors: Vec<Line>,
+        }
+        let body = self.get("/api/v1/processors").await?;
+        let list: Processors =
+            serde_json::from_slice(&body).context("reading the router's processors")?;
+        Ok(list
+            .processors
+            .into_iter()
+            .map(|p| (p.processor_id, p.status))
+            .collect())
+    }
+}
+
+/// The sum of a metric's samples in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let value = match rest.chars().next()? {
+                ' ' => rest,
+                '{' => &rest[rest.find('}')? + 1..],
+                _ => return None,
+            };
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum()
+}
+
+/// The executable to run as the router: `--reroute-bin`, else this one.
+/// When this one was replaced on disk while running (a rebuild), Linux
+/// names it `... (deleted)`: the new file at the same path is used.
+pub fn reroute_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => {
+            let exe = std::env::current_exe().context("finding the reroute executable")?;
+            match exe.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+                Some(replaced) if !exe.exists() => Ok(PathBuf::from(replaced)),
+                _ => Ok(exe),
+            }
+        }
+    }
+}
+
+/// Samples every instance's `reroute_queue_oldest_age_seconds` (the age of
+/// the oldest accepted payment waiting for a worker) four times a second
+/// while a run goes on, and keeps the largest value seen: the router's own
+/// view of its maximum queue age. An instance that is down is skipped.
+pub struct QueueAgeSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<f64>,
+}
+
+impl QueueAgeSampler {
+    pub fn start(endpoints: Vec<Arc<Endpoint>>) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut apis: Vec<RouterApi> = endpoints.into_iter().map(RouterApi::new).collect();
+            let mut ticker = tokio::time::interval(Duration::from_millis(250));
+            let mut max = 0.0_f64;
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return max,
+                    _ = ticker.tick() => {}
+                }
+                for api in &mut apis {
+                    if let Ok(age) = api.queue_oldest_age().await {
+                        max = max.max(age);
+                    }
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    /// The largest age seen, in milliseconds.
+    pub async fn stop(self) -> u64 {
+        let _ = self.stop.send(());
+        let seconds = self.task.await.unwrap_or(0.0);
+        (seconds * 1000.0).round() as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_read_from_prometheus_text_by_exact_name() {
+        let text = "# HELP reroute_queue_depth x\n# TYPE reroute_queue_depth gauge\n\
+                    reroute_queue_depth 3\nreroute_queue_depth_other 100\n\
+                    reroute_attempts_in_flight{processor=\"default\"} 2\n\
+                    reroute_attempts_in_flight{processor=\"fallback\"} 1.5\n";
+        assert_eq!(metric(text, "reroute_queue_depth"), 3.0);
+        assert_eq!(metric(text, "reroute_attempts_in_flight"), 3.5);
+        assert_eq!(metric(text, "reroute_missing"), 0.0);
+    }
+}
