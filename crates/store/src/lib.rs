@@ -4,11 +4,10 @@
 //! The HTTP edge calls [`Store::accept`] and answers 2xx only once it returns;
 //! workers call [`Store::begin_attempt`] before every send and
 //! [`Store::finish`] once the processor's answer is known. The common case
-//! costs one durable write: the edge records the attempt the payment will
-//! most likely be sent with together with the payment
+//! costs two durable writes, not three: the edge records the attempt the
+//! payment will most likely be sent with together with the payment
 //! ([`Store::accept_with_plan`]), so a worker that sends it as planned writes
-//! nothing before the send; and a processed outcome may be recorded lazily
-//! (see [`Store::finish`]). On start-up
+//! nothing before the send, only the outcome after it. On start-up
 //! [`Store::pending`] gives back everything accepted and not finished. The
 //! summaries auditors compare with the processors' books come from
 //! [`Store::summary`]. [`Store`] is the seam between engines; [`sqlite`] is the
@@ -137,7 +136,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
 
 /// A durable queue + ledger. Every write has reached stable storage when its
-/// future resolves, but for [`Store::finish`] of a processed payment.
+/// future resolves.
 pub trait Store: Send + Sync + 'static {
     /// Stores a new payment, or reports that its id is already known.
     fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
@@ -161,14 +160,6 @@ pub trait Store: Send + Sync + 'static {
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool>;
 
     /// Records the known outcome. `false` if the payment was no longer pending.
-    ///
-    /// A [`Outcome::Processed`] is recorded without waiting for stable
-    /// storage: it becomes durable with the next durable write (or within a
-    /// second). If the machine or the database loses it in a crash, the
-    /// payment is pending again with its attempt, and re-sending that
-    /// attempt finds it processed: the processor's books are the durable
-    /// record of a processed payment. A declined outcome is durable at once,
-    /// since a re-send could be approved.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
 
     /// Every accepted payment without a known outcome, oldest first, whoever

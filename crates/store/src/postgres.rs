@@ -184,12 +184,6 @@ impl Write {
         }
     }
 
-    /// A processed outcome: its caller need not wait for the disk
-    /// ([`Store::finish`]).
-    fn may_lag(&self) -> bool {
-        matches!(self, Write::Finish(_, Outcome::Processed(_), _))
-    }
-
     fn fail(self, e: StoreError) {
         // A caller that went away no longer needs the answer.
         match self {
@@ -245,25 +239,13 @@ impl PostgresStore {
             config.pool_size,
             bound,
         )?;
-        let write_pools = WritePools {
-            durable: build_pool(
-                &pg,
-                &options,
-                "enable_seqscan=off",
-                config.writers.max(1),
-                bound,
-            )?,
-            // Processed outcomes need not wait for the WAL flush
-            // (Store::finish): PostgreSQL's asynchronous commit flushes
-            // them within three `wal_writer_delay`s.
-            lazy: build_pool(
-                &pg,
-                &options,
-                "enable_seqscan=off -c synchronous_commit=off",
-                config.writers.max(1),
-                bound,
-            )?,
-        };
+        let write_pool = build_pool(
+            &pg,
+            &options,
+            "enable_seqscan=off",
+            config.writers.max(1),
+            bound,
+        )?;
 
         bounded(bound, migrate(&pool, config.schema.as_deref())).await?;
 
@@ -274,7 +256,7 @@ impl PostgresStore {
         let writers = (0..config.writers.max(1))
             .map(|_| {
                 tokio::spawn(write_loop(
-                    write_pools.clone(),
+                    write_pool.clone(),
                     Arc::clone(&receiver),
                     Arc::clone(&holder),
                     lease_ms,
@@ -433,7 +415,7 @@ async fn migrate(pool: &Pool, schema: Option<&str>) -> StoreResult<()> {
 /// One writer task: takes every write waiting (up to [`MAX_BATCH`]) and
 /// applies them, until every sender is gone.
 async fn write_loop(
-    pools: WritePools,
+    pool: Pool,
     receiver: Arc<Mutex<mpsc::Receiver<Write>>>,
     holder: Arc<str>,
     lease_ms: i64,
@@ -448,19 +430,8 @@ async fn write_loop(
                 return;
             }
         }
-        let (lazy, durable): (Vec<Write>, Vec<Write>) = batch.drain(..).partition(Write::may_lag);
-        // Accepts first: their clients are waiting.
-        apply_batch(&pools.durable, &holder, lease_ms, bound, durable).await;
-        apply_batch(&pools.lazy, &holder, lease_ms, bound, lazy).await;
+        apply_batch(&pool, &holder, lease_ms, bound, std::mem::take(&mut batch)).await;
     }
-}
-
-/// The writers' connections: one pool commits synchronously, the other
-/// (for the writes [`Write::may_lag`]) does not wait for the WAL flush.
-#[derive(Clone)]
-struct WritePools {
-    durable: Pool,
-    lazy: Pool,
 }
 
 /// Applies a batch as few statements as its ids allow: one per run of

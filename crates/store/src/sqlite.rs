@@ -5,12 +5,8 @@
 //! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
 //! transaction and commits once: one fsync for the whole group, then every
 //! caller is answered. Under load a commit carries hundreds of payments, so
-//! durability costs each of them microseconds. A group made only of
-//! processed outcomes, which need not wait for the disk (see
-//! [`Store::finish`]), commits with `synchronous=NORMAL`: written to the WAL,
-//! which the next `FULL` commit or checkpoint syncs, so accepts queued behind
-//! it do not wait for a second fsync. Reads use a second connection (WAL lets
-//! them run beside the writer).
+//! durability costs each of them microseconds. Reads use a second connection
+//! (WAL lets them run beside the writer).
 //!
 //! One embedded store serves one instance, which holds every payment and
 //! always leads the probes. Each open is a new *run*: payments accepted by
@@ -178,32 +174,14 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-impl Command {
-    /// Whether the caller must not be answered before the write is on disk.
-    fn needs_sync(&self) -> bool {
-        !matches!(self, Command::Finish(_, Outcome::Processed(_), _))
-    }
-}
-
 fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, run: [u8; 16]) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut synced = true; // `synchronous=FULL`, as opened
     while let Ok(first) = commands.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match commands.try_recv() {
                 Ok(cmd) => batch.push(cmd),
                 Err(_) => break,
-            }
-        }
-        let sync = batch.iter().any(Command::needs_sync);
-        if sync != synced {
-            let mode = if sync { "FULL" } else { "NORMAL" };
-            if let Err(e) = conn.pragma_update(None, "synchronous", mode) {
-                // Committing with the stricter setting is always right.
-                tracing::warn!(error = %e, "cannot change synchronous mode");
-            } else {
-                synced = sync;
             }
         }
         match apply_batch(&mut conn, &batch, &run) {
