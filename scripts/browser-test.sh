@@ -66,7 +66,7 @@ REROUTE_LOG_FORMAT=text "$bin" sim --host 127.0.0.1 \
   --default-port "$default_port" --fallback-port "$fallback_port" \
   --health-window 200ms >"$work/sim.log" 2>&1 &
 sim_pid=$!
-"$bin" serve --host 127.0.0.1 --port "$router_port" --db "$work/reroute.db" \
+"$bin" serve --host 127.0.0.1 --port "$router_port" --store "" --db "$work/reroute.db" \
   --default-url "http://127.0.0.1:$default_port" \
   --fallback-url "http://127.0.0.1:$fallback_port" \
   --health-interval-ms 500 --admin-token "$token" >"$work/serve.log" 2>&1 &

@@ -37,7 +37,7 @@ wait_for() { # url
 
 RUST_LOG=warn "$bin" sim >"$work/sim.log" 2>&1 &
 pids+=($!)
-RUST_LOG=warn "$bin" serve --db "$work/reroute.db" >"$work/serve.log" 2>&1 &
+RUST_LOG=warn "$bin" serve --store "" --db "$work/reroute.db" >"$work/serve.log" 2>&1 &
 serve_pid=$!
 pids+=($serve_pid)
 wait_for "http://127.0.0.1:8001/payments/00000000-0000-4000-8000-000000000000"

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The Rinha de Backend 2025 topology, natively on this machine: nginx (from
-# Debian) on 127.0.0.1:9999 in front of two `reroute serve` instances sharing
-# one PostgreSQL, against `reroute sim` on 8001/8002.
+# Debian) on 127.0.0.1:9999 in front of two `reroute serve` instances, against
+# `reroute sim` on 8001/8002. The instances share one PostgreSQL (STORE=postgres,
+# the default), or each keeps its own embedded store and asks the others for
+# their part of the summary (STORE=embedded: --peer; only api1 probes).
 #
 #   scripts/rinha-topology.sh bench [reroute bench rinha flags]   # start, run the test, stop
 #   scripts/rinha-topology.sh start | stop                         # leave it running / stop it
 #
-# Env: REROUTE_BIN (a prebuilt binary), DATABASE_URL (default postgres://postgres@127.0.0.1:5432/reroute_rinha;
-# the database is created if missing), INSTANCES (default 2), LB_PORT (default
-# 9999), OUT (result JSON).
+# Env: REROUTE_BIN (a prebuilt binary), STORE (postgres | embedded), DATABASE_URL
+# (default postgres://postgres@127.0.0.1:5432/reroute_rinha; the database is
+# created if missing), INSTANCES (default 2), LB_PORT (default 9999), OUT
+# (result JSON).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +19,8 @@ work=target/rinha-topology
 bin=${REROUTE_BIN:-target/release/reroute}
 db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/reroute_rinha}
 instances=${INSTANCES:-2}
+store=${STORE:-postgres}
+case "$store" in postgres | embedded) ;; *) echo "STORE must be postgres or embedded" >&2; exit 2 ;; esac
 lb_port=${LB_PORT:-9999}
 
 need_nginx() {
@@ -49,17 +54,29 @@ start() {
     stop
     mkdir -p "$work"
     : >"$work/pids"
-    # The database, if missing (psql talks to the server in DATABASE_URL).
-    local base=${db%/*} name=${db##*/}
-    psql "$base/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 \
-        || psql "$base/postgres" -qc "CREATE DATABASE $name" >/dev/null
+    if [ "$store" = postgres ]; then
+        # The database, if missing (psql talks to the server in DATABASE_URL).
+        local base=${db%/*} name=${db##*/}
+        psql "$base/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 \
+            || psql "$base/postgres" -qc "CREATE DATABASE $name" >/dev/null
+    else
+        rm -f "$work"/api*.db*
+    fi
 
     RUST_LOG=warn "$bin" sim >"$work/sim.log" 2>&1 &
     echo $! >>"$work/pids"
     local upstreams=""
     for i in $(seq 1 "$instances"); do
         local port=$((9100 + i))
-        RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" --store "$db" \
+        local storage=(--store "$db")
+        if [ "$store" = embedded ]; then
+            storage=(--store "" --db "$work/api$i.db")
+            for j in $(seq 1 "$instances"); do
+                [ "$j" = "$i" ] || storage+=(--peer "http://127.0.0.1:$((9100 + j))")
+            done
+            [ "$i" = 1 ] || storage+=(--probes false)
+        fi
+        RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
             --instance "api$i" >"$work/api$i.log" 2>&1 &
         echo $! >>"$work/pids"
         upstreams+="        server 127.0.0.1:$port;"$'\n'
@@ -93,7 +110,9 @@ CONF
     wait_for "http://127.0.0.1:8001/payments/00000000-0000-4000-8000-000000000000"
     for i in $(seq 1 "$instances"); do wait_for "http://127.0.0.1:$((9100 + i))/readyz"; done
     wait_for "http://127.0.0.1:$lb_port/readyz"
-    echo "topology up: nginx :$lb_port -> $instances instances on $db; sim :8001/:8002"
+    local on=$db
+    [ "$store" = postgres ] || on="their own embedded stores"
+    echo "topology up: nginx :$lb_port -> $instances instances on $on; sim :8001/:8002"
 }
 
 report() { # CPU and peak memory of every process of the topology
@@ -118,5 +137,5 @@ case "${1:-}" in
         "$bin" bench rinha --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
         report
         ;;
-    *) sed -n 2,11p "$0"; exit 2 ;;
+    *) sed -n 2,14p "$0"; exit 2 ;;
 esac

@@ -41,6 +41,9 @@ async fn a_fixed_rate_of_records_and_recommendations_is_measured_per_endpoint() 
         "0",
         "--db",
         db.to_str().unwrap(),
+        // The embedded store, whatever DATABASE_URL says.
+        "--store",
+        "",
         "--processors",
         registry.to_str().unwrap(),
     ])

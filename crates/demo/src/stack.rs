@@ -125,6 +125,10 @@ fn router_config(
         registry_file.display().to_string(),
         "--db".to_owned(),
         db.display().to_string(),
+        // The demo runs on its own embedded store, even where DATABASE_URL
+        // names a PostgreSQL server.
+        "--store".to_owned(),
+        String::new(),
         "--host".to_owned(),
         "127.0.0.1".to_owned(),
         "--port".to_owned(),

@@ -20,6 +20,7 @@ use tower::Layer as _;
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
 use crate::metrics::Metrics;
+use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::{api, leases, probe, ratelimit, telemetry, worker};
@@ -40,9 +41,15 @@ pub struct Shared {
     /// for circuits).
     pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
+    /// The other instances, when each keeps its own store (`--peer`).
+    pub peers: Peers,
     pub metrics: Metrics,
     /// Cancelled when the app stops: workers and probes are then gone.
     pub stopping: CancellationToken,
+    /// Whether the last renewal of this instance's leases succeeded: when
+    /// not, other instances may take its payments over, and it should not
+    /// take new ones (`GET /readyz` says not ready).
+    pub leases_renewed: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,17 +114,17 @@ impl App {
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
+            peers: Peers::new(config.peers.clone(), config.processor_timeout),
             metrics: Metrics::default(),
             stopping: CancellationToken::new(),
+            leases_renewed: std::sync::atomic::AtomicBool::new(true),
             registry,
             store,
             config,
         });
         // Bind first: nothing is taken over or started if the port is taken.
         let addr = shared.config.listen;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
@@ -279,4 +286,23 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
+}
+
+/// Connections waiting to be accepted. Tokio's default (128) drops the
+/// connection attempts of a burst beyond it, and their clients retry a
+/// second later: 10,000 connections opened at once took ~50 s to be
+/// accepted, 0.9 s with this backlog (crates/server/tests/abuse.rs).
+const BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // A restart finds the port free even with connections of the previous
+    // run in TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }

@@ -40,6 +40,11 @@ impl Breakers {
         self.circuit(processor).claim(now)
     }
 
+    /// The gate of one processor, without taking a trial slot.
+    pub fn peek(&self, processor: usize, now: Timestamp) -> Gate {
+        self.circuit(processor).peek(now)
+    }
+
     pub fn is_up(&self, processor: usize) -> bool {
         self.circuit(processor).is_up()
     }

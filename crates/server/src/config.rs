@@ -140,6 +140,20 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_INSTANCE")]
     pub instance: Option<String>,
 
+    /// Another instance of the cluster (`http://host:port`; repeat the flag,
+    /// or comma-separate in the variable) when every instance keeps its own
+    /// embedded store: GET /payments-summary adds their totals to this
+    /// instance's. Not with --store: PostgreSQL is shared already.
+    #[arg(long = "peer", env = "REROUTE_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+
+    /// Whether this instance calls the processors' health endpoints
+    /// [default: true]. With embedded stores and --peer, let exactly one
+    /// instance probe (the processors allow one call per interval from
+    /// everyone together); the others route on their own payments' outcomes.
+    #[arg(long, env = "REROUTE_PROBES", action = clap::ArgAction::Set)]
+    pub probes: Option<bool>,
+
     /// How long an instance holds a payment without renewing its lease,
     /// in ms (PostgreSQL store) [default: 10000]. Another instance takes over
     /// the payments of an instance that died once their lease has run out.
@@ -227,6 +241,10 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     /// The per-client limit of the public endpoints; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// The other instances, each with its own embedded store (`--peer`).
+    pub peers: Vec<String>,
+    /// Whether this instance probes the processors' health endpoints.
+    pub probes: bool,
     pub telemetry: TelemetryConfig,
 }
 
@@ -339,6 +357,8 @@ args! {
     DB = "db", "--db", "REROUTE_DB";
     STORE = "database_url", "--store", "DATABASE_URL";
     LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS";
+    PEERS = "peers", "--peer", "REROUTE_PEERS";
+    PROBES = "probes", "--probes", "REROUTE_PROBES";
     HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL";
     HEALTH_WINDOW_SIZE = "health_window_size", "--health-window-size", "REROUTE_HEALTH_WINDOW_SIZE";
     HEALTH_WINDOW_AGE_MS = "health_window_age_ms", "--health-window-age-ms", "REROUTE_HEALTH_WINDOW_AGE_MS";
@@ -634,8 +654,39 @@ impl ServeArgs {
                 lease: Duration::from_millis(lease_ms),
             },
         };
+        let peers = r.pick(
+            "storage.peers",
+            [(PEERS, (!self.peers.is_empty()).then_some(self.peers))],
+            storage.peers,
+        );
+        let shared = matches!(store, StoreChoice::Postgres { .. });
+        let peers = peers
+            .check(&r, |peers| {
+                let peers: Vec<String> = peers
+                    .iter()
+                    .map(|p| p.trim().trim_end_matches('/').to_owned())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                if let Some(bad) = peers
+                    .iter()
+                    .find(|p| !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err())
+                {
+                    return Err(format!("{bad:?} must be an http:// URL"));
+                }
+                if shared && !peers.is_empty() {
+                    return Err("peers are for instances with their own embedded stores; \
+                         with a PostgreSQL store every instance reads the shared ledger"
+                        .to_owned());
+                }
+                Ok(peers)
+            })?
+            .unwrap_or_default();
 
         // [health]
+        let probes = r
+            .pick("health.probes", [(PROBES, self.probes)], health.probes)
+            .value
+            .unwrap_or(true);
         let health_interval_ms = r
             .pick(
                 "health.health_interval_ms",
@@ -800,6 +851,8 @@ impl ServeArgs {
             admin_token,
             max_body_bytes: 16 * 1024,
             rate_limit,
+            peers,
+            probes,
         };
         Ok((config, r.origins))
     }
@@ -844,11 +897,13 @@ struct StorageTable {
     db: Option<PathBuf>,
     store: Option<String>,
     lease_ms: Option<u64>,
+    peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct HealthTable {
+    probes: Option<bool>,
     health_interval_ms: Option<u64>,
     health_window_size: Option<usize>,
     health_window_age_ms: Option<u64>,
@@ -992,8 +1047,15 @@ impl ServeConfig {
                 line(set("storage.lease_ms", lease.as_millis().to_string()));
             }
         }
+        if self.peers.is_empty() {
+            line("# peers: none".into());
+        } else {
+            let list: Vec<String> = self.peers.iter().map(|p| quoted(p)).collect();
+            line(set("storage.peers", format!("[{}]", list.join(", "))));
+        }
 
         line("\n[health]".into());
+        line(set("health.probes", self.probes.to_string()));
         line(set(
             "health.health_interval_ms",
             self.health_interval.as_millis().to_string(),

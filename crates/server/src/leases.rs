@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Shared;
+use crate::queue::Job;
 
 /// Payments taken over per store call.
 pub const RECLAIM_BATCH: usize = 1_000;
@@ -20,7 +21,7 @@ pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreE
         let n = batch.len();
         taken += n;
         for payment in batch {
-            shared.queue.push(payment);
+            shared.queue.push(Job::reclaimed(payment));
         }
         if n < RECLAIM_BATCH {
             return Ok(taken);
@@ -35,9 +36,13 @@ pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToke
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(period) => {}
         }
-        if let Err(e) = shared.store.renew().await {
+        let renewed = shared.store.renew().await;
+        if let Err(e) = &renewed {
             tracing::warn!(error = %e, "cannot renew leases");
         }
+        shared
+            .leases_renewed
+            .store(renewed.is_ok(), std::sync::atomic::Ordering::Relaxed);
         match reclaim_all(&shared).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(

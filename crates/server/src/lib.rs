@@ -19,6 +19,7 @@ pub mod breakers;
 pub mod config;
 pub mod leases;
 pub mod metrics;
+pub mod peers;
 pub mod probe;
 pub mod processor;
 pub mod queue;

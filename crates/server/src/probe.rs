@@ -12,7 +12,10 @@
 //!   waits out what remains of the old leader's last interval (its final call
 //!   may have gone unpublished).
 //!
-//! With the embedded store there is one instance and it always leads.
+//! With the embedded store there is one instance and it always leads. When
+//! several instances each keep their own embedded store (`--peer`), exactly
+//! one of them is configured to probe and the others do not (`--probes
+//! false`): they learn a processor's state from their own payments.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +33,11 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
     let Some(url) = processor.url.clone() else {
         return;
     };
+    if !shared.config.probes {
+        // Another instance probes (`--probes false`); this one routes on its
+        // payments' outcomes alone.
+        return;
+    }
     let tick = interval / 4;
     let term = interval - tick;
     let mut leading = false;

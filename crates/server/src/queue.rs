@@ -10,27 +10,58 @@ use std::sync::Mutex;
 use reroute_store::PendingPayment;
 use tokio::sync::Notify;
 
+/// A payment waiting for a worker.
+#[derive(Debug)]
+pub struct Job {
+    pub pending: PendingPayment,
+    /// `pending.attempt` is the plan this instance recorded when it accepted
+    /// the payment, and nobody has sent it: the worker may send it as is, or
+    /// replace it, without recording an attempt first. `false` for payments
+    /// taken over from the store, whose attempt may have been sent.
+    pub unsent_plan: bool,
+}
+
+impl Job {
+    /// A payment this instance just accepted, with its plan if it has one.
+    pub fn accepted(pending: PendingPayment) -> Self {
+        let unsent_plan = pending.attempt.is_some();
+        Self {
+            pending,
+            unsent_plan,
+        }
+    }
+
+    /// A payment taken over from the store (a previous run's, or a dead
+    /// instance's): its open attempt must be resolved where it may have gone.
+    pub fn reclaimed(pending: PendingPayment) -> Self {
+        Self {
+            pending,
+            unsent_plan: false,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Queue {
-    items: Mutex<VecDeque<PendingPayment>>,
+    items: Mutex<VecDeque<Job>>,
     /// One permit per push: a pop that finds the queue empty waits here.
     ready: Notify,
 }
 
 impl Queue {
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<PendingPayment>> {
+    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
         // Push and pop cannot panic half-way; a poisoned lock holds a
         // consistent queue.
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn push(&self, payment: PendingPayment) {
-        self.items().push_back(payment);
+    pub fn push(&self, job: Job) {
+        self.items().push_back(job);
         self.ready.notify_one();
     }
 
     /// The next payment, oldest first; waits while the queue is empty.
-    pub async fn pop(&self) -> PendingPayment {
+    pub async fn pop(&self) -> Job {
         loop {
             let ready = self.ready.notified();
             if let Some(p) = self.items().pop_front() {
@@ -50,7 +81,7 @@ impl Queue {
 
     /// When the oldest waiting payment was accepted.
     pub fn oldest_accepted_at(&self) -> Option<reroute_core::Timestamp> {
-        self.items().front().map(|p| p.payment.accepted_at)
+        self.items().front().map(|j| j.pending.payment.accepted_at)
     }
 
     /// Payments waiting for a worker (not counting those being worked on).
@@ -65,8 +96,8 @@ mod tests {
     use reroute_core::{CorrelationId, Money, Timestamp};
     use reroute_store::NewPayment;
 
-    fn pending(cents: i64) -> PendingPayment {
-        PendingPayment {
+    fn pending(cents: i64) -> Job {
+        Job::accepted(PendingPayment {
             payment: NewPayment {
                 id: CorrelationId::new_random(),
                 amount: Money::from_minor(cents),
@@ -75,7 +106,7 @@ mod tests {
                 accepted_at: Timestamp::from_millis(0),
             },
             attempt: None,
-        }
+        })
     }
 
     #[tokio::test]
@@ -83,12 +114,12 @@ mod tests {
         let q = std::sync::Arc::new(Queue::default());
         let waiter = tokio::spawn({
             let q = q.clone();
-            async move { q.pop().await.payment.amount.minor() }
+            async move { q.pop().await.pending.payment.amount.minor() }
         });
         q.push(pending(1));
         q.push(pending(2));
         assert_eq!(waiter.await.unwrap(), 1);
-        assert_eq!(q.pop().await.payment.amount.minor(), 2);
+        assert_eq!(q.pop().await.pending.payment.amount.minor(), 2);
     }
 
     #[tokio::test]

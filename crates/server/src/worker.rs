@@ -3,7 +3,10 @@
 //! The rules that make a payment charged at most once live here:
 //! - before every send, the attempt (processor + `requestedAt`) is made
 //!   durable, so that after a crash the payment is resolved where it may
-//!   have gone;
+//!   have gone. Usually that write is the acceptance itself: the edge asks
+//!   [`plan`] where the payment would go now and records that attempt with
+//!   the payment; the worker sends it as planned if the policy still agrees,
+//!   and records another attempt only if not;
 //! - an attempt with an unknown outcome (timeout, connection lost after
 //!   sending) pins the payment to that processor: it is re-sent there with the
 //!   same `requestedAt` until the processor gives a definite answer; a
@@ -32,21 +35,44 @@ use tracing::Instrument;
 
 use crate::app::Shared;
 use crate::processor::{AttemptResult, Lookup};
+use crate::queue::Job;
+
+/// Where `payment` goes if nothing changes before a worker takes it: the
+/// cheapest processor that takes it, when both its health gate and its
+/// circuit say go (the policy picks it then, whatever its patience). `None`
+/// when that processor is in any doubt: the worker decides then. Takes no
+/// trial slot.
+pub fn plan(shared: &Shared, payment: &NewPayment, now: Timestamp) -> Option<Attempt> {
+    let method = payment.payment_method.as_deref();
+    let country = payment.country.as_deref();
+    let (index, processor) = shared
+        .registry
+        .by_fee()
+        .iter()
+        .enumerate()
+        .find(|(_, p)| p.url.is_some() && p.supports(method, country))?;
+    let go = shared.health.gate(index, method, country, now) == Gate::Go
+        && shared.breakers.peek(index, now) == Gate::Go;
+    go.then(|| Attempt {
+        processor: processor.id.to_string(),
+        requested_at: payment.accepted_at,
+    })
+}
 
 /// One worker: payments one after another until shutdown.
 pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     loop {
-        let payment = tokio::select! {
+        let job = tokio::select! {
             _ = cancel.cancelled() => return,
-            p = shared.queue.pop() => p,
+            job = shared.queue.pop() => job,
         };
         // Cancelled mid-way, the payment stays pending in the store and is
         // resumed at the next start.
         // One span per payment: every event of its attempts carries the id.
-        let span = tracing::info_span!("payment", correlation_id = %payment.payment.id);
+        let span = tracing::info_span!("payment", correlation_id = %job.pending.payment.id);
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = process(&shared, payment).instrument(span) => {}
+            _ = process(&shared, job).instrument(span) => {}
         }
     }
 }
@@ -57,7 +83,14 @@ enum Next {
     Continue,
 }
 
-async fn process(shared: &Shared, mut payment: PendingPayment) {
+async fn process(shared: &Shared, job: Job) {
+    let mut payment = job.pending;
+    // Sent as planned or replaced by the first fresh attempt.
+    let mut plan = if job.unsent_plan {
+        payment.attempt.take()
+    } else {
+        None
+    };
     let eligible: Vec<bool> = shared
         .registry
         .by_fee()
@@ -73,7 +106,7 @@ async fn process(shared: &Shared, mut payment: PendingPayment) {
     loop {
         let step = match payment.attempt.clone() {
             Some(attempt) => resolve(shared, &mut payment, attempt).await,
-            None => attempt_fresh(shared, &mut payment, &eligible).await,
+            None => attempt_fresh(shared, &mut payment, &eligible, &mut plan).await,
         };
         if let Next::Done = step {
             return;
@@ -81,8 +114,15 @@ async fn process(shared: &Shared, mut payment: PendingPayment) {
     }
 }
 
-/// Sends a payment that has no open attempt to the processor the policy picks.
-async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: &[bool]) -> Next {
+/// Sends a payment that has no open attempt to the processor the policy
+/// picks: as `plan`ned if the policy picks the planned processor (the plan is
+/// already durable), with a newly recorded attempt otherwise.
+async fn attempt_fresh(
+    shared: &Shared,
+    payment: &mut PendingPayment,
+    eligible: &[bool],
+    plan: &mut Option<Attempt>,
+) -> Next {
     // Created before the gates are read, so that no wake-up is missed.
     let changed = shared.breakers.changed();
     let opened = shared.health_opened.notified();
@@ -108,6 +148,10 @@ async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: 
         }
     };
     let processor = &shared.registry.by_fee()[index];
+    if let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str()) {
+        payment.attempt = Some(attempt.clone());
+        return send(shared, payment, index, attempt, false).await;
+    }
     let attempt = Attempt {
         processor: processor.id.to_string(),
         requested_at: Timestamp::now(),
@@ -125,6 +169,8 @@ async fn attempt_fresh(shared: &Shared, payment: &mut PendingPayment, eligible: 
             return Next::Continue;
         }
     }
+    // The plan, if any, is replaced for good.
+    *plan = None;
     payment.attempt = Some(attempt.clone());
     send(shared, payment, index, attempt, false).await
 }

@@ -5,6 +5,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+
+const WAIT: Duration = Duration::from_secs(15);
 use hyper::StatusCode;
 
 async fn metrics_text(http: &Http, app: &TestApp) -> String {
@@ -108,5 +110,136 @@ async fn liveness_and_readiness_answer_with_the_store_state() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["store"], "ok");
     assert_eq!(body["workers"], "running");
+    app.stop().await;
+}
+
+/// A TCP relay to PostgreSQL that can be cut (every connection dropped,
+/// nothing listening) and restored on the same port.
+struct Link {
+    addr: std::net::SocketAddr,
+    target: std::net::SocketAddr,
+    relay: tokio::task::JoinSet<()>,
+}
+
+impl Link {
+    async fn open(target: std::net::SocketAddr) -> Link {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut link = Link {
+            addr: listener.local_addr().unwrap(),
+            target,
+            relay: tokio::task::JoinSet::new(),
+        };
+        link.relay.spawn(Self::relay(listener, target));
+        link
+    }
+
+    async fn cut(&mut self) {
+        self.relay.abort_all();
+        while self.relay.join_next().await.is_some() {}
+    }
+
+    async fn restore(&mut self) {
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.relay.spawn(Self::relay(listener, self.target));
+    }
+
+    async fn relay(listener: tokio::net::TcpListener, target: std::net::SocketAddr) {
+        // Aborting this task drops the listener and every relayed connection.
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_makes_the_instance_not_ready_and_it_recovers() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let backing = Backing::postgres();
+    let Backing::Postgres { url, schema } = &backing else {
+        unreachable!("Backing::postgres is on PostgreSQL")
+    };
+    let pg: tokio_postgres::Config = url.parse().unwrap();
+    let host = match &pg.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(host) => host.clone(),
+        other => panic!("the test database must be reached over TCP, not {other:?}"),
+    };
+    let port = pg.get_ports().first().copied().unwrap_or(5432);
+    let target = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let mut link = Link::open(target).await;
+    let via_link = format!(
+        "host=127.0.0.1 port={} user={} dbname={}",
+        link.addr.port(),
+        pg.get_user().unwrap_or("postgres"),
+        pg.get_dbname().unwrap_or("postgres"),
+    );
+    let store = reroute_store::PostgresStore::connect(reroute_store::PostgresConfig {
+        instance: "outage".into(),
+        lease: Duration::from_millis(1_500),
+        statement_timeout: Duration::from_millis(500),
+        schema: Some(schema.clone()),
+        ..reroute_store::PostgresConfig::new(via_link)
+    })
+    .await
+    .unwrap();
+    let app = TestApp::start_with_store(
+        config(&sims, &dir.path().join("unused.db"), &[]),
+        std::sync::Arc::new(store),
+    )
+    .await;
+    let ready = || async {
+        let (status, body) = http.get(&format!("{}/readyz", app.url)).await;
+        (status, body)
+    };
+    assert_eq!(ready().await.0, StatusCode::OK);
+    assert_eq!(
+        app.pay(&http, &new_id(), "10.00").await.0,
+        StatusCode::ACCEPTED
+    );
+
+    link.cut().await;
+    let body = eventually("not ready while the database is away", WAIT, || async {
+        let (status, body) = ready().await;
+        (status == StatusCode::SERVICE_UNAVAILABLE && body["leases"] == "lost").then_some(body)
+    })
+    .await;
+    assert_eq!(body["store"], "unavailable", "{body}");
+    assert_eq!(body["status"], "not ready", "{body}");
+    let (status, v) = app.pay(&http, &new_id(), "10.00").await;
+    assert_eq!(
+        status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "nothing accepted: {v}"
+    );
+    assert!(!v["error"].as_str().unwrap().contains("127.0.0.1"), "{v}");
+
+    link.restore().await;
+    eventually("ready once the database is back", WAIT, || async {
+        let (status, body) = ready().await;
+        (status == StatusCode::OK && body["leases"] == "held").then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.pay(&http, &new_id(), "10.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    // Nothing lost, nothing doubled: the two accepted payments, once each.
+    eventually("both payments processed", WAIT, || async {
+        (app.summary(&http, "default").await == (2, 20.0)).then_some(())
+    })
+    .await;
+    assert_eq!(sims.books(&http, &sims.default).await, (2, 20.0));
     app.stop().await;
 }

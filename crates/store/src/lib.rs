@@ -3,7 +3,11 @@
 //!
 //! The HTTP edge calls [`Store::accept`] and answers 2xx only once it returns;
 //! workers call [`Store::begin_attempt`] before every send and
-//! [`Store::finish`] once the processor's answer is known; on start-up
+//! [`Store::finish`] once the processor's answer is known. The common case
+//! costs two durable writes, not three: the edge records the attempt the
+//! payment will most likely be sent with together with the payment
+//! ([`Store::accept_with_plan`]), so a worker that sends it as planned writes
+//! nothing before the send, only the outcome after it. On start-up
 //! [`Store::pending`] gives back everything accepted and not finished. The
 //! summaries auditors compare with the processors' books come from
 //! [`Store::summary`]. [`Store`] is the seam between engines; [`sqlite`] is the
@@ -135,7 +139,21 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send
 /// future resolves.
 pub trait Store: Send + Sync + 'static {
     /// Stores a new payment, or reports that its id is already known.
-    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance>;
+    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.accept_with_plan(payment, None)
+    }
+
+    /// As [`Store::accept`], recording `plan` as the payment's open attempt
+    /// in the same durable write (nothing is recorded for a duplicate). From
+    /// then on the payment is treated as if `plan` may have been sent: after
+    /// a crash it is resolved at that processor first. The instance that
+    /// accepted it knows better, and may send it as planned without
+    /// [`Store::begin_attempt`], or replace the plan with another attempt.
+    fn accept_with_plan(
+        &self,
+        payment: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance>;
 
     /// Records that `attempt` is about to be sent. `false` if the payment is
     /// no longer pending (finished, or purged meanwhile): do not send.

@@ -167,7 +167,11 @@ struct Inner {
 
 /// A write of the request path, waiting for a writer task.
 enum Write {
-    Accept(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
+    Accept(
+        NewPayment,
+        Option<Attempt>,
+        oneshot::Sender<StoreResult<Acceptance>>,
+    ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
     Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
 }
@@ -175,7 +179,7 @@ enum Write {
 impl Write {
     fn id(&self) -> CorrelationId {
         match self {
-            Write::Accept(p, _) => p.id,
+            Write::Accept(p, _, _) => p.id,
             Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _) => *id,
         }
     }
@@ -183,7 +187,7 @@ impl Write {
     fn fail(self, e: StoreError) {
         // A caller that went away no longer needs the answer.
         match self {
-            Write::Accept(_, tx) => drop(tx.send(Err(e))),
+            Write::Accept(_, _, tx) => drop(tx.send(Err(e))),
             Write::BeginAttempt(_, _, tx) | Write::Finish(_, _, tx) => drop(tx.send(Err(e))),
         }
     }
@@ -426,7 +430,7 @@ async fn write_loop(
                 return;
             }
         }
-        apply_batch(&pool, &holder, lease_ms, bound, &mut batch).await;
+        apply_batch(&pool, &holder, lease_ms, bound, std::mem::take(&mut batch)).await;
     }
 }
 
@@ -438,9 +442,8 @@ async fn apply_batch(
     holder: &str,
     lease_ms: i64,
     bound: Duration,
-    batch: &mut Vec<Write>,
+    mut rest: Vec<Write>,
 ) {
-    let mut rest = std::mem::take(batch);
     while !rest.is_empty() {
         let mut seen = HashSet::with_capacity(rest.len());
         let split = rest
@@ -463,7 +466,6 @@ async fn apply_batch(
             }
         }
     }
-    *batch = rest; // empty: keeps the allocation
 }
 
 /// What one write came to.
@@ -475,7 +477,7 @@ enum Answer {
 impl Answer {
     fn send(self, write: Write) {
         match (write, self) {
-            (Write::Accept(_, tx), Answer::Acceptance(a)) => drop(tx.send(Ok(a))),
+            (Write::Accept(_, _, tx), Answer::Acceptance(a)) => drop(tx.send(Ok(a))),
             (Write::BeginAttempt(_, _, tx), Answer::Flag(f))
             | (Write::Finish(_, _, tx), Answer::Flag(f)) => drop(tx.send(Ok(f))),
             (write, _) => write.fail(StoreError::Unavailable(
@@ -492,12 +494,13 @@ impl Answer {
 /// changed nothing.
 const APPLY_GROUP: &str = concat!(
     "WITH accepted AS (
-        INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder, lease_until)
+        INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder, lease_until,
+                              processor, requested_at)
         SELECT a.id, a.amount, a.payment_method, a.country, a.accepted_at, 0, $13, ",
     from_now!(14),
-    "
-        FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[])
-             AS a(id, amount, payment_method, country, accepted_at)
+    ", a.processor, a.requested_at
+        FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[], $15::text[], $16::int8[])
+             AS a(id, amount, payment_method, country, accepted_at, processor, requested_at)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
     ), attempted AS (
@@ -532,7 +535,10 @@ async fn apply_group(
     ordered.sort_unstable_by_key(|w| w.id());
     for write in ordered {
         match write {
-            Write::Accept(p, _) => {
+            Write::Accept(p, plan, _) => {
+                a.planned.push(plan.as_ref().map(|a| a.processor.as_str()));
+                a.planned_at
+                    .push(plan.as_ref().map(|a| a.requested_at.millis()));
                 a.id.push(*p.id.as_uuid());
                 a.amount.push(p.amount.minor());
                 a.method.push(p.payment_method.as_deref());
@@ -582,6 +588,8 @@ async fn apply_group(
                     &f.at,
                     &holder,
                     &lease_ms,
+                    &a.planned,
+                    &a.planned_at,
                 ],
             )
             .await;
@@ -618,10 +626,10 @@ async fn apply_group(
     group
         .iter()
         .map(|write| match write {
-            Write::Accept(p, _) if changed.contains(p.id.as_uuid()) => {
+            Write::Accept(p, _, _) if changed.contains(p.id.as_uuid()) => {
                 Ok(Answer::Acceptance(Acceptance::New))
             }
-            Write::Accept(p, _) => match existing.get(p.id.as_uuid()) {
+            Write::Accept(p, _, _) => match existing.get(p.id.as_uuid()) {
                 Some(&cents) if cents == p.amount.minor() => {
                     Ok(Answer::Acceptance(Acceptance::Duplicate))
                 }
@@ -651,6 +659,9 @@ struct Columns<'a> {
     state: Vec<i16>,
     processor: Vec<&'a str>,
     at: Vec<i64>,
+    /// The planned attempts of accepts.
+    planned: Vec<Option<&'a str>>,
+    planned_at: Vec<Option<i64>>,
 }
 
 /// Waits at most `bound` for `op`.
@@ -760,8 +771,12 @@ const LEAD_PROBES: &str = concat!(
 );
 
 impl Store for PostgresStore {
-    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
-        self.write(|tx| Write::Accept(payment, tx))
+    fn accept_with_plan(
+        &self,
+        payment: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance> {
+        self.write(|tx| Write::Accept(payment, plan, tx))
     }
 
     /// Only the holder records an attempt: `false` also when another

@@ -56,7 +56,11 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 enum Command {
-    Accept(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
+    Accept(
+        NewPayment,
+        Option<Attempt>,
+        oneshot::Sender<StoreResult<Acceptance>>,
+    ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
     Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
     Purge(oneshot::Sender<StoreResult<()>>),
@@ -231,11 +235,12 @@ fn apply(
     run: &[u8; 16],
 ) -> rusqlite::Result<Applied> {
     match cmd {
-        Command::Accept(p, _) => {
+        Command::Accept(p, plan, _) => {
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
+                                           processor, requested_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
                 )?
                 .execute(params![
                     &p.id.as_bytes()[..],
@@ -244,7 +249,9 @@ fn apply(
                     p.country,
                     p.accepted_at.millis(),
                     STATE_PENDING,
-                    &run[..]
+                    &run[..],
+                    plan.as_ref().map(|a| a.processor.as_str()),
+                    plan.as_ref().map(|a| a.requested_at.millis()),
                 ])?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
@@ -316,12 +323,12 @@ fn respond(cmd: Command, applied: StoreResult<Applied>) {
     // A caller that went away (client disconnected) no longer needs the
     // answer; the write stands either way.
     match (cmd, applied) {
-        (Command::Accept(_, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
+        (Command::Accept(_, _, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
         (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
         | (Command::Finish(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
-        (Command::Accept(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::Accept(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::BeginAttempt(_, _, tx), Err(e)) | (Command::Finish(_, _, tx), Err(e)) => {
             drop(tx.send(Err(e)))
         }
@@ -363,8 +370,12 @@ fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingPayment> {
 }
 
 impl Store for SqliteStore {
-    fn accept(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
-        self.send(|tx| Command::Accept(payment, tx))
+    fn accept_with_plan(
+        &self,
+        payment: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance> {
+        self.send(|tx| Command::Accept(payment, plan, tx))
     }
 
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {

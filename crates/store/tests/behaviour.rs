@@ -93,6 +93,65 @@ async fn pending_payments_and_their_attempts_survive_a_reopen<E: Engine>() {
     assert_eq!(ledger[0].id, c.id);
 }
 
+async fn a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open<E: Engine>() {
+    let engine = E::new().await;
+    let (planned, plain) = (payment(100, 1), payment(200, 2));
+    {
+        let crashed = engine.open().await;
+        assert_eq!(
+            crashed
+                .accept_with_plan(planned.clone(), Some(attempt("default", 1)))
+                .await
+                .unwrap(),
+            Acceptance::New
+        );
+        crashed.accept(plain.clone()).await.unwrap();
+        // A repeated accept changes nothing, plan included.
+        assert_eq!(
+            crashed
+                .accept_with_plan(planned.clone(), Some(attempt("fallback", 9)))
+                .await
+                .unwrap(),
+            Acceptance::Duplicate
+        );
+        assert_eq!(
+            crashed
+                .accept_with_plan(plain.clone(), Some(attempt("fallback", 9)))
+                .await
+                .unwrap(),
+            Acceptance::Duplicate
+        );
+    }
+    engine.outlive_leases().await;
+    let store = engine.open().await;
+    let reclaimed = store.reclaim(100).await.unwrap();
+    assert_eq!(reclaimed.len(), 2);
+    assert_eq!(reclaimed[0].payment, planned);
+    assert_eq!(reclaimed[0].attempt, Some(attempt("default", 1)));
+    assert_eq!(reclaimed[1].payment, plain);
+    assert_eq!(reclaimed[1].attempt, None);
+    // The plan is an open attempt like any other: it may be replaced, and
+    // the outcome recorded.
+    assert!(
+        store
+            .begin_attempt(planned.id, attempt("fallback", 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .finish(planned.id, Outcome::Processed(attempt("fallback", 5)))
+            .await
+            .unwrap()
+    );
+    drop(store);
+    let store = engine.open().await;
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].id, planned.id);
+    assert_eq!(ledger[0].processor, "fallback");
+}
+
 async fn a_finished_payment_cannot_be_attempted_or_finished_again<E: Engine>() {
     let engine = E::new().await;
     let store = engine.open().await;
@@ -378,6 +437,7 @@ behaviours!(
     the_same_id_accepted_at_once_is_new_exactly_once,
     pending_payments_and_their_attempts_survive_a_reopen,
     a_finished_payment_cannot_be_attempted_or_finished_again,
+    a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open,
     summaries_count_processed_payments_by_requested_at_inclusively,
     concurrent_accepts_are_committed_in_groups_and_all_stand,
     concurrent_attempts_and_outcomes_of_many_payments_all_stand,

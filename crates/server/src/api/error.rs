@@ -52,6 +52,9 @@ pub enum ApiError {
     },
     #[error("the store is unavailable; nothing was accepted, retry later")]
     Unavailable(#[from] StoreError),
+    /// A peer instance did not give its part of a cluster-wide answer.
+    #[error("another instance of the cluster did not answer; retry later")]
+    PeerUnavailable(#[from] crate::peers::PeerError),
 }
 
 impl ApiError {
@@ -71,7 +74,9 @@ impl ApiError {
             ApiError::Unroutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::PeerUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -109,8 +114,10 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let ApiError::Unavailable(e) = &self {
-            tracing::error!(error = %e, "request failed on the store");
+        match &self {
+            ApiError::Unavailable(e) => tracing::error!(error = %e, "request failed on the store"),
+            ApiError::PeerUnavailable(e) => tracing::error!(error = %e, "request failed on a peer"),
+            _ => {}
         }
         let body = ErrorBody {
             error: self.to_string(),

@@ -65,17 +65,22 @@ struct ReadinessJson {
     /// `running` or `stopped`.
     #[schema(example = "running")]
     workers: &'static str,
+    /// `held`, or `lost` when the last renewal of this instance's leases
+    /// failed (PostgreSQL store): other instances may take its payments.
+    #[schema(example = "held")]
+    leases: &'static str,
 }
 
-/// Readiness: the store answers and the workers are running. A load balancer
-/// should send payments only to a ready instance.
+/// Readiness: the store answers, the workers are running and this instance's
+/// leases are renewed. A load balancer should send payments only to a ready
+/// instance.
 #[utoipa::path(
     get,
     path = "/readyz",
     operation_id = "readyz",
     tag = "operations",
     responses(
-        (status = 200, description = "Ready: the store answers and the workers run.", body = ReadinessJson),
+        (status = 200, description = "Ready: the store answers, the workers run, the leases are renewed.", body = ReadinessJson),
         (status = 503, description = "Not ready; the body says which part is not.", body = ReadinessJson),
     )
 )]
@@ -89,7 +94,10 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         Ok(Ok(_))
     );
     let workers_ok = !shared.stopping.is_cancelled();
-    let status = if store_ok && workers_ok {
+    let leases_ok = shared
+        .leases_renewed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let status = if store_ok && workers_ok && leases_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -102,6 +110,7 @@ pub async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
         },
         store: if store_ok { "ok" } else { "unavailable" },
         workers: if workers_ok { "running" } else { "stopped" },
+        leases: if leases_ok { "held" } else { "lost" },
     };
     (status, axum::Json(body)).into_response()
 }

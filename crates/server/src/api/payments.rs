@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
 use crate::app::Shared;
+use crate::queue::Job;
 
 // The body as sent, fields still raw so that each problem can be named.
 /// A payment to accept.
@@ -215,18 +216,23 @@ pub async fn create(
     }
 }
 
-/// Stores a payment durably and, if it is new, queues it for a worker.
+/// Stores a payment durably, with the attempt it would get now (see
+/// [`crate::worker::plan`]), and, if it is new, queues it for a worker.
 async fn accept_and_queue(
     shared: Arc<Shared>,
     payment: NewPayment,
 ) -> Result<Acceptance, StoreError> {
-    let acceptance = shared.store.accept(payment.clone()).await?;
+    let plan = crate::worker::plan(&shared, &payment, Timestamp::now());
+    let acceptance = shared
+        .store
+        .accept_with_plan(payment.clone(), plan.clone())
+        .await?;
     if acceptance == Acceptance::New {
         shared.metrics.accepted("accepted");
-        shared.queue.push(PendingPayment {
+        shared.queue.push(Job::accepted(PendingPayment {
             payment,
-            attempt: None,
-        });
+            attempt: plan,
+        }));
     }
     Ok(acceptance)
 }
@@ -257,6 +263,15 @@ pub struct SummaryQuery {
     /// End of the window (inclusive), ISO-8601 UTC.
     #[param(format = DateTime)]
     to: Option<String>,
+    /// `local`: only this instance's own payments, when instances keep
+    /// their own stores (`--peer`); absent: the whole cluster's.
+    scope: Option<Scope>,
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Local,
 }
 
 /// One processor's paid payments in the window.
@@ -292,7 +307,7 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
     responses(
         (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
         (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+        (status = 503, description = "The store, or a peer instance holding part of the ledger, is unavailable.", body = ErrorBody),
     )
 )]
 pub async fn summary(
@@ -300,11 +315,21 @@ pub async fn summary(
     query: Result<Query<SummaryQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let window = Window::new(
+    let (from, to) = (
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
     );
-    let totals = shared.store.summary(window).await?;
+    let totals = if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
+        shared.store.summary(Window::new(from, to)).await?
+    } else {
+        let (own, theirs) = tokio::join!(
+            shared.store.summary(Window::new(from, to)),
+            shared.peers.totals(from, to)
+        );
+        let mut totals = own?;
+        totals.extend(theirs?);
+        totals
+    };
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()
@@ -321,8 +346,13 @@ pub async fn summary(
         .collect();
     for t in &totals {
         if let Some(line) = lines.get_mut(t.processor.as_str()) {
-            line.total_requests = t.requests;
-            line.total_amount = t.amount;
+            line.total_requests += t.requests;
+            line.total_amount = line.total_amount.checked_add(t.amount).ok_or_else(|| {
+                ApiError::invalid(
+                    "from",
+                    "the totals of this window overflow; ask for a shorter one",
+                )
+            })?;
         }
     }
     Ok(axum::Json(lines).into_response())

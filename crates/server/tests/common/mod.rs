@@ -298,6 +298,11 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
         "0".into(),
         "--db".into(),
         db.display().to_string(),
+        // The embedded store, whatever DATABASE_URL says: tests that want
+        // PostgreSQL open it themselves (`TestApp::start_on`), each in a
+        // schema of its own.
+        "--store".into(),
+        String::new(),
         "--default-url".into(),
         sims.default.clone(),
         "--fallback-url".into(),
@@ -326,6 +331,11 @@ pub fn config_with_registry(
         "0".into(),
         "--db".into(),
         db.display().to_string(),
+        // The embedded store, whatever DATABASE_URL says: tests that want
+        // PostgreSQL open it themselves (`TestApp::start_on`), each in a
+        // schema of its own.
+        "--store".into(),
+        String::new(),
         "--processors".into(),
         registry.display().to_string(),
     ];
@@ -356,6 +366,16 @@ impl TestApp {
     /// A router on the given backing (a new instance of its store).
     pub async fn start_on(backing: &Backing, config: ServeConfig) -> Self {
         let store = backing.open().await;
+        Self::started(
+            App::build_with_store(config, store)
+                .await
+                .expect("router starts"),
+        )
+    }
+
+    /// A router on a store the test opened itself (and may keep, to look at
+    /// what was stored).
+    pub async fn start_with_store(config: ServeConfig, store: Arc<dyn Store>) -> Self {
         Self::started(
             App::build_with_store(config, store)
                 .await
@@ -467,18 +487,6 @@ impl Http {
             parts.status,
             content_type,
             body.collect().await.unwrap().to_bytes(),
-        )
-    }
-}
-
-impl TestApp {
-    /// A router over `store`, which the test keeps to look at what was
-    /// stored.
-    pub async fn start_with_store(config: ServeConfig, store: Arc<dyn Store>) -> Self {
-        Self::started(
-            App::build_with_store(config, store)
-                .await
-                .expect("router starts"),
         )
     }
 }
