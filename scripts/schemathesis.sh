@@ -52,7 +52,7 @@ port=$(free_port)
 RUST_LOG=warn "$bin" sim --host 127.0.0.1 --default-port "$default_port" \
     --fallback-port "$fallback_port" >"$work/sim.log" 2>&1 &
 pids+=($!)
-RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" --db "$work/reroute.db" \
+RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" --store "" --db "$work/reroute.db" \
     --default-url "http://127.0.0.1:$default_port" \
     --fallback-url "http://127.0.0.1:$fallback_port" >"$work/serve.log" 2>&1 &
 pids+=($!)
