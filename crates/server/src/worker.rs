@@ -3,10 +3,12 @@
 //! The rules that make a payment charged at most once live here:
 //! - before every send, the attempt (processor + `requestedAt`) is made
 //!   durable, so that after a crash the payment is resolved where it may
-//!   have gone. Usually that write is the acceptance itself: the edge asks
-//!   [`plan`] where the payment would go now and records that attempt with
-//!   the payment; the worker sends it as planned if the policy still agrees,
-//!   and records another attempt only if not;
+//!   have gone. On a lone embedded store that write is usually the
+//!   acceptance itself: the edge asks [`plan`] where the payment would go now
+//!   and records that attempt with the payment; the worker sends it as
+//!   planned if the policy still agrees, and records another attempt only if
+//!   not. On shared storage the worker always records the attempt, which
+//!   also checks that this instance still holds the payment;
 //! - an attempt with an unknown outcome (timeout, connection lost after
 //!   sending) pins the payment to that processor: it is re-sent there with the
 //!   same `requestedAt` until the processor gives a definite answer; a
@@ -148,7 +150,12 @@ async fn attempt_fresh(
         }
     };
     let processor = &shared.registry.by_fee()[index];
-    if let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str()) {
+    // Sent as planned without a write only where no other instance can have
+    // taken the payment over meanwhile; on shared storage, recording the
+    // attempt checks that this instance still holds it.
+    if shared.store.exclusive()
+        && let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str())
+    {
         payment.attempt = Some(attempt.clone());
         return send(shared, payment, index, attempt, false).await;
     }

@@ -143,12 +143,22 @@ pub trait Store: Send + Sync + 'static {
         self.accept_with_plan(payment, None)
     }
 
+    /// Whether no other instance can ever take over the payments this one
+    /// accepted (a lone embedded store). Only then may a worker send a
+    /// planned attempt without [`Store::begin_attempt`]: with shared storage
+    /// an instance that stalled past its lease could otherwise send a plan
+    /// after another instance took the payment over and sent it elsewhere.
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     /// As [`Store::accept`], recording `plan` as the payment's open attempt
     /// in the same durable write (nothing is recorded for a duplicate). From
     /// then on the payment is treated as if `plan` may have been sent: after
     /// a crash it is resolved at that processor first. The instance that
-    /// accepted it knows better, and may send it as planned without
-    /// [`Store::begin_attempt`], or replace the plan with another attempt.
+    /// accepted it knows better: it may replace the plan with another
+    /// attempt, and, on an [`Store::exclusive`] store, send it as planned
+    /// without [`Store::begin_attempt`].
     fn accept_with_plan(
         &self,
         payment: NewPayment,

@@ -440,6 +440,11 @@ impl Store for SqliteStore {
         })
     }
 
+    /// This instance alone ever works on its payments.
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     /// Nothing to do: no other instance could take this one's payments.
     fn renew(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })

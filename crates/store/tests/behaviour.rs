@@ -124,6 +124,8 @@ async fn a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open<E:
     }
     engine.outlive_leases().await;
     let store = engine.open().await;
+    // Only a store no other instance reads may have its plans sent unrecorded.
+    assert_eq!(store.exclusive(), E::EXCLUSIVE);
     let reclaimed = store.reclaim(100).await.unwrap();
     assert_eq!(reclaimed.len(), 2);
     assert_eq!(reclaimed[0].payment, planned);

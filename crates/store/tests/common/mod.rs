@@ -22,6 +22,8 @@ pub const LEASE: Duration = Duration::from_millis(400);
 
 pub trait Engine: Sized {
     type Store: Store + Clone;
+    /// What [`Store::exclusive`] must say.
+    const EXCLUSIVE: bool;
 
     /// A fresh, empty database.
     async fn new() -> Self;
@@ -38,6 +40,7 @@ pub struct Sqlite {
 }
 
 impl Engine for Sqlite {
+    const EXCLUSIVE: bool = true;
     type Store = SqliteStore;
 
     async fn new() -> Self {
@@ -94,6 +97,7 @@ impl Postgres {
 }
 
 impl Engine for Postgres {
+    const EXCLUSIVE: bool = false;
     type Store = PostgresStore;
 
     async fn new() -> Self {
