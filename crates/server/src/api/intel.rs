@@ -466,6 +466,7 @@ struct RecordedJson<'a> {
     tag = "intelligence",
     request_body(content = TransactionBody, content_type = "application/json"),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 201, description = "Recorded.", body = RecordedJson),
         (status = 400, description = "The body is not a valid transaction; `field` names the culprit.", body = ErrorBody),
         (status = 404, description = "`processor_id` is not in the registry.", body = ErrorBody),
@@ -521,7 +522,10 @@ struct HealthListJson<'a> {
     path = "/api/v1/health",
     operation_id = "list_health",
     tag = "intelligence",
-    responses((status = 200, description = "Every processor's health, cheapest first.", body = HealthListJson))
+    responses(
+        (status = 200, description = "Every processor's health, cheapest first.", body = HealthListJson),
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+    )
 )]
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
     let now = Timestamp::now();
@@ -590,6 +594,7 @@ struct ProcessorDetailJson<'a> {
     tag = "intelligence",
     params(("processor_id" = String, Path, description = "A processor of the registry.")),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "The processor's health, segments and recent transactions.", body = ProcessorDetailJson),
         (status = 404, description = "The processor is not in the registry.", body = ErrorBody),
     )
@@ -650,6 +655,7 @@ pub(crate) struct RecommendBody<'a> {
     tag = "intelligence",
     params(RecommendQuery),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
         (status = 400, description = "A parameter is missing or malformed; `field` names it.", body = ErrorBody),
     )
@@ -675,6 +681,7 @@ pub async fn recommend_query(
     tag = "intelligence",
     request_body(content = RecommendBody, content_type = "application/json"),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
         (status = 400, description = "A field is missing or malformed; `field` names it.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
@@ -809,6 +816,7 @@ struct AlertListJson<'a> {
     tag = "intelligence",
     params(AlertsQuery),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "Alerts, oldest first.", body = AlertListJson),
         (status = 400, description = "`since` is not a timestamp.", body = ErrorBody),
     )
@@ -872,7 +880,10 @@ struct ProcessorListJson<'a> {
     path = "/api/v1/processors",
     operation_id = "list_processors",
     tag = "intelligence",
-    responses((status = 200, description = "The registry, cheapest first.", body = ProcessorListJson))
+    responses(
+        (status = 200, description = "The registry, cheapest first.", body = ProcessorListJson),
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+    )
 )]
 pub async fn processors(State(shared): State<Arc<Shared>>) -> Response {
     let processors: Vec<_> = shared

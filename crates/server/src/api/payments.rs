@@ -160,6 +160,7 @@ pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
     tag = "payments",
     request_body(content = PaymentBody, content_type = "application/json"),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 202, description = "Accepted: stored durably, to be paid.", body = PaymentReceipt),
         (status = 200, description = "A duplicate of an accepted payment (same id and amount).", body = PaymentReceipt),
         (status = 400, description = "The body is not a valid payment; `field` names the culprit.", body = ErrorBody),
@@ -305,6 +306,7 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
     tag = "payments",
     params(SummaryQuery),
     responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
         (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
         (status = 503, description = "The store, or a peer instance holding part of the ledger, is unavailable.", body = ErrorBody),
