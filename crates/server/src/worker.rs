@@ -43,8 +43,14 @@ use crate::queue::Job;
 /// cheapest processor that takes it, when both its health gate and its
 /// circuit say go (the policy picks it then, whatever its patience). `None`
 /// when that processor is in any doubt: the worker decides then. Takes no
-/// trial slot.
+/// trial slot. Always `None` on shared storage: there the worker records
+/// every attempt, since that write is also the check that this instance
+/// still holds the payment (an instance stalled past its lease must not send
+/// a plan another instance has taken over and sent elsewhere).
 pub fn plan(shared: &Shared, payment: &NewPayment, now: Timestamp) -> Option<Attempt> {
+    if !shared.store.exclusive() {
+        return None;
+    }
     let method = payment.payment_method.as_deref();
     let country = payment.country.as_deref();
     let (index, processor) = shared
@@ -150,12 +156,7 @@ async fn attempt_fresh(
         }
     };
     let processor = &shared.registry.by_fee()[index];
-    // Sent as planned without a write only where no other instance can have
-    // taken the payment over meanwhile; on shared storage, recording the
-    // attempt checks that this instance still holds it.
-    if shared.store.exclusive()
-        && let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str())
-    {
+    if let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str()) {
         payment.attempt = Some(attempt.clone());
         return send(shared, payment, index, attempt, false).await;
     }
