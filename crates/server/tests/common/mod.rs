@@ -36,19 +36,29 @@ impl Http {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (StatusCode, Value) {
+        let (status, _, value) = self.send_with_headers(method, url, headers, body).await;
+        (status, value)
+    }
+
+    /// One request with any bytes as its body: the answer's head and body.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> (hyper::http::response::Parts, Bytes) {
         let mut req = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
+        let req = req.body(Full::new(body)).unwrap();
         let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
             .await
             .expect("request timed out")
             .expect("request failed");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
+        let (parts, body) = res.into_parts();
+        (parts, body.collect().await.unwrap().to_bytes())
     }
 
     /// A GET whose body is text, not JSON.
@@ -442,17 +452,9 @@ impl Http {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (StatusCode, hyper::HeaderMap, Value) {
-        let mut req = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
-            .await
-            .expect("request timed out")
-            .expect("request failed");
-        let (parts, body) = res.into_parts();
-        let bytes = body.collect().await.unwrap().to_bytes();
+        let (parts, bytes) = self
+            .exchange(method, url, headers, Bytes::from(body.to_owned()))
+            .await;
         let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         (parts.status, parts.headers, value)
     }
@@ -468,26 +470,13 @@ impl Http {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> (StatusCode, Option<String>, Bytes) {
-        let mut req = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(Bytes::from(body))).unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
-            .await
-            .expect("request timed out")
-            .expect("request failed");
-        let (parts, body) = res.into_parts();
+        let (parts, bytes) = self.exchange(method, url, headers, Bytes::from(body)).await;
         let content_type = parts
             .headers
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        (
-            parts.status,
-            content_type,
-            body.collect().await.unwrap().to_bytes(),
-        )
+        (parts.status, content_type, bytes)
     }
 }
 
