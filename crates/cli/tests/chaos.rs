@@ -4,10 +4,6 @@
 //! doubled or pending), complete once the fault is over, never loop hot,
 //! respect the processors' health-check limit, and raise the alerts an
 //! operator would expect.
-//!
-//! `both_down_is_reported_down_then_recovered` is ignored: the router does
-//! not do it yet (see RELIABILITY.md). Run it with `cargo test --test chaos
-//! -- --ignored`.
 
 use clap::Parser;
 use reroute_bench::chaos::{self, ChaosArgs, Scenario, ScenarioReport};
@@ -90,10 +86,11 @@ async fn connection_resets_before_and_after_storing_charge_each_payment_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_both_processors_down_the_queue_is_held_without_hammering_and_drains_after() {
+async fn with_both_processors_down_the_queue_is_held_without_hammering_reported_down_and_drains_after()
+ {
     let report = run(Scenario::BothDown).await;
-    // The alerts are the ignored test below.
-    assert_checks(&report, &["alerts"]);
+    // Including the alerts: both reported DOWN, then recovered.
+    assert_checks(&report, &[]);
     assert!(
         report
             .checks
@@ -101,13 +98,6 @@ async fn with_both_processors_down_the_queue_is_held_without_hammering_and_drain
             .any(|c| c.name == "queue held" && c.passed),
         "{report}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "router: both processors failing are not reported DOWN (see RELIABILITY.md)"]
-async fn both_down_is_reported_down_then_recovered() {
-    let report = run(Scenario::BothDown).await;
-    assert_checks(&report, &[]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

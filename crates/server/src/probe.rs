@@ -12,6 +12,11 @@
 //!   waits out what remains of the old leader's last interval (its final call
 //!   may have gone unpublished).
 //!
+//! Every answer goes to the circuit breakers and to the health engine
+//! ([`reroute_core::health::HealthEngine::health_check`]), so a processor
+//! whose check fails is reported DOWN, with an alert, even when the router
+//! sends it nothing.
+//!
 //! With the embedded store there is one instance and it always leads. When
 //! several instances each keep their own embedded store (`--peer`), exactly
 //! one of them is configured to probe and the others do not (`--probes
@@ -59,12 +64,7 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
             .filter(|r| last_applied.is_none_or(|seen| r.at > seen))
         {
             last_applied = Some(report.at);
-            let signal = if report.failing {
-                Signal::ProbeFailing
-            } else {
-                Signal::ProbeHealthy
-            };
-            shared.breakers.observe(index, signal, Timestamp::now());
+            apply(&shared, index, report.failing);
         }
         if leading {
             let since_published = published.map_or(Duration::MAX, |r| {
@@ -81,21 +81,18 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
                         min_response_ms,
                     } => {
                         tracing::debug!(processor = %id, failing, min_response_ms, "probe");
+                        let at = Timestamp::now();
                         let report = ProbeReport {
                             processor: id.clone(),
                             failing,
                             min_response_ms: u32::try_from(min_response_ms).unwrap_or(u32::MAX),
-                            at: Timestamp::now(),
+                            at,
                         };
                         if let Err(e) = shared.store.publish_probe(report).await {
                             tracing::warn!(processor = %id, error = %e, "cannot publish the probe");
                         }
-                        let signal = if failing {
-                            Signal::ProbeFailing
-                        } else {
-                            Signal::ProbeHealthy
-                        };
-                        shared.breakers.observe(index, signal, Timestamp::now());
+                        last_applied = Some(at);
+                        apply(&shared, index, failing);
                         not_before = answered + interval;
                     }
                     Probe::RetryAfter(after) => {
@@ -111,6 +108,24 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(tick) => {}
         }
+    }
+}
+
+/// A health check's answer reaches the circuit (routing) and the health
+/// engine (the status and alerts operators read: a processor whose check
+/// fails is DOWN even while nothing is sent to it).
+fn apply(shared: &Shared, index: usize, failing: bool) {
+    let now = Timestamp::now();
+    let signal = if failing {
+        Signal::ProbeFailing
+    } else {
+        Signal::ProbeHealthy
+    };
+    shared.breakers.observe(index, signal, now);
+    let recorded = shared.health.health_check(index, failing, now);
+    crate::api::intel::log_alerts(shared, &recorded.alerts);
+    if recorded.opened {
+        shared.health_opened.notify_waiters();
     }
 }
 

@@ -189,6 +189,9 @@ struct Tracker {
     /// Transactions since the last transition (for the recovery dwell).
     observed: u32,
     probation: Probation,
+    /// The processor's health check says it is failing: DOWN until it
+    /// passes again, whatever the window says (roll-ups only).
+    check_failing: bool,
 }
 
 impl Tracker {
@@ -199,6 +202,7 @@ impl Tracker {
             since: None,
             observed: 0,
             probation: Probation::default(),
+            check_failing: false,
         }
     }
 
@@ -224,7 +228,7 @@ impl Tracker {
         let at = self.window.latest().unwrap_or(sample.at);
         let counts = self.window.counts_at(at);
         let mut transition = None;
-        if counts.total() >= config.min_transactions {
+        if counts.total() >= config.min_transactions && !self.check_failing {
             let verdict = config.thresholds.classify(&counts);
             let improving = verdict.status.is_better_than(self.status);
             let held = self.observed >= config.recovery_dwell;
@@ -248,6 +252,49 @@ impl Tracker {
                 .on_outcome(self.status, sample.outcome, now, trials),
         };
         (transition, opened)
+    }
+
+    /// Takes the processor's health-check answer in: failing forces DOWN
+    /// (an outage the window cannot see when nothing is being sent), passing
+    /// lifts that and leaves the status the window's, without the recovery
+    /// dwell (the processor said so itself). Returns the transition and
+    /// whether the gate opened.
+    fn check(
+        &mut self,
+        failing: bool,
+        config: &HealthConfig,
+        now: Timestamp,
+    ) -> (Option<Transition>, bool) {
+        if failing == self.check_failing {
+            return (None, false);
+        }
+        self.check_failing = failing;
+        let counts = self.counts(now);
+        let (to, rule) = if failing {
+            (Status::Down, Rule::HealthCheckFailing)
+        } else if counts.total() >= config.min_transactions {
+            let verdict = config.thresholds.classify(&counts);
+            match verdict.status {
+                Status::Healthy => (Status::Healthy, Rule::HealthCheckPassing),
+                _ => (verdict.status, verdict.rule),
+            }
+        } else {
+            (Status::Healthy, Rule::HealthCheckPassing)
+        };
+        if to == self.status {
+            return (None, false);
+        }
+        let transition = Transition {
+            from: self.status,
+            to,
+            rule,
+            counts,
+        };
+        self.status = to;
+        self.since = Some(now);
+        self.observed = 0;
+        let opened = self.probation.on_transition(to, now, Self::trials(config));
+        (Some(transition), opened)
     }
 
     /// The instant a read at `now` evaluates the window at.
@@ -396,17 +443,8 @@ impl HealthEngine {
             error_rate: counts.error_rate(),
             transactions: counts.total(),
         };
-        let transition = |segment, t: Transition| {
-            let reason = config.thresholds.reason(t.rule);
-            alert(
-                segment,
-                AlertKind::Transition,
-                t.from,
-                t.to,
-                reason,
-                t.counts,
-            )
-        };
+        let transition =
+            |segment, t: Transition| self.transition_alert(processor, segment, t, tx.at);
         let recorded = {
             let mut state = self.state(processor);
             let state = &mut *state;
@@ -487,19 +525,68 @@ impl HealthEngine {
         if raised.is_empty() {
             return recorded;
         }
+        self.log(&mut raised);
+        Recorded {
+            alerts: raised,
+            ..recorded
+        }
+    }
+
+    /// The alert a status change raises (numbered when logged).
+    fn transition_alert(
+        &self,
+        processor: usize,
+        segment: Option<SegmentKey>,
+        t: Transition,
+        at: Timestamp,
+    ) -> Alert {
+        Alert {
+            id: 0,
+            processor: self.registry.by_fee()[processor].id.clone(),
+            segment,
+            kind: AlertKind::Transition,
+            from: t.from,
+            to: t.to,
+            at,
+            reason: self.config.thresholds.reason(t.rule),
+            authorization_rate: t.counts.authorization_rate(),
+            error_rate: t.counts.error_rate(),
+            transactions: t.counts.total(),
+        }
+    }
+
+    /// Numbers alerts and keeps them in the log.
+    fn log(&self, raised: &mut [Alert]) {
         let mut log = lock(&self.alerts);
-        for a in &mut raised {
+        for a in raised {
             a.id = log.next_id;
             log.next_id += 1;
-            if log.alerts.len() >= config.alert_capacity {
+            if log.alerts.len() >= self.config.alert_capacity {
                 log.alerts.pop_front();
             }
             log.alerts.push_back(a.clone());
         }
-        drop(log);
+    }
+
+    /// Records the answer of the processor's own health check (see
+    /// [`Tracker::check`]): a failing check holds the processor DOWN, with a
+    /// transition alert, until a check passes. Only answers that change
+    /// something raise an alert. Segments keep their own windows' status.
+    pub fn health_check(&self, processor: usize, failing: bool, now: Timestamp) -> Recorded {
+        let mut state = self.state(processor);
+        let (changed, opened) = state.overall.check(failing, &self.config, now);
+        let status = state.overall.status;
+        drop(state);
+        let mut alerts: Vec<Alert> = changed
+            .into_iter()
+            .map(|t| self.transition_alert(processor, None, t, now))
+            .collect();
+        self.log(&mut alerts);
         Recorded {
-            alerts: raised,
-            ..recorded
+            status,
+            segment_status: None,
+            alerts,
+            opened,
         }
     }
 

@@ -61,6 +61,11 @@ pub enum Rule {
     LowAuthorizationRate,
     /// Every rate within the HEALTHY thresholds.
     WithinThresholds,
+    /// The processor's own health check reports it failing (a processor-
+    /// level override: DOWN whatever the window says).
+    HealthCheckFailing,
+    /// The health check passes again and the window does not say worse.
+    HealthCheckPassing,
 }
 
 /// The thresholds of the status table, as fractions. The defaults are the
@@ -149,6 +154,8 @@ impl Thresholds {
                 percent(self.degraded_authorization_below),
                 percent(self.degraded_error_from)
             ),
+            Rule::HealthCheckFailing => "Health check reports the processor failing".to_owned(),
+            Rule::HealthCheckPassing => "Health check passes again".to_owned(),
         }
     }
 }

@@ -558,3 +558,69 @@ fn concurrent_recording_loses_nothing() {
         assert_eq!(r.segments[0].health.counts.total(), 4_000);
     }
 }
+
+#[test]
+fn a_failing_health_check_holds_the_processor_down_until_it_passes() {
+    let mut f = Fixture::new();
+    f.mix("processor_a", 45, 5);
+    let i = f.index("processor_a");
+    // Nothing is being sent (the router holds its queue): only the check
+    // knows. It says failing: DOWN at once, one alert, gate closed.
+    f.clock += 1_000;
+    let down = f.engine.health_check(i, true, f.now());
+    assert_eq!(down.status, Status::Down);
+    let [alert] = down.alerts.as_slice() else {
+        panic!("one alert: {:?}", down.alerts);
+    };
+    assert_eq!((alert.from, alert.to), (Status::Healthy, Status::Down));
+    assert_eq!(alert.reason, "Health check reports the processor failing");
+    assert!(alert.segment.is_none());
+    assert_eq!(f.engine.alerts_since(None).last(), Some(alert));
+    assert!(matches!(
+        f.engine.gate(i, None, None, f.now()),
+        Gate::WaitUntil(_)
+    ));
+    // Saying it again is not news.
+    assert!(f.engine.health_check(i, true, f.now()).alerts.is_empty());
+    // It passes: back to what the window says, no recovery dwell, and the
+    // gate reopens so that waiting payments go.
+    f.clock += 1_000;
+    let up = f.engine.health_check(i, false, f.now());
+    assert_eq!(up.status, Status::Healthy);
+    assert!(up.opened);
+    let [alert] = up.alerts.as_slice() else {
+        panic!("one alert: {:?}", up.alerts);
+    };
+    assert_eq!((alert.from, alert.to), (Status::Down, Status::Healthy));
+    assert_eq!(alert.reason, "Health check passes again");
+    assert_eq!(f.engine.gate(i, None, None, f.now()), Gate::Go);
+    assert!(f.engine.health_check(i, false, f.now()).alerts.is_empty());
+    // Failing again: approved payments (trials) reopen the gate, as for any
+    // DOWN, but do not lift the status while the check still fails.
+    f.engine.health_check(i, true, f.now());
+    f.mix("processor_a", 20, 0);
+    assert_eq!(f.status("processor_a"), Status::Down);
+    assert_eq!(f.engine.gate(i, None, None, f.now()), Gate::Go);
+}
+
+#[test]
+fn a_passing_health_check_does_not_overrule_what_the_payments_say() {
+    let mut f = Fixture::new();
+    f.mix("processor_a", 10, 40);
+    assert_eq!(f.status("processor_a"), Status::Down);
+    let i = f.index("processor_a");
+    // The window says DOWN on its own: neither answer changes that.
+    let failing = f.engine.health_check(i, true, f.now());
+    assert!(failing.alerts.is_empty());
+    let passing = f.engine.health_check(i, false, f.now());
+    assert_eq!(passing.status, Status::Down);
+    assert!(passing.alerts.is_empty());
+    // A processor that declines too much is DEGRADED after its check passes.
+    let mut g = Fixture::new();
+    g.mix("processor_a", 25, 25);
+    let i = g.index("processor_a");
+    g.engine.health_check(i, true, g.now());
+    let back = g.engine.health_check(i, false, g.now());
+    assert_eq!(back.status, Status::Degraded);
+    assert_eq!(back.alerts[0].reason, "Low authorization rate (<65%)");
+}
