@@ -239,6 +239,9 @@ pub struct ServeConfig {
     pub admin_token: Option<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Longest a request body may take to arrive whole, from the end of
+    /// its headers (slow clients get 408 and the connection is closed).
+    pub body_read_timeout: Duration,
     /// The per-client limit of the public endpoints; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
     /// The other instances, each with its own embedded store (`--peer`).
@@ -850,6 +853,7 @@ impl ServeArgs {
             workers,
             admin_token,
             max_body_bytes: 16 * 1024,
+            body_read_timeout: Duration::from_secs(30),
             rate_limit,
             peers,
             probes,
@@ -1123,6 +1127,10 @@ impl ServeConfig {
             }
         }
         line(format!("# max_body_bytes: {} (fixed)", self.max_body_bytes));
+        line(format!(
+            "# body_read_timeout: {} s (fixed)",
+            self.body_read_timeout.as_secs()
+        ));
 
         line("\n# The health engine (defaults, or the registry file's [health] table):".into());
         for text in format!("{h:#?}").lines() {

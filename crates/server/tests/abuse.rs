@@ -39,11 +39,17 @@ struct Stack {
 }
 
 async fn stack() -> Stack {
+    stack_with(|_| {}).await
+}
+
+async fn stack_with(edit: impl FnOnce(&mut reroute_server::ServeConfig)) -> Stack {
     let sims = Sims::start().await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("r.db");
     let store: Arc<dyn Store> = Arc::new(reroute_store::SqliteStore::open(&db).unwrap());
-    let app = TestApp::start_with_store(config(&sims, &db, &[]), Arc::clone(&store)).await;
+    let mut config = config(&sims, &db, &[]);
+    edit(&mut config);
+    let app = TestApp::start_with_store(config, Arc::clone(&store)).await;
     Stack {
         _sims: sims,
         _dir: dir,
@@ -269,6 +275,89 @@ async fn trickle(s: &Stack, requests: Vec<(CorrelationId, Vec<u8>, usize, bool)>
         }
     }
     latencies.report(what);
+}
+
+/// A body that does not arrive whole within the body read timeout is a 408
+/// and the connection is closed, whether the client stalls or keeps
+/// trickling (the deadline is for the whole body, not between bytes);
+/// nothing is stored and others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_slower_than_the_read_timeout_is_a_408_and_the_connection_closes() {
+    let s = stack_with(|c| c.body_read_timeout = Duration::from_millis(300)).await;
+    let mut latencies = Latencies::default();
+    let stalled_id = CorrelationId::new_random();
+    let stalled_request = payment_request(stalled_id, "/payments");
+    let body_at = stalled_request
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap()
+        + 4;
+    let mut stalled = TcpStream::connect(s.app.addr).await.unwrap();
+    stalled
+        .write_all(&stalled_request[..body_at + 10])
+        .await
+        .unwrap();
+    // The trickler sends a byte every 50 ms: never idle, never done in time.
+    let trickled_id = CorrelationId::new_random();
+    let trickled_request = payment_request(trickled_id, "/payments");
+    let mut trickled = TcpStream::connect(s.app.addr).await.unwrap();
+    trickled.set_nodelay(true).unwrap();
+    trickled
+        .write_all(&trickled_request[..body_at])
+        .await
+        .unwrap();
+    let mut answer = [0u8; 1024];
+    let mut got = Vec::new();
+    let mut at = body_at;
+    let mut turn = 0;
+    let closed = tokio::time::timeout(GUARD, async {
+        loop {
+            s.well_formed(turn, &mut latencies).await;
+            turn += 1;
+            if at < trickled_request.len() - 1 {
+                // Never the last byte: the body cannot complete.
+                if trickled
+                    .write_all(&trickled_request[at..at + 1])
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                at += 1;
+            }
+            tokio::select! {
+                read = trickled.read(&mut answer) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&answer[..n]),
+                },
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the trickling client was never cut off");
+    assert_eq!(
+        status_of(&got),
+        Some(408),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert!(
+        String::from_utf8_lossy(&got)
+            .to_ascii_lowercase()
+            .contains("connection: close"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    assert_eq!(read_answer(&mut stalled).await, Some(408), "stalled body");
+    assert!(!s.stored(stalled_id).await);
+    assert!(!s.stored(trickled_id).await);
+    // Still serving.
+    for turn in 0..3 {
+        s.well_formed(turn, &mut latencies).await;
+    }
+    latencies.report("bodies slower than the read timeout");
+    s.app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// The body broke off or its framing is malformed (bad chunked encoding).
     #[error("the request body could not be read: {0}")]
     UnreadableBody(String),
+    /// The body did not arrive whole in time (a slow or stalled client).
+    #[error("the request body did not arrive within {seconds} s")]
+    BodyTimeout { seconds: u64 },
     #[error("correlationId was already accepted with amount {existing}")]
     Conflict { existing: String },
     #[error("no configured processor takes {0}")]
@@ -70,6 +73,7 @@ impl ApiError {
             ApiError::Invalid { .. } | ApiError::UnreadableBody(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unroutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -90,6 +94,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType
                 | ApiError::TooLarge { .. }
                 | ApiError::UnreadableBody(_)
+                | ApiError::BodyTimeout { .. }
         )
     }
 

@@ -470,11 +470,12 @@ struct RecordedJson<'a> {
         (status = 201, description = "Recorded.", body = RecordedJson),
         (status = 400, description = "The body is not a valid transaction; `field` names the culprit.", body = ErrorBody),
         (status = 404, description = "`processor_id` is not in the registry.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
     )
 )]
 pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Response, ApiError> {
-    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let body = read_body(body, &shared.config).await?;
     let report = parse_report(&shared, &body)?;
     let now = Timestamp::now();
     let at = report.at.unwrap_or(now);
@@ -684,6 +685,7 @@ pub async fn recommend_query(
         (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
         (status = 400, description = "A field is missing or malformed; `field` names it.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
     )
 )]
@@ -691,7 +693,7 @@ pub async fn recommend_body(
     State(shared): State<Arc<Shared>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let body = read_body(body, &shared.config).await?;
     let raw: RecommendBody<'_> = object(&body)?;
     let method = method(required(
         text(raw.payment_method, "payment_method")?,

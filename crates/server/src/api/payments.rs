@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
 use crate::app::Shared;
+use crate::config::ServeConfig;
 use crate::queue::Job;
 
 // The body as sent, fields still raw so that each problem can be named.
@@ -140,8 +141,15 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads a whole request body: past `limit` it is a 413; a body that cannot
 /// be read (malformed chunked encoding, a client that broke off) is a 400.
-pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+pub(super) async fn read_body(body: Body, config: &ServeConfig) -> Result<Bytes, ApiError> {
+    let limit = config.max_body_bytes;
+    let timeout = config.body_read_timeout;
+    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| ApiError::BodyTimeout {
+            seconds: timeout.as_secs().max(1),
+        })?;
+    read.map_err(|e| {
         let too_large = std::error::Error::source(&e)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -165,6 +173,7 @@ pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiErro
         (status = 200, description = "A duplicate of an accepted payment (same id and amount).", body = PaymentReceipt),
         (status = 400, description = "The body is not a valid payment; `field` names the culprit.", body = ErrorBody),
         (status = 409, description = "The correlationId was accepted with another amount.", body = ErrorBody),
+        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
         (status = 422, description = "No configured processor takes this method in this country.", body = ErrorBody),
@@ -177,7 +186,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let body = read_body(body, &shared.config).await?;
     let payment = parse_payment(&body, Timestamp::now())?;
     let routable = shared.registry.by_fee().iter().any(|p| {
         p.url.is_some()
