@@ -1,33 +1,36 @@
 #!/usr/bin/env bash
 # The Rinha de Backend 2025 topology, natively on this machine: nginx (from
-# Debian) on 127.0.0.1:9999 in front of two `reroute serve` instances, against
-# `reroute sim` on 8001/8002. The instances share one PostgreSQL (STORE=postgres,
-# the default), or each keeps its own embedded store and asks the others for
-# their part of the summary (STORE=embedded: --peer; only api1 probes).
+# Debian, installed by scripts/need-nginx.sh when missing) on 127.0.0.1:9999
+# in front of two `reroute serve` instances, against `reroute sim` on
+# 8001/8002. The instances share one PostgreSQL (STORE=postgres, the default),
+# or each keeps its own embedded store and asks the others for their part of
+# the summary (STORE=embedded: --peer; only api1 probes).
 #
 #   scripts/rinha-topology.sh bench [reroute bench rinha flags]   # start, run the test, stop
 #   scripts/rinha-topology.sh start | stop                         # leave it running / stop it
 #
 # Env: REROUTE_BIN (a prebuilt binary), STORE (postgres | embedded), DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/reroute_rinha; the database is
-# created if missing), INSTANCES (default 2), LB_PORT (default 9999), OUT
-# (result JSON).
+# created if missing), INSTANCES (default 2), LB_PORT (default 9999),
+# BASE_PORT (default 9100: instance i listens on BASE_PORT+i), WORK (work
+# directory: pids, logs, nginx config; default target/rinha-topology), OUT
+# (result JSON); relative paths are from the repository root. KILL_AFTER=N
+# (bench only): N seconds into the bench, SIGKILL api1 and start it again at
+# once with the same command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-work=target/rinha-topology
+work=${WORK:-target/rinha-topology}
+case "$work" in /*) ;; *) work=$PWD/$work ;; esac
 bin=${REROUTE_BIN:-target/release/reroute}
 db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/reroute_rinha}
 instances=${INSTANCES:-2}
 store=${STORE:-postgres}
 case "$store" in postgres | embedded) ;; *) echo "STORE must be postgres or embedded" >&2; exit 2 ;; esac
 lb_port=${LB_PORT:-9999}
-
-need_nginx() {
-    command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] && return 0
-    echo "installing nginx (Debian package nginx-light)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null
-}
+base_port=${BASE_PORT:-9100}
+kill_after=${KILL_AFTER:-}
+case "$kill_after" in "" | [0-9]*) ;; *) echo "KILL_AFTER must be a number of seconds" >&2; exit 2 ;; esac
 
 wait_for() { # url
     for _ in $(seq 1 300); do
@@ -49,7 +52,7 @@ stop() {
 }
 
 start() {
-    need_nginx
+    bash scripts/need-nginx.sh
     [ -n "${REROUTE_BIN:-}" ] || cargo build --release --quiet --bin reroute
     stop
     mkdir -p "$work"
@@ -67,29 +70,30 @@ start() {
     echo $! >>"$work/pids"
     local upstreams=""
     for i in $(seq 1 "$instances"); do
-        local port=$((9100 + i))
+        local port=$((base_port + i))
         local storage=(--store "$db")
         if [ "$store" = embedded ]; then
             storage=(--store "" --db "$work/api$i.db")
             for j in $(seq 1 "$instances"); do
-                [ "$j" = "$i" ] || storage+=(--peer "http://127.0.0.1:$((9100 + j))")
+                [ "$j" = "$i" ] || storage+=(--peer "http://127.0.0.1:$((base_port + j))")
             done
             [ "$i" = 1 ] || storage+=(--probes false)
         fi
         RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
             --instance "api$i" >"$work/api$i.log" 2>&1 &
         echo $! >>"$work/pids"
-        upstreams+="        server 127.0.0.1:$port;"$'\n'
+        echo $! >"$work/api$i.pid"
+        upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
     done
     cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
-pid $PWD/$work/nginx.pid;
-error_log $PWD/$work/nginx.log warn;
+pid $work/nginx.pid;
+error_log $work/nginx.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $PWD/$work/nginx-body;
-    proxy_temp_path $PWD/$work/nginx-proxy;
+    client_body_temp_path $work/nginx-body;
+    proxy_temp_path $work/nginx-proxy;
     upstream reroute {
 $upstreams        keepalive 256;
     }
@@ -106,13 +110,39 @@ $upstreams        keepalive 256;
     }
 }
 CONF
-    /usr/sbin/nginx -c "$PWD/$work/nginx.conf" -p "$PWD/$work"
+    /usr/sbin/nginx -c "$work/nginx.conf" -p "$work"
     wait_for "http://127.0.0.1:8001/payments/00000000-0000-4000-8000-000000000000"
-    for i in $(seq 1 "$instances"); do wait_for "http://127.0.0.1:$((9100 + i))/readyz"; done
+    for i in $(seq 1 "$instances"); do wait_for "http://127.0.0.1:$((base_port + i))/readyz"; done
     wait_for "http://127.0.0.1:$lb_port/readyz"
     local on=$db
     [ "$store" = postgres ] || on="their own embedded stores"
     echo "topology up: nginx :$lb_port -> $instances instances on $on; sim :8001/:8002"
+}
+
+kill_api1() { # SIGKILL api1 and start it again at once, same command line and env
+    local old new cmd started
+    old=$(cat "$work/api1.pid")
+    mapfile -d '' -t cmd <"/proc/$old/cmdline"
+    started=$(date +%s%N)
+    kill -KILL "$old"
+    RUST_LOG=warn "${cmd[@]}" >>"$work/api1.log" 2>&1 </dev/null &
+    new=$!
+    echo "$new" >"$work/api1.pid"
+    sed -i "s/^$old\$/$new/" "$work/pids"
+    echo "KILL_AFTER: killed api1 (pid $old) with SIGKILL ${kill_after}s into the bench; restarted it (pid $new)"
+    if wait_for "http://127.0.0.1:$((base_port + 1))/readyz" 2>/dev/null; then
+        echo "KILL_AFTER: api1 ready again $((($(date +%s%N) - started) / 1000000)) ms after the kill"
+    else
+        echo "KILL_AFTER: api1 not ready again 15 s after the kill" >&2
+    fi
+}
+
+killer=""
+stop_killer() { # the pending KILL_AFTER, if the bench ended first
+    [ -n "$killer" ] || return 0
+    kill "$killer" 2>/dev/null || true
+    wait "$killer" 2>/dev/null || true
+    killer=""
 }
 
 report() { # CPU and peak memory of every process of the topology
@@ -132,10 +162,22 @@ case "${1:-}" in
     stop) stop ;;
     bench)
         shift
-        trap stop EXIT INT TERM
+        trap 'stop_killer; stop' EXIT INT TERM
         start
+        if [ -n "$kill_after" ]; then
+            (
+                trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+                sleep "$kill_after" &
+                sleeper=$!
+                wait "$sleeper"
+                trap '' TERM # once started, the restart completes
+                kill_api1
+            ) &
+            killer=$!
+        fi
         "$bin" bench rinha --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
+        stop_killer
         report
         ;;
-    *) sed -n 2,14p "$0"; exit 2 ;;
+    *) sed -n 2,19p "$0"; exit 2 ;;
 esac

@@ -31,6 +31,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::audit::{self, Audit, Books, Spread};
+use crate::balancer::Nginx;
 use crate::duration::parse_duration;
 use crate::fleet::{self, Fleet, QueueAgeSampler, RouterApi, RouterSettings, RouterStore};
 use crate::pg_cluster::{PrivateCluster, ScratchDatabase, StopMode};
@@ -70,12 +71,21 @@ pub struct CrashArgs {
           value_parser = clap::value_parser!(u32).range(1..64))]
     pub instances: u32,
 
-    /// `sqlite` (the default with one instance), `private-postgres` (a
-    /// PostgreSQL cluster of the bench's own, the default with several
-    /// instances or PostgreSQL restarts), or a `postgres://` URL of a server
-    /// to create a scratch database on (dropped at the end).
+    /// `sqlite` (the default with one instance), `sqlite-each` (one
+    /// embedded store per instance, summaries through `--peer`: the shipped
+    /// Rinha topology), `private-postgres` (a PostgreSQL cluster of the
+    /// bench's own, the default with several instances or PostgreSQL
+    /// restarts), or a `postgres://` URL of a server to create a scratch
+    /// database on (dropped at the end).
     #[arg(long, value_name = "STORE")]
     pub store: Option<String>,
+
+    /// `nginx`: send the load through nginx in front of the instances (as
+    /// in the Rinha topology) instead of round-robin from the bench. The
+    /// answers then cannot be told apart by instance, so no recovery time
+    /// is measured.
+    #[arg(long, value_enum, default_value_t = BalancerKind::None)]
+    pub balancer: BalancerKind,
 
     /// Restarts of PostgreSQL during the run (the private cluster only);
     /// alone, one.
@@ -148,6 +158,16 @@ pub struct CrashArgs {
     pub out: Option<PathBuf>,
 }
 
+/// What spreads the load over the instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalancerKind {
+    /// The bench itself, round-robin.
+    None,
+    /// nginx, as in the Rinha topology.
+    Nginx,
+}
+
 /// One kill and what followed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Kill {
@@ -157,10 +177,10 @@ pub struct Kill {
     /// How long the killed process had been running.
     pub uptime_ms: u64,
     /// Whether it had answered a 2xx since it started (no: killed during
-    /// start-up or before it took a payment).
-    pub had_answered: bool,
+    /// start-up or before it took a payment); `None` through a balancer.
+    pub had_answered: Option<bool>,
     /// From the restart to the restarted process's first 2xx; `None` when
-    /// it was killed again first.
+    /// it was killed again first, or through a balancer.
     pub recovery_ms: Option<u64>,
 }
 
@@ -266,6 +286,7 @@ pub struct CrashReport {
     pub users: usize,
     pub instances: u32,
     pub store: String,
+    pub balancer: BalancerKind,
     pub kills_requested: u32,
     pub kills: Vec<Kill>,
     /// Over the restarts that reached a 2xx.
@@ -290,6 +311,7 @@ pub struct CrashReport {
 /// Where the routers' store lives for this run.
 enum StorePlan {
     Sqlite,
+    SqliteEach,
     Private,
     Shared(String),
 }
@@ -300,18 +322,23 @@ impl StorePlan {
             None if args.instances == 1 && args.restart_postgres == 0 => StorePlan::Sqlite,
             None | Some("private-postgres" | "private") => StorePlan::Private,
             Some("sqlite") => StorePlan::Sqlite,
+            Some("sqlite-each") => StorePlan::SqliteEach,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 StorePlan::Shared(url.to_owned())
             }
             Some(other) => bail!(
-                "--store must be sqlite, private-postgres or a postgres:// URL, got {other:?}"
+                "--store must be sqlite, sqlite-each, private-postgres or a postgres:// URL, \
+                 got {other:?}"
             ),
         };
         match plan {
             StorePlan::Sqlite if args.instances > 1 => {
-                bail!("several instances need PostgreSQL: leave --store out, or give a URL")
+                bail!(
+                    "several instances cannot share one embedded store: use sqlite-each, \
+                     leave --store out (PostgreSQL), or give a URL"
+                )
             }
-            StorePlan::Sqlite if args.restart_postgres > 0 => {
+            StorePlan::Sqlite | StorePlan::SqliteEach if args.restart_postgres > 0 => {
                 bail!("--restart-postgres needs PostgreSQL")
             }
             StorePlan::Shared(_) if args.restart_postgres > 0 => bail!(
@@ -354,6 +381,13 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
             RouterStore::Sqlite(work.path().join("reroute.db")),
             "sqlite".to_owned(),
         ),
+        StorePlan::SqliteEach => (
+            RouterStore::SqliteEach {
+                dir: work.path().to_path_buf(),
+                instances: args.instances as usize,
+            },
+            "sqlite-each (one embedded store per instance, --peer)".to_owned(),
+        ),
         StorePlan::Private => {
             let pg_bin = args.pg_bin.clone();
             let started =
@@ -391,11 +425,26 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
         fleet.start(index)?;
         fleet.wait_ready(index, Duration::from_secs(60)).await?;
     }
-    tracing::info!(seed, instances = fleet.len(), store = %store_name, kills = args.kills, "crash bench: load starts");
+    let balancer = match args.balancer {
+        BalancerKind::None => None,
+        BalancerKind::Nginx => {
+            Some(Nginx::start(&fleet.ports(), &work.path().join("nginx")).await?)
+        }
+    };
+    tracing::info!(seed, instances = fleet.len(), store = %store_name, balancer = ?args.balancer, kills = args.kills, "crash bench: load starts");
 
+    // Through a balancer, one target whose generation never changes: the
+    // answers are not attributed to instances.
+    let (targets, generations) = match &balancer {
+        None => (fleet.endpoints(), fleet.generations()),
+        Some(lb) => (
+            vec![lb.endpoint.clone()],
+            Arc::new(vec![Default::default()]),
+        ),
+    };
     let traffic = Traffic::start(
-        fleet.endpoints(),
-        fleet.generations(),
+        targets,
+        generations,
         TrafficOptions {
             rate: args.rate,
             users: args.users,
@@ -514,7 +563,8 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let books = Books::read(&mut processors.admins).await?;
     let audit = audit::audit(&payments, &books, &drained.summary, store_view.as_ref());
 
-    let kills = kills_with_recovery(&kill_log, &payments, &fleet);
+    drop(balancer);
+    let kills = kills_with_recovery(&kill_log, &payments, &fleet, args.balancer);
     let recovery = Spread::of(kills.iter().filter_map(|k| k.recovery_ms).collect());
     let pg_restarts = pg_restarts
         .lock()
@@ -548,6 +598,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
         users: args.users,
         instances: args.instances,
         store: store_name,
+        balancer: args.balancer,
         kills_requested: args.kills,
         kills,
         recovery,
@@ -595,7 +646,13 @@ struct KillRecord {
 /// started after it (by generation, so an answer of the killed process
 /// noticed late is not taken for one), if there was one before that process
 /// died in turn.
-fn kills_with_recovery(kills: &[KillRecord], payments: &[Payment], fleet: &Fleet) -> Vec<Kill> {
+fn kills_with_recovery(
+    kills: &[KillRecord],
+    payments: &[Payment],
+    fleet: &Fleet,
+    balancer: BalancerKind,
+) -> Vec<Kill> {
+    let attributed = balancer == BalancerKind::None;
     let first_answer = |instance: usize, generation: u32| {
         payments
             .iter()
@@ -616,8 +673,9 @@ fn kills_with_recovery(kills: &[KillRecord], payments: &[Payment], fleet: &Fleet
             at_ms: millis(k.at),
             instance: fleet.instance(k.instance).name.clone(),
             uptime_ms: millis(k.uptime),
-            had_answered: first_answer(k.instance, k.killed).is_some(),
+            had_answered: attributed.then(|| first_answer(k.instance, k.killed).is_some()),
             recovery_ms: first_answer(k.instance, k.restarted)
+                .filter(|_| attributed)
                 .map(|first| millis(first.saturating_sub(k.restarted_at))),
         })
         .collect()
@@ -626,22 +684,38 @@ fn kills_with_recovery(kills: &[KillRecord], payments: &[Payment], fleet: &Fleet
 impl fmt::Display for CrashReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = &self.audit;
+        let through = match self.balancer {
+            BalancerKind::None => "",
+            BalancerKind::Nginx => " behind nginx",
+        };
         writeln!(
             f,
-            "crash: {:.0}s at {} payments/s, {} instance(s) on {}, seed {}",
+            "crash: {:.0}s at {} payments/s, {} instance(s){through} on {}, seed {}",
             self.duration_s, self.rate, self.instances, self.store, self.seed
         )?;
-        let startup = self.kills.iter().filter(|k| !k.had_answered).count();
-        writeln!(
+        let startup = self
+            .kills
+            .iter()
+            .filter(|k| k.had_answered == Some(false))
+            .count();
+        write!(
             f,
-            "  kills         {} of {} (SIGKILL; {} before the process had answered a 2xx)",
+            "  kills         {} of {} (SIGKILL",
             self.kills.len(),
             self.kills_requested,
-            startup
         )?;
-        match &self.recovery {
-            Some(r) => writeln!(f, "  recovery      restart -> first 2xx: {r}")?,
-            None => writeln!(f, "  recovery      no restart reached a 2xx")?,
+        match self.balancer {
+            BalancerKind::None => {
+                writeln!(f, "; {startup} before the process had answered a 2xx)")?;
+                match &self.recovery {
+                    Some(r) => writeln!(f, "  recovery      restart -> first 2xx: {r}")?,
+                    None => writeln!(f, "  recovery      no restart reached a 2xx")?,
+                }
+            }
+            BalancerKind::Nginx => writeln!(
+                f,
+                ")\n  recovery      not measured: through nginx a 2xx cannot be told apart by instance"
+            )?,
         }
         for r in &self.pg_restarts {
             writeln!(

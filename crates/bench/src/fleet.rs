@@ -27,6 +27,10 @@ use crate::http::{BodyUse, Connection, Endpoint};
 pub enum RouterStore {
     /// The embedded engine: one instance, this file.
     Sqlite(PathBuf),
+    /// One embedded store per instance (`<dir>/<name>.db`), each instance
+    /// asking the others for their part of the summary (`--peer`) and only
+    /// the first probing the processors: the shipped Rinha topology.
+    SqliteEach { dir: PathBuf, instances: usize },
     /// PostgreSQL at this URL, shared by every instance.
     Postgres(String),
 }
@@ -37,10 +41,15 @@ impl RouterStore {
     /// pending. The store's own code reads it, as the router would.
     pub async fn read_back(&self) -> anyhow::Result<StoreView> {
         let (ledger, pending) = match self {
-            RouterStore::Sqlite(path) => {
-                let store = reroute_store::SqliteStore::open(path)
-                    .with_context(|| format!("opening {}", path.display()))?;
-                (store.ledger().await?, store.pending().await?)
+            RouterStore::Sqlite(path) => read_sqlite(path).await?,
+            RouterStore::SqliteEach { dir, instances } => {
+                let (mut ledger, mut pending) = (Vec::new(), Vec::new());
+                for i in 0..*instances {
+                    let (l, p) = read_sqlite(&dir.join(db_name(i))).await?;
+                    ledger.extend(l);
+                    pending.extend(p);
+                }
+                (ledger, pending)
             }
             RouterStore::Postgres(url) => {
                 let mut config = reroute_store::PostgresConfig::new(url.clone());
@@ -54,6 +63,24 @@ impl RouterStore {
             pending: pending.into_iter().map(|p| p.payment.id).collect(),
         })
     }
+}
+
+async fn read_sqlite(
+    path: &Path,
+) -> anyhow::Result<(Vec<LedgerEntry>, Vec<reroute_store::PendingPayment>)> {
+    let store = reroute_store::SqliteStore::open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok((store.ledger().await?, store.pending().await?))
+}
+
+/// Instance `index`'s name.
+fn instance_name(index: usize) -> String {
+    format!("api{}", index + 1)
+}
+
+/// Instance `index`'s file with [`RouterStore::SqliteEach`].
+fn db_name(index: usize) -> String {
+    format!("{}.db", instance_name(index))
 }
 
 /// The store as the routers left it.
@@ -112,7 +139,17 @@ impl Fleet {
             bail!("several instances need PostgreSQL: the embedded store has one writer");
         }
         // A fresh run: nothing left from an earlier run in the same place.
-        if let RouterStore::Sqlite(path) = &settings.store {
+        let files = match &settings.store {
+            RouterStore::Sqlite(path) => vec![path.clone()],
+            RouterStore::SqliteEach { dir, instances } => {
+                if *instances != count {
+                    bail!("the store is laid out for {instances} instances, not {count}");
+                }
+                (0..count).map(|i| dir.join(db_name(i))).collect()
+            }
+            RouterStore::Postgres(_) => Vec::new(),
+        };
+        for path in files {
             for suffix in ["", "-wal", "-shm"] {
                 let mut file = path.clone().into_os_string();
                 file.push(suffix);
@@ -122,7 +159,7 @@ impl Fleet {
         let instances = (0..count)
             .map(|i| {
                 let port = free_port()?;
-                let name = format!("api{}", i + 1);
+                let name = instance_name(i);
                 remove_if_present(&settings.log_dir.join(format!("router-{name}.log")))?;
                 Ok(Instance {
                     name,
@@ -157,6 +194,11 @@ impl Fleet {
         &self.instances[index]
     }
 
+    /// The instances' ports on 127.0.0.1, in order.
+    pub fn ports(&self) -> Vec<u16> {
+        self.instances.iter().map(|i| i.port).collect()
+    }
+
     pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
         self.instances.iter().map(|i| i.endpoint.clone()).collect()
     }
@@ -168,6 +210,13 @@ impl Fleet {
     /// Starts instance `index` (it must not be running).
     pub fn start(&mut self, index: usize) -> anyhow::Result<()> {
         let settings = &self.settings;
+        let peers: Vec<String> = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != index)
+            .map(|(_, other)| format!("http://127.0.0.1:{}", other.port))
+            .collect();
         let instance = &mut self.instances[index];
         debug_assert!(instance.child.is_none(), "{} already runs", instance.name);
         let log_path = settings
@@ -196,6 +245,15 @@ impl Fleet {
         match &settings.store {
             RouterStore::Sqlite(path) => {
                 command.arg("--db").arg(path);
+            }
+            RouterStore::SqliteEach { dir, .. } => {
+                command.arg("--db").arg(dir.join(db_name(index)));
+                for peer in &peers {
+                    command.args(["--peer", peer]);
+                }
+                if index > 0 {
+                    command.args(["--probes", "false"]);
+                }
             }
             RouterStore::Postgres(url) => {
                 command

@@ -33,6 +33,7 @@ use std::io::Write;
 use anyhow::Context;
 
 pub mod audit;
+pub mod balancer;
 pub mod chaos;
 pub mod crash;
 pub mod duration;

@@ -4,13 +4,17 @@
 //! the router's ledger and the processors' books must be the same set of
 //! correlationIds, nothing charged twice, nothing left pending. The second
 //! test does the same with two instances over PostgreSQL (a private cluster
-//! of the bench's own), and restarts PostgreSQL once mid-run.
+//! of the bench's own), and restarts PostgreSQL once mid-run; the third with
+//! the shipped Rinha topology: two instances with their own embedded stores
+//! (`--peer`) behind nginx, the load sent through nginx.
 //!
 //! The seed is random and printed in the report; `reroute bench crash
 //! --seed N` replays the same kill schedule.
 
 use clap::Parser;
-use reroute_bench::crash::{self, CrashArgs, CrashReport};
+use reroute_bench::crash::{self, BalancerKind, CrashArgs, CrashReport};
+
+mod common;
 
 fn args(extra: &[&str]) -> CrashArgs {
     let base = ["crash", "--reroute-bin", env!("CARGO_BIN_EXE_reroute")];
@@ -103,6 +107,35 @@ async fn instance_kills_and_a_postgres_restart_lose_nothing_and_charge_nothing_t
         report.pg_restarts[0].recovery_ms.is_some(),
         "payments were accepted again after PostgreSQL came back\n{report}"
     );
+    assert!(report.audit.payments.accepted >= 500, "{report}");
+    assert_exact(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kills_behind_nginx_with_one_embedded_store_per_instance_lose_nothing_and_charge_nothing_twice()
+ {
+    common::need_nginx();
+    let report = crash::run(args(&[
+        "--instances",
+        "2",
+        "--store",
+        "sqlite-each",
+        "--balancer",
+        "nginx",
+        "--kills",
+        "8",
+        "--duration",
+        "16s",
+        "--rate",
+        "80",
+        "--users",
+        "8",
+    ]))
+    .await
+    .expect("the crash bench runs");
+    assert_eq!(report.balancer, BalancerKind::Nginx);
+    assert!(report.store.starts_with("sqlite-each"), "{report}");
+    assert_eq!(report.kills.len(), 8, "{report}");
     assert!(report.audit.payments.accepted >= 500, "{report}");
     assert_exact(&report);
 }

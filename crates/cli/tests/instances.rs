@@ -16,63 +16,6 @@ use hyper::Method;
 mod common;
 use common::*;
 
-/// A database of the test's own, dropped at the end.
-struct Database {
-    admin_url: String,
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Self {
-        let admin_url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let id = reroute_core::CorrelationId::new_random()
-            .to_string()
-            .replace('-', "");
-        let name = format!("reroute_it_{}", &id[..12]);
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
-            .await
-            .unwrap_or_else(|e| {
-                panic!("cannot reach PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
-            });
-        tokio::spawn(connection);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap();
-        Self { admin_url, name }
-    }
-
-    fn url(&self) -> String {
-        let base = self
-            .admin_url
-            .rsplit_once('/')
-            .map_or(self.admin_url.as_str(), |(b, _)| b);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let (client, connection) =
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })
-        })
-        .join();
-    }
-}
-
 fn start(port: u16, name: &str, db: &str, default: &str, fallback: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_reroute"))
         .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])

@@ -1,5 +1,6 @@
 //! What the end-to-end tests of the binary share: a small HTTP client, a
-//! free port, and the simulator's books by correlationId.
+//! free port, the simulator's books by correlationId, a PostgreSQL
+//! database of a test's own, and nginx.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
@@ -129,4 +130,82 @@ pub async fn drain_and_audit(
     .await
     .unwrap();
     assert_eq!(s["default"]["totalAmount"], books["totalAmount"]);
+}
+
+/// A database of the test's own, dropped at the end.
+pub struct Database {
+    admin_url: String,
+    name: String,
+}
+
+impl Database {
+    pub async fn create() -> Self {
+        let admin_url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let id = reroute_core::CorrelationId::new_random()
+            .to_string()
+            .replace('-', "");
+        let name = format!("reroute_it_{}", &id[..12]);
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("cannot reach PostgreSQL at {admin_url} (set DATABASE_URL): {e}")
+            });
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        Self { admin_url, name }
+    }
+
+    pub fn url(&self) -> String {
+        let base = self
+            .admin_url
+            .rsplit_once('/')
+            .map_or(self.admin_url.as_str(), |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let (client, connection) =
+                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+    }
+}
+
+/// The project's scripts directory.
+pub fn scripts() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// Makes sure nginx is installed (`scripts/need-nginx.sh`: Debian's
+/// nginx-light, when missing); panics with the script's output if it cannot.
+pub fn need_nginx() {
+    let out = std::process::Command::new("bash")
+        .arg(scripts().join("need-nginx.sh"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/need-nginx.sh failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
