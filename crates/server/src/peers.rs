@@ -8,6 +8,13 @@
 //! a wrong figure, and auditors compare these figures with the processors'
 //! books. With the PostgreSQL store every instance sees the whole ledger and
 //! no peers are configured.
+//!
+//! The same goes for one payment (`GET /payments/{id}?scope=local`): a
+//! client that re-sends a payment after an instance failed to answer may
+//! reach another instance, and then two stores hold it. The processor
+//! charges it once; the worker that finds it already charged from another
+//! send asks the peers which of them holds it, so that only one ledger
+//! records it (see `worker`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,14 +24,17 @@ use http_body_util::{BodyExt, Empty};
 use hyper::StatusCode;
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use reroute_core::{Money, Timestamp};
+use reroute_core::{CorrelationId, Money, Timestamp};
 use reroute_store::Totals;
+
+use crate::api::payments::PaymentView;
 
 /// Why the peers' totals could not be had.
 #[derive(Debug, thiserror::Error)]
-#[error("peer {peer} gave no summary ({reason}): the cluster's summary would be incomplete")]
+#[error("peer {peer} gave no {what} ({reason}): the cluster's answer would be incomplete")]
 pub struct PeerError {
     pub peer: String,
+    pub what: &'static str,
     pub reason: String,
 }
 
@@ -88,17 +98,48 @@ impl Peers {
         let asks = self.urls.iter().map(|peer| {
             let url = format!("{peer}/payments-summary?{query}");
             async move {
-                self.ask(&url).await.map_err(|reason| PeerError {
-                    peer: peer.clone(),
-                    reason,
-                })
+                let lines: BTreeMap<String, Line> = self
+                    .ask(&url)
+                    .await
+                    .and_then(|answer| answer.ok_or_else(|| "answered 404".to_owned()))
+                    .map_err(|reason| PeerError {
+                        peer: peer.clone(),
+                        what: "summary",
+                        reason,
+                    })?;
+                Ok(lines.into_iter().map(|(processor, line)| Totals {
+                    processor,
+                    requests: line.total_requests,
+                    amount: line.total_amount,
+                }))
             }
         });
         let answers = futures_util::future::try_join_all(asks).await?;
         Ok(answers.into_iter().flatten().collect())
     }
 
-    async fn ask(&self, url: &str) -> Result<Vec<Totals>, String> {
+    /// Every peer's own record of payment `id`, from the peers that hold
+    /// it, asked all at once; the first failure fails the whole (a peer that
+    /// does not answer may hold it).
+    pub async fn find(&self, id: CorrelationId) -> Result<Vec<PaymentView>, PeerError> {
+        let asks = self.urls.iter().map(|peer| {
+            let url = format!("{peer}/payments/{id}?scope=local");
+            async move {
+                self.ask::<PaymentView>(&url)
+                    .await
+                    .map_err(|reason| PeerError {
+                        peer: peer.clone(),
+                        what: "payment record",
+                        reason,
+                    })
+            }
+        });
+        let answers = futures_util::future::try_join_all(asks).await?;
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// GETs `url`: its JSON on a 200, `None` on a 404, else why not.
+    async fn ask<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<Option<T>, String> {
         let uri: hyper::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
         let call = async {
             let response = self
@@ -113,19 +154,13 @@ impl Peers {
                 .await
                 .map_err(|e| format!("answer cut short: {e}"))?
                 .to_bytes();
-            if status != StatusCode::OK {
-                return Err(format!("answered {status}"));
+            match status {
+                StatusCode::OK => serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|e| format!("unreadable answer: {e}")),
+                StatusCode::NOT_FOUND => Ok(None),
+                _ => Err(format!("answered {status}")),
             }
-            let lines: BTreeMap<String, Line> =
-                serde_json::from_slice(&body).map_err(|e| format!("unreadable answer: {e}"))?;
-            Ok(lines
-                .into_iter()
-                .map(|(processor, line)| Totals {
-                    processor,
-                    requests: line.total_requests,
-                    amount: line.total_amount,
-                })
-                .collect())
         };
         tokio::time::timeout(self.timeout, call)
             .await

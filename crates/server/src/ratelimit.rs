@@ -148,7 +148,8 @@ impl<C: Clock + Clone> Limiter<C> {
 
 /// Whether requests to `route` (a route template) are limited.
 pub fn is_limited(route: &str) -> bool {
-    matches!(route, "/payments" | "/payments-summary") || route.starts_with("/api/v1/")
+    matches!(route, "/payments" | "/payments-summary" | "/payments/{id}")
+        || route.starts_with("/api/v1/")
 }
 
 /// The middleware's state.
@@ -334,6 +335,7 @@ mod tests {
         for route in [
             "/payments",
             "/payments-summary",
+            "/payments/{id}",
             "/api/v1/transactions",
             "/api/v1/health/{processor_id}",
         ] {

@@ -21,6 +21,7 @@ use serde_json::Value;
 const SERVED: &[(&str, &str)] = &[
     ("POST", "/payments"),
     ("GET", "/payments-summary"),
+    ("GET", "/payments/{id}"),
     ("POST", "/purge-payments"),
     ("POST", "/api/v1/transactions"),
     ("GET", "/api/v1/health"),

@@ -54,6 +54,25 @@ async fn a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_c
     processed(&app, &http, "default", 1).await;
     assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::OK);
     assert_eq!(sims.books(&http, &sims.default).await, (1, 19.9));
+    // Where it stands: processed once, at default, as first accepted.
+    let (status, record) = http.get(&format!("{}/payments/{id}", app.url)).await;
+    assert_eq!(status, StatusCode::OK, "{record}");
+    assert_eq!(record["correlationId"], id.as_str());
+    assert_eq!(record["state"], "processed");
+    assert_eq!(record["amount"], 19.9);
+    assert_eq!(record["processor"], "default");
+    assert!(
+        record["requestedAt"].as_str().unwrap().ends_with('Z'),
+        "{record}"
+    );
+    assert!(
+        record["acceptedAt"].as_str().unwrap().ends_with('Z'),
+        "{record}"
+    );
+    let (status, _) = http
+        .get(&format!("{}/payments/{}", app.url, new_id()))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     app.stop().await;
 }
 

@@ -123,3 +123,79 @@ fn peers_are_http_urls_and_not_for_a_shared_store() {
     assert_eq!(ok.peers, ["http://b:9999", "http://c:9999"]);
     assert!(ok.probes);
 }
+
+/// A client whose request was cut off by a crash of one instance re-sends
+/// it, and the load balancer takes it to another: both instances then hold
+/// the same payment in their own stores. The processor charges it once; the
+/// cluster's summary must count it once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_accepted_by_two_instances_is_charged_and_counted_once() {
+    let (sims, http, dir) = (
+        Sims::start().await,
+        Http::default(),
+        tempfile::tempdir().unwrap(),
+    );
+    let (port_a, port_b) = (free_port(), free_port());
+    let peer = |port: u16| format!("http://127.0.0.1:{port}");
+    let mut a = config(&sims, &dir.path().join("a.db"), &["--peer", &peer(port_b)]);
+    a.listen.set_port(port_a);
+    let mut b = config(
+        &sims,
+        &dir.path().join("b.db"),
+        &["--peer", &peer(port_a), "--probes", "false"],
+    );
+    b.listen.set_port(port_b);
+    let (a, b) = (TestApp::start(a).await, TestApp::start(b).await);
+
+    let twice = new_id();
+    assert_eq!(a.pay(&http, &twice, "10.00").await.0, StatusCode::ACCEPTED);
+    assert_eq!(b.pay(&http, &twice, "10.00").await.0, StatusCode::ACCEPTED);
+    let once = new_id();
+    assert_eq!(b.pay(&http, &once, "1.00").await.0, StatusCode::ACCEPTED);
+    eventually("the processor has both payments", WAIT, || async {
+        (sims.books(&http, &sims.default).await == (2, 11.0)).then_some(())
+    })
+    .await;
+    for app in [&a, &b] {
+        eventually("the summary counts each payment once", WAIT, || async {
+            (app.summary(&http, "default").await == (2, 11.0)).then_some(())
+        })
+        .await;
+    }
+    // One store records it, the other holds a duplicate of the same charge.
+    let record = |app: &TestApp, id: String, scope: &'static str| {
+        let url = format!("{}/payments/{id}{scope}", app.url);
+        let http = &http;
+        async move { http.get(&url).await }
+    };
+    let mut states = Vec::new();
+    for app in [&a, &b] {
+        let (status, v) = record(app, twice.clone(), "?scope=local").await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["correlationId"], twice.as_str(), "{v}");
+        assert_eq!(v["amount"], 10.0, "{v}");
+        assert_eq!(v["processor"], "default", "{v}");
+        states.push(v["state"].as_str().unwrap().to_owned());
+    }
+    states.sort();
+    assert_eq!(states, ["duplicate", "processed"]);
+    // Without `scope=local`, a payment held by a peer only is found there.
+    let (status, v) = record(&a, once.clone(), "").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["state"].as_str(), v["amount"].as_f64()),
+        (Some("processed"), Some(1.0))
+    );
+    let (status, _) = record(&a, once.clone(), "?scope=local").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = record(&a, new_id(), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, v) = record(&a, "not-a-uuid".into(), "").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["field"], "id", "{v}");
+    // A peer away: whether it holds the payment cannot be said.
+    b.stop().await;
+    let (status, _) = record(&a, once, "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    a.stop().await;
+}

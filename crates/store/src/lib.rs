@@ -79,6 +79,39 @@ pub enum Outcome {
     Processed(Attempt),
     /// The processor refused it for good; nothing was charged.
     Declined(Attempt),
+    /// The processor has it, from another instance that holds the same
+    /// payment in a store of its own (a client re-sent it there after this
+    /// instance failed to answer) and records it: not in this ledger.
+    Duplicate(Attempt),
+}
+
+/// Where a payment stands in one store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    Pending,
+    Processed,
+    Declined,
+    Duplicate,
+}
+
+impl PaymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentState::Pending => "pending",
+            PaymentState::Processed => "processed",
+            PaymentState::Declined => "declined",
+            PaymentState::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// One payment as a store holds it ([`Store::find`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRecord {
+    pub payment: NewPayment,
+    pub state: PaymentState,
+    /// The open attempt while pending; the one the outcome names after.
+    pub attempt: Option<Attempt>,
 }
 
 /// One processor's line of a summary.
@@ -171,6 +204,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the known outcome. `false` if the payment was no longer pending.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
+
+    /// One payment, whatever its state; `None` if this store never accepted it.
+    fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>>;
 
     /// Every accepted payment without a known outcome, oldest first, whoever
     /// holds it. An observation: with several instances, take work with

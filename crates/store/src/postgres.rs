@@ -36,14 +36,15 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PendingPayment, ProbeReport, Store,
-    StoreError, StoreFuture, StoreResult, Totals,
+    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
+    PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
 };
 
 /// The most writes one statement carries.
 pub const MAX_BATCH: usize = 1024;
 
-// States: 0 pending, 1 processed, 2 declined. A payment has a lease exactly
+// States: 0 pending, 1 processed, 2 declined, 3 duplicate (unused here: a
+// shared store never holds a payment twice). A payment has a lease exactly
 // while it is pending; queries over pending payments say `lease_until IS NOT
 // NULL` (or a comparison on it), which the pending index matches. The writes
 // of the request path find their rows by `id = ANY(ids)` and check `state =
@@ -51,8 +52,10 @@ pub const MAX_BATCH: usize = 1024;
 // never a scan of every pending payment, whatever the statistics say (there
 // are none while the table is young). Statements spell the states out so
 // that the planner matches the ledger's partial index.
+const STATE_PENDING: i16 = 0;
 const STATE_PROCESSED: i16 = 1;
 const STATE_DECLINED: i16 = 2;
+const STATE_DUPLICATE: i16 = 3;
 
 /// Schema versions, applied in order at start-up; `schema_migrations` records
 /// which ran. Never edit one that has shipped: add the next.
@@ -554,6 +557,7 @@ async fn apply_group(
                 let (state, attempt) = match outcome {
                     Outcome::Processed(a) => (STATE_PROCESSED, a),
                     Outcome::Declined(a) => (STATE_DECLINED, a),
+                    Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
                 };
                 f.id.push(*id.as_uuid());
                 f.state.push(state);
@@ -789,6 +793,33 @@ impl Store for PostgresStore {
     /// former holder whose answer arrives late included); the first stands.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
         self.write(|tx| Write::Finish(id, outcome, tx))
+    }
+
+    fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
+        self.query(move |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at,
+                            state
+                     FROM payments WHERE id = $1",
+                )
+                .await?;
+            let Some(row) = client.query_opt(&statement, &[id.as_uuid()]).await? else {
+                return Ok(None);
+            };
+            let PendingPayment { payment, attempt } = pending_from_row(&row);
+            let state = match row.get::<_, i16>(7) {
+                STATE_PENDING => PaymentState::Pending,
+                STATE_PROCESSED => PaymentState::Processed,
+                STATE_DECLINED => PaymentState::Declined,
+                _ => PaymentState::Duplicate,
+            };
+            Ok(Some(PaymentRecord {
+                payment,
+                state,
+                attempt,
+            }))
+        })
     }
 
     fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>> {

@@ -21,12 +21,12 @@ use std::thread;
 use std::time::Duration;
 
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::{
-    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PendingPayment, ProbeReport, Store,
-    StoreError, StoreFuture, StoreResult, Totals,
+    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
+    PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
 };
 
 /// The most commands one commit carries.
@@ -35,6 +35,7 @@ pub const MAX_BATCH: usize = 4096;
 const STATE_PENDING: i64 = 0;
 const STATE_PROCESSED: i64 = 1;
 const STATE_DECLINED: i64 = 2;
+const STATE_DUPLICATE: i64 = 3;
 
 /// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -284,6 +285,7 @@ fn apply(
             let (state, attempt) = match outcome {
                 Outcome::Processed(a) => (STATE_PROCESSED, a),
                 Outcome::Declined(a) => (STATE_DECLINED, a),
+                Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
             };
             let changed = tx
                 .prepare_cached(
@@ -388,6 +390,34 @@ impl Store for SqliteStore {
 
     fn purge(&self) -> StoreFuture<'_, ()> {
         self.send(Command::Purge)
+    }
+
+    fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at,
+                        state
+                 FROM payments WHERE id = ?1",
+            )?;
+            stmt.query_row([&id.as_bytes()[..]], |r| {
+                let PendingPayment { payment, attempt } = pending_from_row(r)?;
+                let state = match r.get::<_, i64>(7)? {
+                    STATE_PENDING => PaymentState::Pending,
+                    STATE_PROCESSED => PaymentState::Processed,
+                    STATE_DECLINED => PaymentState::Declined,
+                    STATE_DUPLICATE => PaymentState::Duplicate,
+                    other => {
+                        return Err(rusqlite::Error::IntegralValueOutOfRange(7, other));
+                    }
+                };
+                Ok(PaymentRecord {
+                    payment,
+                    state,
+                    attempt,
+                })
+            })
+            .optional()
+        })
     }
 
     fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>> {

@@ -9,7 +9,7 @@ mod common;
 
 use common::{Engine, attempt, payment};
 use reroute_core::{Money, Timestamp, Window};
-use reroute_store::{Acceptance, NewPayment, Outcome, ProbeReport, Store};
+use reroute_store::{Acceptance, NewPayment, Outcome, PaymentState, ProbeReport, Store};
 
 async fn a_repeated_id_is_a_duplicate_or_a_conflict_never_a_second_payment<E: Engine>() {
     let engine = E::new().await;
@@ -179,6 +179,60 @@ async fn a_finished_payment_cannot_be_attempted_or_finished_again<E: Engine>() {
     );
     let ledger = store.ledger().await.unwrap();
     assert_eq!(ledger[0].processor, "default");
+}
+
+async fn a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledger<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    assert_eq!(store.find(payment(1, 1).id).await.unwrap(), None);
+    let states = [
+        None,
+        Some(Outcome::Processed(attempt("default", 5))),
+        Some(Outcome::Declined(attempt("default", 6))),
+        Some(Outcome::Duplicate(attempt("default", 7))),
+    ];
+    let mut ids = Vec::new();
+    for (i, outcome) in states.iter().enumerate() {
+        let p = payment(100 + i as i64, 1 + i as i64);
+        store.accept(p.clone()).await.unwrap();
+        store
+            .begin_attempt(p.id, attempt("fallback", 3))
+            .await
+            .unwrap();
+        if let Some(outcome) = outcome {
+            assert!(store.finish(p.id, outcome.clone()).await.unwrap());
+        }
+        ids.push(p);
+    }
+    let found = |i: usize| {
+        let store = &store;
+        let id = ids[i].id;
+        async move { store.find(id).await.unwrap().expect("found") }
+    };
+    let pending = found(0).await;
+    assert_eq!(pending.payment, ids[0]);
+    assert_eq!(pending.state, PaymentState::Pending);
+    assert_eq!(pending.attempt, Some(attempt("fallback", 3)));
+    for (i, (state, at)) in [
+        (PaymentState::Processed, 5),
+        (PaymentState::Declined, 6),
+        (PaymentState::Duplicate, 7),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let record = found(i + 1).await;
+        assert_eq!(record.payment, ids[i + 1]);
+        assert_eq!(record.state, state);
+        assert_eq!(record.attempt, Some(attempt("default", at)));
+    }
+    // Only the processed one is in the ledger and the summaries.
+    let ledger = store.ledger().await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].id, ids[1].id);
+    let totals = store.summary(Window::ALL).await.unwrap();
+    assert_eq!(totals.iter().map(|t| t.requests).sum::<u64>(), 1);
+    assert!(store.pending().await.unwrap().len() == 1);
 }
 
 async fn summaries_count_processed_payments_by_requested_at_inclusively<E: Engine>() {
@@ -439,6 +493,7 @@ behaviours!(
     the_same_id_accepted_at_once_is_new_exactly_once,
     pending_payments_and_their_attempts_survive_a_reopen,
     a_finished_payment_cannot_be_attempted_or_finished_again,
+    a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledger,
     a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open,
     summaries_count_processed_payments_by_requested_at_inclusively,
     concurrent_accepts_are_committed_in_groups_and_all_stand,

@@ -26,6 +26,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Shared>> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(payments::create))
         .routes(routes!(payments::summary))
+        .routes(routes!(payments::find))
         .routes(routes!(payments::purge))
         .routes(routes!(intel::record))
         .routes(routes!(intel::health))

@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
-use reroute_store::{Acceptance, NewPayment, PendingPayment, StoreError};
+use reroute_store::{Acceptance, NewPayment, PaymentRecord, PendingPayment, StoreError};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
@@ -367,6 +367,95 @@ pub async fn summary(
         }
     }
     Ok(axum::Json(lines).into_response())
+}
+
+/// One payment as the router holds it (`GET /payments/{id}`).
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema, Debug, Clone, PartialEq)]
+pub struct PaymentView {
+    #[serde(rename = "correlationId")]
+    #[schema(value_type = String, format = "uuid")]
+    pub correlation_id: CorrelationId,
+    #[schema(value_type = super::openapi::wire::Money)]
+    pub amount: Money,
+    /// `pending` (accepted, outcome not yet known), `processed` (charged:
+    /// in the ledger), `declined` (refused by the processor; nothing
+    /// charged) or `duplicate` (with `--peer`: another instance holds the
+    /// same payment and records it).
+    pub state: String,
+    #[serde(rename = "acceptedAt")]
+    #[schema(value_type = String, format = DateTime)]
+    pub accepted_at: Timestamp,
+    /// The processor of the outcome, or of the open attempt while pending.
+    pub processor: Option<String>,
+    /// The `requestedAt` sent to that processor.
+    #[serde(rename = "requestedAt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub requested_at: Option<Timestamp>,
+    /// The instance whose store holds this record (`--instance`).
+    pub instance: String,
+}
+
+impl PaymentView {
+    fn of(record: PaymentRecord, instance: &str) -> Self {
+        let (processor, requested_at) = record
+            .attempt
+            .map_or((None, None), |a| (Some(a.processor), Some(a.requested_at)));
+        Self {
+            correlation_id: record.payment.id,
+            amount: record.payment.amount,
+            state: record.state.as_str().to_owned(),
+            accepted_at: record.payment.accepted_at,
+            processor,
+            requested_at,
+            instance: instance.to_owned(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FindQuery {
+    /// `local`: only this instance's own store, when instances keep their
+    /// own stores (`--peer`); absent: the whole cluster's.
+    scope: Option<Scope>,
+}
+
+/// `GET /payments/{id}`: where one payment stands. With `--peer`, a payment
+/// this instance does not hold is looked for at the peers.
+#[utoipa::path(
+    get,
+    path = "/payments/{id}",
+    operation_id = "find_payment",
+    tag = "payments",
+    params(("id" = String, Path, description = "The payment's correlationId (a UUID)."), FindQuery),
+    responses(
+        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        (status = 200, description = "The payment.", body = PaymentView),
+        (status = 400, description = "`id` is not a UUID.", body = ErrorBody),
+        (status = 404, description = "No such payment was accepted.", body = ErrorBody),
+        (status = 503, description = "The store, or a peer instance that may hold it, is unavailable.", body = ErrorBody),
+    )
+)]
+pub async fn find(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let id: CorrelationId = id
+        .parse()
+        .map_err(|_| ApiError::invalid("id", "id must be a UUID"))?;
+    if let Some(record) = shared.store.find(id).await? {
+        return Ok(axum::Json(PaymentView::of(record, &shared.config.instance)).into_response());
+    }
+    if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    let held = shared.peers.find(id).await?;
+    held.into_iter()
+        .next()
+        .map(|view| axum::Json(view).into_response())
+        .ok_or(ApiError::NotFound)
 }
 
 /// `POST /purge-payments`: empties the ledger and the queue. Needs the admin
