@@ -78,26 +78,28 @@ pub struct App {
 impl App {
     /// Opens the store `config` names: the embedded one, or PostgreSQL.
     pub async fn build(config: ServeConfig) -> Result<App, StartError> {
-        let store: Arc<dyn Store> =
-            match &config.store {
-                StoreChoice::Embedded(path) => {
-                    Arc::new(SqliteStore::open(path).map_err(|source| StartError::Store {
-                        what: path.display().to_string(),
-                        source,
-                    })?)
-                }
-                StoreChoice::Postgres { url, lease } => {
-                    let mut pg = PostgresConfig::new(url.clone());
-                    pg.instance = config.instance.clone();
-                    pg.lease = *lease;
-                    Arc::new(PostgresStore::connect(pg).await.map_err(|source| {
-                        StartError::Store {
-                            what: "PostgreSQL (DATABASE_URL)".into(),
-                            source,
-                        }
-                    })?)
-                }
-            };
+        let store: Arc<dyn Store> = match &config.store {
+            StoreChoice::Embedded(path) => {
+                Arc::new(SqliteStore::open(path).map_err(|source| StartError::Store {
+                    what: path.display().to_string(),
+                    source,
+                })?)
+            }
+            StoreChoice::Postgres { url, lease } => {
+                let mut pg = PostgresConfig::new(url.clone());
+                pg.instance = config.instance.clone();
+                pg.lease = *lease;
+                // Not listening yet, so not ready: a load balancer or
+                // orchestrator sees the instance come up with its store.
+                let store = PostgresStore::connect_patiently(pg, |tries, e| {
+                    tracing::warn!(tries, error = %e, "PostgreSQL unavailable; waiting for it");
+                });
+                Arc::new(store.await.map_err(|source| StartError::Store {
+                    what: "PostgreSQL (DATABASE_URL)".into(),
+                    source,
+                })?)
+            }
+        };
         Self::build_with_store(config, store).await
     }
 

@@ -197,6 +197,31 @@ impl Write {
 }
 
 impl PostgresStore {
+    /// As [`PostgresStore::connect`], waiting for PostgreSQL while it cannot
+    /// be reached, so that an instance started during an outage (or before
+    /// its database) comes up once the database is back instead of exiting.
+    /// Each failed try is passed to `on_wait` (its number, the error) before
+    /// a pause of 250 ms, doubling up to 5 s. A misconfiguration (bad URL or
+    /// schema, refused credentials, unknown database) fails at once.
+    pub async fn connect_patiently(
+        config: PostgresConfig,
+        mut on_wait: impl FnMut(u32, &StoreError),
+    ) -> StoreResult<Self> {
+        let mut pause = Duration::from_millis(250);
+        let mut tries = 0u32;
+        loop {
+            match Self::connect(config.clone()).await {
+                Err(e @ StoreError::Unavailable(_)) => {
+                    tries = tries.saturating_add(1);
+                    on_wait(tries, &e);
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// Connects, applies pending migrations (one instance at a time: the
     /// others wait on an advisory lock) and starts the writer tasks. Must be
     /// called inside a Tokio runtime.
@@ -678,7 +703,19 @@ async fn bounded<T>(bound: Duration, op: impl Future<Output = StoreResult<T>>) -
     })
 }
 
+/// PostgreSQL refused who or where we are (SQLSTATE class 28: invalid
+/// authorization; 3D000: no such database): waiting will not help.
+fn misconfigured(e: &tokio_postgres::Error) -> Option<StoreError> {
+    let db = e.as_db_error()?;
+    let code = db.code().code();
+    (code.starts_with("28") || code == "3D000")
+        .then(|| StoreError::Misconfigured(format!("PostgreSQL {code}: {}", db.message())))
+}
+
 fn unavailable(e: tokio_postgres::Error) -> StoreError {
+    if let Some(refused) = misconfigured(&e) {
+        return refused;
+    }
     match e.as_db_error() {
         Some(db) => {
             StoreError::Unavailable(format!("PostgreSQL {}: {}", db.code().code(), db.message()))
@@ -688,6 +725,11 @@ fn unavailable(e: tokio_postgres::Error) -> StoreError {
 }
 
 fn unavailable_pool(e: deadpool_postgres::PoolError) -> StoreError {
+    if let deadpool_postgres::PoolError::Backend(backend) = &e
+        && let Some(refused) = misconfigured(backend)
+    {
+        return refused;
+    }
     StoreError::Unavailable(format!("no PostgreSQL connection: {}", with_causes(&e)))
 }
 

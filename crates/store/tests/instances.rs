@@ -337,6 +337,65 @@ async fn a_database_outage_is_reported_and_the_store_recovers_when_it_returns() 
     assert!(pending.contains(&before.id) && pending.contains(&after.id));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_during_an_outage_waits_for_the_database() {
+    let engine = Postgres::new().await;
+    let mut link = Link::open(&engine).await;
+    link.cut().await;
+    let config = reroute_store::PostgresConfig {
+        url: link.url.clone(),
+        statement_timeout: Duration::from_millis(500),
+        ..engine.config()
+    };
+    let (tries, mut failed) = tokio::sync::mpsc::unbounded_channel();
+    let opening = tokio::spawn(reroute_store::PostgresStore::connect_patiently(
+        config,
+        move |n, e| {
+            let _ = tries.send((n, e.to_string()));
+        },
+    ));
+    // It keeps trying while nothing answers...
+    for expected in 1..=2 {
+        let (n, error) = failed.recv().await.expect("a failed try is reported");
+        assert_eq!(n, expected);
+        assert!(error.contains("unavailable"), "{error}");
+    }
+    assert!(!opening.is_finished(), "it waits rather than fails");
+    // ...and comes up once the database is back.
+    link.restore().await;
+    let store = opening
+        .await
+        .unwrap()
+        .expect("connected once PostgreSQL is back");
+    assert_eq!(store.accept(payment(1, 1)).await.unwrap(), Acceptance::New);
+
+    // A database that does not exist is a misconfiguration: no waiting.
+    let dbname = link
+        .url
+        .split("dbname=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let wrong = reroute_store::PostgresConfig {
+        url: link.url.replace(
+            &format!("dbname={dbname}"),
+            "dbname=reroute_no_such_database",
+        ),
+        ..engine.config()
+    };
+    let refused = reroute_store::PostgresStore::connect_patiently(wrong, |n, e| {
+        panic!("try {n} waited on a misconfiguration: {e}")
+    })
+    .await;
+    assert!(
+        matches!(&refused, Err(StoreError::Misconfigured(m)) if m.contains("3D000")),
+        "{:?}",
+        refused.err()
+    );
+}
+
 /// A TCP relay between the store and PostgreSQL that can be cut (every
 /// connection dropped, nothing listening) and restored on the same port.
 struct Link {
