@@ -19,6 +19,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Two instances, each with its own store in `dir`, naming each other; only
+/// the first calls the health endpoints.
+async fn pair(sims: &Sims, dir: &std::path::Path) -> (TestApp, TestApp) {
+    let (port_a, port_b) = (free_port(), free_port());
+    let peer = |port: u16| format!("http://127.0.0.1:{port}");
+    let mut a = config(sims, &dir.join("a.db"), &["--peer", &peer(port_b)]);
+    a.listen.set_port(port_a);
+    let mut b = config(
+        sims,
+        &dir.join("b.db"),
+        &["--peer", &peer(port_a), "--probes", "false"],
+    );
+    b.listen.set_port(port_b);
+    (TestApp::start(a).await, TestApp::start(b).await)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_instance_sums_its_peers_and_refuses_a_partial_summary() {
     let (sims, http, dir) = (
@@ -26,18 +42,7 @@ async fn each_instance_sums_its_peers_and_refuses_a_partial_summary() {
         Http::default(),
         tempfile::tempdir().unwrap(),
     );
-    let (port_a, port_b) = (free_port(), free_port());
-    let peer = |port: u16| format!("http://127.0.0.1:{port}");
-    let mut a = config(&sims, &dir.path().join("a.db"), &["--peer", &peer(port_b)]);
-    a.listen.set_port(port_a);
-    // Only one instance calls the health endpoints.
-    let mut b = config(
-        &sims,
-        &dir.path().join("b.db"),
-        &["--peer", &peer(port_a), "--probes", "false"],
-    );
-    b.listen.set_port(port_b);
-    let (a, b) = (TestApp::start(a).await, TestApp::start(b).await);
+    let (a, b) = pair(&sims, dir.path()).await;
 
     for _ in 0..5 {
         assert_eq!(
@@ -135,17 +140,7 @@ async fn a_payment_accepted_by_two_instances_is_charged_and_counted_once() {
         Http::default(),
         tempfile::tempdir().unwrap(),
     );
-    let (port_a, port_b) = (free_port(), free_port());
-    let peer = |port: u16| format!("http://127.0.0.1:{port}");
-    let mut a = config(&sims, &dir.path().join("a.db"), &["--peer", &peer(port_b)]);
-    a.listen.set_port(port_a);
-    let mut b = config(
-        &sims,
-        &dir.path().join("b.db"),
-        &["--peer", &peer(port_a), "--probes", "false"],
-    );
-    b.listen.set_port(port_b);
-    let (a, b) = (TestApp::start(a).await, TestApp::start(b).await);
+    let (a, b) = pair(&sims, dir.path()).await;
 
     let twice = new_id();
     assert_eq!(a.pay(&http, &twice, "10.00").await.0, StatusCode::ACCEPTED);
