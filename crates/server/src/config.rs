@@ -294,6 +294,25 @@ pub enum Origin {
     Default,
 }
 
+impl Origin {
+    /// Where it stands in the layering (flag > environment > file >
+    /// default); a value whose flag and environment cannot be told apart
+    /// ranks as the environment.
+    fn rank(&self) -> u8 {
+        match self {
+            Origin::Flag(_) => 3,
+            Origin::Env(_) | Origin::FlagOrEnv { .. } => 2,
+            Origin::File(_) => 1,
+            Origin::Default => 0,
+        }
+    }
+
+    /// Whether a value set here beats one set at `other`.
+    fn outranks(&self, other: &Origin) -> bool {
+        self.rank() > other.rank()
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -629,9 +648,9 @@ impl ServeArgs {
             .unwrap_or(DEFAULT_TRIP_AFTER);
 
         // [storage]
-        let db = r
-            .pick("storage.db", [(DB, self.db)], storage.db)
-            .or_else_default(|| PathBuf::from(DEFAULT_DB));
+        let db = r.pick("storage.db", [(DB, self.db)], storage.db);
+        let db_origin = db.origin.clone();
+        let db = db.or_else_default(|| PathBuf::from(DEFAULT_DB));
         let lease_ms = r
             .pick(
                 "storage.lease_ms",
@@ -640,8 +659,25 @@ impl ServeArgs {
             )
             .check(&r, at_least(1_000))?
             .unwrap_or(DEFAULT_LEASE_MS);
-        let store = r
-            .pick("storage.store", [(STORE, self.database_url)], storage.store)
+        let store = r.pick("storage.store", [(STORE, self.database_url)], storage.store);
+        // An embedded database named on the command line is what was asked
+        // for: a DATABASE_URL left in the environment (or a file's store)
+        // must not silently take its place. The same layering as every
+        // other setting, across the two keys that choose the store.
+        let store = if db_origin.outranks(&store.origin) {
+            if store.value.as_deref().is_some_and(|u| !u.trim().is_empty()) {
+                tracing::warn!(db = %db_origin, store = %store.origin,
+                    "the embedded store given by {db_origin} is used, not the PostgreSQL URL from {}",
+                    store.origin);
+            }
+            Picked {
+                value: None,
+                ..store
+            }
+        } else {
+            store
+        };
+        let store = store
             .check(&r, |url| match url.trim() {
                 "" => Ok(None),
                 url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -1317,6 +1353,35 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let path = path.to_str().unwrap().to_owned();
         (dir, path)
+    }
+
+    #[test]
+    fn an_embedded_database_on_the_command_line_beats_a_url_from_further_down() {
+        // Where CI sets DATABASE_URL this is also the environment's case.
+        let (c, _) = resolve(&["--db", "/tmp/mine.db"]).unwrap();
+        assert!(
+            matches!(&c.store, StoreChoice::Embedded(p) if p == Path::new("/tmp/mine.db")),
+            "{:?}",
+            c.store
+        );
+        // A file's store URL does not override the flag either...
+        let (_dir, file) = config_file("[storage]\nstore = \"postgres://u@h/db\"\n");
+        let (c, _) = resolve(&["--config", &file, "--db", "/tmp/mine.db"]).unwrap();
+        assert!(matches!(c.store, StoreChoice::Embedded(_)), "{:?}", c.store);
+        // ...but is used when nothing above it names a database...
+        let (c, _) = resolve(&["--config", &file]).unwrap();
+        assert!(
+            matches!(c.store, StoreChoice::Postgres { .. }),
+            "{:?}",
+            c.store
+        );
+        // ...and both on the command line: the URL, as before.
+        let (c, _) = resolve(&["--db", "/tmp/mine.db", "--store", "postgres://u@h/db"]).unwrap();
+        assert!(
+            matches!(c.store, StoreChoice::Postgres { .. }),
+            "{:?}",
+            c.store
+        );
     }
 
     #[test]
