@@ -22,8 +22,6 @@ use common::*;
 /// The bench's length; the kill comes `KILL_AFTER` seconds into it.
 const DURATION: &str = "12s";
 const KILL_AFTER: &str = "5";
-/// The instances' lease (`serve --lease-ms`, by its variable).
-const LEASE_MS: &str = "2000";
 /// How long the whole script may take (nginx install, start, bench, stop).
 const GUARD: Duration = Duration::from_secs(180);
 
@@ -135,11 +133,10 @@ fn rinha_through_nginx_over_postgres_survives_a_kill_of_one_instance() {
             ("WORK", work.path().display().to_string()),
             ("OUT", out.display().to_string()),
             ("KILL_AFTER", KILL_AFTER.to_owned()),
-            // The payments api1 held when it was killed wait for their lease
-            // to run out before anyone takes them over (the restarted api1
-            // is a new holder): with the default 10 s they would still be
-            // pending at the end of a 12 s bench (lag > 0).
-            ("REROUTE_LEASE_MS", LEASE_MS.to_owned()),
+            // The default lease (10 s): the restarted api1 takes the payments
+            // its killed process held over at once, by its name, rather than
+            // after their lease (which would leave them pending at the end of
+            // a 12 s bench: lag > 0).
         ],
     };
 

@@ -130,9 +130,7 @@ impl App {
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        let resumed = leases::reclaim_all(&shared)
-            .await
-            .map_err(StartError::Resume)?;
+        let resumed = leases::resume(&shared).await.map_err(StartError::Resume)?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
         }

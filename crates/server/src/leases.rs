@@ -29,6 +29,25 @@ pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreE
     }
 }
 
+/// At start-up: takes over the payments an earlier process of this
+/// instance still held (see [`reroute_store::Store::take_over_predecessor`]),
+/// then every orphaned one; returns how many.
+pub async fn resume(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
+    let mut taken = 0;
+    loop {
+        let batch = shared.store.take_over_predecessor(RECLAIM_BATCH).await?;
+        let n = batch.len();
+        taken += n;
+        for payment in batch {
+            shared.queue.push(Job::reclaimed(payment));
+        }
+        if n < RECLAIM_BATCH {
+            break;
+        }
+    }
+    Ok(taken + reclaim_all(shared).await?)
+}
+
 /// Renews and reclaims every `period` (a third of the lease) until stopped.
 pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToken) {
     loop {

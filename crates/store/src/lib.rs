@@ -240,6 +240,20 @@ pub trait Store: Send + Sync + 'static {
     /// (until it returns fewer than `limit`) and then periodically.
     fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>>;
 
+    /// At start-up, before [`Store::reclaim`]: takes over at once, up to
+    /// `limit` at a time, the pending payments still leased to an earlier
+    /// process of this same instance (the same instance name). That process
+    /// is gone — this one took its place — so its payments need not wait
+    /// for their leases to run out. Instance names must therefore be unique
+    /// in a cluster; two live processes under one name would take each
+    /// other's payments once at start-up (safely, as any takeover, but
+    /// pointlessly). Nothing to do where [`Store::reclaim`] already takes
+    /// everything a previous run left (the embedded store).
+    fn take_over_predecessor(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
+        let _ = limit;
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
     /// Takes or keeps the leadership of the health probes for `term` from
     /// now (the database's clock, for PostgreSQL). `true`: this instance,
     /// and no other, leads until then and may probe. `false`: another

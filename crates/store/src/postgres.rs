@@ -799,6 +799,26 @@ const RECLAIM: &str = concat!(
     RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at"
 );
 
+/// Pending payments leased to an earlier process of this instance: held by
+/// `<name>/<run>` with this instance's name and another run ($4 is
+/// `<name>/`, compared literally, and the run part has no `/`).
+const TAKE_OVER_PREDECESSOR: &str = concat!(
+    "WITH left_behind AS (
+        SELECT id FROM payments
+        WHERE lease_until IS NOT NULL AND holder <> $1
+          AND left(holder, length($4)) = $4
+          AND strpos(substr(holder, length($4) + 1), '/') = 0
+        ORDER BY accepted_at
+        LIMIT $3
+        FOR UPDATE SKIP LOCKED
+    )
+    UPDATE payments p SET holder = $1, lease_until = ",
+    from_now!(2),
+    "
+    FROM left_behind WHERE p.id = left_behind.id
+    RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at"
+);
+
 const RENEW: &str = concat!(
     "UPDATE payments SET lease_until = ",
     from_now!(2),
@@ -953,6 +973,32 @@ impl Store for PostgresStore {
                 );
             }
             Ok(reclaimed)
+        })
+    }
+
+    fn take_over_predecessor(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
+        let holder = Arc::clone(&self.inner.holder);
+        let lease_ms = self.inner.lease_ms;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // The holder is `<name>/<run>`; the run part never has a `/`.
+        let prefix = match holder.rfind('/') {
+            Some(at) => holder[..=at].to_owned(),
+            None => format!("{holder}/"),
+        };
+        self.query(move |client| async move {
+            let statement = client.prepare_cached(TAKE_OVER_PREDECESSOR).await?;
+            let rows = client
+                .query(&statement, &[&&*holder, &lease_ms, &limit, &prefix])
+                .await?;
+            let mut taken: Vec<PendingPayment> = rows.iter().map(pending_from_row).collect();
+            taken.sort_by_key(|p| p.payment.accepted_at);
+            if !taken.is_empty() {
+                tracing::info!(
+                    count = taken.len(),
+                    "took over the payments of this instance's previous process"
+                );
+            }
+            Ok(taken)
         })
     }
 

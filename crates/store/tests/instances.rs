@@ -338,6 +338,71 @@ async fn a_database_outage_is_reported_and_the_store_recovers_when_it_returns() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_instance_takes_its_predecessors_payments_over_at_once() {
+    let engine = Postgres::new().await;
+    let named = |name: &str| reroute_store::PostgresConfig {
+        instance: name.into(),
+        // Far longer than the test: nothing here waits for a lease.
+        lease: Duration::from_secs(60),
+        ..engine.config()
+    };
+    let killed = engine.open_with(named("api1")).await;
+    let others = engine.open_with(named("api1x")).await;
+    let held = [payment(1, 1), payment(2, 2)];
+    for p in &held {
+        assert_eq!(killed.accept(p.clone()).await.unwrap(), Acceptance::New);
+    }
+    let theirs = payment(3, 3);
+    others.accept(theirs.clone()).await.unwrap();
+    // api1 is gone without a word (its leases have 60 s to run).
+    drop(killed);
+
+    // Another instance must wait for the leases...
+    let api2 = engine.open_with(named("api2")).await;
+    assert!(api2.take_over_predecessor(10).await.unwrap().is_empty());
+    assert!(api2.reclaim(10).await.unwrap().is_empty());
+    // ...but api1's next process takes them at once, and only them (not
+    // those of `api1x`, whose name merely starts the same).
+    let restarted = engine.open_with(named("api1")).await;
+    let taken: Vec<_> = restarted
+        .take_over_predecessor(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.payment.id)
+        .collect();
+    assert_eq!(taken, [held[0].id, held[1].id]);
+    assert!(
+        restarted
+            .take_over_predecessor(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Now leased to the new process: attempted by it only, not reclaimable.
+    assert!(api2.reclaim(10).await.unwrap().is_empty());
+    assert!(
+        restarted
+            .begin_attempt(held[0].id, attempt("default", 5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !others
+            .begin_attempt(held[1].id, attempt("default", 6))
+            .await
+            .unwrap(),
+        "a payment another process holds is not attempted by this one"
+    );
+    assert!(
+        others
+            .begin_attempt(theirs.id, attempt("default", 7))
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_opened_during_an_outage_waits_for_the_database() {
     let engine = Postgres::new().await;
     let mut link = Link::open(&engine).await;
