@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reroute_store::{PendingPayment, StoreFuture};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::Shared;
@@ -15,9 +16,18 @@ pub const RECLAIM_BATCH: usize = 1_000;
 
 /// Takes over every orphaned payment now; returns how many.
 pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
+    queue_all(shared, || shared.store.reclaim(RECLAIM_BATCH)).await
+}
+
+/// Queues what `take` hands over, batch after batch, until a batch is not
+/// full; returns how many.
+async fn queue_all<'a>(
+    shared: &Shared,
+    take: impl Fn() -> StoreFuture<'a, Vec<PendingPayment>>,
+) -> Result<usize, reroute_store::StoreError> {
     let mut taken = 0;
     loop {
-        let batch = shared.store.reclaim(RECLAIM_BATCH).await?;
+        let batch = take().await?;
         let n = batch.len();
         taken += n;
         for payment in batch {
@@ -33,19 +43,8 @@ pub async fn reclaim_all(shared: &Shared) -> Result<usize, reroute_store::StoreE
 /// instance still held (see [`reroute_store::Store::take_over_predecessor`]),
 /// then every orphaned one; returns how many.
 pub async fn resume(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
-    let mut taken = 0;
-    loop {
-        let batch = shared.store.take_over_predecessor(RECLAIM_BATCH).await?;
-        let n = batch.len();
-        taken += n;
-        for payment in batch {
-            shared.queue.push(Job::reclaimed(payment));
-        }
-        if n < RECLAIM_BATCH {
-            break;
-        }
-    }
-    Ok(taken + reclaim_all(shared).await?)
+    let own = queue_all(shared, || shared.store.take_over_predecessor(RECLAIM_BATCH)).await?;
+    Ok(own + reclaim_all(shared).await?)
 }
 
 /// Renews and reclaims every `period` (a third of the lease) until stopped.
