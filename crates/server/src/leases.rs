@@ -1,6 +1,8 @@
 //! Keeps this instance's payments leased, and takes over the payments of
 //! instances that died (their leases ran out): they join this instance's
 //! queue with their open attempts, to be resolved where they may have gone.
+//! Each round also queues what this instance holds but never queued (an
+//! acceptance that committed although the store answered an error).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,22 @@ pub async fn resume(shared: &Shared) -> Result<usize, reroute_store::StoreError>
     Ok(own + reclaim_all(shared).await?)
 }
 
+/// How old a held payment must be before it is looked for in the queue: a
+/// payment just accepted may still be on its way there.
+const ADOPT_AFTER_MS: i64 = 5_000;
+
+/// Queues the payments this process holds in the store but is not working
+/// on (see [`reroute_store::Store::held`]); returns how many.
+pub async fn adopt_unqueued(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
+    let before = reroute_core::Timestamp::now().plus_millis(-ADOPT_AFTER_MS);
+    let held = shared.store.held(before, RECLAIM_BATCH).await?;
+    Ok(held
+        .into_iter()
+        .map(|p| shared.queue.push(Job::reclaimed(p)))
+        .filter(|&queued| queued)
+        .count())
+}
+
 /// Renews and reclaims every `period` (a third of the lease) until stopped.
 pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToken) {
     loop {
@@ -68,6 +86,14 @@ pub async fn run(shared: Arc<Shared>, period: Duration, cancel: CancellationToke
                 "took over payments of an instance that stopped"
             ),
             Err(e) => tracing::warn!(error = %e, "cannot reclaim payments"),
+        }
+        match adopt_unqueued(&shared).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                payments = n,
+                "queued payments held in the store that were never queued"
+            ),
+            Err(e) => tracing::warn!(error = %e, "cannot compare held payments with the queue"),
         }
     }
 }

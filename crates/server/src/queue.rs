@@ -4,9 +4,10 @@
 //! store, which is the queue that survives a crash ([`reroute_store::Store::pending`]
 //! refills this one at start-up).
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
 
+use reroute_core::CorrelationId;
 use reroute_store::PendingPayment;
 use tokio::sync::Notify;
 
@@ -43,50 +44,83 @@ impl Job {
 
 #[derive(Default)]
 pub struct Queue {
-    items: Mutex<VecDeque<Job>>,
+    inner: Mutex<Inner>,
     /// One permit per push: a pop that finds the queue empty waits here.
     ready: Notify,
 }
 
+#[derive(Default)]
+struct Inner {
+    items: VecDeque<Job>,
+    /// Every payment waiting or being worked on ([`Queue::done`] when a
+    /// worker lets go of it): a payment is queued once, whoever finds it.
+    known: HashSet<CorrelationId>,
+}
+
 impl Queue {
-    fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // Push and pop cannot panic half-way; a poisoned lock holds a
         // consistent queue.
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn push(&self, job: Job) {
-        self.items().push_back(job);
+    /// Queues `job` unless its payment is already waiting or being worked
+    /// on; returns whether it was queued.
+    pub fn push(&self, job: Job) -> bool {
+        let mut inner = self.inner();
+        if !inner.known.insert(job.pending.payment.id) {
+            return false;
+        }
+        inner.items.push_back(job);
+        drop(inner);
         self.ready.notify_one();
+        true
     }
 
-    /// The next payment, oldest first; waits while the queue is empty.
+    /// The next payment, oldest first; waits while the queue is empty. It
+    /// stays known until [`Queue::done`].
     pub async fn pop(&self) -> Job {
         loop {
             let ready = self.ready.notified();
-            if let Some(p) = self.items().pop_front() {
+            if let Some(p) = self.inner().items.pop_front() {
                 return p;
             }
             ready.await;
         }
     }
 
+    /// A worker let go of this payment (finished, or no longer held).
+    pub fn done(&self, id: CorrelationId) {
+        self.inner().known.remove(&id);
+    }
+
+    /// Whether this payment is waiting or being worked on.
+    pub fn knows(&self, id: CorrelationId) -> bool {
+        self.inner().known.contains(&id)
+    }
+
     /// Drops everything waiting (after a purge); returns how many.
     pub fn clear(&self) -> usize {
-        let mut items = self.items();
+        let mut inner = self.inner();
+        let Inner { items, known } = &mut *inner;
         let dropped = items.len();
-        items.clear();
+        for job in items.drain(..) {
+            known.remove(&job.pending.payment.id);
+        }
         dropped
     }
 
     /// When the oldest waiting payment was accepted.
     pub fn oldest_accepted_at(&self) -> Option<reroute_core::Timestamp> {
-        self.items().front().map(|j| j.pending.payment.accepted_at)
+        self.inner()
+            .items
+            .front()
+            .map(|j| j.pending.payment.accepted_at)
     }
 
     /// Payments waiting for a worker (not counting those being worked on).
     pub fn depth(&self) -> usize {
-        self.items().len()
+        self.inner().items.len()
     }
 }
 
@@ -120,6 +154,24 @@ mod tests {
         q.push(pending(2));
         assert_eq!(waiter.await.unwrap(), 1);
         assert_eq!(q.pop().await.pending.payment.amount.minor(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_payment_is_queued_once_until_its_worker_is_done() {
+        let q = Queue::default();
+        let job = pending(1);
+        let id = job.pending.payment.id;
+        let again = Job::reclaimed(job.pending.clone());
+        assert!(q.push(job));
+        assert!(!q.push(again), "already waiting");
+        let taken = q.pop().await;
+        assert!(q.knows(id), "being worked on");
+        assert!(!q.push(Job::reclaimed(taken.pending.clone())));
+        q.done(id);
+        assert!(!q.knows(id));
+        assert!(q.push(Job::reclaimed(taken.pending)), "known no more");
+        assert_eq!(q.clear(), 1);
+        assert!(!q.knows(id), "cleared");
     }
 
     #[tokio::test]

@@ -81,11 +81,13 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         // Cancelled mid-way, the payment stays pending in the store and is
         // resumed at the next start.
         // One span per payment: every event of its attempts carries the id.
-        let span = tracing::info_span!("payment", correlation_id = %job.pending.payment.id);
+        let id = job.pending.payment.id;
+        let span = tracing::info_span!("payment", correlation_id = %id);
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = process(&shared, job).instrument(span) => {}
         }
+        shared.queue.done(id);
     }
 }
 

@@ -392,6 +392,32 @@ async fn a_restart_resumes_pending_payments(backing: Backing) {
     app.stop().await;
 }
 
+/// A payment held in the store that the router never queued (its
+/// acceptance committed although the store answered an error: the
+/// connection broke after the commit) is found and processed, not left
+/// pending while its lease is renewed for ever.
+async fn a_held_payment_that_was_never_queued_is_found_and_processed(backing: Backing) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let store = backing.open().await;
+    let app = TestApp::start_with_store(config(&sims, &backing.db(), &[]), store.clone()).await;
+    let id: reroute_core::CorrelationId = new_id().parse().unwrap();
+    let stray = reroute_store::NewPayment {
+        id,
+        amount: reroute_core::Money::from_minor(1234),
+        payment_method: None,
+        country: None,
+        // Accepted a minute ago, by this very process (the same store).
+        accepted_at: reroute_core::Timestamp::now().plus_millis(-60_000),
+    };
+    assert_eq!(
+        store.accept(stray).await.unwrap(),
+        reroute_store::Acceptance::New
+    );
+    processed(&app, &http, "default", 1).await;
+    assert_eq!(sims.books(&http, &sims.default).await, (1, 12.34));
+    app.stop().await;
+}
+
 async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor(backing: Backing) {
     let (sims, http) = (Sims::start().await, Http::default());
     let db = backing.db();
@@ -425,5 +451,6 @@ on_both_stores!(
     fallback_takes_over_once_patience_runs_out,
     with_every_processor_down_nothing_is_lost_and_all_complete_after_recovery,
     a_restart_resumes_pending_payments,
+    a_held_payment_that_was_never_queued_is_found_and_processed,
     a_restart_resolves_an_unknown_outcome_at_the_same_processor,
 );

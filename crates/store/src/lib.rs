@@ -254,6 +254,18 @@ pub trait Store: Send + Sync + 'static {
         Box::pin(async { Ok(Vec::new()) })
     }
 
+    /// Pending payments this instance (this process) holds, accepted before
+    /// `accepted_before`, oldest first, at most `limit`. The instance
+    /// compares them with what it is working on: a payment whose acceptance
+    /// committed although the store answered an error (the connection broke
+    /// after the commit), or whose takeover's answer was lost, is held but
+    /// was never queued — and, its lease renewed, nobody else would take it.
+    fn held(
+        &self,
+        accepted_before: Timestamp,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PendingPayment>>;
+
     /// Takes or keeps the leadership of the health probes for `term` from
     /// now (the database's clock, for PostgreSQL). `true`: this instance,
     /// and no other, leads until then and may probe. `false`: another

@@ -976,6 +976,32 @@ impl Store for PostgresStore {
         })
     }
 
+    fn held(
+        &self,
+        accepted_before: Timestamp,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PendingPayment>> {
+        let holder = Arc::clone(&self.inner.holder);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(move |client| async move {
+            let statement = client
+                .prepare_cached(
+                    "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
+                     FROM payments
+                     WHERE lease_until IS NOT NULL AND holder = $1 AND accepted_at < $2
+                     ORDER BY accepted_at LIMIT $3",
+                )
+                .await?;
+            let rows = client
+                .query(
+                    &statement,
+                    &[&&*holder, &accepted_before.millis(), &limit],
+                )
+                .await?;
+            Ok(rows.iter().map(pending_from_row).collect())
+        })
+    }
+
     fn take_over_predecessor(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
         let holder = Arc::clone(&self.inner.holder);
         let lease_ms = self.inner.lease_ms;

@@ -86,6 +86,8 @@ pub struct SqliteStore {
     probes: Arc<Mutex<BTreeMap<String, ProbeReport>>>,
     /// Dropped with the last clone: the checkpointer then stops.
     _checkpointer: Arc<mpsc::Sender<()>>,
+    /// This open's run id: the holder of the payments it accepts.
+    run: [u8; 16],
 }
 
 impl SqliteStore {
@@ -127,6 +129,7 @@ impl SqliteStore {
             path,
             probes: Arc::default(),
             _checkpointer: Arc::new(alive),
+            run,
         })
     }
 
@@ -417,6 +420,27 @@ impl Store for SqliteStore {
                 })
             })
             .optional()
+        })
+    }
+
+    fn held(
+        &self,
+        accepted_before: Timestamp,
+        limit: usize,
+    ) -> StoreFuture<'_, Vec<PendingPayment>> {
+        let run = self.run;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
+                 FROM payments WHERE state = ?1 AND holder = ?2 AND accepted_at < ?3
+                 ORDER BY accepted_at LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![STATE_PENDING, &run[..], accepted_before.millis(), limit],
+                pending_from_row,
+            )?;
+            rows.collect()
         })
     }
 

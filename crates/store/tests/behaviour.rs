@@ -235,6 +235,33 @@ async fn a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledg
     assert!(store.pending().await.unwrap().len() == 1);
 }
 
+async fn held_lists_this_instances_pending_payments_accepted_before_a_time<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let (old, done, new) = (payment(1, 1), payment(2, 2), payment(3, 10));
+    for p in [&old, &done, &new] {
+        store.accept(p.clone()).await.unwrap();
+    }
+    store
+        .finish(done.id, Outcome::Processed(attempt("default", 3)))
+        .await
+        .unwrap();
+    let ids = |held: Vec<reroute_store::PendingPayment>| -> Vec<_> {
+        held.into_iter().map(|p| p.payment.id).collect()
+    };
+    let before = |ms| Timestamp::from_millis(ms);
+    assert_eq!(ids(store.held(before(5), 10).await.unwrap()), [old.id]);
+    assert_eq!(
+        ids(store.held(before(100), 10).await.unwrap()),
+        [old.id, new.id]
+    );
+    assert_eq!(ids(store.held(before(100), 1).await.unwrap()), [old.id]);
+    assert!(
+        store.held(before(1), 10).await.unwrap().is_empty(),
+        "strictly before"
+    );
+}
+
 async fn summaries_count_processed_payments_by_requested_at_inclusively<E: Engine>() {
     let engine = E::new().await;
     let store = engine.open().await;
@@ -494,6 +521,7 @@ behaviours!(
     pending_payments_and_their_attempts_survive_a_reopen,
     a_finished_payment_cannot_be_attempted_or_finished_again,
     a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledger,
+    held_lists_this_instances_pending_payments_accepted_before_a_time,
     a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open,
     summaries_count_processed_payments_by_requested_at_inclusively,
     concurrent_accepts_are_committed_in_groups_and_all_stand,

@@ -371,7 +371,8 @@ async fn a_restarted_instance_takes_its_predecessors_payments_over_at_once() {
         .into_iter()
         .map(|p| p.payment.id)
         .collect();
-    assert_eq!(taken, [held[0].id, held[1].id]);
+    let held_ids = [held[0].id, held[1].id];
+    assert_eq!(taken, held_ids);
     assert!(
         restarted
             .take_over_predecessor(10)
@@ -379,17 +380,29 @@ async fn a_restarted_instance_takes_its_predecessors_payments_over_at_once() {
             .unwrap()
             .is_empty()
     );
-    // Now leased to the new process: attempted by it only, not reclaimable.
+    // Now leased to the new process: attempted by it only, not reclaimable,
+    // and each process holds its own.
     assert!(api2.reclaim(10).await.unwrap().is_empty());
+    let held_by = |store: &PostgresStore| {
+        let store = store.clone();
+        async move {
+            let later = reroute_core::Timestamp::from_millis(i64::MAX);
+            let held = store.held(later, 10).await.unwrap();
+            held.into_iter().map(|p| p.payment.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(held_by(&restarted).await, [held_ids[0], held_ids[1]]);
+    assert_eq!(held_by(&others).await, [theirs.id]);
+    assert!(held_by(&api2).await.is_empty());
     assert!(
         restarted
-            .begin_attempt(held[0].id, attempt("default", 5))
+            .begin_attempt(held_ids[0], attempt("default", 5))
             .await
             .unwrap()
     );
     assert!(
         !others
-            .begin_attempt(held[1].id, attempt("default", 6))
+            .begin_attempt(held_ids[1], attempt("default", 6))
             .await
             .unwrap(),
         "a payment another process holds is not attempted by this one"
