@@ -197,7 +197,23 @@ impl Audit {
     }
 }
 
+/// A report's verdict word.
+pub fn verdict(passed: bool) -> &'static str {
+    if passed { "PASSED" } else { "FAILED" }
+}
+
 impl Audit {
+    /// The report's payments line (crash and chaos); `more` goes inside
+    /// its parentheses, after the number of sends.
+    pub fn write_payments(&self, f: &mut fmt::Formatter<'_>, more: &str) -> fmt::Result {
+        let p = &self.payments;
+        writeln!(
+            f,
+            "  payments      {} created: {} accepted, {} refused, {} unresolved ({} sends{more})",
+            p.created, p.accepted, p.refused, p.unresolved, p.sends
+        )
+    }
+
     /// The audit's lines of a readable report (crash and chaos).
     pub fn write_lines(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let a = self;

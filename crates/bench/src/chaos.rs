@@ -730,17 +730,8 @@ impl fmt::Display for ScenarioReport {
             self.fault_from_s,
             self.fault_to_s
         )?;
-        let a = &self.audit;
-        writeln!(
-            f,
-            "  payments      {} created: {} accepted, {} refused, {} unresolved ({} sends)",
-            a.payments.created,
-            a.payments.accepted,
-            a.payments.refused,
-            a.payments.unresolved,
-            a.payments.sends
-        )?;
-        a.write_lines(f)?;
+        self.audit.write_payments(f, "")?;
+        self.audit.write_lines(f)?;
         writeln!(
             f,
             "  max queue age {} ms (the router's oldest waiting payment, sampled every 250 ms)",
@@ -755,11 +746,7 @@ impl fmt::Display for ScenarioReport {
                 c.detail
             )?;
         }
-        write!(
-            f,
-            "  verdict       {}",
-            if self.passed { "PASSED" } else { "FAILED" }
-        )
+        write!(f, "  verdict       {}", audit::verdict(self.passed))
     }
 }
 
@@ -778,11 +765,7 @@ impl fmt::Display for ChaosReport {
         if let Some(dir) = &self.work_dir {
             writeln!(f, "logs: {}", dir.display())?;
         }
-        write!(
-            f,
-            "chaos verdict: {}",
-            if self.passed { "PASSED" } else { "FAILED" }
-        )
+        write!(f, "chaos verdict: {}", audit::verdict(self.passed))
     }
 }
 

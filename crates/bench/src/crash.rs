@@ -728,17 +728,14 @@ impl fmt::Display for CrashReport {
                     .map_or("never".to_owned(), |ms| format!("{ms} ms"))
             )?;
         }
-        writeln!(
+        a.write_payments(
             f,
-            "  payments      {} created: {} accepted, {} refused, {} unresolved ({} sends; {} answered 5xx/429, {} unanswered, {} connections refused)",
-            a.payments.created,
-            a.payments.accepted,
-            a.payments.refused,
-            a.payments.unresolved,
-            a.payments.sends,
-            self.requests.server_errors,
-            self.requests.unanswered,
-            self.requests.refused_connections
+            &format!(
+                "; {} answered 5xx/429, {} unanswered, {} connections refused",
+                self.requests.server_errors,
+                self.requests.unanswered,
+                self.requests.refused_connections
+            ),
         )?;
         a.write_lines(f)?;
         writeln!(
@@ -773,10 +770,6 @@ impl fmt::Display for CrashReport {
         if let Some(dir) = &self.work_dir {
             writeln!(f, "  logs          {}", dir.display())?;
         }
-        write!(
-            f,
-            "  verdict       {}",
-            if self.passed { "PASSED" } else { "FAILED" }
-        )
+        write!(f, "  verdict       {}", audit::verdict(self.passed))
     }
 }
