@@ -206,28 +206,30 @@ enum AmountField {
     NotNumber(String),
 }
 
-/// `paymentMethod` and `country`: text the parser judges, or not a string.
+/// A string field of a body (`paymentMethod`, `country`, the intelligence
+/// API's fields): absent, null, text the parser judges (escaped or not), or
+/// not a string.
 #[derive(Debug, Clone)]
-enum CodeField {
+enum Text {
     Absent,
     Null,
-    Text(String, bool),
+    Str(String, bool),
     NotString(String),
 }
 
-impl CodeField {
+impl Text {
     fn raw(&self) -> Option<String> {
         match self {
-            CodeField::Absent => None,
-            CodeField::Null => Some("null".into()),
-            CodeField::Text(t, escaped) => Some(json_string(t, *escaped)),
-            CodeField::NotString(raw) => Some(raw.clone()),
+            Text::Absent => None,
+            Text::Null => Some("null".into()),
+            Text::Str(t, escaped) => Some(json_string(t, *escaped)),
+            Text::NotString(raw) => Some(raw.clone()),
         }
     }
 
     fn text(&self) -> Option<&str> {
         match self {
-            CodeField::Text(t, _) => Some(t),
+            Text::Str(t, _) => Some(t),
             _ => None,
         }
     }
@@ -238,8 +240,8 @@ struct PaymentCase {
     content_type: Option<&'static str>,
     id: IdField,
     amount: AmountField,
-    method: CodeField,
-    country: CodeField,
+    method: Text,
+    country: Text,
     extras: Vec<(String, String)>,
     /// Repeat this one of the present known fields.
     duplicate: Option<prop::sample::Index>,
@@ -293,13 +295,13 @@ fn amount_field() -> impl Strategy<Value = AmountField> {
     ]
 }
 
-fn code_field(valid: &'static str, invalid: &'static str) -> impl Strategy<Value = CodeField> {
+fn code_field(valid: &'static str, invalid: &'static str) -> impl Strategy<Value = Text> {
     prop_oneof![
-        4 => Just(CodeField::Absent),
-        1 => Just(CodeField::Null),
-        3 => (valid, prop::bool::weighted(0.1)).prop_map(|(t, e)| CodeField::Text(t, e)),
-        1 => (invalid, any::<bool>()).prop_map(|(t, e)| CodeField::Text(t, e)),
-        1 => not_a_string().prop_map(CodeField::NotString),
+        4 => Just(Text::Absent),
+        1 => Just(Text::Null),
+        3 => (valid, prop::bool::weighted(0.1)).prop_map(|(t, e)| Text::Str(t, e)),
+        1 => (invalid, any::<bool>()).prop_map(|(t, e)| Text::Str(t, e)),
+        1 => not_a_string().prop_map(Text::NotString),
     ]
 }
 
@@ -428,7 +430,7 @@ fn judge_payment(case: &PaymentCase) -> PaymentVerdict {
         return Refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, None);
     }
     // Whole-body faults: a repeated field, a code that is not a string.
-    let not_string = |c: &CodeField| matches!(c, CodeField::NotString(_));
+    let not_string = |c: &Text| matches!(c, Text::NotString(_));
     let duplicated = case.duplicate.is_some() && !case.known_fields().is_empty();
     if duplicated || not_string(&case.method) || not_string(&case.country) {
         return Refused(bad, None);
@@ -761,26 +763,7 @@ async fn techcart() -> (tempfile::TempDir, TestApp, Http, Registry) {
     (dir, app, http, registry)
 }
 
-/// A string field of a transaction or recommendation body.
-#[derive(Debug, Clone)]
-enum Text {
-    Absent,
-    Null,
-    Str(String, bool),
-    NotString(String),
-}
-
-impl Text {
-    fn raw(&self) -> Option<String> {
-        match self {
-            Text::Absent => None,
-            Text::Null => Some("null".into()),
-            Text::Str(s, escaped) => Some(json_string(s, *escaped)),
-            Text::NotString(raw) => Some(raw.clone()),
-        }
-    }
-}
-
+/// A string field of a transaction or recommendation body, as a strategy.
 fn text_field(
     valid: impl Strategy<Value = String> + 'static,
     invalid: impl Strategy<Value = String> + 'static,
