@@ -26,14 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-wait_for() { # url
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    echo "not answering: $1" >&2
-    return 1
-}
+. scripts/lib.sh # wait_for
 
 RUST_LOG=warn "$bin" sim >"$work/sim.log" 2>&1 &
 pids+=($!)

@@ -32,14 +32,7 @@ base_port=${BASE_PORT:-9100}
 kill_after=${KILL_AFTER:-}
 case "$kill_after" in "" | [0-9]*) ;; *) echo "KILL_AFTER must be a number of seconds" >&2; exit 2 ;; esac
 
-wait_for() { # url
-    for _ in $(seq 1 300); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    echo "not answering: $1" >&2
-    return 1
-}
+. scripts/lib.sh # wait_for
 
 stop() {
     if [ -f "$work/pids" ]; then

@@ -37,14 +37,7 @@ trap cleanup EXIT INT TERM
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-wait_for() { # url
-    for _ in $(seq 1 200); do
-        curl -s -o /dev/null "$1" && return 0
-        sleep 0.05
-    done
-    echo "not answering: $1" >&2
-    return 1
-}
+. scripts/lib.sh # wait_for
 
 default_port=$(free_port)
 fallback_port=$(free_port)
