@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
+use crate::resolution::Landing;
 use crate::{api, leases, probe, ratelimit, telemetry, worker};
 
 /// Everything the handlers, workers and probes share.
@@ -32,6 +33,9 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     pub client: ProcessorClient,
     pub breakers: Breakers,
+    /// How long a send to each processor may take to land, from the delays
+    /// its health endpoint announces: the bound of the unknown-outcome rule.
+    pub landing: Landing,
     /// Segment and processor health, fed by the workers' attempts and by
     /// `POST /api/v1/transactions`; read by the intelligence API and used
     /// by the workers to route.
@@ -113,6 +117,12 @@ impl App {
         let shared = Arc::new(Shared {
             breakers: Breakers::new(registry.len(), config.circuit),
             client: ProcessorClient::new(config.processor_timeout),
+            landing: Landing::new(
+                registry.len(),
+                config.processor_timeout,
+                config.landing_margin,
+                config.health_interval,
+            ),
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
@@ -139,10 +149,12 @@ impl App {
         for _ in 0..shared.config.workers {
             tasks.spawn(worker::run(Arc::clone(&shared), cancel.clone()));
         }
-        let lease_period = match &shared.config.store {
-            StoreChoice::Postgres { lease, .. } => *lease / 3,
-            StoreChoice::Embedded(_) => std::time::Duration::from_secs(5),
-        };
+        // The store's own lease: a test (or an embedder) may hand over a
+        // store other than the one the configuration names.
+        let lease_period = shared
+            .store
+            .lease()
+            .map_or(std::time::Duration::from_secs(5), |lease| lease / 3);
         tasks.spawn(leases::run(
             Arc::clone(&shared),
             lease_period,

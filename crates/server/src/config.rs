@@ -45,6 +45,7 @@ const FALLBACK_URL: &str = "http://127.0.0.1:8002";
 const DEFAULT_DB: &str = "reroute.db";
 const DEFAULT_PATIENCE_MS: u64 = 60_000;
 const DEFAULT_PROCESSOR_TIMEOUT_MS: u64 = 5_000;
+const DEFAULT_LANDING_MARGIN_MS: u64 = 2_000;
 const DEFAULT_HEALTH_INTERVAL_MS: u64 = 5_000;
 const DEFAULT_WORKERS: usize = 128;
 const DEFAULT_LEASE_MS: u64 = 10_000;
@@ -113,6 +114,14 @@ pub struct ServeArgs {
     /// [default: 5000].
     #[arg(long, env = "REQUEST_TIMEOUT")]
     pub processor_timeout_ms: Option<u64>,
+
+    /// How much longer than its announced delay (or the processor timeout,
+    /// when longer) a processor may take to store a send, in ms [default:
+    /// 2000]. A payment whose send went unanswered stays at that processor
+    /// until this has passed since the send left; only then does a "not
+    /// found" let it go elsewhere (RELIABILITY.md, "Unknown outcomes").
+    #[arg(long, env = "REROUTE_LANDING_MARGIN_MS")]
+    pub landing_margin_ms: Option<u64>,
 
     /// Interval between two health probes of one processor, in ms [default:
     /// 5000]. The processors allow one call per 5 s; going lower only earns
@@ -234,6 +243,9 @@ pub struct ServeConfig {
     pub policy: Policy,
     pub circuit: CircuitConfig,
     pub processor_timeout: Duration,
+    /// How long past its announced delay a processor may still store a
+    /// send ([`crate::resolution::Landing`]).
+    pub landing_margin: Duration,
     pub health_interval: Duration,
     pub workers: usize,
     pub admin_token: Option<String>,
@@ -375,6 +387,7 @@ args! {
     PROCESSOR_FALLBACK_URL = "processor_fallback_url", "--processor-fallback-url", "PROCESSOR_FALLBACK_URL";
     PATIENCE_MS = "patience_ms", "--patience-ms", "REROUTE_PATIENCE_MS";
     PROCESSOR_TIMEOUT_MS = "processor_timeout_ms", "--processor-timeout-ms", "REQUEST_TIMEOUT";
+    LANDING_MARGIN_MS = "landing_margin_ms", "--landing-margin-ms", "REROUTE_LANDING_MARGIN_MS";
     TRIP_AFTER = "trip_after", "--trip-after", "REROUTE_TRIP_AFTER";
     DB = "db", "--db", "REROUTE_DB";
     STORE = "database_url", "--store", "DATABASE_URL";
@@ -638,6 +651,13 @@ impl ServeArgs {
             )
             .check(&r, at_least(1))?
             .unwrap_or(DEFAULT_PROCESSOR_TIMEOUT_MS);
+        let landing_margin_ms = r
+            .pick(
+                "routing.landing_margin_ms",
+                [(LANDING_MARGIN_MS, self.landing_margin_ms)],
+                routing.landing_margin_ms,
+            )
+            .or(DEFAULT_LANDING_MARGIN_MS);
         let trip_after = r
             .pick(
                 "routing.trip_after",
@@ -885,6 +905,7 @@ impl ServeArgs {
                 ..CircuitConfig::default()
             },
             processor_timeout: Duration::from_millis(processor_timeout_ms),
+            landing_margin: Duration::from_millis(landing_margin_ms),
             health_interval: Duration::from_millis(health_interval_ms),
             workers,
             admin_token,
@@ -928,6 +949,7 @@ struct RoutingTable {
     fallback_url: Option<String>,
     patience_ms: Option<u64>,
     processor_timeout_ms: Option<u64>,
+    landing_margin_ms: Option<u64>,
     trip_after: Option<u32>,
 }
 
@@ -1068,6 +1090,10 @@ impl ServeConfig {
         line(set(
             "routing.processor_timeout_ms",
             self.processor_timeout.as_millis().to_string(),
+        ));
+        line(set(
+            "routing.landing_margin_ms",
+            self.landing_margin.as_millis().to_string(),
         ));
         line(set(
             "routing.trip_after",

@@ -5,7 +5,8 @@
 //! [`queue`] hands it to a [`worker`], which asks the [`breakers`] (circuit
 //! breakers + routing policy from `reroute-core`) where to send it, records
 //! the attempt, calls the processor through [`processor`] and records the
-//! known outcome in the ledger. [`probe`] tasks poll processors' health
+//! known outcome in the ledger; what an answer proves, and when a payment
+//! whose outcome is unknown may go elsewhere, is [`resolution`]'s rule. [`probe`] tasks poll processors' health
 //! endpoints within their rate limit and feed the same breakers.
 //!
 //! Around that path: [`config`] builds the one configuration from flags,
@@ -24,6 +25,7 @@ pub mod probe;
 pub mod processor;
 pub mod queue;
 pub mod ratelimit;
+pub mod resolution;
 pub mod telemetry;
 pub mod worker;
 

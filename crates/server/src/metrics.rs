@@ -197,7 +197,7 @@ impl Metrics {
         let outcome = match result {
             AttemptResult::Approved | AttemptResult::AlreadyProcessed => "approved",
             AttemptResult::Declined => "declined",
-            AttemptResult::Failed => "error",
+            AttemptResult::Refused | AttemptResult::Failed => "error",
             AttemptResult::Unknown => "unknown",
         };
         let labels = vec![

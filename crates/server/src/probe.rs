@@ -64,7 +64,7 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
             .filter(|r| last_applied.is_none_or(|seen| r.at > seen))
         {
             last_applied = Some(report.at);
-            apply(&shared, index, report.failing);
+            apply(&shared, index, report);
         }
         if leading {
             let since_published = published.map_or(Duration::MAX, |r| {
@@ -88,11 +88,11 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
                             min_response_ms: u32::try_from(min_response_ms).unwrap_or(u32::MAX),
                             at,
                         };
+                        apply(&shared, index, &report);
                         if let Err(e) = shared.store.publish_probe(report).await {
                             tracing::warn!(processor = %id, error = %e, "cannot publish the probe");
                         }
                         last_applied = Some(at);
-                        apply(&shared, index, failing);
                         not_before = answered + interval;
                     }
                     Probe::RetryAfter(after) => {
@@ -111,10 +111,15 @@ pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: 
     }
 }
 
-/// A health check's answer reaches the circuit (routing) and the health
+/// A health check's answer reaches the circuit (routing), the health
 /// engine (the status and alerts operators read: a processor whose check
-/// fails is DOWN even while nothing is sent to it).
-fn apply(shared: &Shared, index: usize, failing: bool) {
+/// fails is DOWN even while nothing is sent to it) and the landing bound
+/// (how long a send may take to be stored, from the announced delay).
+fn apply(shared: &Shared, index: usize, report: &ProbeReport) {
+    let failing = report.failing;
+    shared
+        .landing
+        .announce(index, report.min_response_ms, report.at);
     let now = Timestamp::now();
     let signal = if failing {
         Signal::ProbeFailing

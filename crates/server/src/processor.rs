@@ -24,9 +24,17 @@ pub enum AttemptResult {
     AlreadyProcessed,
     /// Refused for good (a decline); nothing charged.
     Declined,
-    /// Definitely not processed by this request (5xx, 429, refused connection).
+    /// This request was refused before it was processed: the connection was
+    /// refused (nothing sent), or a 429 or another 4xx. Proves only that
+    /// *this* send was not stored: an earlier send of the same attempt may
+    /// still be.
+    Refused,
+    /// The processor answered a failure (a 5xx other than a gateway's): it
+    /// says it did not store this request, but only a lookup proves it
+    /// (a real processor, or a proxy in front of it, may have stored it).
     Failed,
-    /// Maybe processed: timeout or connection lost after sending.
+    /// Maybe processed, maybe still to be: timeout, connection lost after
+    /// sending, or a gateway's 502/504. This send may still land.
     Unknown,
 }
 
@@ -91,7 +99,7 @@ impl ProcessorClient {
             .expect("a request built from valid parts");
         match self.call(request).await {
             Call::Answered(answer) => classify(answer.status),
-            Call::NotSent => AttemptResult::Failed,
+            Call::NotSent => AttemptResult::Refused,
             Call::Lost => AttemptResult::Unknown,
         }
     }
@@ -221,6 +229,9 @@ fn classify(status: StatusCode) -> AttemptResult {
         402 => AttemptResult::Declined,
         // A gateway in front of the processor may have forwarded the request.
         502 | 504 => AttemptResult::Unknown,
+        // Turned away before processing: the reference's concurrency limit
+        // (429) and requests the processor could not read.
+        400..=499 => AttemptResult::Refused,
         _ => AttemptResult::Failed,
     }
 }
@@ -267,6 +278,11 @@ mod tests {
         );
         assert_eq!(
             classify(StatusCode::TOO_MANY_REQUESTS),
+            AttemptResult::Refused
+        );
+        assert_eq!(classify(StatusCode::BAD_REQUEST), AttemptResult::Refused);
+        assert_eq!(
+            classify(StatusCode::SERVICE_UNAVAILABLE),
             AttemptResult::Failed
         );
         assert_eq!(

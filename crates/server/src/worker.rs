@@ -40,8 +40,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::app::Shared;
-use crate::processor::{AttemptResult, Lookup};
+use crate::processor::AttemptResult;
 use crate::queue::Job;
+use crate::resolution::{self, Answer, Doubt};
 
 /// Where `payment` goes if nothing changes before a worker takes it: the
 /// cheapest processor that takes it, when both its health gate and its
@@ -105,6 +106,13 @@ async fn process(shared: &Shared, job: Job) {
     } else {
         None
     };
+    // A payment taken over from the store (a previous run's, another
+    // instance's, or one this instance held without working on it) may
+    // have been sent by whoever held it, at any instant up to now.
+    let mut doubt = match payment.attempt {
+        Some(_) => Doubt::since(Timestamp::now()),
+        None => Doubt::CLEAR,
+    };
     let eligible: Vec<bool> = shared
         .registry
         .by_fee()
@@ -119,8 +127,8 @@ async fn process(shared: &Shared, job: Job) {
         .collect();
     loop {
         let step = match payment.attempt.clone() {
-            Some(attempt) => resolve(shared, &mut payment, attempt).await,
-            None => attempt_fresh(shared, &mut payment, &eligible, &mut plan).await,
+            Some(attempt) => resolve(shared, &mut payment, attempt, &mut doubt).await,
+            None => attempt_fresh(shared, &mut payment, &eligible, &mut plan, &mut doubt).await,
         };
         if let Next::Done = step {
             return;
@@ -136,6 +144,7 @@ async fn attempt_fresh(
     payment: &mut PendingPayment,
     eligible: &[bool],
     plan: &mut Option<Attempt>,
+    doubt: &mut Doubt,
 ) -> Next {
     // Created before the gates are read, so that no wake-up is missed.
     let changed = shared.breakers.changed();
@@ -162,31 +171,57 @@ async fn attempt_fresh(
         }
     };
     let processor = &shared.registry.by_fee()[index];
-    if let Some(attempt) = plan.take_if(|a| a.processor == processor.id.as_str()) {
+    // A new attempt: none of its sends can have been stored yet.
+    *doubt = Doubt::CLEAR;
+    if let Some(planned) = plan.take_if(|a| a.processor == processor.id.as_str()) {
+        // `requestedAt` is the instant of the first send (MISSION rule 2),
+        // not of the acceptance that recorded the plan: a payment held by
+        // an open circuit is sent later. Should this process die before
+        // the outcome is recorded, the next one resolves the recorded plan
+        // at this processor and takes the instant from its books.
+        let attempt = Attempt {
+            requested_at: Timestamp::now(),
+            ..planned
+        };
         payment.attempt = Some(attempt.clone());
-        return send(shared, payment, index, attempt, false).await;
+        return send(shared, payment, index, attempt, doubt).await;
     }
     let attempt = Attempt {
         processor: processor.id.to_string(),
         requested_at: Timestamp::now(),
     };
+    if let Some(stop) = begin(shared, payment, &attempt).await {
+        return stop;
+    }
+    // The plan, if any, is replaced for good.
+    *plan = None;
+    payment.attempt = Some(attempt.clone());
+    send(shared, payment, index, attempt, doubt).await
+}
+
+/// Records `attempt` as about to be sent, which also checks that the payment
+/// is still pending and still this instance's ([`reroute_store::Store::begin_attempt`]).
+/// `None`: send it. Otherwise do not, and the step ends: `Done` when the
+/// payment is not this instance's to send (finished, purged, or taken over
+/// by another instance after this one stalled past its lease), `Continue`
+/// to try again from the top when the store could not say.
+async fn begin(shared: &Shared, payment: &PendingPayment, attempt: &Attempt) -> Option<Next> {
     match shared
         .store
         .begin_attempt(payment.payment.id, attempt.clone())
         .await
     {
-        Ok(true) => {}
-        Ok(false) => return Next::Done, // purged or finished elsewhere
+        Ok(true) => None,
+        Ok(false) => {
+            tracing::info!(id = %payment.payment.id, "no longer pending here; not sent");
+            Some(Next::Done)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot record the attempt; retrying");
             tokio::time::sleep(Duration::from_millis(200)).await;
-            return Next::Continue;
+            Some(Next::Continue)
         }
     }
-    // The plan, if any, is replaced for good.
-    *plan = None;
-    payment.attempt = Some(attempt.clone());
-    send(shared, payment, index, attempt, false).await
 }
 
 /// Whether a fresh payment may go to this processor now: the health gate of
@@ -213,8 +248,16 @@ fn gate(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> 
     circuit
 }
 
-/// Re-sends an open attempt to its processor, with its `requestedAt`.
-async fn resolve(shared: &Shared, payment: &mut PendingPayment, attempt: Attempt) -> Next {
+/// Resolves an open attempt at its processor: once every send of it that
+/// may have been stored has landed or never will, a lookup decides;
+/// before, a re-send with the same `requestedAt`, while the processor's
+/// circuit lets it through.
+async fn resolve(
+    shared: &Shared,
+    payment: &mut PendingPayment,
+    attempt: Attempt,
+    doubt: &mut Doubt,
+) -> Next {
     let Some(index) = shared.registry.index_of(&attempt.processor) else {
         // The processor left the registry: nothing can be resolved there.
         tracing::error!(id = %payment.payment.id, processor = %attempt.processor,
@@ -222,24 +265,38 @@ async fn resolve(shared: &Shared, payment: &mut PendingPayment, attempt: Attempt
         tokio::time::sleep(Duration::from_secs(60)).await;
         return Next::Continue;
     };
+    let now = Timestamp::now();
+    let landed = doubt
+        .deadline(|since| shared.landing.deadline(index, since, now))
+        .is_some_and(|deadline| deadline <= now);
+    if landed {
+        return look_up(shared, payment, index, attempt, None, doubt).await;
+    }
     let changed = shared.breakers.changed();
-    match shared.breakers.claim(index, Timestamp::now()) {
-        Gate::Go | Gate::Trial => send(shared, payment, index, attempt, true).await,
+    match shared.breakers.claim(index, now) {
+        Gate::Go | Gate::Trial => {}
         Gate::WaitUntil(until) => {
             wait(changed, until).await;
-            Next::Continue
+            return Next::Continue;
         }
     }
+    // A re-send leaves only while the payment is pending and this
+    // instance's: a stale holder (paused past its lease, or the sweep
+    // finding a payment that just finished) stops here.
+    if let Some(stop) = begin(shared, payment, &attempt).await {
+        return stop;
+    }
+    send(shared, payment, index, attempt, doubt).await
 }
 
-/// One send of `attempt`. `resending` when an earlier send of the same
-/// attempt may have reached the processor.
+/// One send of `attempt`; `doubt` says which earlier sends of it may still
+/// be stored.
 async fn send(
     shared: &Shared,
     payment: &mut PendingPayment,
     index: usize,
     attempt: Attempt,
-    resending: bool,
+    doubt: &mut Doubt,
 ) -> Next {
     let processor = &shared.registry.by_fee()[index];
     let url = processor
@@ -247,6 +304,7 @@ async fn send(
         .as_deref()
         .expect("only processors with a URL are eligible");
     let id = payment.payment.id;
+    let left = Timestamp::now();
     let started = std::time::Instant::now();
     let in_flight = shared.metrics.attempt_started();
     let result = shared
@@ -268,37 +326,68 @@ async fn send(
     let latency_ms = u32::try_from(elapsed.as_millis()).unwrap_or(u32::MAX);
     let now = Timestamp::now();
     let signal = match result {
-        AttemptResult::Failed | AttemptResult::Unknown => Signal::Failed,
+        AttemptResult::Refused | AttemptResult::Failed | AttemptResult::Unknown => Signal::Failed,
         _ => Signal::Answered,
     };
     shared.breakers.observe(index, signal, now);
     observe_health(shared, index, &payment.payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
-    // Whether some send of this attempt was stored: asked when the answer
-    // leaves it open. A status query is cheap and, unlike a re-send, not
-    // slowed by the processor's delay.
-    let lookup = match result {
-        AttemptResult::AlreadyProcessed | AttemptResult::Unknown => {
-            Some(shared.client.lookup(url, id).await)
+    *doubt = doubt.after_send(result, left);
+    match resolution::on_answer(result, *doubt, attempt.requested_at) {
+        Answer::Settled(verdict) => conclude(shared, payment, attempt, Some(result), verdict).await,
+        // A status query is cheap and, unlike a re-send, not slowed by the
+        // processor's delay.
+        Answer::LookUp => look_up(shared, payment, index, attempt, Some(result), doubt).await,
+    }
+}
+
+/// Asks the processor whether it has the payment, after the send answered
+/// `sent` (`None`: the lookup stands alone, every doubtful send having
+/// landed or never to).
+async fn look_up(
+    shared: &Shared,
+    payment: &mut PendingPayment,
+    index: usize,
+    attempt: Attempt,
+    sent: Option<AttemptResult>,
+    doubt: &mut Doubt,
+) -> Next {
+    let url = shared.registry.by_fee()[index]
+        .url
+        .as_deref()
+        .expect("only processors with a URL are eligible");
+    let looked_at = Timestamp::now();
+    let found = shared.client.lookup(url, payment.payment.id).await;
+    *doubt = doubt.after_lookup(sent, found, looked_at);
+    let deadline = doubt.deadline(|since| shared.landing.deadline(index, since, looked_at));
+    let verdict = resolution::on_lookup(sent, found, looked_at, deadline, attempt.requested_at);
+    if verdict == resolution::Verdict::Free {
+        *doubt = Doubt::CLEAR;
+    }
+    conclude(shared, payment, attempt, sent, verdict).await
+}
+
+/// Acts on what was concluded about the payment.
+async fn conclude(
+    shared: &Shared,
+    payment: &mut PendingPayment,
+    attempt: Attempt,
+    sent: Option<AttemptResult>,
+    verdict: resolution::Verdict,
+) -> Next {
+    use resolution::Verdict;
+    let id = payment.payment.id;
+    match verdict {
+        Verdict::Processed(requested_at) if requested_at == attempt.requested_at => {
+            finish(shared, payment, Outcome::Processed(attempt)).await
         }
-        // Refused, but an earlier send of the same attempt may have been stored.
-        AttemptResult::Failed if resending => Some(shared.client.lookup(url, id).await),
-        _ => None,
-    };
-    match (result, lookup) {
-        (AttemptResult::Approved, _) => finish(shared, payment, Outcome::Processed(attempt)).await,
-        (AttemptResult::Declined, _) => finish(shared, payment, Outcome::Declined(attempt)).await,
-        // Processed by some send: the processor's own requestedAt is what its
-        // books count, so record that one.
-        (_, Some(Lookup::Found { requested_at })) => {
-            let ours = requested_at == attempt.requested_at;
+        // Processed by a send with another `requestedAt`: the processor's
+        // own is what its books count, so record that one.
+        Verdict::Processed(requested_at) => {
             let stored = Attempt {
                 requested_at,
                 ..attempt
             };
-            if ours {
-                return finish(shared, payment, Outcome::Processed(stored)).await;
-            }
             match settle_with_peers(shared, id, stored).await {
                 Some(outcome) => finish(shared, payment, outcome).await,
                 None => {
@@ -307,25 +396,30 @@ async fn send(
                 }
             }
         }
-        // Charged, but whose send it was is unknown: with peers, only the
-        // stored requestedAt can tell; ask again later.
-        (AttemptResult::AlreadyProcessed, _) if !shared.peers.is_empty() => {
-            tokio::time::sleep(PEER_RETRY).await;
-            Next::Continue
-        }
-        (AttemptResult::AlreadyProcessed, _) => {
-            finish(shared, payment, Outcome::Processed(attempt)).await
-        }
-        // Definitely not processed: the payment may go elsewhere, with a new
-        // requestedAt.
-        (AttemptResult::Failed, None | Some(Lookup::NotFound)) => {
+        Verdict::Declined => finish(shared, payment, Outcome::Declined(attempt)).await,
+        // Definitely not stored, nor can it be: the payment may go
+        // elsewhere, with a new requestedAt.
+        Verdict::Free => {
             payment.attempt = None;
             Next::Continue
         }
-        // Still unknown: the next loop re-sends with the same requestedAt.
-        (AttemptResult::Failed | AttemptResult::Unknown, _) => Next::Continue,
+        // Unanswered: re-send at once, as a slow processor is still
+        // answering (each re-send waits for its answer).
+        Verdict::Pinned { .. } if sent == Some(AttemptResult::Unknown) => Next::Continue,
+        // Refused or failing while an earlier send may still land: wait
+        // until it has landed (then a lookup decides) or the processor
+        // comes back.
+        Verdict::Pinned { until } => {
+            let changed = shared.breakers.changed();
+            let retry = Timestamp::now().plus_millis(PINNED_RETRY_MS);
+            wait(changed, until.map_or(retry, |until| until.max(retry))).await;
+            Next::Continue
+        }
     }
 }
+
+/// The shortest wait before a pinned attempt is tried again.
+const PINNED_RETRY_MS: i64 = 200;
 
 /// Feeds one send's outcome to the health engine. "Already processed" is the
 /// processor confirming an earlier send: it answered, so it counts as an
@@ -341,7 +435,7 @@ fn observe_health(
     let outcome = match result {
         AttemptResult::Approved | AttemptResult::AlreadyProcessed => health::Outcome::Approved,
         AttemptResult::Declined => health::Outcome::Declined,
-        AttemptResult::Failed => health::Outcome::Error,
+        AttemptResult::Refused | AttemptResult::Failed => health::Outcome::Error,
         AttemptResult::Unknown => health::Outcome::Timeout,
     };
     let tx = Transaction {

@@ -198,8 +198,13 @@ pub trait Store: Send + Sync + 'static {
         plan: Option<Attempt>,
     ) -> StoreFuture<'_, Acceptance>;
 
-    /// Records that `attempt` is about to be sent. `false` if the payment is
-    /// no longer pending (finished, or purged meanwhile): do not send.
+    /// Records that `attempt` is about to be sent: before the first send of
+    /// an attempt and before every re-send of it (the same attempt again).
+    /// `false` if the payment is no longer pending (finished, or purged
+    /// meanwhile) or no longer this instance's (taken over by another after
+    /// this one's lease ran out; with PostgreSQL, also while its lease has
+    /// run out and not been renewed): do not send. This is the fence that
+    /// stops a stale holder.
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool>;
 
     /// Records the known outcome. `false` if the payment was no longer pending.
@@ -226,9 +231,16 @@ pub trait Store: Send + Sync + 'static {
     /// Extends, by the store's lease duration from now, the lease of every
     /// pending payment this instance holds, so that no other instance
     /// reclaims them. Call it well within the lease (every third of it): a
-    /// payment whose lease ran out may be taken over, after which this
-    /// instance's [`Store::begin_attempt`] for it returns `false`.
+    /// payment whose lease ran out may be taken over, and until it is
+    /// renewed this instance's [`Store::begin_attempt`] for it returns
+    /// `false`.
     fn renew(&self) -> StoreFuture<'_, ()>;
+
+    /// How long a lease lasts without renewal; `None` where leases never
+    /// run out (a lone embedded store).
+    fn lease(&self) -> Option<Duration> {
+        None
+    }
 
     /// Takes over up to `limit` pending payments that no live instance holds
     /// (their holder crashed or stalled past its lease; with the embedded

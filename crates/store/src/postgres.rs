@@ -535,6 +535,7 @@ const APPLY_GROUP: &str = concat!(
         UPDATE payments p SET processor = b.processor, requested_at = b.requested_at
         FROM unnest($6::uuid[], $7::text[], $8::int8[]) AS b(id, processor, requested_at)
         WHERE p.id = ANY($6) AND p.id = b.id AND p.state = 0 AND p.holder = $13
+          AND p.lease_until > clock_timestamp()
         RETURNING p.id
     ), finished AS (
         UPDATE payments p
@@ -845,8 +846,11 @@ impl Store for PostgresStore {
         self.write(|tx| Write::Accept(payment, plan, tx))
     }
 
-    /// Only the holder records an attempt: `false` also when another
-    /// instance has taken the payment over.
+    /// Only the holder, while its lease runs, records an attempt: `false`
+    /// also when another instance has taken the payment over, or when this
+    /// instance's lease ran out (it stalled, or lost PostgreSQL, past it)
+    /// and was not renewed since: a payment whose lease ran out may be taken
+    /// over at any moment, and its holder must not send it meanwhile.
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
         self.write(|tx| Write::BeginAttempt(id, attempt, tx))
     }
@@ -943,6 +947,12 @@ impl Store for PostgresStore {
 
     fn purge(&self) -> StoreFuture<'_, ()> {
         self.query(|client| async move { client.batch_execute("TRUNCATE payments").await })
+    }
+
+    fn lease(&self) -> Option<Duration> {
+        Some(Duration::from_millis(
+            u64::try_from(self.inner.lease_ms).unwrap_or(0),
+        ))
     }
 
     fn renew(&self) -> StoreFuture<'_, ()> {

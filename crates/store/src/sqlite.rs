@@ -274,13 +274,14 @@ fn apply(
             let changed = tx
                 .prepare_cached(
                     "UPDATE payments SET processor = ?2, requested_at = ?3
-                     WHERE id = ?1 AND state = ?4",
+                     WHERE id = ?1 AND state = ?4 AND holder = ?5",
                 )?
                 .execute(params![
                     &id.as_bytes()[..],
                     attempt.processor,
                     attempt.requested_at.millis(),
-                    STATE_PENDING
+                    STATE_PENDING,
+                    &run[..],
                 ])?;
             Ok(Applied::Flag(changed == 1))
         }

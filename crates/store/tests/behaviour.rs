@@ -417,6 +417,39 @@ async fn payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts<
     );
 }
 
+/// The fence a re-send passes: a payment another holder left (a previous
+/// run, a dead instance) is nobody's to send until it is taken over.
+async fn a_payment_left_by_another_holder_is_not_attempted_until_taken_over<E: Engine>() {
+    let engine = E::new().await;
+    let p = payment(100, 1);
+    {
+        let crashed = engine.open().await;
+        crashed.accept(p.clone()).await.unwrap();
+        assert!(
+            crashed
+                .begin_attempt(p.id, attempt("default", 50))
+                .await
+                .unwrap()
+        );
+    }
+    engine.outlive_leases().await;
+    let store = engine.open().await;
+    assert!(
+        !store
+            .begin_attempt(p.id, attempt("default", 50))
+            .await
+            .unwrap(),
+        "re-sent by a holder that never took it over"
+    );
+    assert_eq!(store.reclaim(10).await.unwrap().len(), 1);
+    assert!(
+        store
+            .begin_attempt(p.id, attempt("default", 50))
+            .await
+            .unwrap()
+    );
+}
+
 async fn reclaim_hands_back_at_most_the_limit_oldest_first<E: Engine>() {
     let engine = E::new().await;
     let payments: Vec<_> = (0..5).map(|i| payment(i + 1, i)).collect();
@@ -528,6 +561,7 @@ behaviours!(
     concurrent_attempts_and_outcomes_of_many_payments_all_stand,
     purge_empties_queue_and_ledger,
     payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts,
+    a_payment_left_by_another_holder_is_not_attempted_until_taken_over,
     reclaim_hands_back_at_most_the_limit_oldest_first,
     payments_accepted_by_this_instance_are_not_reclaimed_by_it,
     the_latest_probe_report_of_each_processor_is_shared,

@@ -127,6 +127,31 @@ async fn a_live_instance_keeps_its_payments_by_renewing_its_leases() {
     );
 }
 
+/// A holder paused, or cut off from the database, past its lease may be
+/// taken over at any moment: until it renews, it must not send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_whose_lease_ran_out_sends_nothing_until_it_renews() {
+    let engine = Postgres::new().await;
+    let stalled = engine.open().await;
+    let p = payment(100, 1);
+    stalled.accept(p.clone()).await.unwrap();
+    engine.outlive_leases().await;
+    assert!(
+        !stalled
+            .begin_attempt(p.id, attempt("default", 2))
+            .await
+            .unwrap(),
+        "an attempt recorded on a lease that ran out"
+    );
+    stalled.renew().await.unwrap();
+    assert!(
+        stalled
+            .begin_attempt(p.id, attempt("default", 2))
+            .await
+            .unwrap()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_outcome_from_the_former_holder_is_recorded_once() {
     let engine = Postgres::new().await;

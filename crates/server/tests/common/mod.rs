@@ -289,7 +289,7 @@ pub struct TestApp {
 }
 
 /// The configuration `reroute serve` would build from these arguments.
-fn parse_serve(argv: Vec<String>) -> ServeConfig {
+pub fn parse_serve(argv: Vec<String>) -> ServeConfig {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
