@@ -30,6 +30,7 @@ use reroute_core::{
 
 const POLICY: Policy = Policy {
     patience_ms: 60_000,
+    spill_wait_ms: 1_000,
 };
 
 /// A down processor's circuit trips at `t = 0` (its first trial is due at

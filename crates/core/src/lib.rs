@@ -9,6 +9,7 @@
 //! the router uses.
 
 pub mod circuit;
+pub mod concurrency;
 pub mod health;
 pub mod id;
 pub mod money;
@@ -17,6 +18,7 @@ pub mod registry;
 pub mod time;
 
 pub use circuit::{Circuit, CircuitConfig, Gate, Signal};
+pub use concurrency::{Limit, LimitConfig};
 pub use health::{HealthConfig, HealthEngine, Status};
 pub use id::CorrelationId;
 pub use money::{Money, MoneyError};

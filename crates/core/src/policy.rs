@@ -1,5 +1,7 @@
 //! Which processor a payment goes to next: the cheapest one that is up; a
-//! pricier one only once the payment has waited longer than the patience.
+//! pricier one only once the payment has waited longer than the patience
+//! (the cheap one is down), or when the cheap one is up but cannot keep up
+//! (the payment *spills*: [`Policy::spill`]).
 //!
 //! Pure: it reads the circuits (taking a trial slot when it uses one) and the
 //! payment's age; the worker does the waiting and the sending.
@@ -13,6 +15,9 @@ pub struct Policy {
     /// How long (ms) a payment may wait for a cheaper processor to recover
     /// before a pricier one is used.
     pub patience_ms: i64,
+    /// How long (ms) a payment may expect to wait for a free send at a
+    /// processor that is up before it spills to the next one by fee.
+    pub spill_wait_ms: u64,
 }
 
 /// What to do with a payment now.
@@ -72,6 +77,29 @@ impl Policy {
         }
     }
 
+    /// Where a payment the policy sent to `chosen` goes when `chosen` cannot
+    /// keep up: the first processor from `chosen` on, by fee, that the
+    /// payment may use (`eligible`), that is open to it now (`open`: up and
+    /// not on trial) and whose expected wait for a free send (`wait_ms`) is
+    /// within [`Policy::spill_wait_ms`]. `chosen` itself when it keeps up,
+    /// or when nobody else has room (waiting at the cheapest then costs no
+    /// more than waiting anywhere).
+    pub fn spill(
+        &self,
+        chosen: usize,
+        eligible: &[bool],
+        mut open: impl FnMut(usize) -> bool,
+        mut wait_ms: impl FnMut(usize) -> u64,
+    ) -> usize {
+        if wait_ms(chosen) <= self.spill_wait_ms {
+            return chosen;
+        }
+        (chosen + 1..eligible.len())
+            .filter(|&i| eligible[i])
+            .find(|&i| open(i) && wait_ms(i) <= self.spill_wait_ms)
+            .unwrap_or(chosen)
+    }
+
     /// The rule over circuit breakers alone; `circuits` and `eligible` are
     /// indexed like the fee-ordered registry.
     pub fn choose(
@@ -102,6 +130,7 @@ mod tests {
 
     const POLICY: Policy = Policy {
         patience_ms: 10_000,
+        spill_wait_ms: 500,
     };
 
     #[test]
@@ -151,7 +180,10 @@ mod tests {
     fn patience_deadline_wakes_the_payment_if_it_comes_first() {
         let mut c = circuits(2);
         c[0].observe(Signal::ProbeFailing, t(0), 0.0);
-        let policy = Policy { patience_ms: 30 };
+        let policy = Policy {
+            patience_ms: 30,
+            ..POLICY
+        };
         assert_eq!(
             policy.choose(&mut c, &[true, true], t(0), t(10)),
             Decision::WaitUntil(t(30))
@@ -192,5 +224,44 @@ mod tests {
             POLICY.choose(&mut c, &[true, true], t(-20_000), t(150)),
             Decision::WaitUntil(t(200))
         );
+    }
+
+    #[test]
+    fn a_processor_that_keeps_up_keeps_its_payments() {
+        let chosen = POLICY.spill(0, &[true, true], |_| true, |i| [500, 0][i]);
+        assert_eq!(chosen, 0);
+    }
+
+    #[test]
+    fn the_overflow_of_a_processor_that_cannot_keep_up_goes_to_the_next_by_fee() {
+        let chosen = POLICY.spill(0, &[true, true, true], |_| true, |i| [501, 0, 0][i]);
+        assert_eq!(chosen, 1);
+    }
+
+    #[test]
+    fn a_spill_skips_processors_down_full_or_not_eligible() {
+        let waits = [9_000, 0, 9_000, 0, 0];
+        // 1 is down, 2 is as full as 0, 3 does not take the payment.
+        let chosen = POLICY.spill(
+            0,
+            &[true, true, true, false, true],
+            |i| i != 1,
+            |i| waits[i],
+        );
+        assert_eq!(chosen, 4);
+    }
+
+    #[test]
+    fn with_no_room_anywhere_the_payment_waits_for_the_cheapest() {
+        let chosen = POLICY.spill(0, &[true, true], |_| true, |_| 9_000);
+        assert_eq!(chosen, 0);
+        let chosen = POLICY.spill(0, &[true, true], |_| false, |i| [9_000, 0][i]);
+        assert_eq!(chosen, 0);
+    }
+
+    #[test]
+    fn a_spill_never_goes_to_a_cheaper_processor() {
+        let chosen = POLICY.spill(1, &[true, true, true], |_| true, |i| [0, 9_000, 9_000][i]);
+        assert_eq!(chosen, 1);
     }
 }

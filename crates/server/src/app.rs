@@ -19,6 +19,7 @@ use tower::Layer as _;
 
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
+use crate::lanes::Lanes;
 use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::processor::ProcessorClient;
@@ -36,6 +37,8 @@ pub struct Shared {
     /// How long a send to each processor may take to land, from the delays
     /// its health endpoint announces: the bound of the unknown-outcome rule.
     pub landing: Landing,
+    /// Sends in flight per processor, within each one's adaptive limit.
+    pub lanes: Lanes,
     /// Segment and processor health, fed by the workers' attempts and by
     /// `POST /api/v1/transactions`; read by the intelligence API and used
     /// by the workers to route.
@@ -117,6 +120,7 @@ impl App {
         let shared = Arc::new(Shared {
             breakers: Breakers::new(registry.len(), config.circuit),
             client: ProcessorClient::new(config.processor_timeout),
+            lanes: Lanes::new(registry.len(), config.lanes),
             landing: Landing::new(
                 registry.len(),
                 config.processor_timeout,
@@ -146,9 +150,11 @@ impl App {
         }
         let cancel = shared.stopping.clone();
         let tasks = TaskTracker::new();
-        for _ in 0..shared.config.workers {
-            tasks.spawn(worker::run(Arc::clone(&shared), cancel.clone()));
-        }
+        tasks.spawn(worker::run(
+            Arc::clone(&shared),
+            cancel.clone(),
+            tasks.clone(),
+        ));
         // The store's own lease: a test (or an embedder) may hand over a
         // store other than the one the configuration names.
         let lease_period = shared

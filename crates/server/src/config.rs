@@ -33,7 +33,7 @@ use std::time::Duration;
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use reroute_core::{
-    CircuitConfig, FeeRate, HealthConfig, Policy, Processor, ProcessorId, Registry,
+    CircuitConfig, FeeRate, HealthConfig, LimitConfig, Policy, Processor, ProcessorId, Registry,
 };
 
 use crate::ratelimit::RateLimit;
@@ -46,6 +46,11 @@ const DEFAULT_DB: &str = "reroute.db";
 const DEFAULT_PATIENCE_MS: u64 = 60_000;
 const DEFAULT_PROCESSOR_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_LANDING_MARGIN_MS: u64 = 2_000;
+const DEFAULT_SPILL_WAIT_MS: u64 = 1_000;
+const DEFAULT_MAX_IN_FLIGHT: u32 = 1_000;
+/// Where a processor's limit starts, and the least it keeps.
+const DEFAULT_INITIAL_IN_FLIGHT: u32 = 128;
+const MIN_IN_FLIGHT: u32 = 8;
 const DEFAULT_HEALTH_INTERVAL_MS: u64 = 5_000;
 const DEFAULT_WORKERS: usize = 128;
 const DEFAULT_LEASE_MS: u64 = 10_000;
@@ -123,14 +128,32 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_LANDING_MARGIN_MS")]
     pub landing_margin_ms: Option<u64>,
 
+    /// How long a payment may expect to wait for a free send at a processor
+    /// that is up before it spills to the next one by fee, in ms [default:
+    /// 1000]. The trade: every spilled payment pays the fee difference (3
+    /// points between the Rinha pair's 7% and 10%); every payment kept
+    /// waits up to this long more. 0 spills as soon as the cheap processor
+    /// has a backlog. Outages are `--patience-ms`'s.
+    #[arg(long, env = "REROUTE_SPILL_WAIT_MS")]
+    pub spill_wait_ms: Option<u64>,
+
+    /// The most sends in flight to one processor from this instance, in
+    /// [8, 100000] [default: 1000]. Below it the limit adapts to what the
+    /// processor carries (it grows while latency stays near its floor and
+    /// backs off on 429s, timeouts and rising latency).
+    #[arg(long, env = "REROUTE_MAX_IN_FLIGHT")]
+    pub max_in_flight: Option<u32>,
+
     /// Interval between two health probes of one processor, in ms [default:
     /// 5000]. The processors allow one call per 5 s; going lower only earns
     /// 429s.
     #[arg(long, env = "HEALTH_CHECK_INTERVAL")]
     pub health_interval_ms: Option<u64>,
 
-    /// Payments worked on at once (each waits on its processor's answer)
-    /// [default: 128].
+    /// Payments routed at once [default: 128]: a payment holds one from the
+    /// queue until its first send has room at its processor, so payments
+    /// waiting for a processor to recover (patience) hold one. Sends in
+    /// flight are not limited by it but per processor (`--max-in-flight`).
     #[arg(long, env = "REROUTE_WORKERS")]
     pub workers: Option<usize>,
 
@@ -241,6 +264,8 @@ pub struct ServeConfig {
     /// The health engine's settings (validated).
     pub health: HealthConfig,
     pub policy: Policy,
+    /// The limits of sends in flight per processor ([`crate::lanes`]).
+    pub lanes: LimitConfig,
     pub circuit: CircuitConfig,
     pub processor_timeout: Duration,
     /// How long past its announced delay a processor may still store a
@@ -388,6 +413,8 @@ args! {
     PATIENCE_MS = "patience_ms", "--patience-ms", "REROUTE_PATIENCE_MS";
     PROCESSOR_TIMEOUT_MS = "processor_timeout_ms", "--processor-timeout-ms", "REQUEST_TIMEOUT";
     LANDING_MARGIN_MS = "landing_margin_ms", "--landing-margin-ms", "REROUTE_LANDING_MARGIN_MS";
+    SPILL_WAIT_MS = "spill_wait_ms", "--spill-wait-ms", "REROUTE_SPILL_WAIT_MS";
+    MAX_IN_FLIGHT = "max_in_flight", "--max-in-flight", "REROUTE_MAX_IN_FLIGHT";
     TRIP_AFTER = "trip_after", "--trip-after", "REROUTE_TRIP_AFTER";
     DB = "db", "--db", "REROUTE_DB";
     STORE = "database_url", "--store", "DATABASE_URL";
@@ -658,6 +685,27 @@ impl ServeArgs {
                 routing.landing_margin_ms,
             )
             .or(DEFAULT_LANDING_MARGIN_MS);
+        let spill_wait_ms = r
+            .pick(
+                "routing.spill_wait_ms",
+                [(SPILL_WAIT_MS, self.spill_wait_ms)],
+                routing.spill_wait_ms,
+            )
+            .or(DEFAULT_SPILL_WAIT_MS);
+        let max_in_flight = r
+            .pick(
+                "routing.max_in_flight",
+                [(MAX_IN_FLIGHT, self.max_in_flight)],
+                routing.max_in_flight,
+            )
+            .check(&r, |n| {
+                if (8..=100_000).contains(&n) {
+                    Ok(n)
+                } else {
+                    Err("must be between 8 and 100000".to_owned())
+                }
+            })?
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         let trip_after = r
             .pick(
                 "routing.trip_after",
@@ -899,6 +947,12 @@ impl ServeArgs {
             health: engine,
             policy: Policy {
                 patience_ms: i64::try_from(patience_ms).unwrap_or(i64::MAX),
+                spill_wait_ms,
+            },
+            lanes: LimitConfig {
+                initial: DEFAULT_INITIAL_IN_FLIGHT.min(max_in_flight),
+                min: MIN_IN_FLIGHT,
+                max: max_in_flight,
             },
             circuit: CircuitConfig {
                 trip_after,
@@ -950,6 +1004,8 @@ struct RoutingTable {
     patience_ms: Option<u64>,
     processor_timeout_ms: Option<u64>,
     landing_margin_ms: Option<u64>,
+    spill_wait_ms: Option<u64>,
+    max_in_flight: Option<u32>,
     trip_after: Option<u32>,
 }
 
@@ -1095,6 +1151,11 @@ impl ServeConfig {
             "routing.landing_margin_ms",
             self.landing_margin.as_millis().to_string(),
         ));
+        line(set(
+            "routing.spill_wait_ms",
+            self.policy.spill_wait_ms.to_string(),
+        ));
+        line(set("routing.max_in_flight", self.lanes.max.to_string()));
         line(set(
             "routing.trip_after",
             self.circuit.trip_after.to_string(),

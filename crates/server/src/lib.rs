@@ -3,8 +3,10 @@
 //! A payment's path through this crate: [`api::payments`] parses and
 //! validates it and makes it durable in the store before answering 202; the
 //! [`queue`] hands it to a [`worker`], which asks the [`breakers`] (circuit
-//! breakers + routing policy from `reroute-core`) where to send it, records
-//! the attempt, calls the processor through [`processor`] and records the
+//! breakers + routing policy from `reroute-core`) where to send it, spills
+//! it to a pricier processor when the cheap one cannot keep up, records the
+//! attempt, waits for room in that processor's [`lanes`] (an adaptive limit
+//! of sends in flight), calls the processor through [`processor`] and records the
 //! known outcome in the ledger; what an answer proves, and when a payment
 //! whose outcome is unknown may go elsewhere, is [`resolution`]'s rule. [`probe`] tasks poll processors' health
 //! endpoints within their rate limit and feed the same breakers.
@@ -18,6 +20,7 @@ pub mod api;
 pub mod app;
 pub mod breakers;
 pub mod config;
+pub mod lanes;
 pub mod leases;
 pub mod metrics;
 pub mod peers;

@@ -40,6 +40,12 @@ pub struct Metrics {
     ledger_payments: Family<Labels, Gauge>,
     ledger_amount: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     store_up: Gauge,
+    spilled: Family<Labels, Counter>,
+    lane_limit: Family<Labels, Gauge>,
+    lane_in_flight: Family<Labels, Gauge>,
+    lane_waiting: Family<Labels, Gauge>,
+    lane_throughput: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    lane_expected_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -138,6 +144,43 @@ impl Default for Metrics {
             "1 when the store answered the last scrape's query",
             store_up.clone(),
         );
+        let spilled = Family::<Labels, Counter>::default();
+        registry.register(
+            "spilled",
+            "Payments sent to a pricier processor because the cheaper one could not keep up, by processor (from) and target (to)",
+            spilled.clone(),
+        );
+        let lane_limit = Family::<Labels, Gauge>::default();
+        registry.register(
+            "lane_limit",
+            "Sends allowed in flight to the processor now (the adaptive concurrency limit)",
+            lane_limit.clone(),
+        );
+        let lane_in_flight = Family::<Labels, Gauge>::default();
+        registry.register(
+            "lane_in_flight",
+            "Sends in flight to the processor",
+            lane_in_flight.clone(),
+        );
+        let lane_waiting = Family::<Labels, Gauge>::default();
+        registry.register(
+            "lane_waiting",
+            "Payments waiting for a free send to the processor (its backlog)",
+            lane_waiting.clone(),
+        );
+        let lane_throughput = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "lane_throughput",
+            "Payments per second the processor carries at its limit and latency",
+            lane_throughput.clone(),
+        );
+        let lane_expected_wait =
+            Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "lane_expected_wait_seconds",
+            "How long a payment joining the processor's backlog may expect to wait for a free send",
+            lane_expected_wait.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -156,6 +199,12 @@ impl Default for Metrics {
             ledger_payments,
             ledger_amount,
             store_up,
+            spilled,
+            lane_limit,
+            lane_in_flight,
+            lane_waiting,
+            lane_throughput,
+            lane_expected_wait,
         }
     }
 }
@@ -213,6 +262,12 @@ impl Metrics {
         }
     }
 
+    /// A payment spilled from `from`, which could not keep up, to `to`.
+    pub fn spilled(&self, from: &str, to: &str) {
+        let labels = vec![("processor", from.to_owned()), ("to", to.to_owned())];
+        self.spilled.get_or_create(&labels).inc();
+    }
+
     pub fn probe(&self, processor: &str, probe: &Probe) {
         let result = match probe {
             Probe::Health { failing: false, .. } => "healthy",
@@ -251,6 +306,25 @@ impl Metrics {
             .set(oldest.map_or(0.0, |t| (now.millis() - t.millis()).max(0) as f64 / 1000.0));
         for (index, p) in shared.registry.by_fee().iter().enumerate() {
             let id = p.id.to_string();
+            let lane = shared
+                .lanes
+                .view(index, shared.landing.announced(index), now);
+            let labels = vec![("processor", id.clone())];
+            self.lane_limit
+                .get_or_create(&labels)
+                .set(i64::from(lane.limit));
+            self.lane_in_flight
+                .get_or_create(&labels)
+                .set(i64::try_from(lane.in_flight).unwrap_or(i64::MAX));
+            self.lane_waiting
+                .get_or_create(&labels)
+                .set(i64::try_from(lane.waiting).unwrap_or(i64::MAX));
+            self.lane_throughput
+                .get_or_create(&labels)
+                .set(lane.throughput);
+            self.lane_expected_wait
+                .get_or_create(&labels)
+                .set(lane.expected_wait_ms as f64 / 1000.0);
             self.processor_up
                 .get_or_create(&vec![("processor", id.clone())])
                 .set(i64::from(shared.breakers.is_up(index)));

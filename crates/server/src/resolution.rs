@@ -21,6 +21,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use reroute_core::Timestamp;
+use reroute_core::concurrency::Announced;
 
 use crate::processor::{AttemptResult, Lookup};
 
@@ -156,7 +157,7 @@ pub struct Landing {
     margin: Duration,
     probe_interval: Duration,
     /// Indexed like the fee-ordered registry.
-    announced: Vec<Mutex<Announced>>,
+    history: Vec<Mutex<History>>,
 }
 
 impl Landing {
@@ -170,23 +171,34 @@ impl Landing {
             timeout,
             margin,
             probe_interval,
-            announced: (0..processors)
-                .map(|_| Mutex::new(Announced::default()))
+            history: (0..processors)
+                .map(|_| Mutex::new(History::default()))
                 .collect(),
         }
     }
 
-    fn announced(&self, processor: usize) -> std::sync::MutexGuard<'_, Announced> {
+    fn history(&self, processor: usize) -> std::sync::MutexGuard<'_, History> {
         // Every update is a push or a pop: a poisoned lock holds a
         // consistent history.
-        self.announced[processor]
+        self.history[processor]
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
     /// A processor's health endpoint said its delay is `delay_ms`, at `at`.
     pub fn announce(&self, processor: usize, delay_ms: u32, at: Timestamp) {
-        self.announced(processor).record(at, delay_ms);
+        self.history(processor).record(at, delay_ms);
+    }
+
+    /// The delay `processor` announced last, and when.
+    pub fn announced(&self, processor: usize) -> Announced {
+        self.history(processor)
+            .reports
+            .back()
+            .map_or(Announced::default(), |&(at, delay_ms)| Announced {
+                delay_ms,
+                at: Some(at),
+            })
     }
 
     /// The instant by which a send to `processor` that left at `left` has
@@ -194,7 +206,7 @@ impl Landing {
     pub fn deadline(&self, processor: usize, left: Timestamp, now: Timestamp) -> Timestamp {
         let window_ms = i64::try_from(self.probe_interval.as_millis()).unwrap_or(i64::MAX);
         let since = left.plus_millis(-window_ms.saturating_mul(2));
-        let announced = self.announced(processor).largest_since(since, now);
+        let announced = self.history(processor).largest_since(since, now);
         let longest = self
             .timeout
             .max(Duration::from_millis(u64::from(announced)));
@@ -205,7 +217,7 @@ impl Landing {
 
 /// One processor's announced delays, kept for [`HORIZON_MS`].
 #[derive(Debug, Default)]
-struct Announced {
+struct History {
     reports: VecDeque<(Timestamp, u32)>,
 }
 
@@ -213,7 +225,7 @@ struct Announced {
 /// on every delay still kept (the largest of them), never on none.
 const HORIZON_MS: i64 = 10 * 60 * 1000;
 
-impl Announced {
+impl History {
     fn record(&mut self, at: Timestamp, delay_ms: u32) {
         self.reports.push_back((at, delay_ms));
         while self
@@ -451,7 +463,7 @@ mod tests {
 
     #[test]
     fn announced_delays_are_kept_for_the_horizon_only() {
-        let mut a = Announced::default();
+        let mut a = History::default();
         a.record(at(0), 7_000);
         a.record(at(HORIZON_MS + 1), 100);
         assert_eq!(a.reports.len(), 1);

@@ -33,6 +33,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reroute_core::concurrency::Sample;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::task::TaskTracker;
+
 use reroute_core::health::{self, Transaction};
 use reroute_core::{Decision, Gate, Signal, Timestamp};
 use reroute_store::{Attempt, NewPayment, Outcome, PaymentState, PendingPayment};
@@ -72,23 +76,41 @@ pub fn plan(shared: &Shared, payment: &NewPayment, now: Timestamp) -> Option<Att
     })
 }
 
-/// One worker: payments one after another until shutdown.
-pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
+/// Takes payments off the queue until shutdown, each into a task of its
+/// own. A payment holds one of `workers` routing slots from the moment it
+/// leaves the queue until it joins its processor's lane (so payments
+/// waiting for a processor to recover, or for patience to run out, hold
+/// one), then only its place in the lane: sends in flight are limited per
+/// processor, by [`crate::lanes`], not by the number of workers, and a
+/// lane's backlog is what the spill rule reads.
+pub async fn run(shared: Arc<Shared>, cancel: CancellationToken, tasks: TaskTracker) {
+    let slots = Arc::new(Semaphore::new(shared.config.workers));
     loop {
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => return,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
         let job = tokio::select! {
             _ = cancel.cancelled() => return,
             job = shared.queue.pop() => job,
         };
-        // Cancelled mid-way, the payment stays pending in the store and is
-        // resumed at the next start.
-        // One span per payment: every event of its attempts carries the id.
-        let id = job.pending.payment.id;
-        let span = tracing::info_span!("payment", correlation_id = %id);
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = process(&shared, job).instrument(span) => {}
-        }
-        shared.queue.done(id);
+        let shared = Arc::clone(&shared);
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            // Cancelled mid-way, the payment stays pending in the store and
+            // is resumed at the next start.
+            // One span per payment: every event of its attempts carries the id.
+            let id = job.pending.payment.id;
+            let span = tracing::info_span!("payment", correlation_id = %id);
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = process(&shared, job, slot).instrument(span) => {}
+            }
+            shared.queue.done(id);
+        });
     }
 }
 
@@ -98,10 +120,23 @@ enum Next {
     Continue,
 }
 
-async fn process(shared: &Shared, job: Job) {
+/// A payment while it is worked on.
+struct Work {
+    payment: PendingPayment,
+    /// The plan recorded at acceptance, until sent as planned or replaced by
+    /// the first fresh attempt.
+    plan: Option<Attempt>,
+    /// Which sends of the open attempt may have been stored unseen.
+    doubt: Doubt,
+    /// Which processors may take this payment at all, by fee.
+    eligible: Vec<bool>,
+    /// The routing slot, until the first send has its place in a lane.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
     let mut payment = job.pending;
-    // Sent as planned or replaced by the first fresh attempt.
-    let mut plan = if job.unsent_plan {
+    let plan = if job.unsent_plan {
         payment.attempt.take()
     } else {
         None
@@ -109,11 +144,11 @@ async fn process(shared: &Shared, job: Job) {
     // A payment taken over from the store (a previous run's, another
     // instance's, or one this instance held without working on it) may
     // have been sent by whoever held it, at any instant up to now.
-    let mut doubt = match payment.attempt {
+    let doubt = match payment.attempt {
         Some(_) => Doubt::since(Timestamp::now()),
         None => Doubt::CLEAR,
     };
-    let eligible: Vec<bool> = shared
+    let eligible = shared
         .registry
         .by_fee()
         .iter()
@@ -125,10 +160,17 @@ async fn process(shared: &Shared, job: Job) {
                 )
         })
         .collect();
+    let mut work = Work {
+        payment,
+        plan,
+        doubt,
+        eligible,
+        slot: Some(slot),
+    };
     loop {
-        let step = match payment.attempt.clone() {
-            Some(attempt) => resolve(shared, &mut payment, attempt, &mut doubt).await,
-            None => attempt_fresh(shared, &mut payment, &eligible, &mut plan, &mut doubt).await,
+        let step = match work.payment.attempt.clone() {
+            Some(attempt) => resolve(shared, &mut work, attempt).await,
+            None => attempt_fresh(shared, &mut work).await,
         };
         if let Next::Done = step {
             return;
@@ -139,23 +181,22 @@ async fn process(shared: &Shared, job: Job) {
 /// Sends a payment that has no open attempt to the processor the policy
 /// picks: as `plan`ned if the policy picks the planned processor (the plan is
 /// already durable), with a newly recorded attempt otherwise.
-async fn attempt_fresh(
-    shared: &Shared,
-    payment: &mut PendingPayment,
-    eligible: &[bool],
-    plan: &mut Option<Attempt>,
-    doubt: &mut Doubt,
-) -> Next {
+async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
     // Created before the gates are read, so that no wake-up is missed.
     let changed = shared.breakers.changed();
     let opened = shared.health_opened.notified();
     let now = Timestamp::now();
+    let payment = &work.payment.payment;
     let index = match shared.config.policy.choose_by(
-        eligible,
-        |index| gate(shared, index, &payment.payment, now),
-        payment.payment.accepted_at,
+        &work.eligible,
+        |index| gate(shared, index, payment, now),
+        payment.accepted_at,
         now,
     ) {
+        Decision::Send {
+            processor,
+            trial: false,
+        } => spill(shared, work, processor, now),
         Decision::Send { processor, .. } => processor,
         Decision::WaitUntil(until) => {
             tokio::select! {
@@ -165,15 +206,15 @@ async fn attempt_fresh(
             return Next::Continue;
         }
         Decision::NoCandidate => {
-            tracing::error!(id = %payment.payment.id, "no processor can take this payment; it stays pending");
+            tracing::error!(id = %payment.id, "no processor can take this payment; it stays pending");
             wait(changed, now.plus_millis(60_000)).await;
             return Next::Continue;
         }
     };
     let processor = &shared.registry.by_fee()[index];
     // A new attempt: none of its sends can have been stored yet.
-    *doubt = Doubt::CLEAR;
-    if let Some(planned) = plan.take_if(|a| a.processor == processor.id.as_str()) {
+    work.doubt = Doubt::CLEAR;
+    if let Some(planned) = work.plan.take_if(|a| a.processor == processor.id.as_str()) {
         // `requestedAt` is the instant of the first send (MISSION rule 2),
         // not of the acceptance that recorded the plan: a payment held by
         // an open circuit is sent later. Should this process die before
@@ -183,20 +224,49 @@ async fn attempt_fresh(
             requested_at: Timestamp::now(),
             ..planned
         };
-        payment.attempt = Some(attempt.clone());
-        return send(shared, payment, index, attempt, doubt).await;
+        work.payment.attempt = Some(attempt.clone());
+        return send(shared, work, index, attempt).await;
     }
     let attempt = Attempt {
         processor: processor.id.to_string(),
         requested_at: Timestamp::now(),
     };
-    if let Some(stop) = begin(shared, payment, &attempt).await {
+    if let Some(stop) = begin(shared, &work.payment, &attempt).await {
         return stop;
     }
     // The plan, if any, is replaced for good.
-    *plan = None;
-    payment.attempt = Some(attempt.clone());
-    send(shared, payment, index, attempt, doubt).await
+    work.plan = None;
+    work.payment.attempt = Some(attempt.clone());
+    send(shared, work, index, attempt).await
+}
+
+/// Where a payment the policy sends to `chosen` goes when `chosen` cannot
+/// keep up ([`reroute_core::Policy::spill`]): a processor's expected wait is
+/// its lane's backlog over what it carries.
+fn spill(shared: &Shared, work: &Work, chosen: usize, now: Timestamp) -> usize {
+    let payment = &work.payment.payment;
+    let method = payment.payment_method.as_deref();
+    let country = payment.country.as_deref();
+    let to = shared.config.policy.spill(
+        chosen,
+        &work.eligible,
+        |i| {
+            shared.breakers.peek(i, now) == Gate::Go
+                && shared.health.gate(i, method, country, now) == Gate::Go
+        },
+        |i| {
+            shared
+                .lanes
+                .expected_wait_ms(i, shared.landing.announced(i), now)
+        },
+    );
+    if to != chosen {
+        shared.metrics.spilled(
+            shared.registry.by_fee()[chosen].id.as_str(),
+            shared.registry.by_fee()[to].id.as_str(),
+        );
+    }
+    to
 }
 
 /// Records `attempt` as about to be sent, which also checks that the payment
@@ -252,25 +322,21 @@ fn gate(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> 
 /// may have been stored has landed or never will, a lookup decides;
 /// before, a re-send with the same `requestedAt`, while the processor's
 /// circuit lets it through.
-async fn resolve(
-    shared: &Shared,
-    payment: &mut PendingPayment,
-    attempt: Attempt,
-    doubt: &mut Doubt,
-) -> Next {
+async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
     let Some(index) = shared.registry.index_of(&attempt.processor) else {
         // The processor left the registry: nothing can be resolved there.
-        tracing::error!(id = %payment.payment.id, processor = %attempt.processor,
+        tracing::error!(id = %work.payment.payment.id, processor = %attempt.processor,
             "open attempt at a processor no longer configured; it stays pending");
         tokio::time::sleep(Duration::from_secs(60)).await;
         return Next::Continue;
     };
     let now = Timestamp::now();
-    let landed = doubt
+    let landed = work
+        .doubt
         .deadline(|since| shared.landing.deadline(index, since, now))
         .is_some_and(|deadline| deadline <= now);
     if landed {
-        return look_up(shared, payment, index, attempt, None, doubt).await;
+        return look_up(shared, work, index, attempt, None).await;
     }
     let changed = shared.breakers.changed();
     match shared.breakers.claim(index, now) {
@@ -283,42 +349,47 @@ async fn resolve(
     // A re-send leaves only while the payment is pending and this
     // instance's: a stale holder (paused past its lease, or the sweep
     // finding a payment that just finished) stops here.
-    if let Some(stop) = begin(shared, payment, &attempt).await {
+    if let Some(stop) = begin(shared, &work.payment, &attempt).await {
         return stop;
     }
-    send(shared, payment, index, attempt, doubt).await
+    send(shared, work, index, attempt).await
 }
 
-/// One send of `attempt`; `doubt` says which earlier sends of it may still
-/// be stored.
-async fn send(
-    shared: &Shared,
-    payment: &mut PendingPayment,
-    index: usize,
-    attempt: Attempt,
-    doubt: &mut Doubt,
-) -> Next {
+/// One send of `attempt`, once its processor's lane has room; the doubt
+/// says which earlier sends of it may still be stored.
+async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) -> Next {
     let processor = &shared.registry.by_fee()[index];
     let url = processor
         .url
         .as_deref()
         .expect("only processors with a URL are eligible");
-    let id = payment.payment.id;
+    let payment = &work.payment.payment;
+    let id = payment.id;
+    // Joining the lane's backlog, the payment gives its routing slot to the
+    // next one, unless the backlog is already so long that it should hold
+    // the queue back (each waiting payment is a task in memory).
+    if shared.lanes.waiting(index) < MAX_LANE_BACKLOG {
+        work.slot = None;
+    }
+    let lane = shared.lanes.acquire(index).await;
+    work.slot = None;
+    let in_flight = shared.lanes.in_flight(index);
     let left = Timestamp::now();
     let started = std::time::Instant::now();
-    let in_flight = shared.metrics.attempt_started();
+    let counted = shared.metrics.attempt_started();
     let result = shared
         .client
         .pay(
             url,
             id,
-            payment.payment.amount,
+            payment.amount,
             attempt.requested_at,
-            payment.payment.payment_method.as_deref(),
-            payment.payment.country.as_deref(),
+            payment.payment_method.as_deref(),
+            payment.country.as_deref(),
         )
         .await;
-    drop(in_flight);
+    drop(counted);
+    drop(lane);
     let elapsed = started.elapsed();
     shared
         .metrics
@@ -330,14 +401,24 @@ async fn send(
         _ => Signal::Answered,
     };
     shared.breakers.observe(index, signal, now);
-    observe_health(shared, index, &payment.payment, result, latency_ms, now);
+    let sample = match result {
+        AttemptResult::Refused | AttemptResult::Unknown => Sample::Overload,
+        _ => Sample::Answered {
+            latency_ms,
+            in_flight,
+        },
+    };
+    shared
+        .lanes
+        .observe(index, sample, shared.landing.announced(index).delay_ms, now);
+    observe_health(shared, index, payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
-    *doubt = doubt.after_send(result, left);
-    match resolution::on_answer(result, *doubt, attempt.requested_at) {
-        Answer::Settled(verdict) => conclude(shared, payment, attempt, Some(result), verdict).await,
+    work.doubt = work.doubt.after_send(result, left);
+    match resolution::on_answer(result, work.doubt, attempt.requested_at) {
+        Answer::Settled(verdict) => conclude(shared, work, attempt, Some(result), verdict).await,
         // A status query is cheap and, unlike a re-send, not slowed by the
         // processor's delay.
-        Answer::LookUp => look_up(shared, payment, index, attempt, Some(result), doubt).await,
+        Answer::LookUp => look_up(shared, work, index, attempt, Some(result)).await,
     }
 }
 
@@ -346,36 +427,38 @@ async fn send(
 /// landed or never to).
 async fn look_up(
     shared: &Shared,
-    payment: &mut PendingPayment,
+    work: &mut Work,
     index: usize,
     attempt: Attempt,
     sent: Option<AttemptResult>,
-    doubt: &mut Doubt,
 ) -> Next {
     let url = shared.registry.by_fee()[index]
         .url
         .as_deref()
         .expect("only processors with a URL are eligible");
     let looked_at = Timestamp::now();
-    let found = shared.client.lookup(url, payment.payment.id).await;
-    *doubt = doubt.after_lookup(sent, found, looked_at);
-    let deadline = doubt.deadline(|since| shared.landing.deadline(index, since, looked_at));
+    let found = shared.client.lookup(url, work.payment.payment.id).await;
+    work.doubt = work.doubt.after_lookup(sent, found, looked_at);
+    let deadline = work
+        .doubt
+        .deadline(|since| shared.landing.deadline(index, since, looked_at));
     let verdict = resolution::on_lookup(sent, found, looked_at, deadline, attempt.requested_at);
     if verdict == resolution::Verdict::Free {
-        *doubt = Doubt::CLEAR;
+        work.doubt = Doubt::CLEAR;
     }
-    conclude(shared, payment, attempt, sent, verdict).await
+    conclude(shared, work, attempt, sent, verdict).await
 }
 
 /// Acts on what was concluded about the payment.
 async fn conclude(
     shared: &Shared,
-    payment: &mut PendingPayment,
+    work: &mut Work,
     attempt: Attempt,
     sent: Option<AttemptResult>,
     verdict: resolution::Verdict,
 ) -> Next {
     use resolution::Verdict;
+    let payment = &mut work.payment;
     let id = payment.payment.id;
     match verdict {
         Verdict::Processed(requested_at) if requested_at == attempt.requested_at => {
@@ -417,6 +500,10 @@ async fn conclude(
         }
     }
 }
+
+/// The longest backlog of a lane that payments join without holding a
+/// routing slot; beyond it they wait in the queue, which costs less memory.
+const MAX_LANE_BACKLOG: usize = 4_096;
 
 /// The shortest wait before a pinned attempt is tried again.
 const PINNED_RETRY_MS: i64 = 200;

@@ -291,45 +291,64 @@ async fn a_5xx_to_a_first_send_is_looked_up_before_the_payment_goes_elsewhere(ba
     app.stop().await;
 }
 
-/// With one worker busy on a first payment, a second one waits in the
-/// queue with the plan recorded when it was accepted; it is sent later,
-/// and its `requestedAt` is the instant of that send, not of acceptance.
+/// With default's lane full (eight sends in flight, the least a lane
+/// keeps), one more payment waits with the plan recorded when it was
+/// accepted; it is sent once a send returns, and its `requestedAt` is the
+/// instant of that send, not of acceptance.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_payment_is_sent_with_the_instant_of_its_first_send() {
     let backing = Backing::embedded();
-    let (release, released) = oneshot::channel();
-    let mut default = Scripted::start(vec![Reply::StoreWhenReleased(released)]).await;
+    let (releases, script): (Vec<_>, Vec<_>) = (0..8)
+        .map(|_| {
+            let (release, released) = oneshot::channel();
+            (release, Reply::StoreWhenReleased(released))
+        })
+        .unzip();
+    let mut default = Scripted::start(script).await;
     let fallback = Scripted::start(vec![]).await;
     let config = router_config(
         &default,
         &fallback,
         &backing.db(),
-        &["--workers", "1", "--processor-timeout-ms", "5000"],
+        &[
+            "--max-in-flight",
+            "8",
+            "--processor-timeout-ms",
+            "5000",
+            "--spill-wait-ms",
+            "600000",
+        ],
     );
     let app = TestApp::start_on(&backing, config).await;
     let http = Http::default();
-    let (first, second) = (new_id(), new_id());
-    app.pay(&http, &first, "1.00").await;
-    assert_eq!(default.next_seen().await, Seen::Post);
-    app.pay(&http, &second, "2.00").await;
-    let (_, queued) = http.get(&format!("{}/payments/{second}", app.url)).await;
+    for _ in 0..8 {
+        app.pay(&http, &new_id(), "1.00").await;
+    }
+    for _ in 0..8 {
+        assert_eq!(default.next_seen().await, Seen::Post);
+    }
+    let last = new_id();
+    app.pay(&http, &last, "2.00").await;
+    let (_, queued) = http.get(&format!("{}/payments/{last}", app.url)).await;
     let accepted: Timestamp = queued["acceptedAt"].as_str().unwrap().parse().unwrap();
-    // The second payment is sent only once the first is answered, and that
-    // happens strictly after its acceptance.
+    // The last payment is sent only once a send returns, and that happens
+    // strictly after its acceptance.
     eventually("the clock passes the acceptance", WAIT, || async {
         (Timestamp::now() > accepted).then_some(())
     })
     .await;
     let answered = Timestamp::now();
-    release.send(()).unwrap();
-    let view = settled(&app, &http, &second).await;
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    let view = settled(&app, &http, &last).await;
     let requested: Timestamp = view["requestedAt"].as_str().unwrap().parse().unwrap();
     assert!(
         requested >= answered,
-        "requestedAt {requested} is before the send (first payment answered at {answered}; accepted at {accepted})"
+        "requestedAt {requested} is before the send (sends returned at {answered}; accepted at {accepted})"
     );
     assert_eq!(
-        default.stored(&second).as_deref(),
+        default.stored(&last).as_deref(),
         view["requestedAt"].as_str()
     );
     app.stop().await;

@@ -319,10 +319,11 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
         sims.fallback.clone(),
         "--health-interval-ms".into(),
         "500".into(),
-        "--processor-timeout-ms".into(),
-        "1000".into(),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
+    if !extra.contains(&"--processor-timeout-ms") {
+        argv.extend(["--processor-timeout-ms".into(), "1000".into()]);
+    }
     parse_serve(argv)
 }
 

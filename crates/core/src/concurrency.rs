@@ -1,0 +1,417 @@
+//! How many sends one processor may have in flight: a limit that follows
+//! what the processor can carry, and the expected wait that decides when a
+//! payment spills to a pricier processor.
+//!
+//! By Little's law, carrying λ payments/s at latency L needs λ·L sends in
+//! flight: a processor answering in 2 s needs 800 in flight for 400/s. A
+//! fixed count cannot be right at both 1 ms and 2 s, so the limit adapts,
+//! AIMD-style, on what each answer says:
+//! - **grow** while the limit is in use (in flight near it) and latency stays
+//!   near its floor: by half a send per answer, so about +50% per round trip
+//!   (a limit of 128 reaches 800 in about five round trips);
+//! - **cut** by a fifth on overload (a 429, a timeout), and by a tenth when
+//!   latency rises well above its floor (the processor queues), at most once
+//!   per round trip, so that one burst of refusals is one cut;
+//! - always within `[min, max]`, `max` being the configured ceiling.
+//!
+//! The latency *floor* is what the processor takes when it is not queueing:
+//! the larger of the delay it announces on its health endpoint (a delay it
+//! adds on purpose is not congestion) and the smallest latency seen in the
+//! last few seconds. Several instances sharing a processor each back off on
+//! its 429s, so together they settle below its capacity.
+//!
+//! Pure: instants and latencies come in as arguments.
+
+use crate::Timestamp;
+
+/// The limiter's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitConfig {
+    /// The limit a processor starts with.
+    pub initial: u32,
+    /// Never below this (a processor that refuses everything still gets a
+    /// few sends, so that its recovery is seen).
+    pub min: u32,
+    /// The ceiling: never above this, whatever the processor carries.
+    pub max: u32,
+}
+
+impl Default for LimitConfig {
+    fn default() -> Self {
+        LimitConfig {
+            initial: 128,
+            min: 8,
+            max: 1_000,
+        }
+    }
+}
+
+/// How one answer reads to the limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sample {
+    /// Answered (whatever the answer) after `latency_ms`, with `in_flight`
+    /// sends to this processor at the time (this one included).
+    Answered { latency_ms: u32, in_flight: u32 },
+    /// Refused for load (429) or not answered in time.
+    Overload,
+}
+
+/// The delay a processor announced on its health endpoint, and when.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Announced {
+    pub delay_ms: u32,
+    /// `None`: it never announced one.
+    pub at: Option<Timestamp>,
+}
+
+/// Latency is "near its floor" up to `floor × 1.5 + 10 ms`.
+fn near_floor(latency_ms: u32, floor_ms: u32) -> bool {
+    f64::from(latency_ms) <= f64::from(floor_ms) * 1.5 + 10.0
+}
+
+/// How long a cut says the processor is at its capacity.
+pub const CUT_MEMORY_MS: i64 = 10_000;
+
+/// The smallest latency of the last two buckets of [`FLOOR_BUCKET_MS`].
+const FLOOR_BUCKET_MS: i64 = 2_000;
+
+/// One processor's limit.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    config: LimitConfig,
+    limit: f64,
+    /// When the limit was last cut; no second cut within a round trip.
+    last_cut: Option<Timestamp>,
+    /// The latest latency, an estimate of the round trip.
+    latency_ms: u32,
+    /// The latency smoothed over the last answers (each weighs a fifth),
+    /// and when the latest of them came.
+    smoothed_ms: f64,
+    answered_at: Option<Timestamp>,
+    /// The start of the current floor bucket, its minimum, and the previous
+    /// bucket's minimum.
+    bucket_start: Option<Timestamp>,
+    bucket_min: u32,
+    previous_min: u32,
+}
+
+impl Limit {
+    pub fn new(config: LimitConfig) -> Self {
+        let config = LimitConfig {
+            min: config.min.max(1),
+            max: config.max.max(config.min.max(1)),
+            ..config
+        };
+        Limit {
+            limit: f64::from(config.initial.clamp(config.min, config.max)),
+            config,
+            last_cut: None,
+            latency_ms: 0,
+            smoothed_ms: 0.0,
+            answered_at: None,
+            bucket_start: None,
+            bucket_min: u32::MAX,
+            previous_min: u32::MAX,
+        }
+    }
+
+    /// Sends allowed in flight now.
+    pub fn current(&self) -> u32 {
+        self.limit as u32
+    }
+
+    /// The latest latency seen (0 before any answer).
+    pub fn latency_ms(&self) -> u32 {
+        self.latency_ms
+    }
+
+    /// What the processor takes when it is not queueing, given the delay it
+    /// announces (0 when it announces none).
+    pub fn floor_ms(&self, announced_ms: u32) -> u32 {
+        let seen = self.bucket_min.min(self.previous_min);
+        if seen == u32::MAX {
+            announced_ms
+        } else {
+            seen.max(announced_ms)
+        }
+    }
+
+    /// Payments per second the processor can carry (Little's law: sends in
+    /// flight ÷ latency). The latency is the answers' smoothed one, or the
+    /// delay the processor announced when that is newer than its last
+    /// answer (a processor that just slowed down is known slow before its
+    /// first slow answer, one that just recovered known fast before its
+    /// first fast one). The sends in flight are the ceiling until the
+    /// processor has pushed back (a cut in the last [`CUT_MEMORY_MS`]),
+    /// the limit then: a limit grows within a few round trips while the
+    /// processor keeps up, so it says little of what it can carry until it
+    /// has been reached. `None` while nothing is known of its latency.
+    pub fn throughput(&self, announced: Announced, now: Timestamp) -> Option<f64> {
+        let latency_ms = match (announced.at, self.answered_at) {
+            (Some(said), Some(seen)) if said > seen => f64::from(announced.delay_ms),
+            (Some(_), None) => f64::from(announced.delay_ms),
+            (_, Some(_)) => self.smoothed_ms,
+            (None, None) => return None,
+        };
+        let pushed_back = self
+            .last_cut
+            .is_some_and(|at| now.millis() - at.millis() < CUT_MEMORY_MS);
+        let in_flight = if pushed_back {
+            self.limit
+        } else {
+            f64::from(self.config.max)
+        };
+        Some(in_flight * 1000.0 / latency_ms.max(1.0))
+    }
+
+    /// How long a payment joining `waiting` others for this processor may
+    /// expect to wait for a free send, in ms: 0 while nobody waits, or while
+    /// nothing is known of its speed.
+    pub fn expected_wait_ms(&self, waiting: usize, announced: Announced, now: Timestamp) -> u64 {
+        if waiting == 0 {
+            return 0;
+        }
+        match self.throughput(announced, now) {
+            Some(per_second) => ((waiting as f64) * 1000.0 / per_second).ceil() as u64,
+            None => 0,
+        }
+    }
+
+    /// Adapts the limit to one answer; returns the new limit.
+    pub fn observe(&mut self, sample: Sample, announced_ms: u32, now: Timestamp) -> u32 {
+        match sample {
+            Sample::Answered {
+                latency_ms,
+                in_flight,
+            } => {
+                self.latency_ms = latency_ms;
+                self.smoothed_ms = match self.answered_at {
+                    None => f64::from(latency_ms),
+                    Some(_) => self.smoothed_ms + (f64::from(latency_ms) - self.smoothed_ms) / 5.0,
+                };
+                self.answered_at = Some(now);
+                self.record_floor(latency_ms, now);
+                if near_floor(latency_ms, self.floor_ms(announced_ms)) {
+                    // Grow only a limit in use: an idle processor proves
+                    // nothing about what it could carry.
+                    if f64::from(in_flight) >= self.limit * 0.75 {
+                        self.limit += 0.5;
+                    }
+                } else {
+                    self.cut(0.9, now);
+                }
+            }
+            Sample::Overload => self.cut(0.8, now),
+        }
+        self.limit = self
+            .limit
+            .clamp(f64::from(self.config.min), f64::from(self.config.max));
+        self.current()
+    }
+
+    fn cut(&mut self, factor: f64, now: Timestamp) {
+        let round_trip = i64::from(self.latency_ms.max(1));
+        if self
+            .last_cut
+            .is_some_and(|at| now.millis() - at.millis() < round_trip)
+        {
+            return;
+        }
+        self.last_cut = Some(now);
+        self.limit *= factor;
+    }
+
+    fn record_floor(&mut self, latency_ms: u32, now: Timestamp) {
+        match self.bucket_start {
+            Some(start) if now.millis() - start.millis() < FLOOR_BUCKET_MS => {}
+            Some(start) if now.millis() - start.millis() < 2 * FLOOR_BUCKET_MS => {
+                self.previous_min = self.bucket_min;
+                self.bucket_min = u32::MAX;
+                self.bucket_start = Some(now);
+            }
+            _ => {
+                self.previous_min = u32::MAX;
+                self.bucket_min = u32::MAX;
+                self.bucket_start = Some(now);
+            }
+        }
+        self.bucket_min = self.bucket_min.min(latency_ms);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(1_700_000_000_000 + ms)
+    }
+
+    fn config() -> LimitConfig {
+        LimitConfig {
+            initial: 100,
+            min: 8,
+            max: 1_000,
+        }
+    }
+
+    fn answered(latency_ms: u32, in_flight: u32) -> Sample {
+        Sample::Answered {
+            latency_ms,
+            in_flight,
+        }
+    }
+
+    /// Every send in flight answered after `latency_ms`, round trip after
+    /// round trip, from `start`; returns the limit after `trips`.
+    fn saturate(l: &mut Limit, latency_ms: u32, announced: u32, start: i64, trips: i64) -> u32 {
+        for trip in 0..trips {
+            let now = at(start + trip * i64::from(latency_ms.max(1)));
+            for _ in 0..l.current() {
+                let in_flight = l.current();
+                l.observe(answered(latency_ms, in_flight), announced, now);
+            }
+        }
+        l.current()
+    }
+
+    #[test]
+    fn a_limit_in_use_grows_by_half_per_round_trip_up_to_the_ceiling() {
+        let mut l = Limit::new(config());
+        saturate(&mut l, 2_000, 2_000, 0, 1);
+        assert_eq!(l.current(), 150);
+        assert_eq!(saturate(&mut l, 2_000, 2_000, 2_000, 5), 1_000);
+    }
+
+    #[test]
+    fn an_idle_limit_does_not_grow() {
+        let mut l = Limit::new(config());
+        for i in 0..1_000 {
+            l.observe(answered(1, 3), 0, at(i));
+        }
+        assert_eq!(l.current(), 100);
+    }
+
+    #[test]
+    fn a_burst_of_429s_is_one_cut_per_round_trip() {
+        let mut l = Limit::new(config());
+        l.observe(answered(100, 10), 0, at(0));
+        for i in 0..50 {
+            l.observe(Sample::Overload, 0, at(1 + i));
+        }
+        assert_eq!(l.current(), 80);
+        l.observe(Sample::Overload, 0, at(200));
+        assert_eq!(l.current(), 64);
+    }
+
+    #[test]
+    fn a_processor_that_refuses_everything_keeps_the_minimum() {
+        let mut l = Limit::new(config());
+        for i in 0..100 {
+            l.observe(Sample::Overload, 0, at(i * 10_000));
+        }
+        assert_eq!(l.current(), 8);
+    }
+
+    #[test]
+    fn an_announced_delay_is_not_congestion() {
+        // The processor answers in 2 s because it says it takes 2 s: grow.
+        let mut l = Limit::new(config());
+        assert_eq!(saturate(&mut l, 2_000, 2_000, 0, 1), 150);
+    }
+
+    #[test]
+    fn latency_well_above_its_floor_cuts_the_limit() {
+        let mut l = Limit::new(config());
+        l.observe(answered(10, 100), 0, at(0));
+        // Queueing at the processor: 10 ms became 400 ms.
+        l.observe(answered(400, 100), 0, at(100));
+        assert_eq!(l.current(), 90);
+    }
+
+    #[test]
+    fn the_floor_forgets_latencies_older_than_two_buckets() {
+        let mut l = Limit::new(config());
+        l.observe(answered(1, 1), 0, at(0));
+        assert_eq!(l.floor_ms(0), 1);
+        l.observe(answered(2_000, 1), 0, at(2_500));
+        assert_eq!(l.floor_ms(0), 1, "the previous bucket still counts");
+        l.observe(answered(2_000, 1), 0, at(4_600));
+        assert_eq!(l.floor_ms(0), 2_000);
+        assert_eq!(l.floor_ms(3_000), 3_000, "an announced delay raises it");
+    }
+
+    #[test]
+    fn the_expected_wait_is_the_backlog_over_what_the_processor_carries() {
+        let mut l = Limit::new(LimitConfig {
+            initial: 800,
+            ..config()
+        });
+        let none = Announced::default();
+        assert_eq!(l.expected_wait_ms(100, none, at(0)), 0, "nothing known yet");
+        l.observe(answered(2_000, 10), 2_000, at(0));
+        // Never pushed back: up to the ceiling, 1,000 in flight at 2 s, 500/s.
+        assert_eq!(l.throughput(none, at(0)).map(|t| t.round()), Some(500.0));
+        assert_eq!(l.expected_wait_ms(250, none, at(0)), 500);
+        assert_eq!(l.expected_wait_ms(0, none, at(0)), 0);
+        // A 429: the processor is at its capacity, the (cut) limit.
+        l.observe(Sample::Overload, 2_000, at(1));
+        assert_eq!(l.current(), 640);
+        assert_eq!(l.expected_wait_ms(160, none, at(2)), 500);
+        // Long after the cut, the ceiling again.
+        assert_eq!(l.expected_wait_ms(250, none, at(1 + CUT_MEMORY_MS)), 500);
+    }
+
+    fn said(delay_ms: u32, at_ms: i64) -> Announced {
+        Announced {
+            delay_ms,
+            at: Some(at(at_ms)),
+        }
+    }
+
+    #[test]
+    fn a_delay_announced_since_the_last_answer_stands_for_the_latency() {
+        let mut l = Limit::new(config());
+        // 1,000 in flight at 2 s: 500/s; 50 waiting: 100 ms.
+        assert_eq!(l.expected_wait_ms(50, said(2_000, 0), at(0)), 100);
+        l.observe(answered(1, 1), 0, at(10));
+        assert_eq!(
+            l.expected_wait_ms(50, said(2_000, 20), at(30)),
+            100,
+            "slowed down"
+        );
+        assert_eq!(
+            l.expected_wait_ms(500, said(2_000, 5), at(30)),
+            1,
+            "answers since say fast"
+        );
+        // A slow answer (far above the floor: a cut to 90), then a
+        // recovery announced: 90 in flight at 1 ms.
+        l.observe(answered(2_000, 1), 0, at(40));
+        assert_eq!(l.expected_wait_ms(500, said(0, 50), at(60)), 6, "recovered");
+    }
+
+    #[test]
+    fn the_latency_estimate_follows_the_answers_smoothly() {
+        let mut l = Limit::new(config());
+        l.observe(answered(2_000, 1), 0, at(0));
+        l.observe(answered(0, 1), 0, at(1));
+        // One fast answer after slow ones moves the estimate by a fifth.
+        let none = Announced::default();
+        assert_eq!(l.expected_wait_ms(1_000, none, at(2)), 1_600);
+        for i in 0..50 {
+            l.observe(answered(0, 1), 0, at(2 + i));
+        }
+        assert!(l.expected_wait_ms(1_000, none, at(60)) <= 1);
+    }
+
+    #[test]
+    fn settings_out_of_order_are_made_consistent() {
+        let l = Limit::new(LimitConfig {
+            initial: 5_000,
+            min: 0,
+            max: 0,
+        });
+        assert_eq!(l.current(), 1);
+    }
+}

@@ -1,0 +1,145 @@
+//! End to end: a processor that slows down gets more sends in flight (its
+//! lane's limit adapts), and what it cannot carry spills to the next
+//! processor by fee, coming back once it keeps up again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use hyper::StatusCode;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// One gauge of `/metrics` for `processor`.
+async fn gauge(app: &TestApp, http: &Http, name: &str, processor: &str) -> f64 {
+    let (_, text) = http.get_text(&format!("{}/metrics", app.url)).await;
+    let prefix = format!("reroute_{name}{{processor=\"{processor}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
+/// Posts `n` payments at once; all are accepted.
+async fn burst(app: &TestApp, n: usize) {
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let url = app.url.clone();
+        posts.spawn(async move {
+            let http = Http::default();
+            let body = format!(r#"{{"correlationId":"{}","amount":1.00}}"#, new_id());
+            http.post_json(&format!("{url}/payments"), &body).await.0
+        });
+    }
+    for status in posts.join_all().await {
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+}
+
+/// Default answers in 2 s. With 128 routing slots and a lane starting at
+/// 128 sends, a fixed pool could never have more than 128 in flight; the
+/// lane grows past it while default keeps answering at its floor, and the
+/// whole backlog is processed at default (spilling is off here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_slowed_to_two_seconds_gets_more_sends_in_flight_and_its_backlog_drains() {
+    let (sims, http) = (Sims::start().await, Http::default());
+    sims.set_delay(&http, &sims.default, 2_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        &sims,
+        &dir.path().join("r.db"),
+        &[
+            "--processor-timeout-ms",
+            "5000",
+            "--spill-wait-ms",
+            "600000",
+        ],
+    );
+    let app = TestApp::start(config).await;
+    burst(&app, 600).await;
+    let most_in_flight = std::sync::Mutex::new(0.0_f64);
+    eventually("600 payments processed at default", WAIT, || async {
+        let now = gauge(&app, &http, "lane_in_flight", "default").await;
+        {
+            let mut most = most_in_flight.lock().unwrap();
+            *most = most.max(now);
+        }
+        (app.summary(&http, "default").await.0 == 600).then_some(())
+    })
+    .await;
+    let most_in_flight = most_in_flight.into_inner().unwrap();
+    assert!(
+        most_in_flight > 128.0,
+        "at most {most_in_flight} sends in flight: the lane never grew"
+    );
+    assert!(gauge(&app, &http, "lane_limit", "default").await > 128.0);
+    assert_eq!(sims.books(&http, &sims.fallback).await.0, 0);
+    app.stop().await;
+}
+
+/// Default answers in 2 s and a burst arrives that it cannot carry within
+/// the spill wait: the overflow goes to fallback, the rest stays at
+/// default. Once default answers at once again, nothing spills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_overflow_of_a_slow_processor_spills_to_the_next_and_comes_back_when_it_keeps_up() {
+    let (sims, http) = (Sims::start().await, Http::default());
+    sims.set_delay(&http, &sims.default, 2_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        &sims,
+        &dir.path().join("r.db"),
+        &["--processor-timeout-ms", "5000", "--spill-wait-ms", "500"],
+    );
+    let app = TestApp::start(config).await;
+    // The router learns default's delay from its health endpoint.
+    eventually("default's delay announced", WAIT, || async {
+        let (_, text) = http.get_text(&format!("{}/metrics", app.url)).await;
+        text.contains("reroute_probes_total{processor=\"default\",result=\"healthy\"}")
+            .then_some(())
+    })
+    .await;
+    burst(&app, 600).await;
+    eventually("600 payments processed", WAIT, || async {
+        let (d, f) = (
+            app.summary(&http, "default").await.0,
+            app.summary(&http, "fallback").await.0,
+        );
+        (d + f == 600).then_some(())
+    })
+    .await;
+    let (on_default, on_fallback) = (
+        app.summary(&http, "default").await.0,
+        app.summary(&http, "fallback").await.0,
+    );
+    assert!(on_fallback > 0, "nothing spilled");
+    assert!(on_default >= 128, "only {on_default} kept at default");
+    // Default keeps up again; its first answers say so, and a burst goes
+    // there whole.
+    sims.set_delay(&http, &sims.default, 0).await;
+    for _ in 0..20 {
+        assert_eq!(
+            app.pay(&http, &new_id(), "1.00").await.0,
+            StatusCode::ACCEPTED
+        );
+    }
+    eventually("20 more processed at default", WAIT, || async {
+        (app.summary(&http, "default").await.0 == on_default + 20).then_some(())
+    })
+    .await;
+    burst(&app, 200).await;
+    eventually("200 more processed", WAIT, || async {
+        let (d, f) = (
+            app.summary(&http, "default").await.0,
+            app.summary(&http, "fallback").await.0,
+        );
+        (d + f == on_default + on_fallback + 220).then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.summary(&http, "fallback").await.0,
+        on_fallback,
+        "spilled while default kept up"
+    );
+    app.stop().await;
+}
