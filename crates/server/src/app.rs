@@ -143,7 +143,7 @@ impl App {
             tasks.spawn(worker::run(Arc::clone(&shared), cancel.clone()));
         }
         let lease_period = match &shared.config.store {
-            StoreChoice::Postgres { lease, .. } => *lease / 3,
+            StoreChoice::Postgres { lease, .. } => crate::config::lease_renewal_interval(*lease),
             StoreChoice::Embedded(_) => std::time::Duration::from_secs(5),
         };
         tasks.spawn(leases::run(
