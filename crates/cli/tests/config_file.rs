@@ -224,3 +224,48 @@ fn a_mistake_stops_serve_naming_where_it_is() {
         assert_eq!(output.status.code(), Some(1), "config {argv:?}");
     }
 }
+
+/// With PostgreSQL, a lease that a processor timeout plus one renewal
+/// interval can use up would let another instance take a payment over while
+/// a send of it is in flight: `serve` refuses it at once, before it connects
+/// or binds, naming both values and what to set; `config` refuses it too.
+#[test]
+fn serve_refuses_a_lease_that_does_not_outlast_the_processor_timeout_and_a_renewal() {
+    let argv = [
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--store",
+        "postgres://postgres@127.0.0.1:5432/test",
+        "--lease-ms",
+        "3000",
+        "--processor-timeout-ms",
+        "2000",
+    ];
+    let started = std::time::Instant::now();
+    let output = finish(reroute(&argv, &[]));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "refused at once: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("reroute: invalid configuration: --lease-ms: a lease of 3000 ms"),
+        "{stderr}"
+    );
+    for part in ["--processor-timeout-ms", "2000 ms", "at least 3001 ms"] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+    let mut argv = argv;
+    argv[0] = "config";
+    let output = finish(reroute(&argv, &[]));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--lease-ms: a lease of 3000 ms"),
+        "{stderr}"
+    );
+}

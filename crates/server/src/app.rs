@@ -59,13 +59,16 @@ pub struct Shared {
     pub leases_renewed: std::sync::atomic::AtomicBool,
 }
 
+/// Why the router did not start. The cause of `Store` and `Bind` is their
+/// `source`, which a report of the chain (`{:#}` of anyhow, as `main`
+/// prints it) adds after the message: the message itself does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the store {what}: {source}")]
+    #[error("cannot open the store {what}")]
     Store { what: String, source: StoreError },
     #[error("cannot read the pending payments: {0}")]
     Resume(StoreError),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -157,10 +160,10 @@ impl App {
         ));
         // The store's own lease: a test (or an embedder) may hand over a
         // store other than the one the configuration names.
-        let lease_period = shared
-            .store
-            .lease()
-            .map_or(std::time::Duration::from_secs(5), |lease| lease / 3);
+        let lease_period = shared.store.lease().map_or(
+            std::time::Duration::from_secs(5),
+            crate::config::lease_renewal_interval,
+        );
         tasks.spawn(leases::run(
             Arc::clone(&shared),
             lease_period,

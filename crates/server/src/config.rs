@@ -483,13 +483,18 @@ impl Resolver<'_> {
 
     /// An error naming where the bad value came from.
     fn invalid(&self, key: &str, origin: &Origin, problem: impl Into<String>) -> ConfigError {
-        let name = match origin {
+        invalid(self.name(key, origin), problem)
+    }
+
+    /// Where the value of `key` was set, as a person would look for it:
+    /// the flag, the variable, or the file and the key in it.
+    fn name(&self, key: &str, origin: &Origin) -> String {
+        match origin {
             Origin::Flag(flag) => (*flag).to_owned(),
             Origin::Env(env) | Origin::FlagOrEnv { env, .. } => (*env).to_owned(),
             Origin::File(path) => format!("{}: {key}", path.display()),
             Origin::Default => key.to_owned(),
-        };
-        invalid(name, problem)
+        }
     }
 }
 
@@ -540,6 +545,47 @@ fn millis_i64(ms: u64) -> Result<i64, String> {
         .ok()
         .filter(|ms| *ms >= 1)
         .ok_or_else(|| "must be at least 1 ms".to_owned())
+}
+
+/// How often an instance renews its leases on shared storage: every third
+/// of the lease, so that one failed renewal still leaves time for another.
+pub fn lease_renewal_interval(lease: Duration) -> Duration {
+    lease / 3
+}
+
+/// Refuses a lease that could run out while a send is in flight. A holder
+/// checks its lease before a send; the lease was last renewed up to one
+/// renewal interval earlier, so it may have only `lease - renewal` left;
+/// the send may take the processor timeout. Unless the lease outlasts
+/// `timeout + renewal`, another instance could take the payment over (and
+/// send it elsewhere) while this send may still land: a double charge.
+/// `timeout_from` says where the timeout was set.
+fn check_lease(lease_ms: u64, timeout_ms: u64, timeout_from: &str) -> Result<(), String> {
+    let lease = Duration::from_millis(lease_ms);
+    let renewal = lease_renewal_interval(lease);
+    let outlasts = Duration::from_millis(timeout_ms)
+        .checked_add(renewal)
+        .is_some_and(|needed| lease > needed);
+    if outlasts {
+        return Ok(());
+    }
+    // The shortest lease with lease - lease/3 > timeout, and the longest
+    // timeout below 2/3 of this lease.
+    let least_lease = timeout_ms.saturating_mul(3) / 2 + 1;
+    let longest_timeout = lease_ms.saturating_mul(2).saturating_sub(1) / 3;
+    Err(format!(
+        "a lease of {lease_ms} ms does not outlast the processor timeout ({timeout_ms} ms, \
+         {timeout_from}) plus the lease renewal interval ({} ms, a third of the lease): \
+         another instance could take a payment over while a send of it is still in flight. \
+         Set the lease ({} / {} / storage.lease_ms) to at least {least_lease} ms, or the \
+         processor timeout ({} / {} / routing.processor_timeout_ms) to at most \
+         {longest_timeout} ms",
+        renewal.as_millis(),
+        LEASE_MS.flag,
+        LEASE_MS.env,
+        PROCESSOR_TIMEOUT_MS.flag,
+        PROCESSOR_TIMEOUT_MS.env,
+    ))
 }
 
 /// A processor's base URL: `http://` with a host, trailing slashes trimmed.
@@ -670,12 +716,13 @@ impl ServeArgs {
                 routing.patience_ms,
             )
             .or(DEFAULT_PATIENCE_MS);
-        let processor_timeout_ms = r
-            .pick(
-                "routing.processor_timeout_ms",
-                [(PROCESSOR_TIMEOUT_MS, self.processor_timeout_ms)],
-                routing.processor_timeout_ms,
-            )
+        let processor_timeout_ms = r.pick(
+            "routing.processor_timeout_ms",
+            [(PROCESSOR_TIMEOUT_MS, self.processor_timeout_ms)],
+            routing.processor_timeout_ms,
+        );
+        let processor_timeout_origin = processor_timeout_ms.origin.clone();
+        let processor_timeout_ms = processor_timeout_ms
             .check(&r, at_least(1))?
             .unwrap_or(DEFAULT_PROCESSOR_TIMEOUT_MS);
         let landing_margin_ms = r
@@ -719,12 +766,13 @@ impl ServeArgs {
         let db = r.pick("storage.db", [(DB, self.db)], storage.db);
         let db_origin = db.origin.clone();
         let db = db.or_else_default(|| PathBuf::from(DEFAULT_DB));
-        let lease_ms = r
-            .pick(
-                "storage.lease_ms",
-                [(LEASE_MS, self.lease_ms)],
-                storage.lease_ms,
-            )
+        let lease_ms = r.pick(
+            "storage.lease_ms",
+            [(LEASE_MS, self.lease_ms)],
+            storage.lease_ms,
+        );
+        let lease_origin = lease_ms.origin.clone();
+        let lease_ms = lease_ms
             .check(&r, at_least(1_000))?
             .unwrap_or(DEFAULT_LEASE_MS);
         let store = r.pick("storage.store", [(STORE, self.database_url)], storage.store);
@@ -756,10 +804,18 @@ impl ServeArgs {
             .flatten();
         let store = match store {
             None => StoreChoice::Embedded(db),
-            Some(url) => StoreChoice::Postgres {
-                url,
-                lease: Duration::from_millis(lease_ms),
-            },
+            Some(url) => {
+                let timeout_from = match &processor_timeout_origin {
+                    Origin::Default => "the default".to_owned(),
+                    origin => format!("from {}", r.name("routing.processor_timeout_ms", origin)),
+                };
+                check_lease(lease_ms, processor_timeout_ms, &timeout_from)
+                    .map_err(|problem| r.invalid("storage.lease_ms", &lease_origin, problem))?;
+                StoreChoice::Postgres {
+                    url,
+                    lease: Duration::from_millis(lease_ms),
+                }
+            }
         };
         let peers = r.pick(
             "storage.peers",
@@ -1783,6 +1839,99 @@ mod tests {
     fn a_bad_flag_is_named_as_a_flag_when_the_matches_tell() {
         let e = resolve(&["--workers", "0"]).unwrap_err().to_string();
         assert!(e.starts_with("--workers: must be at least 1"), "{e}");
+    }
+
+    /// With PostgreSQL a holder checks its lease before a send, renews it
+    /// every third of the lease, and a send lasts up to the processor
+    /// timeout: a lease that does not outlast timeout + renewal could run
+    /// out, and the payment be taken over, while a send is in flight.
+    #[test]
+    fn a_lease_that_does_not_outlast_the_processor_timeout_and_a_renewal_is_refused() {
+        let pg = "postgres://postgres@127.0.0.1:5432/test";
+        // 7500 - 2500 (a third) = 5000: not more than the timeout.
+        let e = resolve(&[
+            "--store",
+            pg,
+            "--lease-ms",
+            "7500",
+            "--processor-timeout-ms",
+            "5000",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("--lease-ms: "), "{e}");
+        for part in [
+            "7500 ms",
+            "5000 ms",
+            "--processor-timeout-ms",
+            "2500 ms",
+            "at least 7501 ms",
+            "at most 4999 ms",
+        ] {
+            assert!(e.contains(part), "{part:?} not in {e}");
+        }
+        assert!(
+            resolve(&[
+                "--store",
+                pg,
+                "--lease-ms",
+                "7501",
+                "--processor-timeout-ms",
+                "5000"
+            ])
+            .is_ok()
+        );
+        // A timeout raised past the default lease names the lease's key.
+        let e = resolve(&["--store", pg, "--processor-timeout-ms", "7000"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("storage.lease_ms: "), "{e}");
+        assert!(e.contains("10000 ms") && e.contains("7000 ms"), "{e}");
+        // The defaults hold together.
+        assert!(resolve(&["--store", pg]).is_ok());
+        // The embedded store has no lease.
+        assert!(
+            resolve(&[
+                "--db",
+                "r.db",
+                "--lease-ms",
+                "1000",
+                "--processor-timeout-ms",
+                "5000"
+            ])
+            .is_ok()
+        );
+        // From a file, the file's key is named.
+        let (_dir, path) =
+            config_file("[routing]\nprocessor_timeout_ms = 2000\n\n[storage]\nlease_ms = 3000\n");
+        let e = parse(&["--config", &path, "--store", pg])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&format!("{path}: storage.lease_ms: ")), "{e}");
+    }
+
+    #[test]
+    fn the_lease_and_the_timeout_a_refusal_suggests_are_exactly_the_limits() {
+        // The number after `what` in the message.
+        let suggested = |message: &str, what: &str| -> u64 {
+            let rest = &message[message.find(what).expect(what) + what.len()..];
+            rest.split(' ').next().unwrap().parse().unwrap()
+        };
+        for lease in [1_000, 1_001, 1_002, 2_000, 3_000, 7_500, 10_000, 12_345] {
+            for timeout in [
+                1, 2, 3, 666, 667, 1_000, 1_333, 2_001, 5_000, 6_667, 8_229, 9_999,
+            ] {
+                let Err(e) = check_lease(lease, timeout, "the default") else {
+                    continue;
+                };
+                let least = suggested(&e, "at least ");
+                assert!(check_lease(least, timeout, "").is_ok(), "{e}");
+                assert!(check_lease(least - 1, timeout, "").is_err(), "{e}");
+                let longest = suggested(&e, "at most ");
+                assert!(check_lease(lease, longest, "").is_ok(), "{e}");
+                assert!(check_lease(lease, longest + 1, "").is_err(), "{e}");
+            }
+        }
     }
 
     #[test]

@@ -211,6 +211,8 @@ fn too_many_requests(wait: Duration, limit: &RateLimit) -> Response {
             limit.per_second, limit.burst
         ),
         field: None,
+        outcome: None,
+        retry_safe: None,
     };
     (
         StatusCode::TOO_MANY_REQUESTS,

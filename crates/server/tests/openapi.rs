@@ -270,6 +270,25 @@ async fn every_error_answer_is_the_error_shape() {
     app.stop().await;
 }
 
+/// A 503 to `POST /payments` may follow a write that stood: the document
+/// says so, and describes the fields that tell a client (`outcome`,
+/// `retrySafe`), as the router sends them.
+#[tokio::test]
+async fn the_payments_503_documents_an_unknown_outcome_and_a_safe_retry() {
+    let (_sims, _backing, app) = start().await;
+    let doc = document(&app).await;
+    let unavailable = &doc["paths"]["/payments"]["post"]["responses"]["503"];
+    let said = unavailable["description"].as_str().unwrap_or_default();
+    assert!(!said.contains("nothing was accepted"), "{said}");
+    for part in ["unknown", "same correlationId", "200", "202"] {
+        assert!(said.contains(part), "{part:?} not in {said:?}");
+    }
+    let error = &doc["components"]["schemas"]["Error"]["properties"];
+    assert_eq!(error["outcome"]["type"], "string", "{error}");
+    assert_eq!(error["retrySafe"]["type"], "boolean", "{error}");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn every_reference_resolves_and_every_schema_is_used() {
     let (_sims, _backing, app) = start().await;

@@ -440,6 +440,175 @@ async fn a_restart_resolves_an_unknown_outcome_at_the_same_processor(backing: Ba
     app.stop().await;
 }
 
+/// What [`LosesAnswers`] does to the next accept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AcceptFault {
+    /// Passes it through.
+    None,
+    /// Stores it, then answers as if the connection broke after the COMMIT
+    /// was sent: the write stood, the store cannot tell.
+    AnswerLost,
+    /// Fails it before anything reaches the engine.
+    NotSent,
+}
+
+/// A store whose accepts fail as `fault` says; everything else goes to the
+/// real store underneath.
+struct LosesAnswers {
+    inner: std::sync::Arc<dyn reroute_store::Store>,
+    fault: std::sync::Mutex<AcceptFault>,
+}
+
+impl LosesAnswers {
+    fn set(&self, fault: AcceptFault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+impl reroute_store::Store for LosesAnswers {
+    fn exclusive(&self) -> bool {
+        self.inner.exclusive()
+    }
+    fn accept_with_plan(
+        &self,
+        payment: reroute_store::NewPayment,
+        plan: Option<reroute_store::Attempt>,
+    ) -> reroute_store::StoreFuture<'_, reroute_store::Acceptance> {
+        let fault = *self.fault.lock().unwrap();
+        Box::pin(async move {
+            let lost = || {
+                reroute_store::StoreError::Unavailable(
+                    "PostgreSQL: connection closed (the answer to COMMIT was lost)".into(),
+                )
+            };
+            match fault {
+                AcceptFault::None => self.inner.accept_with_plan(payment, plan).await,
+                AcceptFault::AnswerLost => {
+                    self.inner.accept_with_plan(payment, plan).await?;
+                    Err(lost())
+                }
+                AcceptFault::NotSent => Err(lost()),
+            }
+        })
+    }
+    fn begin_attempt(
+        &self,
+        id: reroute_core::CorrelationId,
+        attempt: reroute_store::Attempt,
+    ) -> reroute_store::StoreFuture<'_, bool> {
+        self.inner.begin_attempt(id, attempt)
+    }
+    fn finish(
+        &self,
+        id: reroute_core::CorrelationId,
+        outcome: reroute_store::Outcome,
+    ) -> reroute_store::StoreFuture<'_, bool> {
+        self.inner.finish(id, outcome)
+    }
+    fn find(
+        &self,
+        id: reroute_core::CorrelationId,
+    ) -> reroute_store::StoreFuture<'_, Option<reroute_store::PaymentRecord>> {
+        self.inner.find(id)
+    }
+    fn pending(&self) -> reroute_store::StoreFuture<'_, Vec<reroute_store::PendingPayment>> {
+        self.inner.pending()
+    }
+    fn summary(
+        &self,
+        window: reroute_core::Window,
+    ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::Totals>> {
+        self.inner.summary(window)
+    }
+    fn ledger(&self) -> reroute_store::StoreFuture<'_, Vec<reroute_store::LedgerEntry>> {
+        self.inner.ledger()
+    }
+    fn purge(&self) -> reroute_store::StoreFuture<'_, ()> {
+        self.inner.purge()
+    }
+    fn renew(&self) -> reroute_store::StoreFuture<'_, ()> {
+        self.inner.renew()
+    }
+    fn lease(&self) -> Option<Duration> {
+        self.inner.lease()
+    }
+    fn reclaim(
+        &self,
+        limit: usize,
+    ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::PendingPayment>> {
+        self.inner.reclaim(limit)
+    }
+    fn take_over_predecessor(
+        &self,
+        limit: usize,
+    ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::PendingPayment>> {
+        self.inner.take_over_predecessor(limit)
+    }
+    fn held(
+        &self,
+        accepted_before: reroute_core::Timestamp,
+        limit: usize,
+    ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::PendingPayment>> {
+        self.inner.held(accepted_before, limit)
+    }
+    fn lead_probes(&self, term: Duration) -> reroute_store::StoreFuture<'_, bool> {
+        self.inner.lead_probes(term)
+    }
+    fn publish_probe(
+        &self,
+        report: reroute_store::ProbeReport,
+    ) -> reroute_store::StoreFuture<'_, ()> {
+        self.inner.publish_probe(report)
+    }
+    fn probes(&self) -> reroute_store::StoreFuture<'_, Vec<reroute_store::ProbeReport>> {
+        self.inner.probes()
+    }
+}
+
+/// A 503 to `POST /payments` whose write may have stood (PostgreSQL lost
+/// the answer to a COMMIT it was sent) must not say nothing was accepted:
+/// the payment may be stored, and will then be charged. The body says the
+/// outcome is unknown and that a retry with the same correlationId is
+/// safe; the retry answers 200 duplicate if it was stored, 202 if not, and
+/// each payment is charged once.
+async fn a_503_whose_outcome_is_unknown_says_so_and_a_retry_of_the_same_id_is_safe(
+    backing: Backing,
+) {
+    let (sims, http) = (Sims::start().await, Http::default());
+    let store = std::sync::Arc::new(LosesAnswers {
+        inner: backing.open().await,
+        fault: std::sync::Mutex::new(AcceptFault::None),
+    });
+    let app = TestApp::start_with_store(config(&sims, &backing.db(), &[]), store.clone()).await;
+    let (stored, not_stored) = (new_id(), new_id());
+    for (id, fault) in [
+        (&stored, AcceptFault::AnswerLost),
+        (&not_stored, AcceptFault::NotSent),
+    ] {
+        store.set(fault);
+        let (status, body) = app.pay(&http, id, "10.00").await;
+        store.set(AcceptFault::None);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["outcome"], "unknown", "{body}");
+        assert_eq!(body["retrySafe"], true, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(!error.contains("nothing was accepted"), "{body}");
+        assert!(error.contains("may or may not"), "{body}");
+        assert!(error.contains("same correlationId"), "{body}");
+        // The store's own words (hosts, engine errors) stay in the log.
+        assert!(!error.contains("PostgreSQL"), "{body}");
+    }
+    let (status, body) = app.pay(&http, &stored, "10.00").await;
+    assert_eq!(status, StatusCode::OK, "it was stored: {body}");
+    assert_eq!(body["status"], "duplicate");
+    let (status, body) = app.pay(&http, &not_stored, "10.00").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "it was not: {body}");
+    // The stored one is charged although its client was told 503: once.
+    processed(&app, &http, "default", 2).await;
+    assert_eq!(sims.books(&http, &sims.default).await, (2, 20.0));
+    app.stop().await;
+}
+
 on_both_stores!(
     an_accepted_payment_is_processed_on_default_and_summarised_exactly,
     a_repeated_correlation_id_is_not_charged_again_and_a_different_amount_conflicts,
@@ -453,4 +622,5 @@ on_both_stores!(
     a_restart_resumes_pending_payments,
     a_held_payment_that_was_never_queued_is_found_and_processed,
     a_restart_resolves_an_unknown_outcome_at_the_same_processor,
+    a_503_whose_outcome_is_unknown_says_so_and_a_retry_of_the_same_id_is_safe,
 );

@@ -157,6 +157,28 @@ pub enum StoreError {
     /// build): retrying will not help.
     #[error("the store is misconfigured: {0}")]
     Misconfigured(String),
+    /// Another process has this embedded store's file open. One file serves
+    /// one process: two would each take the other's pending payments for
+    /// a previous run's and send them again. `holder` is that process's id
+    /// when its lock file tells it.
+    #[error(
+        "{} is in use by {}: one embedded store serves one process at a time; \
+         stop that process or use another file (lock file {})",
+        .path.display(),
+        holder_text(*.holder),
+        sqlite::lock_path(.path).display()
+    )]
+    InUse {
+        path: std::path::PathBuf,
+        holder: Option<u32>,
+    },
+}
+
+fn holder_text(holder: Option<u32>) -> String {
+    match holder {
+        Some(pid) => format!("another process (PID {pid})"),
+        None => "another process".to_owned(),
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {

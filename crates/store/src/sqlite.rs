@@ -13,8 +13,18 @@
 //! this run carry its id, and [`Store::reclaim`] hands back, once, those a
 //! previous run left pending. Leases never run out (nobody else could take
 //! them over), and probe reports live in memory.
+//!
+//! That holds only while one process has the file: a second one would take
+//! the first's payments for a previous run's and send them again. So an open
+//! takes an OS lock on a file beside the database (`<db>.lock`, holding the
+//! locker's PID) and fails with [`StoreError::InUse`] while another store
+//! holds it. The OS drops the lock with the process, `kill -9` included;
+//! within a process, dropping the last clone of the store stops its threads
+//! and then releases it, so the same file can be opened again.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -84,17 +94,96 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The latest probe report per processor: only this instance reads them.
     probes: Arc<Mutex<BTreeMap<String, ProbeReport>>>,
-    /// Dropped with the last clone: the checkpointer then stops.
-    _checkpointer: Arc<mpsc::Sender<()>>,
     /// This open's run id: the holder of the payments it accepts.
     run: [u8; 16],
+    /// Dropped with the last clone, after `writer` (fields drop in order,
+    /// so every sender of commands is gone by then): stops the threads and
+    /// releases the file.
+    _running: Arc<Running>,
+}
+
+/// The threads of one open and the lock that keeps the file to it.
+struct Running {
+    writer: Option<thread::JoinHandle<()>>,
+    /// Dropping it tells the checkpointer to stop.
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpointer: Option<thread::JoinHandle<()>>,
+    /// Holds the OS lock until dropped, after the threads are gone.
+    _lock: File,
+}
+
+impl Drop for Running {
+    /// Waits for the writer to commit what it was given and for the
+    /// checkpointer to stop, so that no connection of this open is left
+    /// when the lock goes: a reopen in the same process then finds the
+    /// file free and quiet.
+    fn drop(&mut self) {
+        drop(self.stop_checkpoints.take());
+        for thread in [self.writer.take(), self.checkpointer.take()]
+            .into_iter()
+            .flatten()
+        {
+            if thread.join().is_err() {
+                tracing::error!("a thread of the embedded store panicked");
+            }
+        }
+    }
+}
+
+/// The file beside `db` whose OS lock says which process has the store.
+pub(crate) fn lock_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Takes the lock of the store at `db` for this process, or says which
+/// process has it. The lock file is left in place when released: removing
+/// it would let two processes lock two different files of the same name.
+fn lock(db: &Path) -> StoreResult<File> {
+    let path = lock_path(db);
+    let cannot =
+        |e: std::io::Error| StoreError::Unavailable(format!("cannot lock {}: {e}", path.display()));
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(cannot)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0).map_err(cannot)?;
+            file.rewind().map_err(cannot)?;
+            writeln!(file, "{}", std::process::id()).map_err(cannot)?;
+            Ok(file)
+        }
+        Err(TryLockError::WouldBlock) => {
+            // The holder writes its PID just after locking: it may not be
+            // there yet, in which case the message goes without it.
+            let mut text = String::new();
+            let holder = file
+                .read_to_string(&mut text)
+                .ok()
+                .and_then(|_| text.trim().parse().ok());
+            Err(StoreError::InUse {
+                path: db.to_path_buf(),
+                holder,
+            })
+        }
+        Err(TryLockError::Error(e)) => Err(cannot(e)),
+    }
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`, applies pending
-    /// migrations and starts the writer thread.
+    /// Opens (creating if needed) the database at `path` for this process
+    /// alone, applies pending migrations and starts the writer thread.
+    /// [`StoreError::InUse`] if another store (of this process or another)
+    /// has it open.
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
+        // Before any connection: a second process must not even migrate.
+        let lock = lock(&path)?;
         let mut writer_conn = Connection::open(&path)?;
         writer_conn.pragma_update(None, "journal_mode", "WAL")?;
         writer_conn.pragma_update(None, "synchronous", "FULL")?;
@@ -115,21 +204,35 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let (alive, stopped) = mpsc::channel::<()>();
         let run = *uuid::Uuid::new_v4().as_bytes();
-        thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || write_loop(writer_conn, rx, run))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?;
-        thread::Builder::new()
-            .name("store-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
+        let mut running = Running {
+            writer: None,
+            stop_checkpoints: Some(alive),
+            checkpointer: None,
+            _lock: lock,
+        };
+        running.checkpointer = Some(
+            thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
+                })?,
+        );
+        // Last: once the writer runs nothing may fail, or `running` would
+        // wait, on its way out, for a writer whose sender (`tx`) is alive.
+        running.writer = Some(
+            thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || write_loop(writer_conn, rx, run))
+                .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?,
+        );
         Ok(Self {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
             path,
             probes: Arc::default(),
-            _checkpointer: Arc::new(alive),
             run,
+            _running: Arc::new(running),
         })
     }
 

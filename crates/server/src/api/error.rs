@@ -1,5 +1,6 @@
 //! The one place errors become HTTP answers: a status and the stable JSON
-//! shape `{"error": "...", "field": "..."}`.
+//! shape `{"error": "...", "field": "..."}` (plus `outcome` and `retrySafe`
+//! on the one answer whose outcome is unknown: a 503 to `POST /payments`).
 
 use axum::extract::rejection::QueryRejection;
 use axum::http::StatusCode;
@@ -18,6 +19,20 @@ pub struct ErrorBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub field: Option<&'a str>,
+    /// `unknown` when the request's effect is not known: a 503 to `POST
+    /// /payments` whose write the store could not confirm, so the payment
+    /// may or may not have been stored (and, if it was, will be charged).
+    /// Absent on every other error, whose request changed nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, example = "unknown")]
+    pub outcome: Option<&'a str>,
+    /// `true` when sending the same request again cannot do it twice: the
+    /// same correlationId and amount to `POST /payments` answers 200
+    /// `duplicate` if the first was stored, 202 if not. Present with
+    /// `outcome`.
+    #[serde(rename = "retrySafe", skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub retry_safe: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,8 +68,22 @@ pub enum ApiError {
         id: String,
         field: Option<&'static str>,
     },
-    #[error("the store is unavailable; nothing was accepted, retry later")]
+    #[error("the store is unavailable; retry later")]
     Unavailable(#[from] StoreError),
+    /// `POST /payments` could not get the store to confirm the payment. The
+    /// write may stand all the same: PostgreSQL may have applied a COMMIT
+    /// whose answer was lost, and a store error does not tell that case
+    /// from one where nothing reached the engine (see
+    /// [`StoreError::Unavailable`]). A payment that stood is charged (the
+    /// instance finds it held but never queued), so the client must not be
+    /// told that nothing was accepted; the correlationId makes its retry
+    /// safe, and the retry's answer tells which it was.
+    #[error(
+        "the store did not confirm the payment: it may or may not have been accepted. \
+         Retrying with the same correlationId and amount is safe: 200 duplicate if it was \
+         stored (it is charged once), 202 if not"
+    )]
+    AcceptUnconfirmed(StoreError),
     /// A peer instance did not give its part of a cluster-wide answer.
     #[error("another instance of the cluster did not answer; retry later")]
     PeerUnavailable(#[from] crate::peers::PeerError),
@@ -78,9 +107,9 @@ impl ApiError {
             ApiError::Unroutable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
-            ApiError::Unavailable(_) | ApiError::PeerUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::AcceptUnconfirmed(_)
+            | ApiError::PeerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -121,12 +150,18 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Unavailable(e) => tracing::error!(error = %e, "request failed on the store"),
+            ApiError::AcceptUnconfirmed(e) => {
+                tracing::error!(error = %e, "the store did not confirm a payment; outcome unknown")
+            }
             ApiError::PeerUnavailable(e) => tracing::error!(error = %e, "request failed on a peer"),
             _ => {}
         }
+        let unknown = matches!(self, ApiError::AcceptUnconfirmed(_));
         let body = ErrorBody {
             error: self.to_string(),
             field: self.field(),
+            outcome: unknown.then_some("unknown"),
+            retry_safe: unknown.then_some(true),
         };
         let mut response = (self.status(), axum::Json(body)).into_response();
         if self.leaves_body_unread() {

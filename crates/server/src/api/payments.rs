@@ -177,7 +177,7 @@ pub(super) async fn read_body(body: Body, config: &ServeConfig) -> Result<Bytes,
         (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
         (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
         (status = 422, description = "No configured processor takes this method in this country.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable; nothing was accepted.", body = ErrorBody),
+        (status = 503, description = "The store did not confirm the payment: its outcome is unknown (`\"outcome\": \"unknown\"`), it may or may not have been stored, and if it was it will be charged. Retrying with the same correlationId and amount is safe (`\"retrySafe\": true`): the retry answers 200 `duplicate` if it was stored, 202 if not.", body = ErrorBody),
     )
 )]
 pub async fn create(
@@ -209,10 +209,14 @@ pub async fn create(
     // drops this handler, and a payment the store took must reach the
     // queue all the same (else it waits, pending, for the next restart,
     // while a retry is told "duplicate").
+    // Whatever went wrong, the write may have reached the store: the answer
+    // says the outcome is unknown (a retry of the same id tells).
     let acceptance = tokio::spawn(accept_and_queue(Arc::clone(&shared), payment))
         .instrument(span.clone())
         .await
-        .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))??;
+        .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))
+        .and_then(|accepted| accepted)
+        .map_err(ApiError::AcceptUnconfirmed)?;
     span.in_scope(|| tracing::debug!(?acceptance, "payment received"));
     match acceptance {
         Acceptance::New => Ok(answer(StatusCode::ACCEPTED, id, "accepted")),
