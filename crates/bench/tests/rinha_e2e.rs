@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use reroute_bench::rinha::{self, OFFICIAL_STAGES, ProcessorSetting, RinhaOptions, Stage};
+use reroute_bench::rinha::{self, PREVIEW_STAGES, ProcessorSetting, RinhaOptions, Stage};
 use reroute_core::{Money, Timestamp, Window};
 use reroute_sim::{Sim, SimConfig};
 use rust_decimal::Decimal;
@@ -273,7 +273,7 @@ async fn the_official_stages_play_out_on_a_short_run() {
         .unwrap();
     let (backend, _ledger) = spawn_backend(sim.url("default")).await;
 
-    let report = rinha::run(options(&sim, &backend, OFFICIAL_STAGES.to_vec()))
+    let report = rinha::run(options(&sim, &backend, PREVIEW_STAGES.to_vec()))
         .await
         .unwrap();
     eprintln!("{report}");
