@@ -7,11 +7,12 @@
 //!   every expected response, in milliseconds, rounded to 2 decimals (half up);
 //! - bonus = max(round((11 - p99) x 0.02, 2), 0);
 //! - fine = 0.35 if any inconsistency was seen, else 0;
-//! - gross = the backend's totalAmount (default + fallback); fee per processor
-//!   = its feePerTransaction x the backend's totalAmount for it; net = gross - fees;
+//! - gross = the totalAmount (default + fallback) of the backend's summary in
+//!   the preview, of the processors' in the final; fee per processor = its
+//!   own feePerTransaction x that totalAmount for it; net = gross - fees;
 //! - score = net + net x bonus - net x fine;
-//! - lag = payments accepted - payments the backend reports; negative lag
-//!   (more recorded than requested) disqualifies.
+//! - lag = payments accepted - payments recorded (by the same summaries);
+//!   negative lag (more recorded than requested) disqualifies.
 //!
 //! The bonus formula is applied to the p99 already rounded to 2 decimals, then
 //! rounded half up (big.js's default). With a 2-decimal p99, `(11 - p99) x 0.02`
@@ -118,12 +119,13 @@ pub fn lag(accepted: u64, recorded: u64) -> i128 {
 }
 
 /// One processor's share of the result: what the backend reports it sent
-/// there, and the processor's fee rate.
+/// there (preview) or what the processor booked (final), and the
+/// processor's fee rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ProcessorShare {
-    /// The backend's `totalRequests` for this processor.
+    /// `totalRequests` for this processor.
     pub requests: u64,
-    /// The backend's `totalAmount` for this processor.
+    /// `totalAmount` for this processor.
     pub amount: Decimal,
     /// The processor's own `feePerTransaction`.
     pub fee_rate: Decimal,

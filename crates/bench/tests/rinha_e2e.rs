@@ -1,11 +1,14 @@
-//! `reroute bench rinha` end to end: a short run against the simulated
-//! processors and a minimal backend written here, checked against the
-//! simulator's own books.
+//! `reroute bench rinha` end to end: short runs against the simulated
+//! processors, checked against the simulator's own books.
 //!
-//! The backend is deliberately naive: it forwards each payment to `default`
-//! synchronously (requestedAt = now), answers 200 only when the processor
-//! did, and keeps an in-memory ledger for `/payments-summary`. With gentle
-//! stages it is exactly consistent, so every count in the report is known.
+//! The preview runs against a minimal backend written here, deliberately
+//! naive: it forwards each payment to `default` synchronously (requestedAt =
+//! now), answers 200 only when the processor did, and keeps an in-memory
+//! ledger for `/payments-summary`. With gentle stages it is exactly
+//! consistent, so every count in the report is known.
+//!
+//! The final runs against the real router, with the simulator started as
+//! `reroute sim --default-fee 0.07 --fallback-fee 0.10` would start it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,13 +19,17 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::Bytes;
+use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use reroute_bench::rinha::{self, OFFICIAL_STAGES, ProcessorSetting, RinhaOptions, Stage};
+use reroute_bench::rinha::{
+    self, FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, RinhaOptions, Scenario, Stage,
+};
 use reroute_core::{Money, Timestamp, Window};
-use reroute_sim::{Sim, SimConfig};
+use reroute_server::{App, ServeArgs};
+use reroute_sim::{Sim, SimArgs, SimConfig};
 use rust_decimal::Decimal;
 use tokio::net::TcpListener;
 
@@ -273,7 +280,7 @@ async fn the_official_stages_play_out_on_a_short_run() {
         .unwrap();
     let (backend, _ledger) = spawn_backend(sim.url("default")).await;
 
-    let report = rinha::run(options(&sim, &backend, OFFICIAL_STAGES.to_vec()))
+    let report = rinha::run(options(&sim, &backend, PREVIEW_STAGES.to_vec()))
         .await
         .unwrap();
     eprintln!("{report}");
@@ -301,5 +308,153 @@ async fn the_official_stages_play_out_on_a_short_run() {
     assert_eq!(report.slush_fund.detected, report.lag.lag < 0);
     assert!(report.reroute.audits.len() >= 4);
 
+    sim.shutdown().await;
+}
+
+#[derive(Parser)]
+struct SimCli {
+    #[command(flatten)]
+    sim: SimArgs,
+}
+
+#[derive(Parser)]
+struct ServeCli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fees() {
+    // The simulator as `reroute sim --default-fee 0.07 --fallback-fee 0.10`
+    // starts it, on free ports.
+    let config = SimCli::parse_from([
+        "sim",
+        "--default-port",
+        "0",
+        "--fallback-port",
+        "0",
+        "--default-fee",
+        "0.07",
+        "--fallback-fee",
+        "0.10",
+    ])
+    .sim
+    .to_config()
+    .unwrap();
+    let sim = reroute_sim::spawn(config).await.unwrap();
+
+    // The real router, on the embedded store.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reroute.db");
+    let config = ServeCli::parse_from([
+        "reroute",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        "",
+        "--default-url",
+        &sim.url("default"),
+        "--fallback-url",
+        &sim.url("fallback"),
+    ])
+    .serve
+    .into_config()
+    .unwrap();
+    let app = App::build(config).await.unwrap();
+    let router = format!("http://127.0.0.1:{}", app.port());
+    let stop = app.shutdown_token();
+    let served = tokio::spawn(app.run_until_stopped());
+
+    // The final's 300 s in 6 s: a stage every 0.6 s, audits every 0.2 s.
+    let options = RinhaOptions {
+        max_users: 20,
+        duration: Duration::from_secs(6),
+        participant: "e2e-final".to_owned(),
+        ..RinhaOptions::of(
+            Scenario::Final,
+            router.parse().unwrap(),
+            sim.url("default").parse().unwrap(),
+            sim.url("fallback").parse().unwrap(),
+        )
+    };
+    let report = rinha::run(options).await.unwrap();
+    eprintln!("{report}");
+
+    // The report says which script ran, in the JSON and the summary.
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["reroute"]["scenario"], "final");
+    assert!(json["timestamp"].is_string(), "{json}");
+    assert_eq!(json["p99"]["max_requests"], 20);
+    assert!(
+        report
+            .to_string()
+            .starts_with("rinha final: 6s, up to 20 users")
+    );
+
+    // Every stage was applied: the last one is in force (default 2000 ms,
+    // fallback 0 ms, neither failing) and the timeline lists all ten.
+    for (id, delay) in [("default", 2000), ("fallback", 0)] {
+        let health = books(&sim.url(id), "/payments/service-health").await;
+        assert_eq!(health["failing"], false, "{id}");
+        assert_eq!(health["minResponseTime"].as_u64(), Some(delay), "{id}");
+    }
+    let stages = report
+        .reroute
+        .stages
+        .as_ref()
+        .expect("the final has a timeline");
+    assert_eq!(stages.len(), 10);
+    for (row, stage) in stages.iter().zip(FINAL_STAGES) {
+        assert_eq!((row.default, row.fallback), (stage.default, stage.fallback));
+        // 30 s of 300 scaled to 6 s: 600 ms apart (the first at 1 s of 300).
+        assert_eq!(row.at_ms, stage.at.as_millis() as u64 / 50);
+    }
+    let sent: u64 = stages.iter().map(|r| r.sent).sum();
+    let accepted: u64 = stages.iter().map(|r| r.accepted).sum();
+    assert_eq!(sent, report.reroute.payments.sent);
+    assert_eq!(accepted, report.requested.accepted);
+    assert!(report.requested.accepted > 20, "users ramped and paid");
+
+    // The final's windows: audits over [now - 15 s, now - 2 s], a 360 s
+    // teardown.
+    assert!(report.reroute.audits.len() >= 10);
+    for audit in &report.reroute.audits {
+        assert_eq!(audit.to.millis() - audit.from.millis(), 13_000);
+    }
+    let teardown = &report.reroute.teardown;
+    assert_eq!(teardown.to.millis() - teardown.from.millis(), 360_000);
+
+    // Scored from the processors' books, at the processors' fees.
+    assert_eq!(teardown.default.fee_per_transaction, d("0.07"));
+    assert_eq!(teardown.fallback.fee_per_transaction, d("0.10"));
+    assert_eq!(
+        report.processed_default.payments,
+        teardown.default.total_requests
+    );
+    assert_eq!(
+        report.processed_fallback.payments,
+        teardown.fallback.total_requests
+    );
+    let recorded = report.processed_default.payments + report.processed_fallback.payments;
+    assert_eq!(report.lag.recorded, recorded);
+    assert_eq!(report.gross, d("20.05") * Decimal::from(recorded));
+    assert_eq!(
+        report.fees,
+        report.processed_default.amount * d("0.07") + report.processed_fallback.amount * d("0.10")
+    );
+    // The books per stage add up to at least what the teardown saw (they
+    // are read a moment later, and may catch a payment that landed since).
+    let booked: u64 = stages
+        .iter()
+        .map(|r| r.booked_default + r.booked_fallback)
+        .sum();
+    assert!(booked >= recorded, "{booked} < {recorded}");
+
+    stop.cancel();
+    served.await.unwrap().unwrap();
     sim.shutdown().await;
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
-use reroute_core::{CorrelationId, Money, Timestamp, Window};
+use reroute_core::{CorrelationId, Timestamp, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -24,20 +24,14 @@ pub const INITIAL_TOKEN: &str = "123";
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-rinha-token");
 
-/// The amount of every payment, 19.90.
-pub const PAYMENT_AMOUNT: Money = Money::from_minor(1990);
-
-/// The amount as the script writes it in the request body: k6 serialises the
-/// number 19.90 as `19.9`. Sent byte for byte the same.
-pub const PAYMENT_AMOUNT_JSON: &str = "19.9";
-
-/// The body of one payment: `{"correlationId":"<new uuid>","amount":19.9}`.
-pub fn payment_body(id: CorrelationId) -> Bytes {
+/// The body of one payment: `{"correlationId":"<new uuid>","amount":<amount>}`,
+/// with the amount as the script's k6 writes it (`19.9`, `20.05`).
+pub fn payment_body(id: CorrelationId, amount_json: &str) -> Bytes {
     let mut body = String::with_capacity(72);
     body.push_str(r#"{"correlationId":""#);
     body.push_str(&id.to_string());
     body.push_str(r#"","amount":"#);
-    body.push_str(PAYMENT_AMOUNT_JSON);
+    body.push_str(amount_json);
     body.push('}');
     Bytes::from(body)
 }
@@ -354,15 +348,19 @@ pub fn before(now: Timestamp, ago: std::time::Duration) -> Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rinha::scenario::{FINAL, PREVIEW};
 
     #[test]
-    fn a_payment_body_is_what_k6_sends() {
+    fn a_payment_body_is_what_k6_sends_in_each_script() {
         let id: CorrelationId = "4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3".parse().unwrap();
         assert_eq!(
-            &payment_body(id)[..],
+            &payment_body(id, PREVIEW.amount_json)[..],
             br#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":19.9}"#
         );
-        assert_eq!(Money::parse_exact(PAYMENT_AMOUNT_JSON), Ok(PAYMENT_AMOUNT));
+        assert_eq!(
+            &payment_body(id, FINAL.amount_json)[..],
+            br#"{"correlationId":"4a7901b8-7d26-4d9d-aa19-4dc1c7cf60b3","amount":20.05}"#
+        );
     }
 
     #[test]

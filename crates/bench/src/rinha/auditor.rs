@@ -1,12 +1,13 @@
 //! The consistency checker: one user that, every ~10 s, asks the backend and
-//! both processors for the same window, `[now - 15 s, now - 1.5 s]`, and counts
-//! the payments the backend accounts differently from the processors' books.
+//! both processors for the same window, `[now - 15 s, now - margin]` (1.5 s in
+//! the preview, 2 s in the final), and counts the payments the backend
+//! accounts differently from the processors' books.
 //!
-//! Counting follows the official (preview) script: per check,
-//! `|(backend.default - default) + (backend.fallback - fallback)|` in
-//! `totalRequests`. A failed summary counts as all zeros, as in the script.
-//! Each check's per-processor differences are kept too, so a payment booked
-//! under the wrong processor (which that formula does not see) still shows.
+//! Counting follows the script that runs ([`Counting`]), in `totalRequests`:
+//! the preview nets the two processors out, the final adds each one's
+//! difference. A failed summary counts as all zeros, as in the scripts. Each
+//! check's per-processor differences are kept too, so a payment booked under
+//! the wrong processor (which the preview's formula does not see) still shows.
 
 use std::sync::Arc;
 
@@ -17,8 +18,34 @@ use tokio::time::Instant;
 
 use super::api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
 use super::progress::Live;
-use super::timeline::{AUDIT_LOOKBACK, AUDIT_MARGIN, Timeline};
+use super::timeline::{AUDIT_LOOKBACK, Timeline};
 use crate::http::{Endpoint, HttpStats};
+
+/// How a check turns the differences into inconsistencies (`bd`, `bf`: the
+/// backend's `totalRequests` for default and fallback; `d`, `f`: the
+/// processors').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// `|(bd - d) + (bf - f)|` (rinha.js): a payment booked under the wrong
+    /// processor nets out.
+    Netted,
+    /// `|bd - d| + |bf - f|` (rinha-final.js): it counts twice.
+    PerProcessor,
+}
+
+impl Counting {
+    /// The inconsistencies of one check.
+    pub fn count(self, default_difference: i64, fallback_difference: i64) -> u64 {
+        match self {
+            Counting::Netted => default_difference
+                .saturating_add(fallback_difference)
+                .unsigned_abs(),
+            Counting::PerProcessor => default_difference
+                .unsigned_abs()
+                .saturating_add(fallback_difference.unsigned_abs()),
+        }
+    }
+}
 
 /// One check: what each side said for one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -43,6 +70,7 @@ impl Audit {
         backend: BackendSummary,
         default: ProcessorSummary,
         fallback: ProcessorSummary,
+        counting: Counting,
     ) -> Audit {
         let difference = |ours: u64, theirs: u64| -> i64 {
             let d = i128::from(ours) - i128::from(theirs);
@@ -51,9 +79,7 @@ impl Audit {
         let default_difference = difference(backend.default.total_requests, default.total_requests);
         let fallback_difference =
             difference(backend.fallback.total_requests, fallback.total_requests);
-        let inconsistencies = default_difference
-            .saturating_add(fallback_difference)
-            .unsigned_abs();
+        let inconsistencies = counting.count(default_difference, fallback_difference);
         Audit {
             from: window.from,
             to: window.to,
@@ -98,7 +124,13 @@ pub struct Sources {
 
 /// Checks from the start of the load until its end, pausing the (scaled)
 /// interval after each check.
-pub async fn run(sources: &Sources, timeline: &Timeline, started: Instant, live: &Live) -> Audits {
+pub async fn run(
+    sources: &Sources,
+    timeline: &Timeline,
+    counting: Counting,
+    started: Instant,
+    live: &Live,
+) -> Audits {
     let deadline = started + timeline.duration();
     let mut backend = Backend::new(sources.backend.clone());
     let mut default = Processor::new("default", sources.default.clone(), &sources.token);
@@ -108,7 +140,7 @@ pub async fn run(sources: &Sources, timeline: &Timeline, started: Instant, live:
         let now = Timestamp::now();
         let window = Window {
             from: before(now, AUDIT_LOOKBACK),
-            to: before(now, AUDIT_MARGIN),
+            to: before(now, timeline.audit_margin()),
         };
         let (d, f, b) = tokio::join!(
             default.summary(window),
@@ -127,7 +159,7 @@ pub async fn run(sources: &Sources, timeline: &Timeline, started: Instant, live:
             out.warnings.push(format!("audit: {e}; counted as zeros"));
             BackendSummary::default()
         });
-        let audit = Audit::compare(window, b, d, f);
+        let audit = Audit::compare(window, b, d, f, counting);
         Live::add(&live.inconsistencies, audit.inconsistencies);
         tracing::debug!(?audit, "consistency check");
         out.audits.push(audit);
@@ -141,6 +173,7 @@ pub async fn run(sources: &Sources, timeline: &Timeline, started: Instant, live:
 
 #[cfg(test)]
 mod tests {
+    use super::Counting::{Netted, PerProcessor};
     use super::*;
     use crate::rinha::api::Totals;
 
@@ -173,30 +206,67 @@ mod tests {
 
     #[test]
     fn agreeing_books_have_no_inconsistency() {
-        let a = Audit::compare(window(), backend(120, 7), books(120), books(7));
+        let a = Audit::compare(window(), backend(120, 7), books(120), books(7), Netted);
         assert_eq!(a.inconsistencies, 0);
         assert!(!a.disagrees());
     }
 
     #[test]
     fn missing_and_extra_payments_are_counted() {
-        let a = Audit::compare(window(), backend(118, 7), books(120), books(7));
+        let a = Audit::compare(window(), backend(118, 7), books(120), books(7), Netted);
         assert_eq!((a.default_difference, a.inconsistencies), (-2, 2));
-        let a = Audit::compare(window(), backend(121, 9), books(120), books(7));
+        let a = Audit::compare(window(), backend(121, 9), books(120), books(7), Netted);
         assert_eq!(a.inconsistencies, 3);
     }
 
     #[test]
     fn the_official_count_nets_a_payment_booked_under_the_wrong_processor() {
         // One payment the backend says went to default actually went to fallback.
-        let a = Audit::compare(window(), backend(121, 6), books(120), books(7));
+        let a = Audit::compare(window(), backend(121, 6), books(120), books(7), Netted);
         assert_eq!(a.inconsistencies, 0);
         assert!(a.disagrees());
     }
 
     #[test]
+    fn the_final_counts_each_processors_difference() {
+        // The same misbooked payment costs two in the final.
+        let a = Audit::compare(
+            window(),
+            backend(121, 6),
+            books(120),
+            books(7),
+            PerProcessor,
+        );
+        assert_eq!(a.inconsistencies, 2);
+        let a = Audit::compare(
+            window(),
+            backend(118, 9),
+            books(120),
+            books(7),
+            PerProcessor,
+        );
+        assert_eq!(a.inconsistencies, 4);
+        let a = Audit::compare(
+            window(),
+            backend(120, 7),
+            books(120),
+            books(7),
+            PerProcessor,
+        );
+        assert_eq!(a.inconsistencies, 0);
+    }
+
+    #[test]
     fn a_summary_that_failed_counts_as_zeros() {
-        let a = Audit::compare(window(), BackendSummary::default(), books(120), books(7));
-        assert_eq!(a.inconsistencies, 127);
+        for counting in [Netted, PerProcessor] {
+            let a = Audit::compare(
+                window(),
+                BackendSummary::default(),
+                books(120),
+                books(7),
+                counting,
+            );
+            assert_eq!(a.inconsistencies, 127);
+        }
     }
 }

@@ -1,15 +1,20 @@
 //! `reroute bench rinha`: the Rinha de Backend 2025 test, reproduced.
 //!
-//! The same steps as the official k6 script, in the same order:
+//! Two official k6 scripts ([`scenario`]): the 60 s preview (`rinha.js`, the
+//! default) and the 300 s final (`rinha-final.js`, `--scenario final`). The
+//! same steps as the script, in the same order:
 //!
 //! 1. setup: token set on both processors, both purged, the backend purged
 //!    (optional for a backend: any failure there is ignored);
-//! 2. for `--duration` (60 s), at once:
-//!    [`users`] ramp from 1 to `--max-users` paying 19.90 and sleeping 1 s,
-//!    the [`auditor`] compares summaries every ~10 s, and the [`stages`] put
-//!    delays and failures on the processors on schedule ([`timeline`]);
-//! 3. teardown: the backend's and processors' summaries over the last 70 s;
-//! 4. the [`crate::score`], written as the official result JSON ([`report`]).
+//! 2. for `--duration` (the script's 60 s or 300 s), at once:
+//!    [`users`] ramp from 1 to `--max-users` paying the script's amount and
+//!    sleeping 1 s, the [`auditor`] compares summaries every ~10 s, and the
+//!    [`stages`] put delays and failures on the processors on schedule
+//!    ([`timeline`]);
+//! 3. teardown: the summaries over the script's last 70 s or 360 s;
+//! 4. the [`crate::score`], from the backend's summary (preview) or the
+//!    processors' (final), written as the official result JSON ([`report`]),
+//!    with the final's stage timeline.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,12 +29,14 @@ pub mod api;
 pub mod auditor;
 pub mod progress;
 pub mod report;
+pub mod scenario;
 pub mod stages;
 pub mod timeline;
 pub mod users;
 
 pub use report::RinhaReport;
-pub use timeline::{OFFICIAL_STAGES, ProcessorSetting, Stage};
+pub use scenario::{Scenario, Script};
+pub use timeline::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 
 use crate::duration::parse_duration;
 use crate::http::{Endpoint, HttpStats};
@@ -37,17 +44,25 @@ use crate::score::{self, ProcessorShare, Score, ScoreInputs};
 use api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
 use auditor::Sources;
 use progress::{Live, Progress};
-use report::{HttpDetails, Parts, PaymentDetails, RunDetails, TeardownDetails};
+use report::{HttpDetails, Parts, PaymentDetails, RunDetails, StageRow, TeardownDetails};
+use scenario::ScoreSource;
 use timeline::Timeline;
 
 /// `reroute bench rinha`: the official test's flags, with its defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RinhaArgs {
+    /// Which official script to reproduce. Its length, users, amount,
+    /// stages, audit margin, teardown window and score rules come with it;
+    /// the fees are the processors' own (start the simulator with the
+    /// final's).
+    #[arg(long, value_enum, value_name = "SCENARIO", default_value_t = Scenario::Preview)]
+    pub scenario: Scenario,
+
     /// Base URL of the backend under test (the load balancer in front of it).
     #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9999")]
     pub backend: Endpoint,
 
-    /// Base URL of the `default` payment processor (fee 5%).
+    /// Base URL of the `default` payment processor (fee 5%; 7% in the final).
     #[arg(
         long = "default",
         value_name = "URL",
@@ -55,7 +70,7 @@ pub struct RinhaArgs {
     )]
     pub default_processor: Endpoint,
 
-    /// Base URL of the `fallback` payment processor (fee 15%).
+    /// Base URL of the `fallback` payment processor (fee 15%; 10% in the final).
     #[arg(
         long = "fallback",
         value_name = "URL",
@@ -68,15 +83,16 @@ pub struct RinhaArgs {
     #[arg(long, value_name = "TOKEN", default_value = api::INITIAL_TOKEN)]
     pub token: String,
 
-    /// Virtual users reached at the end of the linear ramp (which starts at 1).
-    #[arg(long, value_name = "N", default_value_t = 550,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_users: u32,
+    /// Virtual users reached at the end of the linear ramp (which starts at 1)
+    /// [default: 550 for the preview, 603 for the final].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_users: Option<u32>,
 
-    /// Length of the load (60s, 5s, 2m, 1500ms). Stage times, the ramp and
-    /// the audit interval scale with it; settings and timeouts do not.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub duration: Duration,
+    /// Length of the load (60s, 5s, 2m, 1500ms) [default: 60s for the
+    /// preview, 300s for the final]. Stage times, the ramp and the audit
+    /// interval scale with it; settings, timeouts and windows do not.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
 
     /// Write the result JSON to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -94,13 +110,15 @@ pub struct RinhaArgs {
 
 impl RinhaArgs {
     pub fn into_options(self) -> RinhaOptions {
+        let script = self.scenario.script();
         RinhaOptions {
             token: self.token,
-            max_users: self.max_users,
-            duration: self.duration,
+            max_users: self.max_users.unwrap_or(script.max_users),
+            duration: self.duration.unwrap_or(script.duration),
             participant: self.participant,
             progress: !self.no_progress,
-            ..RinhaOptions::new(
+            ..RinhaOptions::of(
+                self.scenario,
                 self.backend,
                 self.default_processor,
                 self.fallback_processor,
@@ -109,16 +127,20 @@ impl RinhaArgs {
     }
 }
 
-/// Everything a run needs. [`RinhaOptions::new`] gives the official test.
+/// Everything a run needs. [`RinhaOptions::new`] gives the official preview,
+/// [`RinhaOptions::of`] either script.
 #[derive(Debug, Clone)]
 pub struct RinhaOptions {
+    /// The script whose rules the run follows (amount, audit margin and
+    /// counting, teardown window, score source).
+    pub scenario: Scenario,
     pub backend: Endpoint,
     pub default: Endpoint,
     pub fallback: Endpoint,
     pub token: String,
     pub max_users: u32,
     pub duration: Duration,
-    /// On the official 60 s timeline; scaled to `duration`.
+    /// On the script's timeline (60 s or 300 s); scaled to `duration`.
     pub stages: Vec<Stage>,
     pub participant: String,
     /// Draw a progress bar on stderr.
@@ -126,17 +148,30 @@ pub struct RinhaOptions {
 }
 
 impl RinhaOptions {
-    /// The official test (550 users, 60 s, the six stages, token `123`)
+    /// The official preview (550 users, 60 s, the six stages, token `123`)
     /// against these three services, without a progress bar.
     pub fn new(backend: Endpoint, default: Endpoint, fallback: Endpoint) -> Self {
+        Self::of(Scenario::Preview, backend, default, fallback)
+    }
+
+    /// `scenario`'s script as it is (its users, length and stages, token
+    /// `123`) against these three services, without a progress bar.
+    pub fn of(
+        scenario: Scenario,
+        backend: Endpoint,
+        default: Endpoint,
+        fallback: Endpoint,
+    ) -> Self {
+        let script = scenario.script();
         Self {
+            scenario,
             backend,
             default,
             fallback,
             token: api::INITIAL_TOKEN.to_owned(),
-            max_users: 550,
-            duration: timeline::OFFICIAL_DURATION,
-            stages: OFFICIAL_STAGES.to_vec(),
+            max_users: script.max_users,
+            duration: script.duration,
+            stages: script.stages.to_vec(),
             participant: "anonymous".to_owned(),
             progress: false,
         }
@@ -150,10 +185,11 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         .ok()
         .filter(|t| !t.is_empty())
         .context("the token must be non-empty printable ASCII")?;
+    let script = options.scenario.script();
     let backend_endpoint = Arc::new(options.backend);
     let default_endpoint = Arc::new(options.default);
     let fallback_endpoint = Arc::new(options.fallback);
-    let timeline = Timeline::new(options.duration, options.max_users, &options.stages);
+    let timeline = Timeline::new(script, options.duration, options.max_users, &options.stages);
     let live = Arc::new(Live::default());
     let mut warnings = Vec::new();
     let started_at = Timestamp::now();
@@ -175,10 +211,12 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     // The load, the audits and the stages, side by side.
     let progress = Progress::new(
         options.progress,
+        progress_prefix(options.scenario),
         timeline.duration(),
         timeline.stages().len(),
     );
     let started = Instant::now();
+    let load_started_at = Timestamp::now();
     let sources = Sources {
         backend: backend_endpoint.clone(),
         default: default_endpoint.clone(),
@@ -187,9 +225,17 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     };
     let load = async {
         tokio::try_join!(
-            users::run(backend_endpoint.clone(), &timeline, started, live.clone()),
+            users::run(
+                backend_endpoint.clone(),
+                script.amount_json,
+                &timeline,
+                started,
+                live.clone()
+            ),
             async {
-                Ok::<_, anyhow::Error>(auditor::run(&sources, &timeline, started, &live).await)
+                Ok::<_, anyhow::Error>(
+                    auditor::run(&sources, &timeline, script.counting, started, &live).await,
+                )
             },
             async {
                 stages::run(
@@ -209,7 +255,7 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         outcome = load => outcome,
         never = progress.follow(&live, started) => match never {},
     };
-    let (crowd, mut audits, stage_http) = match outcome {
+    let (mut crowd, mut audits, stage_http) = match outcome {
         Ok(parts) => parts,
         Err(e) => {
             progress.finish();
@@ -219,7 +265,9 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
 
     warnings.append(&mut audits.warnings);
 
-    // Teardown: the summaries the score is computed from.
+    // Teardown: the summaries the score is computed from. The final's script
+    // reads only the processors'; the backend's is then read on a connection
+    // of its own, kept out of the p99 as a request the script does not make.
     progress.note("teardown: reading summaries");
     let to = Timestamp::now();
     let window = Window {
@@ -234,10 +282,38 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         warnings.push(format!("teardown: {e}; counted as zeros"));
         ProcessorSummary::default()
     });
-    let reported = backend.summary(window).await.unwrap_or_else(|e| {
+    let reported = match script.score_source {
+        ScoreSource::Backend => backend.summary(window).await,
+        ScoreSource::Processors => Backend::new(backend_endpoint.clone()).summary(window).await,
+    };
+    let reported = reported.unwrap_or_else(|e| {
         warnings.push(format!("teardown: {e}; counted as zeros"));
         BackendSummary::default()
     });
+
+    // The final's stage timeline: the processors' books per stage span,
+    // also outside the script's requests.
+    let stage_rows = match options.scenario {
+        Scenario::Preview => None,
+        Scenario::Final => {
+            progress.note("teardown: reading the books per stage");
+            let books = stage_books(
+                &default_endpoint,
+                &fallback_endpoint,
+                &token,
+                &timeline,
+                load_started_at,
+                to,
+                &mut warnings,
+            )
+            .await;
+            Some(StageRow::build(
+                &timeline,
+                std::mem::take(&mut crowd.stages),
+                &books,
+            ))
+        }
+    };
     progress.finish();
 
     let inconsistencies = audits.inconsistencies();
@@ -253,23 +329,41 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     http.durations.sort_unstable();
     let p99_ms = score::percentile(&http.durations, score::P99);
 
+    // Whose books are scored; the fee rates are always the processors' own.
+    let (default_share, fallback_share) = match script.score_source {
+        ScoreSource::Backend => (
+            (
+                reported.default.total_requests,
+                reported.default.total_amount,
+            ),
+            (
+                reported.fallback.total_requests,
+                reported.fallback.total_amount,
+            ),
+        ),
+        ScoreSource::Processors => (
+            (default_books.total_requests, default_books.total_amount),
+            (fallback_books.total_requests, fallback_books.total_amount),
+        ),
+    };
     let score = Score::compute(&ScoreInputs {
         p99_ms,
         inconsistencies,
         accepted: crowd.accepted,
         default: ProcessorShare {
-            requests: reported.default.total_requests,
-            amount: reported.default.total_amount,
+            requests: default_share.0,
+            amount: default_share.1,
             fee_rate: default_books.fee_per_transaction,
         },
         fallback: ProcessorShare {
-            requests: reported.fallback.total_requests,
-            amount: reported.fallback.total_amount,
+            requests: fallback_share.0,
+            amount: fallback_share.1,
             fee_rate: fallback_books.fee_per_transaction,
         },
     });
 
     let details = RunDetails {
+        scenario: options.scenario,
         started_at,
         finished_at: Timestamp::now(),
         backend: backend_endpoint.to_string(),
@@ -299,6 +393,7 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
             default: default_books,
             fallback: fallback_books,
         },
+        stages: stage_rows,
         warnings,
     };
     Ok(RinhaReport::new(Parts {
@@ -308,12 +403,75 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         inconsistencies,
         accepted: crowd.accepted,
         failed: crowd.failed,
-        default_amount: reported.default.total_amount,
-        default_payments: reported.default.total_requests,
-        fallback_amount: reported.fallback.total_amount,
-        fallback_payments: reported.fallback.total_requests,
+        default_amount: default_share.1,
+        default_payments: default_share.0,
+        fallback_amount: fallback_share.1,
+        fallback_payments: fallback_share.0,
         details,
     }))
+}
+
+/// The bar's label: `rinha` for the preview, as before; `rinha final`.
+fn progress_prefix(scenario: Scenario) -> &'static str {
+    match scenario {
+        Scenario::Preview => "rinha",
+        Scenario::Final => "rinha final",
+    }
+}
+
+/// What each processor booked per stage span, `(default, fallback)` requests,
+/// read by `requestedAt` on connections of their own (not the script's
+/// requests, so not in the p99). A failed read counts as zeros.
+async fn stage_books(
+    default: &Arc<Endpoint>,
+    fallback: &Arc<Endpoint>,
+    token: &HeaderValue,
+    timeline: &Timeline,
+    load_started_at: Timestamp,
+    teardown_at: Timestamp,
+    warnings: &mut Vec<String>,
+) -> Vec<(u64, u64)> {
+    let mut default = Processor::new("default", default.clone(), token);
+    let mut fallback = Processor::new("fallback", fallback.clone(), token);
+    let mut books = Vec::new();
+    for window in stage_windows(timeline, load_started_at, teardown_at) {
+        let (d, f) = tokio::join!(default.summary(window), fallback.summary(window));
+        let mut requests = |read: Result<ProcessorSummary, api::CallError>| {
+            read.map(|s| s.total_requests).unwrap_or_else(|e| {
+                warnings.push(format!("stage books: {e}; counted as zeros"));
+                0
+            })
+        };
+        books.push((requests(d), requests(f)));
+    }
+    books
+}
+
+/// Each stage span as a window of wall-clock time, for the processors'
+/// summaries (inclusive at both ends, so each ends 1 ms before the next
+/// begins). The last one runs to the teardown, to book what the backend paid
+/// after the load ended.
+fn stage_windows(
+    timeline: &Timeline,
+    load_started_at: Timestamp,
+    teardown_at: Timestamp,
+) -> Vec<Window> {
+    let at =
+        |d: Duration| load_started_at.plus_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let spans = timeline.stage_spans();
+    let last = spans.len().saturating_sub(1);
+    spans
+        .into_iter()
+        .enumerate()
+        .map(|(i, (from, to))| Window {
+            from: at(from),
+            to: if i == last {
+                teardown_at
+            } else {
+                at(to).plus_millis(-1)
+            },
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -336,8 +494,66 @@ mod tests {
         assert_eq!(options.token, "123");
         assert_eq!(options.max_users, 550);
         assert_eq!(options.duration, Duration::from_secs(60));
-        assert_eq!(options.stages, OFFICIAL_STAGES.to_vec());
+        assert_eq!(options.stages, PREVIEW_STAGES.to_vec());
+        assert_eq!(options.scenario, Scenario::Preview);
         assert!(options.progress);
+    }
+
+    #[test]
+    fn the_final_scenario_brings_its_users_length_and_stages() {
+        let options = Cli::parse_from(["rinha", "--scenario", "final"])
+            .args
+            .into_options();
+        assert_eq!(options.scenario, Scenario::Final);
+        assert_eq!(options.max_users, 603);
+        assert_eq!(options.duration, Duration::from_secs(300));
+        assert_eq!(options.stages, FINAL_STAGES.to_vec());
+        // --max-users and --duration still override them.
+        let options = Cli::parse_from([
+            "rinha",
+            "--scenario",
+            "final",
+            "--max-users",
+            "60",
+            "--duration",
+            "30s",
+        ])
+        .args
+        .into_options();
+        assert_eq!(
+            (options.max_users, options.duration),
+            (60, Duration::from_secs(30))
+        );
+        assert_eq!(options.stages, FINAL_STAGES.to_vec());
+    }
+
+    #[test]
+    fn the_help_lists_both_scenarios() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("--scenario <SCENARIO>"), "{help}");
+        assert!(help.contains("preview"), "{help}");
+        assert!(help.contains("rinha-final.js"), "{help}");
+        assert!(help.contains("[default: preview]"), "{help}");
+    }
+
+    #[test]
+    fn stage_windows_tile_the_run_up_to_the_teardown() {
+        let timeline = Timeline::new(&scenario::FINAL, Duration::from_secs(30), 60, &FINAL_STAGES);
+        let start = Timestamp::from_millis(1_000_000);
+        let teardown = Timestamp::from_millis(1_040_000);
+        let windows = stage_windows(&timeline, start, teardown);
+        assert_eq!(windows.len(), 10);
+        assert_eq!(windows[0].from, start);
+        assert_eq!(windows[0].to, Timestamp::from_millis(1_002_999));
+        assert_eq!(windows[1].from, Timestamp::from_millis(1_003_000));
+        assert_eq!(windows[9].from, Timestamp::from_millis(1_027_000));
+        assert_eq!(windows[9].to, teardown);
+        assert!(
+            windows
+                .windows(2)
+                .all(|w| w[0].to.plus_millis(1) == w[1].from)
+        );
     }
 
     #[test]
@@ -368,5 +584,6 @@ mod tests {
         assert!(Cli::try_parse_from(["rinha", "--max-users", "0"]).is_err());
         assert!(Cli::try_parse_from(["rinha", "--duration", "0s"]).is_err());
         assert!(Cli::try_parse_from(["rinha", "--backend", "https://x"]).is_err());
+        assert!(Cli::try_parse_from(["rinha", "--scenario", "semifinal"]).is_err());
     }
 }

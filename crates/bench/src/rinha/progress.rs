@@ -40,7 +40,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(visible: bool, duration: Duration, stages: usize) -> Self {
+    /// `prefix` names the run on the bar (`rinha`, `rinha final`).
+    pub fn new(visible: bool, prefix: &'static str, duration: Duration, stages: usize) -> Self {
         let length = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let bar = if visible {
             ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr_with_hz(4))
@@ -52,7 +53,7 @@ impl Progress {
                 .expect("the template is valid")
                 .progress_chars("=> "),
         );
-        bar.set_prefix("rinha");
+        bar.set_prefix(prefix);
         Self { bar, stages }
     }
 

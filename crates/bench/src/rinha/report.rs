@@ -1,7 +1,8 @@
 //! The result of a run: the official script's JSON, field for field
-//! (`total_liquido`, `p99`, `multa`, `caixa_dois`, `lag`, ...), plus one
-//! `reroute` section with what the script does not keep (every audit, the
-//! processors' own teardown books, timeouts, warnings). Its `Display` is the
+//! (`total_liquido`, `p99`, `multa`, `caixa_dois`, `lag`, ...; the final's
+//! adds a `timestamp`), plus one `reroute` section with what the script does
+//! not keep (the scenario, every audit, both sides' teardown books, timeouts,
+//! warnings, and for the final the stage timeline). Its `Display` is the
 //! readable summary printed on stderr.
 
 use std::collections::BTreeMap;
@@ -13,19 +14,26 @@ use serde::Serialize;
 
 use super::api::{BackendSummary, ProcessorSummary};
 use super::auditor::Audit;
+use super::scenario::Scenario;
+use super::timeline::{ProcessorSetting, Timeline};
+use super::users::StageTally;
 use crate::json_number;
-use crate::score::{Score, round2};
+use crate::score::{self, Score, round2};
 
 /// The result JSON. Rust names say what a field is; the serialised names are
 /// the official script's.
 #[derive(Debug, Clone, Serialize)]
 pub struct RinhaReport {
+    /// When the result was written; only the final's script has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<Timestamp>,
     #[serde(rename = "participante")]
     pub participant: String,
     /// The score: net + net x bonus - net x fine.
     #[serde(rename = "total_liquido", with = "json_number")]
     pub score: Decimal,
-    /// The backend's totalAmount, default + fallback.
+    /// totalAmount, default + fallback: the backend's (preview) or the
+    /// processors' (final).
     #[serde(rename = "total_bruto", with = "json_number")]
     pub gross: Decimal,
     #[serde(rename = "total_taxas", with = "json_number")]
@@ -92,7 +100,8 @@ pub struct SlushFundSection {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LagSection {
-    /// Payments the backend reports (default + fallback).
+    /// Payments recorded (default + fallback): by the backend (preview) or
+    /// the processors (final).
     #[serde(rename = "num_pagamentos_total")]
     pub recorded: u64,
     /// Payments the backend accepted.
@@ -113,7 +122,8 @@ pub struct RequestedSection {
     pub description: &'static str,
 }
 
-/// What the backend reports for one processor.
+/// What the backend reports for one processor (preview), or what the
+/// processor booked (final).
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessedSection {
     #[serde(rename = "total_bruto", with = "json_number")]
@@ -129,6 +139,8 @@ pub struct ProcessedSection {
 /// What the official result leaves out.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunDetails {
+    /// Which script ran: `preview` or `final`.
+    pub scenario: Scenario,
     pub started_at: Timestamp,
     pub finished_at: Timestamp,
     pub backend: String,
@@ -146,8 +158,89 @@ pub struct RunDetails {
     pub payments: PaymentDetails,
     pub audits: Vec<Audit>,
     pub teardown: TeardownDetails,
+    /// The final only: each stage, its settings and what happened under it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stages: Option<Vec<StageRow>>,
     /// Calls that failed where the script carries on (counted as zeros).
     pub warnings: Vec<String>,
+}
+
+/// One stage of the run and what happened while it was in force.
+///
+/// `sent`, `accepted` and `p99_ms` count the payments the users *sent* in
+/// the row's span; the booked counts are the processors' books for payments
+/// whose `requestedAt` (set by the backend when it called the processor)
+/// falls in it, so a payment queued under one stage and paid under the next
+/// is booked in the next. The first row starts with the load (before its
+/// stage is applied); the last row's books run to the teardown, so they
+/// include what the backend paid after the load ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageRow {
+    /// When the stage was applied, ms into the load (scaled).
+    pub at_ms: u64,
+    /// The row's span, ms into the load.
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub default: ProcessorSetting,
+    pub fallback: ProcessorSetting,
+    /// `POST /payments` sent in the span.
+    pub sent: u64,
+    /// ... and answered 200, 201, 202 or 204.
+    pub accepted: u64,
+    /// p99 of those payments with a 2xx or 3xx answer, exact ms (0 if none).
+    #[serde(with = "json_number")]
+    pub p99_ms: Decimal,
+    /// What `default` booked with a `requestedAt` in the span.
+    pub booked_default: u64,
+    /// What `fallback` booked with a `requestedAt` in the span.
+    pub booked_fallback: u64,
+}
+
+impl StageRow {
+    /// The rows of a run: the timeline's stages with the users' tallies (by
+    /// stage index) and the processors' books per span (`(default, fallback)`
+    /// requests, in the same order). Missing tallies or books count as zero.
+    pub fn build(
+        timeline: &Timeline,
+        tallies: Vec<StageTally>,
+        books: &[(u64, u64)],
+    ) -> Vec<StageRow> {
+        let mut tallies = tallies.into_iter();
+        timeline
+            .stages()
+            .iter()
+            .zip(timeline.stage_spans())
+            .enumerate()
+            .map(|(i, (stage, (from, to)))| {
+                let mut tally = tallies.next().unwrap_or_default();
+                tally.durations.sort_unstable();
+                let (booked_default, booked_fallback) = books.get(i).copied().unwrap_or((0, 0));
+                StageRow {
+                    at_ms: millis(stage.at),
+                    from_ms: millis(from),
+                    to_ms: millis(to),
+                    default: stage.default,
+                    fallback: stage.fallback,
+                    sent: tally.sent,
+                    accepted: tally.accepted,
+                    p99_ms: score::percentile(&tally.durations, score::P99),
+                    booked_default,
+                    booked_fallback,
+                }
+            })
+            .collect()
+    }
+
+    /// The share of this stage's booked payments that went to fallback, in
+    /// percent (`None` when nothing was booked).
+    pub fn fallback_percent(&self) -> Option<u64> {
+        let total = self.booked_default + self.booked_fallback;
+        (total > 0).then(|| (self.booked_fallback * 100 + total / 2) / total)
+    }
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -190,12 +283,18 @@ const SLUSH_FUND_DESCRIPTION: &str = "A negative lag means the backend recorded 
     than were requested: disqualified.";
 const LAG_DESCRIPTION: &str = "Payments accepted minus payments the backend reports as \
     processed: what was still queued (lost) at the end of the test.";
+const FINAL_LAG_DESCRIPTION: &str = "Payments accepted minus payments the processors booked: \
+    what was still queued (lost) at the end of the test.";
 const REQUESTED_DESCRIPTION: &str = "'qtd_sucesso': POST /payments answered 200, 201, 202 or \
     204; 'qtd_falha': every other outcome, timeouts included.";
 const DEFAULT_DESCRIPTION: &str =
     "What the backend reports it sent to the default payment processor.";
 const FALLBACK_DESCRIPTION: &str =
     "What the backend reports it sent to the fallback payment processor.";
+const FINAL_DEFAULT_DESCRIPTION: &str = "What the default payment processor booked over the \
+    teardown window (its admin summary): the final scores from the processors' books.";
+const FINAL_FALLBACK_DESCRIPTION: &str = "What the fallback payment processor booked over the \
+    teardown window (its admin summary): the final scores from the processors' books.";
 
 /// Everything a report is made of.
 pub struct Parts {
@@ -215,7 +314,12 @@ pub struct Parts {
 impl RinhaReport {
     pub fn new(parts: Parts) -> Self {
         let score = &parts.score;
+        let final_test = parts.details.scenario == Scenario::Final;
+        let pick = |preview: &'static str, final_text: &'static str| {
+            if final_test { final_text } else { preview }
+        };
         RinhaReport {
+            timestamp: final_test.then_some(parts.details.finished_at),
             participant: parts.participant,
             score: score.total,
             gross: score.gross,
@@ -246,7 +350,7 @@ impl RinhaReport {
                 recorded: score.recorded,
                 accepted: parts.accepted,
                 lag: score.lag,
-                description: LAG_DESCRIPTION,
+                description: pick(LAG_DESCRIPTION, FINAL_LAG_DESCRIPTION),
             },
             requested: RequestedSection {
                 accepted: parts.accepted,
@@ -257,13 +361,13 @@ impl RinhaReport {
                 amount: parts.default_amount,
                 payments: parts.default_payments,
                 fees: score.fees_default,
-                description: DEFAULT_DESCRIPTION,
+                description: pick(DEFAULT_DESCRIPTION, FINAL_DEFAULT_DESCRIPTION),
             },
             processed_fallback: ProcessedSection {
                 amount: parts.fallback_amount,
                 payments: parts.fallback_payments,
                 fees: score.fees_fallback,
-                description: FALLBACK_DESCRIPTION,
+                description: pick(FALLBACK_DESCRIPTION, FINAL_FALLBACK_DESCRIPTION),
             },
             reroute: parts.details,
         }
@@ -283,9 +387,11 @@ impl fmt::Display for RinhaReport {
     /// The readable summary.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let d = &self.reroute;
+        let final_test = d.scenario == Scenario::Final;
         writeln!(
             f,
-            "rinha: {:?}, up to {} users, backend {}",
+            "rinha{}: {:?}, up to {} users, backend {}",
+            if final_test { " final" } else { "" },
             std::time::Duration::from_millis(d.duration_ms),
             d.max_users,
             d.backend
@@ -304,8 +410,20 @@ impl fmt::Display for RinhaReport {
             self.processed_fallback.payments,
             Amount(self.processed_fallback.amount),
         )?;
+        // The other side of the teardown, when it disagrees with the scored one.
         let books = &d.teardown;
-        if books.default.total_requests != self.processed_default.payments
+        if final_test {
+            let backend = &books.backend;
+            if backend.default.total_requests != self.processed_default.payments
+                || backend.fallback.total_requests != self.processed_fallback.payments
+            {
+                writeln!(
+                    f,
+                    "  backend       reports default {}, fallback {} (not scored)",
+                    backend.default.total_requests, backend.fallback.total_requests
+                )?;
+            }
+        } else if books.default.total_requests != self.processed_default.payments
             || books.fallback.total_requests != self.processed_fallback.payments
         {
             writeln!(
@@ -355,7 +473,18 @@ impl fmt::Display for RinhaReport {
             Amount(self.fees),
             Amount(self.gross - self.fees)
         )?;
+        if final_test {
+            writeln!(
+                f,
+                "  fee rates     default {}%, fallback {}% (the processors' feePerTransaction)",
+                json_number::to_text(books.default.fee_per_transaction * Decimal::ONE_HUNDRED),
+                json_number::to_text(books.fallback.fee_per_transaction * Decimal::ONE_HUNDRED),
+            )?;
+        }
         write!(f, "  score         {}", Amount(self.score))?;
+        if let Some(rows) = &d.stages {
+            write_stages(f, rows)?;
+        }
         // The same failure repeated (a backend down for every audit) is said once.
         let mut seen: Vec<(&str, usize)> = Vec::new();
         for warning in &d.warnings {
@@ -372,6 +501,46 @@ impl fmt::Display for RinhaReport {
         }
         Ok(())
     }
+}
+
+/// The stage timeline as a table, one row per stage.
+fn write_stages(f: &mut fmt::Formatter<'_>, rows: &[StageRow]) -> fmt::Result {
+    let setting = |s: ProcessorSetting| {
+        if s.failing {
+            format!("{} fail", s.delay_ms)
+        } else {
+            s.delay_ms.to_string()
+        }
+    };
+    write!(
+        f,
+        "\n  stages        delay ms (fail: failing); sent, 2xx, p99 by send time; \
+         booked by requestedAt"
+    )?;
+    write!(
+        f,
+        "\n  {:>8} {:>10} {:>10} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6}",
+        "at", "default", "fallback", "sent", "2xx", "p99 ms", "default", "fallback", "fb %"
+    )?;
+    for row in rows {
+        let fallback_share = row
+            .fallback_percent()
+            .map_or_else(|| "-".to_owned(), |p| p.to_string());
+        write!(
+            f,
+            "\n  {:>8} {:>10} {:>10} {:>7} {:>7} {:>9} {:>8} {:>8} {:>6}",
+            format!("{:?}", std::time::Duration::from_millis(row.at_ms)),
+            setting(row.default),
+            setting(row.fallback),
+            row.sent,
+            row.accepted,
+            Amount(row.p99_ms).to_string(),
+            row.booked_default,
+            row.booked_fallback,
+            fallback_share,
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -420,6 +589,7 @@ mod tests {
             fallback_amount: Decimal::ZERO,
             fallback_payments: 0,
             details: RunDetails {
+                scenario: Scenario::Preview,
                 started_at: at,
                 finished_at: at,
                 backend: "http://127.0.0.1:9999".to_owned(),
@@ -449,6 +619,7 @@ mod tests {
                     default: books(16_752, amount, "0.05"),
                     fallback: books(0, Decimal::ZERO, "0.15"),
                 },
+                stages: None,
                 warnings,
             },
         })
@@ -480,6 +651,10 @@ mod tests {
         );
         assert_eq!(json["pagamentos_realizados_fallback"]["total_bruto"], 0);
         assert_eq!(json["reroute"]["payments"]["statuses"]["202"], 16_752);
+        // The preview's result says so, and has neither a timestamp nor stages.
+        assert_eq!(json["reroute"]["scenario"], "preview");
+        assert!(json.get("timestamp").is_none());
+        assert!(json["reroute"].get("stages").is_none());
         // Fields come in the official order, the extra section last.
         let direct = serde_json::to_string(&best_run(Vec::new())).unwrap();
         assert!(
@@ -505,5 +680,206 @@ mod tests {
             "{text}"
         );
         assert_eq!(text.matches("warning:").count(), 1);
+        assert!(text.starts_with("rinha: 60s, up to 550 users"), "{text}");
+        assert!(!text.contains("stages"), "{text}");
+        assert!(!text.contains("fee rates"), "{text}");
+    }
+
+    /// A final run squeezed into 30 s: 1000 payments accepted, 800 booked by
+    /// default at 7%, 150 by fallback at 10%, 50 still queued; the backend
+    /// claims 10 more on fallback than fallback booked.
+    fn final_run() -> RinhaReport {
+        let (default_amount, fallback_amount) = (
+            d("20.05") * Decimal::from(800),
+            d("20.05") * Decimal::from(150),
+        );
+        let score = Score::compute(&ScoreInputs {
+            p99_ms: d("3.07"),
+            inconsistencies: 0,
+            accepted: 1000,
+            default: ProcessorShare {
+                requests: 800,
+                amount: default_amount,
+                fee_rate: d("0.07"),
+            },
+            fallback: ProcessorShare {
+                requests: 150,
+                amount: fallback_amount,
+                fee_rate: d("0.10"),
+            },
+        });
+        let at = Timestamp::from_millis(1_752_150_896_789);
+        let books = |requests: u64, amount: Decimal, rate: &str| ProcessorSummary {
+            total_requests: requests,
+            total_amount: amount,
+            total_fee: amount * d(rate),
+            fee_per_transaction: d(rate),
+        };
+        let timeline = Timeline::new(
+            &crate::rinha::scenario::FINAL,
+            std::time::Duration::from_secs(30),
+            60,
+            crate::rinha::scenario::FINAL.stages,
+        );
+        let tallies = (0..10)
+            .map(|i| StageTally {
+                sent: 100,
+                accepted: 100,
+                durations: vec![1_000_000 * (i + 1); 100],
+            })
+            .collect();
+        let mut booked = vec![(80, 0); 10];
+        booked[3] = (0, 80);
+        booked[4] = (10, 70);
+        let stages = StageRow::build(&timeline, tallies, &booked);
+        RinhaReport::new(Parts {
+            participant: "final".to_owned(),
+            max_users: 60,
+            score,
+            inconsistencies: 0,
+            accepted: 1000,
+            failed: 0,
+            default_amount,
+            default_payments: 800,
+            fallback_amount,
+            fallback_payments: 150,
+            details: RunDetails {
+                scenario: Scenario::Final,
+                started_at: at,
+                finished_at: at,
+                backend: "http://127.0.0.1:9999".to_owned(),
+                default: "http://127.0.0.1:8001".to_owned(),
+                fallback: "http://127.0.0.1:8002".to_owned(),
+                duration_ms: 30_000,
+                max_users: 60,
+                users_started: 59,
+                p99_ms_exact: d("3.07"),
+                http: HttpDetails {
+                    requests: 1100,
+                    expected_responses: 1100,
+                    timeouts: 0,
+                    errors: 0,
+                },
+                payments: PaymentDetails {
+                    sent: 1000,
+                    accepted: 1000,
+                    failed: 0,
+                    statuses: BTreeMap::from([(202, 1000)]),
+                },
+                audits: Vec::new(),
+                teardown: TeardownDetails {
+                    from: at,
+                    to: at,
+                    backend: BackendSummary {
+                        default: crate::rinha::api::Totals {
+                            total_requests: 800,
+                            total_amount: default_amount,
+                        },
+                        fallback: crate::rinha::api::Totals {
+                            total_requests: 160,
+                            total_amount: d("20.05") * Decimal::from(160),
+                        },
+                    },
+                    default: books(800, default_amount, "0.07"),
+                    fallback: books(150, fallback_amount, "0.10"),
+                },
+                stages: Some(stages),
+                warnings: Vec::new(),
+            },
+        })
+    }
+
+    #[test]
+    fn a_final_result_has_its_timestamp_scenario_fees_and_stages() {
+        let report = final_run();
+        // gross 19,047.50; fees 1,122.80 + 300.75; bonus 16%.
+        assert_eq!(report.gross, d("19047.50"));
+        assert_eq!(report.fees, d("1423.55"));
+        assert_eq!(report.lag.lag, 50);
+        let json = serde_json::to_value(&report).unwrap();
+        let direct = serde_json::to_string(&report).unwrap();
+        assert!(
+            direct.starts_with(r#"{"timestamp":"2025-07-10T12:34:56.789Z","participante":"final""#),
+            "{direct}"
+        );
+        assert_eq!(json["reroute"]["scenario"], "final");
+        assert_eq!(json["p99"]["bonus"], "16%");
+        assert_eq!(json["pagamentos_realizados_default"]["num_pagamentos"], 800);
+        assert!(
+            json["pagamentos_realizados_fallback"]["descricao"]
+                .as_str()
+                .unwrap()
+                .contains("processor booked")
+        );
+        let stages = json["reroute"]["stages"].as_array().unwrap();
+        assert_eq!(stages.len(), 10);
+        assert_eq!(stages[3]["at_ms"], 9000);
+        assert_eq!(stages[3]["default"]["delay_ms"], 2000);
+        assert_eq!(stages[3]["default"]["failing"], true);
+        assert_eq!(stages[3]["booked_fallback"], 80);
+    }
+
+    #[test]
+    fn a_final_summary_names_the_scenario_the_fee_rates_and_each_stage() {
+        let text = final_run().to_string();
+        assert!(
+            text.starts_with("rinha final: 30s, up to 60 users"),
+            "{text}"
+        );
+        assert!(
+            text.contains("default 800 (16040.00), fallback 150 (3007.50)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("backend       reports default 800, fallback 160 (not scored)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("fee rates     default 7%, fallback 10%"),
+            "{text}"
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            .skip_while(|l| !l.contains("stages"))
+            .skip(2)
+            .collect();
+        assert_eq!(rows.len(), 10, "{text}");
+        let cells: Vec<&str> = rows[4].split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "12s", "5000", "fail", "5", "100", "100", "5.00", "10", "70", "88"
+            ],
+            "{text}"
+        );
+        let first: Vec<&str> = rows[0].split_whitespace().collect();
+        assert_eq!(first[0], "100ms");
+    }
+
+    #[test]
+    fn stage_rows_pair_each_stage_with_its_tally_and_books() {
+        let timeline = Timeline::new(
+            &crate::rinha::scenario::FINAL,
+            std::time::Duration::from_secs(30),
+            60,
+            crate::rinha::scenario::FINAL.stages,
+        );
+        let tally = StageTally {
+            sent: 3,
+            accepted: 2,
+            durations: vec![3_000_000, 1_000_000],
+        };
+        let rows = StageRow::build(&timeline, vec![tally], &[(2, 1)]);
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows[0].at_ms, 100);
+        assert_eq!((rows[0].from_ms, rows[0].to_ms), (0, 3000));
+        assert_eq!((rows[0].sent, rows[0].accepted), (3, 2));
+        assert_eq!(rows[0].p99_ms, d("2.98"));
+        assert_eq!((rows[0].booked_default, rows[0].booked_fallback), (2, 1));
+        assert_eq!(rows[0].fallback_percent(), Some(33));
+        // Nothing tallied or booked: zeros, and no share.
+        assert_eq!((rows[9].sent, rows[9].p99_ms), (0, Decimal::ZERO));
+        assert_eq!((rows[9].from_ms, rows[9].to_ms), (27_000, 30_000));
+        assert_eq!(rows[9].fallback_percent(), None);
     }
 }

@@ -1,35 +1,35 @@
-//! When things happen during the test: the user ramp, the audits, the six
-//! processor stages and the teardown window, all on the official 60 s timeline
-//! and scaled when `--duration` asks for a shorter or longer run.
+//! When things happen during the test: the user ramp, the audits, the
+//! processor stages and the teardown window, on the official script's
+//! timeline (60 s for the preview, 300 s for the final) and scaled when
+//! `--duration` asks for a shorter or longer run.
 //!
 //! Pure: durations in, durations out. The async parts (users, auditor,
 //! stages) only sleep until the instants this module gives them.
 
 use std::time::Duration;
 
-/// The official test lasts 60 s; every instant below is on that timeline.
-pub const OFFICIAL_DURATION: Duration = Duration::from_secs(60);
+use serde::Serialize;
 
-/// The client timeout of every request the official script sends.
+use super::scenario::Script;
+
+/// The client timeout of every request the official scripts send.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// A virtual user sleeps this long after each payment.
 pub const THINK_TIME: Duration = Duration::from_secs(1);
 
-/// The auditor sleeps this long after each check (official timeline).
+/// The auditor sleeps this long after each check (official timeline, both
+/// scripts).
 pub const AUDIT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// An audit compares the window `[now - 15 s, now - 1.5 s]`. Not scaled: the
+/// An audit compares the window `[now - 15 s, now - margin]` (the margin is
+/// the script's: 1.5 s in the preview, 2 s in the final). Not scaled: the
 /// window is about how long a payment may be in flight, not about test length.
 pub const AUDIT_LOOKBACK: Duration = Duration::from_secs(15);
-pub const AUDIT_MARGIN: Duration = Duration::from_millis(1500);
-
-/// The teardown reads summaries over the last 70 s (the 60 s test plus 10 s).
-pub const TEARDOWN_WINDOW: Duration = Duration::from_secs(70);
 
 /// What one processor is told to do: answer after `delay_ms`, and fail (500)
 /// or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ProcessorSetting {
     pub delay_ms: u64,
     pub failing: bool,
@@ -41,7 +41,8 @@ impl ProcessorSetting {
     }
 }
 
-/// A stage: at `at` (on the official 60 s timeline), both processors change.
+/// A stage: at `at` (on the official script's timeline), both processors
+/// change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stage {
     pub at: Duration,
@@ -49,17 +50,39 @@ pub struct Stage {
     pub fallback: ProcessorSetting,
 }
 
-/// The six stages of the official test (default | fallback):
-/// 1 s all well; 10 s default slow (100 ms); 20 s default failing;
-/// 30 s both failing and slow (2000 | 1000 ms); 40 s both well again at 20 ms;
-/// 50 s default instant, fallback 5 s slow.
-pub const OFFICIAL_STAGES: [Stage; 6] = [
+/// The six stages of the preview (rinha.js), on its 60 s timeline
+/// (default | fallback): 1 s all well; 10 s default slow (100 ms); 20 s
+/// default failing; 30 s both failing and slow (2000 | 1000 ms); 40 s both
+/// well again at 20 ms; 50 s default instant, fallback 5 s slow.
+pub const PREVIEW_STAGES: [Stage; 6] = [
     stage(1, (0, false), (0, false)),
     stage(10, (100, false), (0, false)),
     stage(20, (100, true), (0, false)),
     stage(30, (2000, true), (1000, true)),
     stage(40, (20, false), (20, false)),
     stage(50, (0, false), (5000, false)),
+];
+
+/// The ten stages of the final (rinha-final.js), on its 300 s timeline,
+/// one every 30 s (default | fallback): all well; default slow (1 s), then
+/// less so (500 ms); default failing and slow with fallback slow (1 s);
+/// default failing and very slow (5 s) with fallback quick; default well and
+/// fallback failing; both quick (100 | 5, 50 | 0, 103 | 10 ms); and to the
+/// end default slow (2 s) while fallback answers at once.
+///
+/// The script starts its first stage at 1 s, not 0 s (`startTime: "1s"`), as
+/// the preview's: until then the processors keep whatever they were left with.
+pub const FINAL_STAGES: [Stage; 10] = [
+    stage(1, (0, false), (0, false)),
+    stage(30, (1000, false), (0, false)),
+    stage(60, (500, false), (0, false)),
+    stage(90, (2000, true), (1000, false)),
+    stage(120, (5000, true), (5, false)),
+    stage(150, (0, false), (5, true)),
+    stage(180, (100, false), (5, false)),
+    stage(210, (50, false), (0, false)),
+    stage(240, (103, false), (10, false)),
+    stage(270, (2000, false), (0, false)),
 ];
 
 const fn stage(at_secs: u64, default: (u64, bool), fallback: (u64, bool)) -> Stage {
@@ -70,21 +93,28 @@ const fn stage(at_secs: u64, default: (u64, bool), fallback: (u64, bool)) -> Sta
     }
 }
 
-/// The schedule of one run: the official timeline stretched to `duration`.
+/// The schedule of one run: the script's timeline stretched to `duration`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timeline {
+    /// The script's own length, the unit every instant is scaled by.
+    official: Duration,
     duration: Duration,
     max_users: u32,
     stages: Vec<Stage>,
+    audit_margin: Duration,
+    teardown_window: Duration,
 }
 
 impl Timeline {
-    /// `stages` are on the official 60 s timeline; they are scaled here.
-    pub fn new(duration: Duration, max_users: u32, stages: &[Stage]) -> Self {
+    /// `stages` are on the script's timeline; they are scaled here.
+    pub fn new(script: &Script, duration: Duration, max_users: u32, stages: &[Stage]) -> Self {
         let mut timeline = Self {
+            official: script.duration,
             duration,
             max_users: max_users.max(1),
             stages: Vec::new(),
+            audit_margin: script.audit_margin,
+            teardown_window: script.teardown_window,
         };
         timeline.stages = stages
             .iter()
@@ -110,15 +140,58 @@ impl Timeline {
         &self.stages
     }
 
+    /// The stage in force `offset` into the load: the last one applied by
+    /// then, or the first before any was (its row in the report starts with
+    /// the load). `None` only without stages.
+    pub fn stage_at(&self, offset: Duration) -> Option<usize> {
+        if self.stages.is_empty() {
+            return None;
+        }
+        Some(
+            self.stages
+                .iter()
+                .rposition(|s| s.at <= offset)
+                .unwrap_or(0),
+        )
+    }
+
+    /// Where each stage's row of the report starts and ends on the run's
+    /// clock: the first starts with the load, each ends where the next
+    /// starts, the last at the end of the load.
+    pub fn stage_spans(&self) -> Vec<(Duration, Duration)> {
+        let starts = (0..self.stages.len()).map(|i| {
+            if i == 0 {
+                Duration::ZERO
+            } else {
+                self.stages[i].at
+            }
+        });
+        let ends = self
+            .stages
+            .iter()
+            .skip(1)
+            .map(|s| s.at)
+            .chain(std::iter::once(self.duration));
+        starts.zip(ends).collect()
+    }
+
     /// The auditor's pause between checks: 10 s, scaled.
     pub fn audit_interval(&self) -> Duration {
         self.scale(AUDIT_INTERVAL)
     }
 
-    /// The teardown looks back 70 s, or the whole run plus 10 s when the run is
-    /// longer than the official one, so no payment of the run falls outside.
+    /// How long before "now" an audit's window ends (not scaled).
+    pub fn audit_margin(&self) -> Duration {
+        self.audit_margin
+    }
+
+    /// The teardown looks back the script's window (70 s in the preview,
+    /// 360 s in the final), or, when the run is longer than the script's,
+    /// the whole run plus the same slack, so no payment of the run falls
+    /// outside.
     pub fn teardown_window(&self) -> Duration {
-        TEARDOWN_WINDOW.max(self.duration + (TEARDOWN_WINDOW - OFFICIAL_DURATION))
+        let slack = self.teardown_window.saturating_sub(self.official);
+        self.teardown_window.max(self.duration + slack)
     }
 
     /// When each virtual user starts, as k6's `ramping-vus` executor from 1 to
@@ -135,9 +208,11 @@ impl Timeline {
         })
     }
 
-    /// `t` on the official timeline, moved to this run's.
+    /// `t` on the script's timeline, moved to this run's.
     fn scale(&self, t: Duration) -> Duration {
-        nanos(t.as_nanos() * self.duration.as_nanos() / OFFICIAL_DURATION.as_nanos())
+        (t.as_nanos() * self.duration.as_nanos())
+            .checked_div(self.official.as_nanos())
+            .map_or(t, nanos)
     }
 }
 
@@ -148,22 +223,32 @@ fn nanos(n: u128) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rinha::scenario::{FINAL, PREVIEW};
+
+    fn preview(duration: Duration, max_users: u32, stages: &[Stage]) -> Timeline {
+        Timeline::new(&PREVIEW, duration, max_users, stages)
+    }
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
 
     #[test]
     fn the_official_timeline_is_left_as_is() {
-        let t = Timeline::new(OFFICIAL_DURATION, 550, &OFFICIAL_STAGES);
+        let t = preview(secs(60), 550, &PREVIEW_STAGES);
         let at: Vec<u64> = t.stages().iter().map(|s| s.at.as_secs()).collect();
         assert_eq!(at, [1, 10, 20, 30, 40, 50]);
         assert_eq!(t.stages()[3].default, ProcessorSetting::new(2000, true));
         assert_eq!(t.stages()[3].fallback, ProcessorSetting::new(1000, true));
         assert_eq!(t.stages()[5].fallback, ProcessorSetting::new(5000, false));
-        assert_eq!(t.audit_interval(), Duration::from_secs(10));
-        assert_eq!(t.teardown_window(), Duration::from_secs(70));
+        assert_eq!(t.audit_interval(), secs(10));
+        assert_eq!(t.audit_margin(), Duration::from_millis(1500));
+        assert_eq!(t.teardown_window(), secs(70));
     }
 
     #[test]
     fn a_shorter_run_compresses_stages_and_audits_but_not_settings() {
-        let t = Timeline::new(Duration::from_secs(6), 20, &OFFICIAL_STAGES);
+        let t = preview(secs(6), 20, &PREVIEW_STAGES);
         let at: Vec<Duration> = t.stages().iter().map(|s| s.at).collect();
         assert_eq!(
             at,
@@ -172,39 +257,120 @@ mod tests {
                 .to_vec()
         );
         assert_eq!(t.stages()[1].default.delay_ms, 100);
-        assert_eq!(t.audit_interval(), Duration::from_secs(1));
-        assert_eq!(t.teardown_window(), Duration::from_secs(70));
+        assert_eq!(t.audit_interval(), secs(1));
+        assert_eq!(t.audit_margin(), Duration::from_millis(1500));
+        assert_eq!(t.teardown_window(), secs(70));
     }
 
     #[test]
     fn a_longer_run_widens_the_teardown_window() {
-        let t = Timeline::new(Duration::from_secs(300), 550, &OFFICIAL_STAGES);
-        assert_eq!(t.teardown_window(), Duration::from_secs(310));
-        assert_eq!(t.stages()[5].at, Duration::from_secs(250));
+        let t = preview(secs(300), 550, &PREVIEW_STAGES);
+        assert_eq!(t.teardown_window(), secs(310));
+        assert_eq!(t.stages()[5].at, secs(250));
     }
 
     #[test]
     fn users_ramp_linearly_from_one_to_the_maximum() {
-        let t = Timeline::new(OFFICIAL_DURATION, 550, &[]);
+        let t = preview(secs(60), 550, &[]);
         let starts: Vec<Duration> = t.user_starts().collect();
         assert_eq!(starts.len(), 550);
         assert_eq!(starts[0], Duration::ZERO);
         assert_eq!(starts[1], Duration::from_nanos(60_000_000_000 / 549));
-        assert_eq!(starts[549], OFFICIAL_DURATION);
+        assert_eq!(starts[549], secs(60));
         assert!(starts.is_sorted());
         // Half-way through, half the users are there.
-        let by_30s = starts
-            .iter()
-            .filter(|s| **s <= Duration::from_secs(30))
-            .count();
+        let by_30s = starts.iter().filter(|s| **s <= secs(30)).count();
         assert_eq!(by_30s, 275);
     }
 
     #[test]
     fn a_single_user_starts_at_once() {
-        let t = Timeline::new(OFFICIAL_DURATION, 1, &[]);
+        let t = preview(secs(60), 1, &[]);
         assert_eq!(t.user_starts().collect::<Vec<_>>(), [Duration::ZERO]);
-        let t = Timeline::new(OFFICIAL_DURATION, 0, &[]);
+        let t = preview(secs(60), 0, &[]);
         assert_eq!(t.max_users(), 1);
+    }
+
+    #[test]
+    fn the_final_stages_come_every_30_s_of_300_from_1_s() {
+        let t = Timeline::new(&FINAL, secs(300), FINAL.max_users, FINAL.stages);
+        let at: Vec<u64> = t.stages().iter().map(|s| s.at.as_secs()).collect();
+        assert_eq!(at, [1, 30, 60, 90, 120, 150, 180, 210, 240, 270]);
+        let settings: Vec<(u64, bool, u64, bool)> = t
+            .stages()
+            .iter()
+            .map(|s| {
+                let (d, f) = (s.default, s.fallback);
+                (d.delay_ms, d.failing, f.delay_ms, f.failing)
+            })
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                (0, false, 0, false),
+                (1000, false, 0, false),
+                (500, false, 0, false),
+                (2000, true, 1000, false),
+                (5000, true, 5, false),
+                (0, false, 5, true),
+                (100, false, 5, false),
+                (50, false, 0, false),
+                (103, false, 10, false),
+                (2000, false, 0, false),
+            ]
+        );
+        assert_eq!(t.audit_interval(), secs(10));
+        assert_eq!(t.audit_margin(), secs(2));
+        assert_eq!(t.teardown_window(), secs(360));
+    }
+
+    #[test]
+    fn a_scaled_final_moves_its_stages_and_audits_but_keeps_its_windows() {
+        // 300 s squeezed into 30 s: every instant is divided by 10.
+        let t = Timeline::new(&FINAL, secs(30), 60, FINAL.stages);
+        let at: Vec<Duration> = t.stages().iter().map(|s| s.at).collect();
+        let expected: Vec<Duration> = [100, 3000, 6000, 9000, 12_000, 15_000, 18_000, 21_000]
+            .into_iter()
+            .chain([24_000, 27_000])
+            .map(Duration::from_millis)
+            .collect();
+        assert_eq!(at, expected);
+        assert_eq!(t.stages()[4].default, ProcessorSetting::new(5000, true));
+        assert_eq!(t.audit_interval(), secs(1));
+        assert_eq!(t.audit_margin(), secs(2));
+        assert_eq!(t.teardown_window(), secs(360));
+        // Longer than the script: the window keeps its 60 s of slack.
+        let t = Timeline::new(&FINAL, secs(400), 603, FINAL.stages);
+        assert_eq!(t.teardown_window(), secs(460));
+        assert_eq!(t.stages()[9].at, secs(360));
+    }
+
+    #[test]
+    fn the_final_ramps_to_603_users_over_300_s() {
+        let t = Timeline::new(&FINAL, secs(300), FINAL.max_users, &[]);
+        let starts: Vec<Duration> = t.user_starts().collect();
+        assert_eq!(starts.len(), 603);
+        assert_eq!(starts[0], Duration::ZERO);
+        assert_eq!(starts[602], secs(300));
+        // Each user pays about once a second from its start to the end:
+        // about 90,600 payments in all, as the script announces.
+        let payments: u64 = starts.iter().map(|s| (secs(300) - *s).as_secs()).sum();
+        assert!((90_000..=91_000).contains(&payments), "{payments}");
+    }
+
+    #[test]
+    fn each_instant_belongs_to_the_stage_in_force_then() {
+        let t = Timeline::new(&FINAL, secs(30), 60, FINAL.stages);
+        assert_eq!(t.stage_at(Duration::ZERO), Some(0));
+        assert_eq!(t.stage_at(Duration::from_millis(2999)), Some(0));
+        assert_eq!(t.stage_at(secs(3)), Some(1));
+        assert_eq!(t.stage_at(secs(29)), Some(9));
+        assert_eq!(t.stage_at(secs(31)), Some(9));
+        assert_eq!(preview(secs(5), 1, &[]).stage_at(secs(1)), None);
+        let spans = t.stage_spans();
+        assert_eq!(spans.len(), 10);
+        assert_eq!(spans[0], (Duration::ZERO, secs(3)));
+        assert_eq!(spans[1], (secs(3), secs(6)));
+        assert_eq!(spans[9], (secs(27), secs(30)));
     }
 }
