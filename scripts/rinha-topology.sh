@@ -14,7 +14,10 @@
 # created if missing), INSTANCES (default 2), LB_PORT (default 9999),
 # BASE_PORT (default 9100: instance i listens on BASE_PORT+i), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
-# (result JSON); relative paths are from the repository root. KILL_AFTER=N
+# (result JSON); relative paths are from the repository root. SCENARIO
+# (preview, the default, or final: the simulator at the final's fees 0.07 /
+# 0.10, and `bench rinha --scenario final`). SERVE_ARGS: more flags for every
+# `reroute serve` (e.g. "--spill-wait-ms 200"). KILL_AFTER=N
 # (bench only): N seconds into the bench, SIGKILL api1 and start it again at
 # once with the same command line.
 set -euo pipefail
@@ -30,6 +33,13 @@ case "$store" in postgres | embedded) ;; *) echo "STORE must be postgres or embe
 lb_port=${LB_PORT:-9999}
 base_port=${BASE_PORT:-9100}
 kill_after=${KILL_AFTER:-}
+scenario=${SCENARIO:-preview}
+case "$scenario" in
+preview) fees=() ;;
+final) fees=(--default-fee 0.07 --fallback-fee 0.10) ;;
+*) echo "SCENARIO must be preview or final" >&2; exit 2 ;;
+esac
+read -r -a serve_args <<<"${SERVE_ARGS:-}"
 case "$kill_after" in "" | [0-9]*) ;; *) echo "KILL_AFTER must be a number of seconds" >&2; exit 2 ;; esac
 
 . scripts/lib.sh # wait_for
@@ -59,7 +69,7 @@ start() {
         rm -f "$work"/api*.db*
     fi
 
-    RUST_LOG=warn "$bin" sim >"$work/sim.log" 2>&1 &
+    RUST_LOG=warn "$bin" sim "${fees[@]}" >"$work/sim.log" 2>&1 &
     echo $! >>"$work/pids"
     local upstreams=""
     for i in $(seq 1 "$instances"); do
@@ -73,7 +83,7 @@ start() {
             [ "$i" = 1 ] || storage+=(--probes false)
         fi
         RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
-            --instance "api$i" >"$work/api$i.log" 2>&1 &
+            --instance "api$i" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
         echo $! >>"$work/pids"
         echo $! >"$work/api$i.pid"
         upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
@@ -168,7 +178,7 @@ case "${1:-}" in
             ) &
             killer=$!
         fi
-        "$bin" bench rinha --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
+        "$bin" bench rinha --scenario "$scenario" --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
         stop_killer
         report
         ;;
