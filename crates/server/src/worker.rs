@@ -47,6 +47,7 @@ use crate::app::Shared;
 use crate::processor::AttemptResult;
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
+use crate::unsettled::Sending;
 
 /// Where `payment` goes if nothing changes before a worker takes it: the
 /// cheapest processor that takes it, when both its health gate and its
@@ -336,7 +337,7 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
         .deadline(|since| shared.landing.deadline(index, since, now))
         .is_some_and(|deadline| deadline <= now);
     if landed {
-        return look_up(shared, work, index, attempt, None).await;
+        return look_up(shared, work, index, attempt, None, None).await;
     }
     let changed = shared.breakers.changed();
     match shared.breakers.claim(index, now) {
@@ -374,6 +375,7 @@ async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) 
     let lane = shared.lanes.acquire(index).await;
     work.slot = None;
     let in_flight = shared.lanes.in_flight(index);
+    let sending = shared.unsettled.sending(attempt.requested_at);
     let left = Timestamp::now();
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
@@ -415,10 +417,12 @@ async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) 
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
     work.doubt = work.doubt.after_send(result, left);
     match resolution::on_answer(result, work.doubt, attempt.requested_at) {
-        Answer::Settled(verdict) => conclude(shared, work, attempt, Some(result), verdict).await,
+        Answer::Settled(verdict) => {
+            conclude(shared, work, attempt, Some(result), verdict, Some(sending)).await
+        }
         // A status query is cheap and, unlike a re-send, not slowed by the
         // processor's delay.
-        Answer::LookUp => look_up(shared, work, index, attempt, Some(result)).await,
+        Answer::LookUp => look_up(shared, work, index, attempt, Some(result), Some(sending)).await,
     }
 }
 
@@ -431,6 +435,7 @@ async fn look_up(
     index: usize,
     attempt: Attempt,
     sent: Option<AttemptResult>,
+    sending: Option<Sending<'_>>,
 ) -> Next {
     let url = shared.registry.by_fee()[index]
         .url
@@ -446,16 +451,19 @@ async fn look_up(
     if verdict == resolution::Verdict::Free {
         work.doubt = Doubt::CLEAR;
     }
-    conclude(shared, work, attempt, sent, verdict).await
+    conclude(shared, work, attempt, sent, verdict, sending).await
 }
 
-/// Acts on what was concluded about the payment.
+/// Acts on what was concluded about the payment. `sending` settles the send
+/// for the summaries ([`crate::unsettled`]) once its outcome is recorded,
+/// or known not to be now.
 async fn conclude(
     shared: &Shared,
     work: &mut Work,
     attempt: Attempt,
     sent: Option<AttemptResult>,
     verdict: resolution::Verdict,
+    sending: Option<Sending<'_>>,
 ) -> Next {
     use resolution::Verdict;
     let payment = &mut work.payment;
@@ -474,6 +482,7 @@ async fn conclude(
             match settle_with_peers(shared, id, stored).await {
                 Some(outcome) => finish(shared, payment, outcome).await,
                 None => {
+                    drop(sending);
                     tokio::time::sleep(PEER_RETRY).await;
                     Next::Continue
                 }
@@ -483,6 +492,7 @@ async fn conclude(
         // Definitely not stored, nor can it be: the payment may go
         // elsewhere, with a new requestedAt.
         Verdict::Free => {
+            drop(sending);
             payment.attempt = None;
             Next::Continue
         }
@@ -493,6 +503,7 @@ async fn conclude(
         // until it has landed (then a lookup decides) or the processor
         // comes back.
         Verdict::Pinned { until } => {
+            drop(sending);
             let changed = shared.breakers.changed();
             let retry = Timestamp::now().plus_millis(PINNED_RETRY_MS);
             wait(changed, until.map_or(retry, |until| until.max(retry))).await;
