@@ -44,6 +44,7 @@ pub mod json_number;
 pub mod pg_cluster;
 pub mod processors;
 pub mod rinha;
+pub mod run_store;
 pub mod score;
 pub mod traffic;
 mod workdir;
