@@ -302,11 +302,15 @@ pub struct Expectation {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "chaos")]
 pub struct ChaosArgs {
-    /// Scenarios to run (comma-separated or repeated); all of them when absent.
+    /// Scenarios to run (comma-separated or repeated); all of them when
+    /// absent (pg-pause only on PostgreSQL).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenario: Vec<Scenario>,
 
-    /// How long each fault lasts.
+    /// How long each fault lasts. The at-most-once scenarios play as many
+    /// cycles of 6 x the processor timeout as fit, at least one; for
+    /// pg-pause it is the longest the instance stays stopped waiting for
+    /// the other to take its payments over.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub fault: Duration,
 
