@@ -45,6 +45,16 @@ impl Books {
             .collect()
     }
 
+    /// Whether some payment is in the books twice (two processors, or
+    /// twice at one): nothing can undo that, and no summary can match it.
+    pub fn has_double(&self) -> bool {
+        let mut seen = HashSet::new();
+        self.processors
+            .iter()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
+            .any(|id| !seen.insert(id))
+    }
+
     fn totals(&self) -> BTreeMap<String, Totals> {
         self.processors
             .iter()
@@ -223,6 +233,18 @@ impl Audit {
             .map(|(p, t)| format!("{p} {} ({})", t.requests, t.amount))
             .collect();
         writeln!(f, "  books         {}", books.join(", "))?;
+        let charged: u64 = a.books.values().map(|t| t.requests).sum();
+        let ledger = a.ledger.map_or("?".to_owned(), |l| l.entries.to_string());
+        let equal = a.ledger.is_some_and(|l| l.entries == a.payments.accepted)
+            && charged == a.payments.accepted;
+        writeln!(
+            f,
+            "  accepted = ledger = books: {} = {} = {}{}",
+            a.payments.accepted,
+            ledger,
+            charged,
+            if equal { "" } else { "  NOT EQUAL" }
+        )?;
         writeln!(
             f,
             "  lost {}  doubled {}  charged-unaccepted {}  wrong-amount {}  inconsistencies {}  stuck {}",
@@ -437,7 +459,10 @@ pub struct Drained {
 /// Polls until every accepted payment is in the books, the router's summary
 /// counts exactly the books, and no instance holds work (queue and attempts
 /// in flight empty), or `within` passes. `routers` are the live instances;
-/// the first one's summary is read (any instance answers for all).
+/// the first one's summary is read (any instance answers for all). Once a
+/// payment is charged twice the summary can never count the books exactly:
+/// then the rest is waited for without it (the audit reports the double),
+/// instead of spending the whole `within`.
 pub async fn drain(
     routers: &mut [RouterApi],
     processors: &mut [ProcessorAdmin],
@@ -457,7 +482,7 @@ pub async fn drain(
                 .is_some_and(|s| s.total_requests == t.requests && s.total_amount == t.amount)
         });
         let mut idle = true;
-        if accepted.is_subset(&charged) && summary_matches {
+        if accepted.is_subset(&charged) && (summary_matches || books.has_double()) {
             for router in routers.iter_mut() {
                 idle &= router.busy().await.is_ok_and(|busy| busy == 0.0);
             }
@@ -653,6 +678,56 @@ mod tests {
         assert_eq!(audit.unresolved_charged, 1);
         assert_eq!(audit.payments.unresolved, 2);
         assert!(audit.passed(), "{audit:?}");
+    }
+
+    #[test]
+    fn a_payment_in_two_books_is_a_double_the_drain_stops_waiting_on() {
+        let once = Books {
+            processors: vec![
+                ("default".into(), vec![entry(1, 100, 10)]),
+                ("fallback".into(), vec![entry(2, 200, 10)]),
+            ],
+        };
+        assert!(!once.has_double());
+        let twice = Books {
+            processors: vec![
+                ("default".into(), vec![entry(1, 100, 10)]),
+                ("fallback".into(), vec![entry(1, 100, 20)]),
+            ],
+        };
+        assert!(twice.has_double());
+    }
+
+    #[test]
+    fn the_report_says_whether_accepted_ledger_and_books_are_equal() {
+        struct Lines<'a>(&'a Audit);
+        impl fmt::Display for Lines<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.write_lines(f)
+            }
+        }
+        let books = Books {
+            processors: vec![
+                ("default".into(), vec![entry(1, 100, 10)]),
+                ("fallback".into(), vec![entry(1, 100, 20)]),
+            ],
+        };
+        let store = StoreView {
+            ledger: vec![ledger(1, 100, "fallback", 20)],
+            pending: vec![],
+        };
+        let doubled = audit(
+            &[accepted(1, 100, 0)],
+            &books,
+            &summary(&[("fallback", 1, 100)]),
+            Some(&store),
+        );
+        let text = Lines(&doubled).to_string();
+        assert!(
+            text.contains("accepted = ledger = books: 1 = 1 = 2  NOT EQUAL"),
+            "{text}"
+        );
+        assert!(text.contains("doubled 1"), "{text}");
     }
 
     #[test]

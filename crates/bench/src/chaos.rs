@@ -9,6 +9,16 @@
 //! | `resets` | `default` drops 30% of connections once the request is read: first half before storing, second half after |
 //! | `both-down` | both processors fail (500) |
 //! | `health-429` | both processors' health endpoints answer 429 to every call |
+//! | `resend-refused` | first sends sleep at `default` beyond the timeout; meanwhile re-sends are refused at once (500, failing) and lookups find nothing; the first sends wake and are stored ([`sleeping`]) |
+//! | `delay-drop` | the same, but `default`'s delay is lowered mid-flight and half of the fast answers are 500s |
+//! | `storm-429` | the same, with every re-send refused by a 429 storm (`throttle_rate`) the health check does not show |
+//! | `pg-pause` | PostgreSQL only: one of two instances is stopped (SIGSTOP) past its lease while it holds payments, the other completes them at `fallback`, then SIGCONT ([`pause`]) |
+//!
+//! The last four are mission rule 2 ("at most one charge") under the
+//! answers that prove nothing: a 500 or a 429 to a re-send, a lookup that
+//! answers 404 while the first send still sleeps, a holder that wakes after
+//! its lease. Their routers run with `--patience-ms 0`, so that a payment
+//! wrongly freed goes to `fallback` at once and shows as doubled.
 //!
 //! Each scenario: warm-up, the fault for `--fault`, a recovery period with
 //! the load still on, then the drain. The checks:
@@ -29,6 +39,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use reroute_core::Timestamp;
 use reroute_sim::{Faults, ScheduleStep, StatsSnapshot};
 use serde::Serialize;
@@ -38,8 +50,15 @@ use crate::audit::{self, Audit, Books};
 use crate::duration::parse_duration;
 use crate::fleet::{self, Alert, Fleet, QueueAgeSampler, RouterApi, RouterSettings, RouterStore};
 use crate::processors::{ProcessorAdmin, Processors};
+use crate::run_store::{RunStore, StorePlan};
 use crate::traffic::{Fate, Finished, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
+
+pub mod pause;
+pub mod sleeping;
+
+use pause::{PausePlan, PauseReport};
+use sleeping::Refusal;
 
 /// The scenarios, in the order `all` runs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -56,15 +75,31 @@ pub enum Scenario {
     #[value(name = "health-429")]
     #[serde(rename = "health-429")]
     Health429,
+    #[value(name = "resend-refused")]
+    #[serde(rename = "resend-refused")]
+    ResendRefused,
+    #[value(name = "delay-drop")]
+    #[serde(rename = "delay-drop")]
+    DelayDrop,
+    #[value(name = "storm-429")]
+    #[serde(rename = "storm-429")]
+    Storm429,
+    #[value(name = "pg-pause")]
+    #[serde(rename = "pg-pause")]
+    PgPause,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Flapping,
         Scenario::Slow,
         Scenario::Resets,
         Scenario::BothDown,
         Scenario::Health429,
+        Scenario::ResendRefused,
+        Scenario::DelayDrop,
+        Scenario::Storm429,
+        Scenario::PgPause,
     ];
 
     pub fn name(self) -> &'static str {
@@ -74,15 +109,59 @@ impl Scenario {
             Scenario::Resets => "resets",
             Scenario::BothDown => "both-down",
             Scenario::Health429 => "health-429",
+            Scenario::ResendRefused => "resend-refused",
+            Scenario::DelayDrop => "delay-drop",
+            Scenario::Storm429 => "storm-429",
+            Scenario::PgPause => "pg-pause",
+        }
+    }
+
+    /// Router instances: two for `pg-pause` (one is stopped), else one.
+    pub fn instances(self) -> usize {
+        match self {
+            Scenario::PgPause => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the scenario needs the instances to share PostgreSQL.
+    pub fn needs_postgres(self) -> bool {
+        self == Scenario::PgPause
+    }
+
+    /// `reroute serve` arguments of the scenario, before `--serve-arg`s.
+    ///
+    /// The at-most-once scenarios route a freed payment to `fallback` at
+    /// once (`--patience-ms 0`): a wrong "not processed" then shows as a
+    /// double charge instead of a payment waiting for `default` to store it
+    /// again, which its 422 would hide.
+    ///
+    /// `resend-refused` also keeps the circuit closed (`--trip-after 1000`):
+    /// with the default of 3, the first fresh payment refused in the window
+    /// opens it within milliseconds (it is refused, freed and sent to
+    /// `default` again, three times), and the failing health check keeps it
+    /// open, so the re-sends would wait behind it until the window is over
+    /// and the rule under test would never be exercised. The circuit sheds
+    /// load; it is not what keeps a payment from being charged twice, and
+    /// the rule must hold whatever it does.
+    pub fn serve_args(self) -> &'static [&'static str] {
+        match self {
+            Scenario::ResendRefused => &["--patience-ms", "0", "--trip-after", "1000"],
+            Scenario::DelayDrop | Scenario::Storm429 | Scenario::PgPause => &["--patience-ms", "0"],
+            _ => &[],
         }
     }
 
     /// The schedule each processor plays, starting when the fault starts;
-    /// its last step puts the processor back to normal at `fault`.
+    /// its last step puts the processor back to normal at the fault's end:
+    /// `fault`, or later if one cycle of the scenario needs longer. `rng`
+    /// (the run's seed) moves the phases of the at-most-once scenarios.
+    /// `pg-pause` is played by [`pause::play`] from [`PausePlan`] instead.
     pub fn schedules(
         self,
         fault: Duration,
         timeout_ms: u64,
+        rng: &mut impl rand::Rng,
     ) -> Vec<(&'static str, Vec<ScheduleStep>)> {
         let end = u64::try_from(fault.as_millis()).unwrap_or(u64::MAX);
         let step = |after_ms, settings: Option<Faults>, failure: Option<bool>| ScheduleStep {
@@ -140,6 +219,23 @@ impl Scenario {
                     .map(|p| (p, vec![step(0, Some(storm), None), normal()]))
                     .collect()
             }
+            Scenario::ResendRefused | Scenario::DelayDrop | Scenario::Storm429 => {
+                let refusal = match self {
+                    Scenario::ResendRefused => Refusal::Failing,
+                    Scenario::DelayDrop => Refusal::DelayDrop,
+                    _ => Refusal::Storm,
+                };
+                let cycles = sleeping::cycles(end, timeout_ms, rng);
+                let last = cycles
+                    .last()
+                    .map_or(0, |c| (c.start_ms / c.length_ms + 1) * c.length_ms);
+                let mut steps: Vec<ScheduleStep> =
+                    cycles.iter().flat_map(|c| c.steps(refusal)).collect();
+                steps.push(step(end.max(last), Some(Faults::default()), Some(false)));
+                vec![("default", steps)]
+            }
+            // The timed part of the pause; `run_scenario` plays the rest.
+            Scenario::PgPause => vec![("default", PausePlan::draw(timeout_ms, rng).steps)],
         }
     }
 
@@ -177,6 +273,15 @@ impl Scenario {
                 noticed: &[],
                 never_down: true,
             },
+            // Timeouts, then refusals: default is noticed.
+            Scenario::ResendRefused
+            | Scenario::DelayDrop
+            | Scenario::Storm429
+            | Scenario::PgPause => Expectation {
+                down: &[],
+                noticed: &["default"],
+                never_down: false,
+            },
         }
     }
 }
@@ -197,11 +302,15 @@ pub struct Expectation {
 #[derive(Debug, Clone, clap::Parser)]
 #[command(name = "chaos")]
 pub struct ChaosArgs {
-    /// Scenarios to run (comma-separated or repeated); all of them when absent.
+    /// Scenarios to run (comma-separated or repeated); all of them when
+    /// absent (pg-pause only on PostgreSQL).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub scenario: Vec<Scenario>,
 
-    /// How long each fault lasts.
+    /// How long each fault lasts. The at-most-once scenarios play as many
+    /// cycles of 6 x the processor timeout as fit, at least one; for
+    /// pg-pause it is the longest the instance stays stopped waiting for
+    /// the other to take its payments over.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub fault: Duration,
 
@@ -242,9 +351,29 @@ pub struct ChaosArgs {
     #[arg(long, value_name = "PATH")]
     pub reroute_bin: Option<PathBuf>,
 
-    /// Seed of the amounts (random when absent).
+    /// Seed of the amounts and of the phases of the at-most-once scenarios
+    /// (random when absent; the report prints it).
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// `sqlite` (the embedded store, the default), `private-postgres` (a
+    /// PostgreSQL cluster of the bench's own, one per scenario), or a
+    /// `postgres://` URL of a server to create a scratch database on, one
+    /// per scenario, dropped at the end (e.g. "$DATABASE_URL"). `pg-pause`
+    /// needs PostgreSQL; without a scenario named, it is left out on the
+    /// embedded store.
+    #[arg(long, value_name = "STORE", default_value = "sqlite")]
+    pub store: String,
+
+    /// The routers' `--lease-ms` (PostgreSQL): `pg-pause` stops an instance
+    /// past it.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub lease_ms: u64,
+
+    /// Directory of initdb and pg_ctl, for `--store private-postgres`
+    /// (else $REROUTE_PG_BIN, PATH, or the newest /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
 
     /// Keep the routers' logs and stores here (default: a temporary
     /// directory, kept only when a scenario fails).
@@ -293,6 +422,9 @@ pub struct Second {
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
     pub scenario: Scenario,
+    /// Where the routers kept their queue and ledger.
+    pub store: String,
+    pub instances: usize,
     pub fault_s: f64,
     /// When the fault started and ended, since the load started.
     pub fault_from_s: f64,
@@ -313,6 +445,9 @@ pub struct ScenarioReport {
     pub alerts: Vec<Alert>,
     pub final_status: BTreeMap<String, String>,
     pub checks: Vec<Check>,
+    /// `pg-pause`: the stop and what followed.
+    pub pause: Option<PauseReport>,
+    pub warnings: Vec<String>,
     pub passed: bool,
 }
 
@@ -323,7 +458,10 @@ pub struct ChaosReport {
     pub started_at: Timestamp,
     pub seed: u64,
     pub rate: f64,
+    pub store: String,
     pub scenarios: Vec<ScenarioReport>,
+    /// Scenarios left out because the store does not suit them.
+    pub skipped: Vec<String>,
     pub passed: bool,
     pub work_dir: Option<PathBuf>,
 }
@@ -333,11 +471,43 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
     if args.rate <= 0.0 || !args.rate.is_finite() {
         anyhow::bail!("--rate must be a positive number");
     }
+    let plan = StorePlan::parse(&args.store)?;
+    if plan == StorePlan::SqliteEach {
+        anyhow::bail!(
+            "--store sqlite-each is for several instances behind a balancer (bench crash); \
+             chaos runs one router (two sharing PostgreSQL for pg-pause): use sqlite, \
+             private-postgres or a postgres:// URL"
+        );
+    }
+    let mut skipped = Vec::new();
     let scenarios = if args.scenario.is_empty() {
-        Scenario::ALL.to_vec()
+        Scenario::ALL
+            .into_iter()
+            .filter(|s| {
+                let fits = plan.is_postgres() || !s.needs_postgres();
+                if !fits {
+                    skipped.push(format!(
+                        "{}: needs PostgreSQL (--store private-postgres or a postgres:// URL)",
+                        s.name()
+                    ));
+                }
+                fits
+            })
+            .collect()
     } else {
         args.scenario.clone()
     };
+    if let Some(s) = scenarios
+        .iter()
+        .find(|s| s.needs_postgres() && !plan.is_postgres())
+    {
+        anyhow::bail!(
+            "{} needs PostgreSQL: two router instances share one database and one is \
+             paused past its lease; the embedded store has one process. Give \
+             --store private-postgres or --store postgres://... (e.g. \"$DATABASE_URL\")",
+            s.name()
+        );
+    }
     let seed = args.seed.unwrap_or_else(rand::random);
     let started_at = Timestamp::now();
     let work = WorkDir::new(args.work_dir.clone(), "reroute-chaos-")?;
@@ -345,7 +515,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
     for scenario in scenarios {
         let dir = work.path().join(scenario.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        let report = run_scenario(&args, scenario, seed, dir).await?;
+        let report = run_scenario(&args, &plan, scenario, seed, dir).await?;
         tracing::info!(
             scenario = scenario.name(),
             passed = report.passed,
@@ -359,38 +529,48 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
         started_at,
         seed,
         rate: args.rate,
+        store: args.store.clone(),
         scenarios: reports,
+        skipped,
         passed,
         work_dir: work.finish(!passed),
     })
 }
 
-/// One scenario on a fresh simulator and router.
+/// One scenario on a fresh simulator, a fresh store and fresh routers.
 pub async fn run_scenario(
     args: &ChaosArgs,
+    plan: &StorePlan,
     scenario: Scenario,
     seed: u64,
     dir: PathBuf,
 ) -> anyhow::Result<ScenarioReport> {
     let interval = Duration::from_millis(args.health_interval_ms);
     let mut processors = Processors::prepare(None, TOKEN, interval).await?;
+    let instances = scenario.instances();
+    let run_store =
+        RunStore::set_up(plan, &dir, instances, args.pg_bin.clone(), "reroute_chaos").await?;
     let mut serve_args = vec!["--workers".to_owned(), args.workers.to_string()];
+    serve_args.extend(scenario.serve_args().iter().map(|a| (*a).to_owned()));
     serve_args.extend(args.serve_args.iter().cloned());
     let settings = RouterSettings {
         bin: fleet::reroute_bin(args.reroute_bin.as_deref())?,
         default_url: processors.default_url.clone(),
         fallback_url: processors.fallback_url.clone(),
-        store: RouterStore::Sqlite(dir.join("reroute.db")),
+        store: run_store.store.clone(),
         health_interval_ms: args.health_interval_ms,
         processor_timeout_ms: args.processor_timeout_ms,
-        lease_ms: 10_000,
+        lease_ms: args.lease_ms,
         extra_args: serve_args,
         log_dir: dir,
     };
     let store = settings.store.clone();
-    let mut fleet = Fleet::new(settings, 1)?;
-    fleet.start(0)?;
-    fleet.wait_ready(0, Duration::from_secs(60)).await?;
+    let run_store_name = run_store.name.clone();
+    let mut fleet = Fleet::new(settings, instances)?;
+    for index in 0..instances {
+        fleet.start(index)?;
+        fleet.wait_ready(index, Duration::from_secs(60)).await?;
+    }
 
     let traffic = Traffic::start(
         fleet.endpoints(),
@@ -409,16 +589,40 @@ pub async fn run_scenario(
 
     tokio::time::sleep_until(t0 + args.warmup).await;
     let fault_from = t0.elapsed();
-    for (id, steps) in scenario.schedules(args.fault, args.processor_timeout_ms) {
-        let admin = processors
-            .admins
-            .iter_mut()
-            .find(|a| a.id() == id)
-            .expect("the scenarios name the Rinha pair");
-        admin.set_schedule(&steps).await?;
+    // Each scenario's phases from the run's seed, whatever ran before it.
+    let mut rng = StdRng::seed_from_u64(seed ^ scenario as u64);
+    let pause_plan = (scenario == Scenario::PgPause)
+        .then(|| PausePlan::draw(args.processor_timeout_ms, &mut rng));
+    let schedules = match &pause_plan {
+        Some(plan) => vec![("default", plan.steps.clone())],
+        None => scenario.schedules(args.fault, args.processor_timeout_ms, &mut rng),
+    };
+    let schedule_end = schedules
+        .iter()
+        .filter_map(|(_, steps)| steps.last().map(|s| s.after_ms))
+        .max()
+        .unwrap_or(0);
+    for (id, steps) in schedules {
+        processor(&mut processors, id).set_schedule(&steps).await?;
     }
     tracing::info!(scenario = scenario.name(), "chaos: fault on");
-    let fault_to = fault_from + args.fault;
+    let (fault_to, pause) = match (&pause_plan, &store) {
+        (Some(plan), RouterStore::Postgres(url)) => {
+            let report = pause::play(
+                &mut fleet,
+                processor(&mut processors, "default"),
+                url,
+                plan,
+                t0,
+                fault_from,
+                args.fault,
+            )
+            .await?;
+            (Duration::from_secs_f64(report.resumed_at_s), Some(report))
+        }
+        (Some(_), _) => anyhow::bail!("pg-pause needs PostgreSQL"),
+        (None, _) => (fault_from + Duration::from_millis(schedule_end), None),
+    };
     tokio::time::sleep_until(t0 + fault_to + args.recovery).await;
     let Finished { payments, .. } = traffic.stop().await;
     let max_queue_age_ms = sampler.stop().await;
@@ -428,7 +632,7 @@ pub async fn run_scenario(
         .filter(|p| matches!(p.fate, Fate::Accepted { .. }))
         .map(|p| p.id)
         .collect();
-    let mut api = vec![RouterApi::new(fleet.endpoints()[0].clone())];
+    let mut api: Vec<RouterApi> = fleet.endpoints().into_iter().map(RouterApi::new).collect();
     let drained = audit::drain(
         &mut api,
         &mut processors.admins,
@@ -449,7 +653,16 @@ pub async fn run_scenario(
         health.insert(admin.id().to_owned(), admin.stats().await?);
     }
     fleet.kill_all();
-    let store_view = store.read_back().await.ok();
+    let mut warnings = Vec::new();
+    let store_view = match store.read_back().await {
+        Ok(view) => Some(view),
+        Err(e) => {
+            warnings.push(format!("cannot read the store back: {e:#}"));
+            None
+        }
+    };
+    drop(fleet);
+    warnings.extend(run_store.remove().await);
     let books = Books::read(&mut processors.admins).await?;
     let audit = audit::audit(&payments, &books, &drained.summary, store_view.as_ref());
     processors.shutdown().await;
@@ -549,11 +762,29 @@ pub async fn run_scenario(
         }
         _ => {}
     }
+    if let Some(pause) = &pause {
+        checks.push(Check {
+            name: "taken over",
+            passed: pause.taken_over(),
+            detail: match pause.taken_over_after_ms {
+                Some(ms) => format!(
+                    "the {} payments pending at the pause were completed by the running instance {ms} ms after it",
+                    pause.pending_at_pause
+                ),
+                None => format!(
+                    "{} of the {} payments pending at the pause were still pending when {} was resumed",
+                    pause.pending_at_resume, pause.pending_at_pause, pause.instance
+                ),
+            },
+        });
+    }
     checks.push(judge_alerts(scenario, &alerts, &final_status));
     let passed = checks.iter().all(|c| c.passed);
     Ok(ScenarioReport {
         scenario,
-        fault_s: args.fault.as_secs_f64(),
+        store: run_store_name,
+        instances,
+        fault_s: (fault_to - fault_from).as_secs_f64(),
         fault_from_s: fault_from.as_secs_f64(),
         fault_to_s: fault_to.as_secs_f64(),
         drain_settled: drained.settled,
@@ -568,8 +799,19 @@ pub async fn run_scenario(
         alerts,
         final_status,
         checks,
+        pause,
+        warnings,
         passed,
     })
+}
+
+/// The admin of processor `id` (the scenarios name the Rinha pair).
+fn processor<'a>(processors: &'a mut Processors, id: &str) -> &'a mut ProcessorAdmin {
+    processors
+        .admins
+        .iter_mut()
+        .find(|a| a.id() == id)
+        .expect("the scenarios name the Rinha pair")
 }
 
 /// What the operator should read in the alerts: see [`Expectation`].
@@ -724,12 +966,28 @@ impl fmt::Display for ScenarioReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "chaos {}: fault {:.0}s (from {:.1}s to {:.1}s)",
+            "chaos {}: fault {:.1}s (from {:.1}s to {:.1}s), {} instance(s) on {}",
             self.scenario.name(),
             self.fault_s,
             self.fault_from_s,
-            self.fault_to_s
+            self.fault_to_s,
+            self.instances,
+            self.store
         )?;
+        if let Some(p) = &self.pause {
+            writeln!(
+                f,
+                "  pause         {} SIGSTOP at {:.1}s with {} payments pending; {}; SIGCONT at {:.1}s",
+                p.instance,
+                p.paused_at_s,
+                p.pending_at_pause,
+                match p.taken_over_after_ms {
+                    Some(ms) => format!("all completed by the other instance {ms} ms later"),
+                    None => format!("{} still pending", p.pending_at_resume),
+                },
+                p.resumed_at_s
+            )?;
+        }
         self.audit.write_payments(f, "")?;
         self.audit.write_lines(f)?;
         writeln!(
@@ -746,6 +1004,9 @@ impl fmt::Display for ScenarioReport {
                 c.detail
             )?;
         }
+        for w in &self.warnings {
+            writeln!(f, "  warning       {w}")?;
+        }
         write!(f, "  verdict       {}", audit::verdict(self.passed))
     }
 }
@@ -754,11 +1015,15 @@ impl fmt::Display for ChaosReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "chaos: {} scenario(s) at {} payments/s, seed {}",
+            "chaos: {} scenario(s) at {} payments/s on {}, seed {}",
             self.scenarios.len(),
             self.rate,
+            self.store,
             self.seed
         )?;
+        for s in &self.skipped {
+            writeln!(f, "skipped {s}")?;
+        }
         for s in &self.scenarios {
             writeln!(f, "{s}")?;
         }
@@ -772,6 +1037,7 @@ impl fmt::Display for ChaosReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn alert(p: &str, from: &str, to: &str) -> Alert {
         Alert {
@@ -792,10 +1058,19 @@ mod tests {
             .collect()
     }
 
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(42)
+    }
+
     #[test]
     fn every_schedule_ends_with_the_processors_back_to_normal() {
-        for scenario in Scenario::ALL {
-            let schedules = scenario.schedules(Duration::from_secs(6), 1000);
+        // pg-pause's schedule ends in a storm that the bench lifts itself,
+        // once the takeover is done (pause::play).
+        for scenario in Scenario::ALL
+            .into_iter()
+            .filter(|s| *s != Scenario::PgPause)
+        {
+            let schedules = scenario.schedules(Duration::from_secs(6), 1000, &mut rng());
             assert!(!schedules.is_empty());
             for (_, steps) in schedules {
                 reroute_sim::faults::validate_schedule(&steps).unwrap();
@@ -809,7 +1084,7 @@ mod tests {
 
     #[test]
     fn flapping_toggles_the_failure_flag_every_second() {
-        let schedules = Scenario::Flapping.schedules(Duration::from_secs(4), 1000);
+        let schedules = Scenario::Flapping.schedules(Duration::from_secs(4), 1000, &mut rng());
         let flags: Vec<(u64, Option<bool>)> = schedules[0]
             .1
             .iter()
@@ -829,9 +1104,63 @@ mod tests {
 
     #[test]
     fn slow_waits_beyond_the_processor_timeout() {
-        let schedules = Scenario::Slow.schedules(Duration::from_secs(4), 700);
+        let schedules = Scenario::Slow.schedules(Duration::from_secs(4), 700, &mut rng());
         let faults = schedules[0].1[0].settings.unwrap();
         assert!(faults.latency_ms > 700);
+    }
+
+    #[test]
+    fn the_at_most_once_scenarios_run_a_whole_cycle_even_in_a_short_fault() {
+        for scenario in [
+            Scenario::ResendRefused,
+            Scenario::DelayDrop,
+            Scenario::Storm429,
+        ] {
+            let schedules = scenario.schedules(Duration::from_secs(2), 1000, &mut rng());
+            let steps = &schedules[0].1;
+            reroute_sim::faults::validate_schedule(steps).unwrap();
+            assert_eq!(steps.last().unwrap().after_ms, 6000, "{scenario:?}");
+            assert_eq!(scenario.serve_args()[..2], ["--patience-ms", "0"]);
+        }
+        let twelve = Scenario::ResendRefused.schedules(Duration::from_secs(12), 1000, &mut rng());
+        assert_eq!(
+            twelve[0].1.len(),
+            2 * 3 + 1,
+            "two cycles of three steps, then normal"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_plays_the_same_phases() {
+        let a = Scenario::Storm429.schedules(Duration::from_secs(12), 1000, &mut rng());
+        let b = Scenario::Storm429.schedules(Duration::from_secs(12), 1000, &mut rng());
+        let c = Scenario::Storm429.schedules(
+            Duration::from_secs(12),
+            1000,
+            &mut StdRng::seed_from_u64(43),
+        );
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn pg_pause_runs_two_instances_and_needs_postgres() {
+        assert_eq!(Scenario::PgPause.instances(), 2);
+        assert!(Scenario::PgPause.needs_postgres());
+        assert!(
+            Scenario::ALL
+                .iter()
+                .filter(|s| **s != Scenario::PgPause)
+                .all(|s| s.instances() == 1 && !s.needs_postgres())
+        );
+    }
+
+    #[tokio::test]
+    async fn pg_pause_on_the_embedded_store_is_refused_with_the_reason() {
+        let args = ChaosArgs::parse_from(["chaos", "--scenario", "pg-pause"]);
+        let err = run(args).await.unwrap_err().to_string();
+        assert!(err.contains("pg-pause needs PostgreSQL"), "{err}");
+        assert!(err.contains("--store"), "{err}");
     }
 
     #[test]

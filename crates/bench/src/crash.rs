@@ -33,9 +33,10 @@ use tokio::time::Instant;
 use crate::audit::{self, Audit, Books, Spread};
 use crate::balancer::Nginx;
 use crate::duration::parse_duration;
-use crate::fleet::{self, Fleet, QueueAgeSampler, RouterApi, RouterSettings, RouterStore};
-use crate::pg_cluster::{PrivateCluster, ScratchDatabase, StopMode};
+use crate::fleet::{self, Fleet, QueueAgeSampler, RouterApi, RouterSettings};
+use crate::pg_cluster::StopMode;
 use crate::processors::Processors;
+use crate::run_store::{RunStore, StorePlan};
 use crate::traffic::{Fate, Finished, Payment, RequestCounts, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
 
@@ -308,45 +309,30 @@ pub struct CrashReport {
     pub warnings: Vec<String>,
 }
 
-/// Where the routers' store lives for this run.
-enum StorePlan {
-    Sqlite,
-    SqliteEach,
-    Private,
-    Shared(String),
-}
-
-impl StorePlan {
-    fn choose(args: &CrashArgs) -> anyhow::Result<Self> {
-        let plan = match args.store.as_deref() {
-            None if args.instances == 1 && args.restart_postgres == 0 => StorePlan::Sqlite,
-            None | Some("private-postgres" | "private") => StorePlan::Private,
-            Some("sqlite") => StorePlan::Sqlite,
-            Some("sqlite-each") => StorePlan::SqliteEach,
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                StorePlan::Shared(url.to_owned())
-            }
-            Some(other) => bail!(
-                "--store must be sqlite, sqlite-each, private-postgres or a postgres:// URL, \
-                 got {other:?}"
-            ),
-        };
-        match plan {
-            StorePlan::Sqlite if args.instances > 1 => {
-                bail!(
-                    "several instances cannot share one embedded store: use sqlite-each, \
-                     leave --store out (PostgreSQL), or give a URL"
-                )
-            }
-            StorePlan::Sqlite | StorePlan::SqliteEach if args.restart_postgres > 0 => {
-                bail!("--restart-postgres needs PostgreSQL")
-            }
-            StorePlan::Shared(_) if args.restart_postgres > 0 => bail!(
-                "--restart-postgres restarts a cluster of the bench's own, never a shared \
-                 server: leave --store out or use --store private-postgres"
-            ),
-            plan => Ok(plan),
+/// Where the routers' store lives for this run: `--store`, or by default
+/// the embedded store for one instance and a private PostgreSQL cluster for
+/// several (or for PostgreSQL restarts).
+fn choose_store(args: &CrashArgs) -> anyhow::Result<StorePlan> {
+    let plan = match args.store.as_deref() {
+        None if args.instances == 1 && args.restart_postgres == 0 => StorePlan::Sqlite,
+        None => StorePlan::Private,
+        Some(text) => StorePlan::parse(text)?,
+    };
+    match plan {
+        StorePlan::Sqlite if args.instances > 1 => {
+            bail!(
+                "several instances cannot share one embedded store: use sqlite-each, \
+                 leave --store out (PostgreSQL), or give a URL"
+            )
         }
+        StorePlan::Sqlite | StorePlan::SqliteEach if args.restart_postgres > 0 => {
+            bail!("--restart-postgres needs PostgreSQL")
+        }
+        StorePlan::Shared(_) if args.restart_postgres > 0 => bail!(
+            "--restart-postgres restarts a cluster of the bench's own, never a shared \
+             server: leave --store out or use --store private-postgres"
+        ),
+        plan => Ok(plan),
     }
 }
 
@@ -357,7 +343,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     if args.rate <= 0.0 || !args.rate.is_finite() {
         bail!("--rate must be a positive number");
     }
-    let plan = StorePlan::choose(&args)?;
+    let plan = choose_store(&args)?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let started_at = Timestamp::now();
@@ -373,41 +359,16 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     .await?;
     processors.admins[0].set_delay(args.delay_ms).await?;
 
-    // The store.
-    let mut cluster = None;
-    let mut scratch = None;
-    let (store, store_name) = match &plan {
-        StorePlan::Sqlite => (
-            RouterStore::Sqlite(work.path().join("reroute.db")),
-            "sqlite".to_owned(),
-        ),
-        StorePlan::SqliteEach => (
-            RouterStore::SqliteEach {
-                dir: work.path().to_path_buf(),
-                instances: args.instances as usize,
-            },
-            "sqlite-each (one embedded store per instance, --peer)".to_owned(),
-        ),
-        StorePlan::Private => {
-            let pg_bin = args.pg_bin.clone();
-            let started =
-                tokio::task::spawn_blocking(move || PrivateCluster::start(pg_bin.as_deref()))
-                    .await
-                    .context("starting PostgreSQL")??;
-            let url = started.url();
-            cluster = Some(Arc::new(started));
-            (RouterStore::Postgres(url), "private-postgres".to_owned())
-        }
-        StorePlan::Shared(url) => {
-            let db = ScratchDatabase::create(url, "reroute_crash").await?;
-            let db_url = db.url();
-            scratch = Some(db);
-            (
-                RouterStore::Postgres(db_url),
-                "postgres (scratch database)".to_owned(),
-            )
-        }
-    };
+    let run_store = RunStore::set_up(
+        &plan,
+        work.path(),
+        args.instances as usize,
+        args.pg_bin.clone(),
+        "reroute_crash",
+    )
+    .await?;
+    let (store, store_name) = (run_store.store.clone(), run_store.name.clone());
+    let cluster = run_store.cluster();
 
     let settings = RouterSettings {
         bin: fleet::reroute_bin(args.reroute_bin.as_deref())?,
@@ -582,11 +543,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
 
     drop(fleet);
     drop(cluster);
-    if let Some(db) = scratch
-        && let Err(e) = db.remove().await
-    {
-        warnings.push(format!("cannot drop the scratch database: {e:#}"));
-    }
+    warnings.extend(run_store.remove().await);
     processors.shutdown().await;
     let work_dir = work.finish(!passed);
     Ok(CrashReport {

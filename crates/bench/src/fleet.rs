@@ -297,6 +297,37 @@ impl Fleet {
         }
     }
 
+    /// SIGSTOP: the process stops where it is, timers and sockets and all,
+    /// as a VM freeze or a long pause of the whole process would stop it;
+    /// it holds its connections and leases but renews nothing.
+    pub fn pause(&mut self, index: usize) -> anyhow::Result<()> {
+        self.signal(index, libc::SIGSTOP, "SIGSTOP")
+    }
+
+    /// SIGCONT: a paused process carries on from where it stopped.
+    pub fn resume(&mut self, index: usize) -> anyhow::Result<()> {
+        self.signal(index, libc::SIGCONT, "SIGCONT")
+    }
+
+    fn signal(&mut self, index: usize, signal: libc::c_int, name: &str) -> anyhow::Result<()> {
+        let instance = &self.instances[index];
+        let child = instance
+            .child
+            .as_ref()
+            .with_context(|| format!("{name} to {}: it is not running", instance.name))?;
+        let pid = libc::pid_t::try_from(child.id())
+            .with_context(|| format!("{name} to {}: pid out of range", instance.name))?;
+        // SAFETY: kill(2) reads no memory of ours. The pid is our own child,
+        // not yet waited for (we still hold its `Child`), so it cannot have
+        // been given to another process.
+        let sent = unsafe { libc::kill(pid, signal) };
+        if sent != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("{name} to {} (pid {pid})", instance.name));
+        }
+        Ok(())
+    }
+
     pub fn kill_all(&mut self) {
         for index in 0..self.instances.len() {
             self.kill(index);

@@ -44,6 +44,7 @@ pub mod json_number;
 pub mod pg_cluster;
 pub mod processors;
 pub mod rinha;
+pub mod run_store;
 pub mod score;
 pub mod traffic;
 mod workdir;
@@ -75,7 +76,9 @@ pub enum BenchCommand {
     /// PostgreSQL restarted), then 2xx = ledger = books by correlationId.
     Crash(CrashArgs),
     /// Processor misbehaviour under load (flapping, slow, resets, both down,
-    /// health 429 storms): invariants, completion, no hot loops, alerts.
+    /// health 429 storms; re-sends refused while first sends sleep, the
+    /// delay lowered mid-flight, 429 storms on payments, a PostgreSQL holder
+    /// paused past its lease): invariants, completion, no hot loops, alerts.
     Chaos(ChaosArgs),
 }
 

@@ -20,6 +20,12 @@ pub struct SimArgs {
     /// TOML file declaring the processors (id, name, port, fee, countries,
     /// payment methods, faults, schedule). Without it, the Rinha pair
     /// `default` and `fallback` is simulated and the port/fee flags apply.
+    /// Faults (also set at run time by `PUT /admin/faults` and by schedule
+    /// steps): error_rate (500), decline_rate (402), latency_ms, jitter_ms,
+    /// hang_rate, reset_rate, reset_after_store, throttle_rate (an instant
+    /// 429 on that fraction of payments, nothing stored, as the concurrency
+    /// limiter refuses) and health_throttle_rate (429 on health checks).
+    /// See docs/sim.md.
     #[arg(long, env = "REROUTE_SIM_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 

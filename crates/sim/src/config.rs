@@ -314,6 +314,7 @@ mod tests {
             fee = "0.035"
             delay = 100
             failure = true
+            faults = { throttle_rate = 0.5 }
             "#,
         )
         .unwrap();
@@ -332,6 +333,7 @@ mod tests {
             (b.name.as_str(), b.delay_ms, b.failure),
             ("processor_b", 100, true)
         );
+        assert_eq!(b.faults.throttle_rate, 0.5);
     }
 
     #[test]
@@ -356,6 +358,10 @@ mod tests {
             ),
             (
                 "[[processors]]\nid = \"a\"\nport = 1\nfee = 0.1\nfaults = { error_rate = 0.8, decline_rate = 0.8 }",
+                "must not exceed 1",
+            ),
+            (
+                "[[processors]]\nid = \"a\"\nport = 1\nfee = 0.1\nfaults = { throttle_rate = 0.5, error_rate = 0.6 }",
                 "must not exceed 1",
             ),
             (

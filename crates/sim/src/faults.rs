@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 /// How a processor misbehaves. Rates are fractions of `POST /payments`
 /// requests, drawn independently per request; each request gets at most one
-/// of hang / reset / error / decline, so their rates add up to at most 1.
+/// of hang / reset / error / decline / throttle, so their rates add up to at
+/// most 1.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -39,6 +40,13 @@ pub struct Faults {
     /// With `reset_rate`: store the payment first, then reset, so the caller
     /// faces an unknown outcome that did happen. Default: reset before storing.
     pub reset_after_store: bool,
+    /// Answer 429 at once, before the delay (nothing stored), as the
+    /// reference's concurrency limiter refuses a request it has no room
+    /// for. A 429 says nothing about an earlier send of the same payment
+    /// that may still be sleeping: a router must not take it for "not
+    /// processed". Decided on arrival, so a storm can be scripted while
+    /// earlier requests sleep.
+    pub throttle_rate: f64,
     /// Fraction of `GET /payments/service-health` calls answered 429 with
     /// `Retry-After` whatever the window: a storm of rate-limit refusals.
     /// Such a refusal takes no permit of the window. Not a payment fate, so
@@ -52,7 +60,7 @@ pub enum FaultsError {
     #[error("{field} must be a number between 0 and 1 (got {value})")]
     RateOutOfRange { field: &'static str, value: f64 },
     #[error(
-        "hang_rate + reset_rate + error_rate + decline_rate must not exceed 1 (got {0}): each request gets at most one fate"
+        "hang_rate + reset_rate + error_rate + decline_rate + throttle_rate must not exceed 1 (got {0}): each request gets at most one fate"
     )]
     RatesExceedOne(f64),
 }
@@ -68,6 +76,8 @@ pub enum Fate {
     },
     Error,
     Decline,
+    /// 429 at once: no wait, nothing stored.
+    Throttle,
 }
 
 impl Faults {
@@ -82,6 +92,7 @@ impl Faults {
             ("reset_rate", self.reset_rate),
             ("error_rate", self.error_rate),
             ("decline_rate", self.decline_rate),
+            ("throttle_rate", self.throttle_rate),
         ];
         let health = [("health_throttle_rate", self.health_throttle_rate)];
         for (field, value) in rates.iter().chain(&health).copied() {
@@ -129,6 +140,8 @@ impl Faults {
             Fate::Error
         } else if falls_in(self.decline_rate) {
             Fate::Decline
+        } else if falls_in(self.throttle_rate) {
+            Fate::Throttle
         } else {
             Fate::Process
         };
@@ -352,6 +365,13 @@ mod tests {
                 },
                 Fate::Reset { after_store: true },
             ),
+            (
+                Faults {
+                    throttle_rate: 1.0,
+                    ..Faults::default()
+                },
+                Fate::Throttle,
+            ),
         ];
         for (faults, fate) in cases {
             for _ in 0..100 {
@@ -437,6 +457,68 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_throttle_refuses_its_fraction_of_payments_and_shares_the_sum_of_fates() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let some = Faults {
+            throttle_rate: 0.3,
+            error_rate: 0.2,
+            ..Faults::default()
+        };
+        let n = 20_000;
+        let fates: Vec<Fate> = (0..n).map(|_| some.roll(&mut rng).1).collect();
+        let share = |fate: Fate| fates.iter().filter(|f| **f == fate).count() as f64 / n as f64;
+        assert!((share(Fate::Throttle) - 0.3).abs() < 0.02);
+        assert!((share(Fate::Error) - 0.2).abs() < 0.02);
+        // One fate per request: a throttle and an error cannot both be certain.
+        let both = Faults {
+            throttle_rate: 0.6,
+            error_rate: 0.6,
+            ..Faults::default()
+        };
+        assert!(matches!(
+            both.validate(),
+            Err(FaultsError::RatesExceedOne(_))
+        ));
+        let bad = Faults {
+            throttle_rate: -0.1,
+            ..Faults::default()
+        };
+        assert!(matches!(
+            bad.validate(),
+            Err(FaultsError::RateOutOfRange {
+                field: "throttle_rate",
+                ..
+            })
+        ));
+        // It refuses payments only: the health check is not throttled by it.
+        let storm = Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        };
+        assert!(!storm.throttles_health(&mut rng));
+    }
+
+    #[test]
+    fn a_schedule_step_can_start_and_end_a_throttle_storm() {
+        let t0 = Instant::now();
+        let storm = Faults {
+            throttle_rate: 1.0,
+            ..Faults::default()
+        };
+        let steps: Vec<ScheduleStep> = serde_json::from_str(
+            r#"[{"after_ms": 100, "settings": {"throttle_rate": 1.0}},
+                {"after_ms": 300, "settings": {}}]"#,
+        )
+        .unwrap();
+        assert_eq!(validate_schedule(&steps), Ok(()));
+        let mut controls = Controls::new(rinha(), steps, t0);
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(controls.at(at(99)).faults, Faults::default());
+        assert_eq!(controls.at(at(100)).faults, storm);
+        assert_eq!(controls.at(at(300)).faults, Faults::default());
     }
 
     #[test]

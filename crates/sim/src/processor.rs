@@ -45,6 +45,8 @@ pub enum Outcome {
     Duplicate,
     /// 500, nothing stored (failure mode or injected error).
     Failed,
+    /// 429 at once, nothing stored (injected `throttle_rate`).
+    Throttled,
     Declined(DeclineReason),
     Hang,
     Reset,
@@ -190,7 +192,9 @@ impl Processor {
     }
 
     /// On arrival: how long to wait and what will become of the request,
-    /// from the settings in force now.
+    /// from the settings in force now. The wait is fixed here, as the
+    /// reference fixes its delay when a request arrives: a later change of
+    /// the delay does not shorten or lengthen a request already sleeping.
     pub fn plan(&self, now: Instant) -> Plan {
         let settings = self.controls().at(now);
         let (latency, fate) = if settings.faults.is_off() {
@@ -198,10 +202,12 @@ impl Processor {
         } else {
             settings.faults.roll(&mut rand::rng())
         };
-        Plan {
-            wait: settings.delay() + latency,
-            fate,
-        }
+        let wait = match fate {
+            // Refused before any work, as the concurrency limiter refuses.
+            Fate::Throttle => Duration::ZERO,
+            _ => settings.delay() + latency,
+        };
+        Plan { wait, fate }
     }
 
     /// Once the wait is over: the failure flag as it is *now* (as the
@@ -210,6 +216,7 @@ impl Processor {
         let outcome = match fate {
             Fate::Hang => Outcome::Hang,
             Fate::Reset { after_store: false } => Outcome::Reset,
+            Fate::Throttle => Outcome::Throttled,
             _ if self.controls().at(now).failure => Outcome::Failed,
             Fate::Error => Outcome::Failed,
             _ if !serves(
@@ -240,6 +247,7 @@ impl Processor {
             Outcome::Stored => &self.stats.payments_stored,
             Outcome::Duplicate => &self.stats.payments_duplicate,
             Outcome::Failed => &self.stats.payments_failed,
+            Outcome::Throttled => &self.stats.payments_storm_refused,
             Outcome::Declined(_) => &self.stats.payments_declined,
             Outcome::Hang => &self.stats.payments_hung,
             Outcome::Reset => &self.stats.payments_reset,
@@ -294,6 +302,49 @@ mod tests {
         let r = request();
         assert_eq!(p.conclude(&r, plan.fate, Instant::now()), Outcome::Failed);
         assert_eq!(p.payment(&r.payment.correlation_id), None);
+    }
+
+    #[tokio::test]
+    async fn a_request_keeps_the_wait_planned_on_arrival_when_the_delay_changes() {
+        let p = processor(ProcessorSpec::new("default", 0, "0.05".parse().unwrap()));
+        p.set_delay(3000);
+        let sleeping = p.plan(Instant::now());
+        p.set_delay(0);
+        let fresh = p.plan(Instant::now());
+        assert_eq!(sleeping.wait, Duration::from_millis(3000));
+        assert_eq!(fresh.wait, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn a_throttled_request_is_refused_at_once_and_stores_nothing() {
+        let p = processor(ProcessorSpec::new("default", 0, "0.05".parse().unwrap()));
+        p.set_delay(3000);
+        p.set_faults(Faults {
+            throttle_rate: 1.0,
+            latency_ms: 500,
+            ..Faults::default()
+        })
+        .unwrap();
+        let plan = p.plan(Instant::now());
+        assert_eq!(
+            plan,
+            Plan {
+                wait: Duration::ZERO,
+                fate: Fate::Throttle
+            }
+        );
+        let r = request();
+        assert_eq!(
+            p.conclude(&r, plan.fate, Instant::now()),
+            Outcome::Throttled
+        );
+        assert_eq!(p.payment(&r.payment.correlation_id), None);
+        let stats = p.stats();
+        assert_eq!(
+            (stats.payments_storm_refused, stats.payments_throttled),
+            (1, 0),
+            "counted apart from the concurrency limit's refusals"
+        );
     }
 
     #[tokio::test]

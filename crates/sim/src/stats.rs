@@ -37,6 +37,7 @@ pub struct Stats {
     pub payments_hung: Counter,
     pub payments_reset: Counter,
     pub payments_throttled: Counter,
+    pub payments_storm_refused: Counter,
     pub payments_invalid: Counter,
     pub payments_looked_up: Counter,
     pub health_calls: Counter,
@@ -65,6 +66,9 @@ pub struct StatsSnapshot {
     pub payments_reset: u64,
     /// Answered 429 by the concurrency limit.
     pub payments_throttled: u64,
+    /// Answered 429 by the injected storm (`throttle_rate`), not by the
+    /// concurrency limit.
+    pub payments_storm_refused: u64,
     /// Answered 400: the body was not a valid payment.
     pub payments_invalid: u64,
     /// `GET /payments/{id}` calls received (status queries).
@@ -97,6 +101,7 @@ impl Stats {
             payments_hung: self.payments_hung.get(),
             payments_reset: self.payments_reset.get(),
             payments_throttled: self.payments_throttled.get(),
+            payments_storm_refused: self.payments_storm_refused.get(),
             payments_invalid: self.payments_invalid.get(),
             payments_looked_up: self.payments_looked_up.get(),
             health_calls: self.health_calls.get(),
@@ -118,6 +123,7 @@ impl Stats {
             &self.payments_hung,
             &self.payments_reset,
             &self.payments_throttled,
+            &self.payments_storm_refused,
             &self.payments_invalid,
             &self.payments_looked_up,
             &self.health_calls,

@@ -86,6 +86,7 @@ async fn admin_stats_count_what_happened() {
         ("payments_failed", 1),
         ("payments_declined", 0),
         ("payments_throttled", 0),
+        ("payments_storm_refused", 0),
         ("payments_looked_up", 1),
         ("health_calls", 1),
         ("health_answered", 1),

@@ -52,7 +52,7 @@ async fn faults_are_off_by_default() {
         serde_json::json!({
             "error_rate": 0.0, "decline_rate": 0.0, "latency_ms": 0, "jitter_ms": 0,
             "hang_rate": 0.0, "reset_rate": 0.0, "reset_after_store": false,
-            "health_throttle_rate": 0.0
+            "throttle_rate": 0.0, "health_throttle_rate": 0.0
         })
     );
     assert_eq!(
@@ -182,6 +182,70 @@ async fn a_reset_after_store_leaves_the_payment_stored_but_unanswered() {
 }
 
 #[tokio::test]
+async fn a_throttle_rate_of_one_answers_429_at_once_whatever_the_delay_and_stores_nothing() {
+    let sim = spawn_rinha().await;
+    let http = Http::default();
+    let base = sim.url("default");
+    http.admin_put(
+        &format!("{base}/admin/configurations/delay"),
+        r#"{"delay": 2000}"#,
+    )
+    .await;
+    set_faults(&http, &base, r#"{"throttle_rate": 1.0}"#).await;
+
+    let started = Instant::now();
+    let (id, reply) = http.pay_one(&base).await;
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "refused before the delay: {:?}",
+        started.elapsed()
+    );
+    assert!(!http.is_stored(&base, id).await);
+    let stats = http.stats(&base).await;
+    assert_eq!(
+        (
+            stats["payments_storm_refused"].clone(),
+            stats["payments_throttled"].clone()
+        ),
+        (1.into(), 0.into())
+    );
+}
+
+#[tokio::test]
+async fn a_429_storm_while_a_first_send_sleeps_does_not_stop_it_being_stored() {
+    let sim = spawn_rinha().await;
+    let http = Http::default();
+    let base = sim.url("default");
+    http.admin_put(
+        &format!("{base}/admin/configurations/delay"),
+        r#"{"delay": 1000}"#,
+    )
+    .await;
+    let id = CorrelationId::new_random();
+    let at = Timestamp::now().to_string();
+    let first = tokio::spawn({
+        let (http, base, at) = (http.clone(), base.clone(), at.clone());
+        async move { http.pay(&base, id, "19.90", &at).await.status }
+    });
+    eventually("the first send has arrived", || async {
+        http.stats(&base).await["payments_received"] == 1
+    })
+    .await;
+
+    // What a router sees if it re-sends now: an instant 429, and a lookup
+    // that finds nothing, although the first send will be stored.
+    set_faults(&http, &base, r#"{"throttle_rate": 1.0}"#).await;
+    let again = http.pay(&base, id, "19.90", &at).await;
+    assert_eq!(again.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!http.is_stored(&base, id).await);
+    set_faults(&http, &base, "{}").await;
+
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert!(http.is_stored(&base, id).await);
+}
+
+#[tokio::test]
 async fn a_schedule_switches_fault_settings_at_its_times() {
     let sim = spawn_rinha().await;
     let http = Http::default();
@@ -240,8 +304,12 @@ async fn invalid_fault_settings_are_refused_naming_the_field() {
     let reply = http.admin_put(&url, r#"{"error_rate": 2}"#).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["field"], "error_rate");
+    let reply = http.admin_put(&url, r#"{"throttle_rate": 1.5}"#).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.json()["field"], "throttle_rate");
     for bad in [
         r#"{"error_rate": 0.6, "decline_rate": 0.6}"#,
+        r#"{"throttle_rate": 0.5, "hang_rate": 0.6}"#,
         r#"{"eror_rate": 1}"#,
         r#""fast""#,
     ] {

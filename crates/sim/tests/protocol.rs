@@ -223,6 +223,47 @@ async fn the_failure_flag_is_read_when_the_delay_ends_not_on_arrival() {
 }
 
 #[tokio::test]
+async fn a_request_sleeping_when_the_delay_is_changed_keeps_the_delay_it_arrived_with() {
+    let sim = spawn_rinha().await;
+    let http = Http::default();
+    let base = sim.url("default");
+    http.admin_put(
+        &format!("{base}/admin/configurations/delay"),
+        r#"{"delay": 1500}"#,
+    )
+    .await;
+
+    let started = Instant::now();
+    let sleeping = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
+        async move { http.pay_one(&base).await }
+    });
+    eventually("the first payment has arrived", || async {
+        http.stats(&base).await["payments_received"] == 1
+    })
+    .await;
+    http.admin_put(
+        &format!("{base}/admin/configurations/delay"),
+        r#"{"delay": 0}"#,
+    )
+    .await;
+
+    // A new request is answered at the new delay, before the sleeping one.
+    let (fresh, reply) = http.pay_one(&base).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(http.is_stored(&base, fresh).await);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    let (first, reply) = sleeping.await.unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "the sleeping request kept its 1500 ms: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(http.is_stored(&base, first).await);
+}
+
+#[tokio::test]
 async fn a_delayed_payment_abandoned_by_its_client_is_still_stored_when_the_delay_ends() {
     let sim = spawn_rinha().await;
     let http = Http::default();

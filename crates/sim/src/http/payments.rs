@@ -22,6 +22,9 @@ use super::server::Connection;
 use crate::book::Payment;
 use crate::processor::{Outcome, PaymentRequest, Processor};
 
+/// The concurrency limiter's 429 body, also given by an injected throttle.
+const TOO_MANY: &str = "Too many payments in flight. Try again later.";
+
 pub async fn create(
     processor: Arc<Processor>,
     connection: Arc<Connection>,
@@ -30,10 +33,7 @@ pub async fn create(
     processor.stats.payments_received.add();
     let Some(in_flight) = processor.concurrency.enter().await else {
         processor.stats.payments_throttled.add();
-        return reply::text(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many payments in flight. Try again later.",
-        );
+        return reply::text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY);
     };
     let parsed = match reply::read_body(request.into_body()).await {
         Ok(body) => parse(&body),
@@ -84,6 +84,8 @@ pub async fn create(
             )
         }
         Outcome::Failed => reply::empty(StatusCode::INTERNAL_SERVER_ERROR),
+        // Word for word the limiter's refusal: a client cannot tell them apart.
+        Outcome::Throttled => reply::text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY),
         Outcome::Declined(reason) => reply::json(
             StatusCode::PAYMENT_REQUIRED,
             &Declined {
