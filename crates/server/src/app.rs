@@ -25,7 +25,6 @@ use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::resolution::Landing;
-use crate::unsettled::Unsettled;
 use crate::{api, leases, probe, ratelimit, telemetry, worker};
 
 /// Everything the handlers, workers and probes share.
@@ -40,9 +39,6 @@ pub struct Shared {
     pub landing: Landing,
     /// Sends in flight per processor, within each one's adaptive limit.
     pub lanes: Lanes,
-    /// Sends whose outcome is not yet in the ledger, which a summary waits
-    /// for briefly.
-    pub unsettled: Unsettled,
     /// Segment and processor health, fed by the workers' attempts and by
     /// `POST /api/v1/transactions`; read by the intelligence API and used
     /// by the workers to route.
@@ -128,7 +124,6 @@ impl App {
             breakers: Breakers::new(registry.len(), config.circuit),
             client: ProcessorClient::new(config.processor_timeout),
             lanes: Lanes::new(registry.len(), config.lanes),
-            unsettled: Unsettled::default(),
             landing: Landing::new(
                 registry.len(),
                 config.processor_timeout,

@@ -30,7 +30,6 @@ pub mod queue;
 pub mod ratelimit;
 pub mod resolution;
 pub mod telemetry;
-pub mod unsettled;
 pub mod worker;
 
 pub use app::{App, StartError};

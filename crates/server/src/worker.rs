@@ -47,7 +47,6 @@ use crate::app::Shared;
 use crate::processor::AttemptResult;
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
-use crate::unsettled::Sending;
 
 /// Where `payment` goes if nothing changes before a worker takes it: the
 /// cheapest processor that takes it, when both its health gate and its
@@ -337,7 +336,7 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
         .deadline(|since| shared.landing.deadline(index, since, now))
         .is_some_and(|deadline| deadline <= now);
     if landed {
-        return look_up(shared, work, index, attempt, None, None).await;
+        return look_up(shared, work, index, attempt, None).await;
     }
     let changed = shared.breakers.changed();
     match shared.breakers.claim(index, now) {
@@ -375,7 +374,6 @@ async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) 
     let lane = shared.lanes.acquire(index).await;
     work.slot = None;
     let in_flight = shared.lanes.in_flight(index);
-    let sending = shared.unsettled.sending(attempt.requested_at);
     let left = Timestamp::now();
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
@@ -417,12 +415,10 @@ async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) 
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
     work.doubt = work.doubt.after_send(result, left);
     match resolution::on_answer(result, work.doubt, attempt.requested_at) {
-        Answer::Settled(verdict) => {
-            conclude(shared, work, attempt, Some(result), verdict, Some(sending)).await
-        }
+        Answer::Settled(verdict) => conclude(shared, work, attempt, Some(result), verdict).await,
         // A status query is cheap and, unlike a re-send, not slowed by the
         // processor's delay.
-        Answer::LookUp => look_up(shared, work, index, attempt, Some(result), Some(sending)).await,
+        Answer::LookUp => look_up(shared, work, index, attempt, Some(result)).await,
     }
 }
 
@@ -435,7 +431,6 @@ async fn look_up(
     index: usize,
     attempt: Attempt,
     sent: Option<AttemptResult>,
-    sending: Option<Sending<'_>>,
 ) -> Next {
     let url = shared.registry.by_fee()[index]
         .url
@@ -451,19 +446,16 @@ async fn look_up(
     if verdict == resolution::Verdict::Free {
         work.doubt = Doubt::CLEAR;
     }
-    conclude(shared, work, attempt, sent, verdict, sending).await
+    conclude(shared, work, attempt, sent, verdict).await
 }
 
-/// Acts on what was concluded about the payment. `sending` settles the send
-/// for the summaries ([`crate::unsettled`]) once its outcome is recorded,
-/// or known not to be now.
+/// Acts on what was concluded about the payment.
 async fn conclude(
     shared: &Shared,
     work: &mut Work,
     attempt: Attempt,
     sent: Option<AttemptResult>,
     verdict: resolution::Verdict,
-    sending: Option<Sending<'_>>,
 ) -> Next {
     use resolution::Verdict;
     let payment = &mut work.payment;
@@ -482,7 +474,6 @@ async fn conclude(
             match settle_with_peers(shared, id, stored).await {
                 Some(outcome) => finish(shared, payment, outcome).await,
                 None => {
-                    drop(sending);
                     tokio::time::sleep(PEER_RETRY).await;
                     Next::Continue
                 }
@@ -492,7 +483,6 @@ async fn conclude(
         // Definitely not stored, nor can it be: the payment may go
         // elsewhere, with a new requestedAt.
         Verdict::Free => {
-            drop(sending);
             payment.attempt = None;
             Next::Continue
         }
@@ -503,7 +493,6 @@ async fn conclude(
         // until it has landed (then a lookup decides) or the processor
         // comes back.
         Verdict::Pinned { until } => {
-            drop(sending);
             let changed = shared.breakers.changed();
             let retry = Timestamp::now().plus_millis(PINNED_RETRY_MS);
             wait(changed, until.map_or(retry, |until| until.max(retry))).await;

@@ -334,12 +334,6 @@ pub async fn summary(
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
     );
-    // A payment the processor has just stored may still be on its way
-    // into the ledger: let the sends inside the window settle first.
-    shared
-        .unsettled
-        .settle_until(to.unwrap_or(Timestamp::MAX), crate::unsettled::SETTLE_BOUND)
-        .await;
     let totals = if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
         shared.store.summary(Window::new(from, to)).await?
     } else {
