@@ -82,8 +82,9 @@ start() {
             done
             [ "$i" = 1 ] || storage+=(--probes false)
         fi
+        # --spill-wait-ms as the compose files set it.
         RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
-            --instance "api$i" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
+            --instance "api$i" --spill-wait-ms 1500 "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
         echo $! >>"$work/pids"
         echo $! >"$work/api$i.pid"
         upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'

@@ -147,12 +147,7 @@ impl Limit {
     /// processor keeps up, so it says little of what it can carry until it
     /// has been reached. `None` while nothing is known of its latency.
     pub fn throughput(&self, announced: Announced, now: Timestamp) -> Option<f64> {
-        let latency_ms = match (announced.at, self.answered_at) {
-            (Some(said), Some(seen)) if said > seen => f64::from(announced.delay_ms),
-            (Some(_), None) => f64::from(announced.delay_ms),
-            (_, Some(_)) => self.smoothed_ms,
-            (None, None) => return None,
-        };
+        let latency_ms = self.expected_latency_ms(announced)?;
         let pushed_back = self
             .last_cut
             .is_some_and(|at| now.millis() - at.millis() < CUT_MEMORY_MS);
@@ -162,6 +157,26 @@ impl Limit {
             f64::from(self.config.max)
         };
         Some(in_flight * 1000.0 / latency_ms.max(1.0))
+    }
+
+    /// How long the processor takes to answer, in ms: its answers' smoothed
+    /// latency, or the delay it announced when that is newer than its last
+    /// answer. `None` while neither is known.
+    pub fn expected_latency_ms(&self, announced: Announced) -> Option<f64> {
+        match (announced.at, self.answered_at) {
+            (Some(said), Some(seen)) if said > seen => Some(f64::from(announced.delay_ms)),
+            (Some(_), None) => Some(f64::from(announced.delay_ms)),
+            (_, Some(_)) => Some(self.smoothed_ms),
+            (None, None) => None,
+        }
+    }
+
+    /// How long a payment joining `waiting` others for this processor may
+    /// expect to take to be paid there, in ms: the wait for a free send
+    /// plus the processor's latency (0 while nothing is known of it).
+    pub fn expected_done_ms(&self, waiting: usize, announced: Announced, now: Timestamp) -> u64 {
+        let latency = self.expected_latency_ms(announced).unwrap_or(0.0);
+        self.expected_wait_ms(waiting, announced, now) + latency.ceil() as u64
     }
 
     /// How long a payment joining `waiting` others for this processor may
@@ -389,6 +404,16 @@ mod tests {
         // recovery announced: 90 in flight at 1 ms.
         l.observe(answered(2_000, 1), 0, at(40));
         assert_eq!(l.expected_wait_ms(500, said(0, 50), at(60)), 6, "recovered");
+    }
+
+    #[test]
+    fn the_time_to_be_paid_is_the_wait_for_a_send_plus_the_latency() {
+        let mut l = Limit::new(config());
+        assert_eq!(l.expected_done_ms(10, Announced::default(), at(0)), 0);
+        l.observe(answered(2_000, 1), 0, at(0));
+        // 1,000 in flight at 2 s: 500/s; 250 waiting: half a second, then 2 s.
+        assert_eq!(l.expected_done_ms(250, Announced::default(), at(1)), 2_500);
+        assert_eq!(l.expected_done_ms(0, Announced::default(), at(1)), 2_000);
     }
 
     #[test]

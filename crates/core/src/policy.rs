@@ -1,7 +1,7 @@
 //! Which processor a payment goes to next: the cheapest one that is up; a
 //! pricier one only once the payment has waited longer than the patience
-//! (the cheap one is down), or when the cheap one is up but cannot keep up
-//! (the payment *spills*: [`Policy::spill`]).
+//! (the cheap one is down), or when the cheap one is up but would take too
+//! long to pay it (the payment *spills*: [`Policy::spill`]).
 //!
 //! Pure: it reads the circuits (taking a trial slot when it uses one) and the
 //! payment's age; the worker does the waiting and the sending.
@@ -15,8 +15,9 @@ pub struct Policy {
     /// How long (ms) a payment may wait for a cheaper processor to recover
     /// before a pricier one is used.
     pub patience_ms: i64,
-    /// How long (ms) a payment may expect to wait for a free send at a
-    /// processor that is up before it spills to the next one by fee.
+    /// How long (ms) a payment may expect to take to be paid at a processor
+    /// that is up (its wait for a free send plus the processor's latency)
+    /// before it spills to the next one by fee.
     pub spill_wait_ms: u64,
 }
 
@@ -77,13 +78,14 @@ impl Policy {
         }
     }
 
-    /// Where a payment the policy sent to `chosen` goes when `chosen` cannot
-    /// keep up: the first processor from `chosen` on, by fee, that the
+    /// Where a payment the policy sent to `chosen` goes when `chosen` would
+    /// take too long: the first processor from `chosen` on, by fee, that the
     /// payment may use (`eligible`), that is open to it now (`open`: up and
-    /// not on trial) and whose expected wait for a free send (`wait_ms`) is
-    /// within [`Policy::spill_wait_ms`]. `chosen` itself when it keeps up,
-    /// or when nobody else has room (waiting at the cheapest then costs no
-    /// more than waiting anywhere).
+    /// not on trial) and whose expected time to pay it (`wait_ms`: the wait
+    /// for a free send plus its latency) is within
+    /// [`Policy::spill_wait_ms`]. `chosen` itself when it is quick enough,
+    /// or when nobody else is (waiting at the cheapest then costs no more
+    /// than waiting anywhere).
     pub fn spill(
         &self,
         chosen: usize,

@@ -128,12 +128,12 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_LANDING_MARGIN_MS")]
     pub landing_margin_ms: Option<u64>,
 
-    /// How long a payment may expect to wait for a free send at a processor
-    /// that is up before it spills to the next one by fee, in ms [default:
-    /// 1000]. The trade: every spilled payment pays the fee difference (3
-    /// points between the Rinha pair's 7% and 10%); every payment kept
-    /// waits up to this long more. 0 spills as soon as the cheap processor
-    /// has a backlog. Outages are `--patience-ms`'s.
+    /// How long a payment may expect to take to be paid at a processor that
+    /// is up (its wait for a free send plus the processor's latency) before
+    /// it spills to the next one by fee, in ms [default: 1000]. The trade:
+    /// every spilled payment pays the fee difference (3 points between the
+    /// Rinha final's 7% and 10%); every payment kept takes longer than this.
+    /// Outages are `--patience-ms`'s.
     #[arg(long, env = "REROUTE_SPILL_WAIT_MS")]
     pub spill_wait_ms: Option<u64>,
 

@@ -46,6 +46,9 @@ pub struct LaneView {
     /// any answer.
     pub throughput: f64,
     pub expected_wait_ms: u64,
+    /// How long the processor takes to answer (its answers' smoothed
+    /// latency, or a delay it announced since); 0 while unknown.
+    pub latency_ms: u64,
 }
 
 /// The right to one send in flight; returned when dropped.
@@ -113,6 +116,14 @@ impl Lanes {
         lane.state().limit.expected_wait_ms(waiting, announced, now)
     }
 
+    /// How long a payment joining `processor`'s waiting ones may expect to
+    /// take to be paid there, in ms: that wait plus the processor's latency.
+    pub fn expected_done_ms(&self, processor: usize, announced: Announced, now: Timestamp) -> u64 {
+        let lane = &self.lanes[processor];
+        let waiting = lane.waiting.load(Ordering::Relaxed);
+        lane.state().limit.expected_done_ms(waiting, announced, now)
+    }
+
     /// Payments waiting for a free send to `processor`.
     pub fn waiting(&self, processor: usize) -> usize {
         self.lanes[processor].waiting.load(Ordering::Relaxed)
@@ -128,6 +139,10 @@ impl Lanes {
             waiting,
             throughput: state.limit.throughput(announced, now).unwrap_or(0.0),
             expected_wait_ms: state.limit.expected_wait_ms(waiting, announced, now),
+            latency_ms: state
+                .limit
+                .expected_latency_ms(announced)
+                .map_or(0, |ms| ms.ceil() as u64),
         }
     }
 }

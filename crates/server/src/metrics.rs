@@ -46,6 +46,7 @@ pub struct Metrics {
     lane_waiting: Family<Labels, Gauge>,
     lane_throughput: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     lane_expected_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    lane_latency: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -181,6 +182,12 @@ impl Default for Metrics {
             "How long a payment joining the processor's backlog may expect to wait for a free send",
             lane_expected_wait.clone(),
         );
+        let lane_latency = Family::<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "lane_latency_seconds",
+            "The processor's latency as the spill rule sees it (smoothed answers, or a delay announced since)",
+            lane_latency.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -205,6 +212,7 @@ impl Default for Metrics {
             lane_waiting,
             lane_throughput,
             lane_expected_wait,
+            lane_latency,
         }
     }
 }
@@ -325,6 +333,9 @@ impl Metrics {
             self.lane_expected_wait
                 .get_or_create(&labels)
                 .set(lane.expected_wait_ms as f64 / 1000.0);
+            self.lane_latency
+                .get_or_create(&labels)
+                .set(lane.latency_ms as f64 / 1000.0);
             self.processor_up
                 .get_or_create(&vec![("processor", id.clone())])
                 .set(i64::from(shared.breakers.is_up(index)));

@@ -240,9 +240,10 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
     send(shared, work, index, attempt).await
 }
 
-/// Where a payment the policy sends to `chosen` goes when `chosen` cannot
-/// keep up ([`reroute_core::Policy::spill`]): a processor's expected wait is
-/// its lane's backlog over what it carries.
+/// Where a payment the policy sends to `chosen` goes when `chosen` would
+/// take too long ([`reroute_core::Policy::spill`]): the time a processor is
+/// expected to take is its lane's backlog over what it carries, plus its
+/// latency.
 fn spill(shared: &Shared, work: &Work, chosen: usize, now: Timestamp) -> usize {
     let payment = &work.payment.payment;
     let method = payment.payment_method.as_deref();
@@ -257,7 +258,7 @@ fn spill(shared: &Shared, work: &Work, chosen: usize, now: Timestamp) -> usize {
         |i| {
             shared
                 .lanes
-                .expected_wait_ms(i, shared.landing.announced(i), now)
+                .expected_done_ms(i, shared.landing.announced(i), now)
         },
     );
     if to != chosen {
