@@ -78,6 +78,19 @@ async fn a_processor_slowed_to_two_seconds_gets_more_sends_in_flight_and_its_bac
     app.stop().await;
 }
 
+/// Waits until `n` payments are processed in all; returns how many on
+/// default and on fallback.
+async fn processed(app: &TestApp, http: &Http, n: u64) -> (u64, u64) {
+    eventually(&format!("{n} payments processed"), WAIT, || async {
+        let split = (
+            app.summary(http, "default").await.0,
+            app.summary(http, "fallback").await.0,
+        );
+        (split.0 + split.1 == n).then_some(split)
+    })
+    .await
+}
+
 /// Waits until the router has heard `processor`'s health endpoint.
 async fn probed(app: &TestApp, http: &Http, processor: &str) {
     eventually("a probe answered", WAIT, || async {
@@ -107,18 +120,7 @@ async fn the_overflow_of_a_processor_that_cannot_keep_up_spills_to_the_next_and_
     let app = TestApp::start(config).await;
     probed(&app, &http, "default").await;
     burst(&app, 600).await;
-    eventually("600 payments processed", WAIT, || async {
-        let (d, f) = (
-            app.summary(&http, "default").await.0,
-            app.summary(&http, "fallback").await.0,
-        );
-        (d + f == 600).then_some(())
-    })
-    .await;
-    let (on_default, on_fallback) = (
-        app.summary(&http, "default").await.0,
-        app.summary(&http, "fallback").await.0,
-    );
+    let (on_default, on_fallback) = processed(&app, &http, 600).await;
     assert!(on_fallback > 0, "nothing spilled");
     assert!(on_default >= 16, "only {on_default} kept at default");
     // Default keeps up again; its first answers say so, and a burst goes
@@ -135,19 +137,8 @@ async fn the_overflow_of_a_processor_that_cannot_keep_up_spills_to_the_next_and_
     })
     .await;
     burst(&app, 200).await;
-    eventually("200 more processed", WAIT, || async {
-        let (d, f) = (
-            app.summary(&http, "default").await.0,
-            app.summary(&http, "fallback").await.0,
-        );
-        (d + f == on_default + on_fallback + 220).then_some(())
-    })
-    .await;
-    assert_eq!(
-        app.summary(&http, "fallback").await.0,
-        on_fallback,
-        "spilled while default kept up"
-    );
+    let (_, fallback_now) = processed(&app, &http, on_default + on_fallback + 220).await;
+    assert_eq!(fallback_now, on_fallback, "spilled while default kept up");
     app.stop().await;
 }
 
