@@ -2,8 +2,10 @@
 # The live dashboard in a real browser (issue 6): starts `reroute sim` and
 # `reroute serve` on free loopback ports, then tests/browser/dashboard.mjs
 # loads /dashboard in Debian's headless chromium (driven by playwright-core,
-# which downloads no browser), drives a status change through the API and
-# checks that the page shows it live. Screenshot: target/dashboard.png.
+# which downloads no browser), slows a processor so that its lane fills and
+# payments spill (a small --max-in-flight makes a burst of 40 enough), drives
+# a status change through the API and checks that the page shows both live.
+# Screenshot: target/dashboard.png.
 #
 # Installs what it needs: chromium (apt) when /usr/bin/chromium is missing,
 # playwright-core (npm ci in tests/browser). Stops everything it started.
@@ -69,7 +71,8 @@ sim_pid=$!
 "$bin" serve --host 127.0.0.1 --port "$router_port" --store "" --db "$work/reroute.db" \
   --default-url "http://127.0.0.1:$default_port" \
   --fallback-url "http://127.0.0.1:$fallback_port" \
-  --health-interval-ms 500 --admin-token "$token" >"$work/serve.log" 2>&1 &
+  --health-interval-ms 500 --admin-token "$token" \
+  --max-in-flight 8 --spill-wait-ms 500 >"$work/serve.log" 2>&1 &
 serve_pid=$!
 
 # Ready: the router answers /readyz 200.
@@ -85,4 +88,5 @@ node -e '
   })();' "$router"
 
 REROUTE_URL=$router REROUTE_TOKEN=$token SCREENSHOT=$root/target/dashboard.png \
+  DEFAULT_URL=http://127.0.0.1:$default_port MAX_IN_FLIGHT=8 \
   node tests/browser/dashboard.mjs

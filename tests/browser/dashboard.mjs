@@ -3,9 +3,12 @@
 // starts the simulators and the router and passes their address here.
 //
 // It loads /dashboard, gives the admin token the page asks for, waits for
-// live data from payments sent through the router, drives a processor DOWN
-// through POST /api/v1/transactions and checks that the page shows it within
-// a second without a reload, then saves a screenshot.
+// live data from payments sent through the router, slows the default
+// processor (its simulator's admin API) and checks that the page shows its
+// lane full, a backlog and payments spilled to fallback, then its return;
+// drives a processor DOWN through POST /api/v1/transactions and checks that
+// the page shows it within a second without a reload, then saves a
+// screenshot.
 
 import { mkdtempSync, rmSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,10 +18,14 @@ import { chromium } from "playwright-core";
 
 const base = process.env.REROUTE_URL;
 const token = process.env.REROUTE_TOKEN;
+/** The default processor's simulator, whose delay the lane step changes. */
+const defaultProcessor = process.env.DEFAULT_URL;
+/** What the router was started with (--max-in-flight). */
+const maxInFlight = Number(process.env.MAX_IN_FLIGHT || 8);
 const screenshot = process.env.SCREENSHOT || "target/dashboard.png";
 const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
-if (!base || !token) {
-  console.error("REROUTE_URL and REROUTE_TOKEN are required");
+if (!base || !token || !defaultProcessor) {
+  console.error("REROUTE_URL, REROUTE_TOKEN and DEFAULT_URL are required");
   process.exit(2);
 }
 /** How soon a status change must show on the page. */
@@ -54,6 +61,16 @@ async function post(path, body) {
   const json = await res.json().catch(() => null);
   check(res.ok, `POST ${path} answered ${res.status}: ${JSON.stringify(json)}`);
   return json;
+}
+
+/** Sets the simulated processor's delay (the Rinha admin API). */
+async function setDelay(url, ms) {
+  const res = await fetch(url + "/admin/configurations/delay", {
+    method: "PUT",
+    headers: { "content-type": "application/json", "x-rinha-token": "123" },
+    body: JSON.stringify({ delay: ms }),
+  });
+  check(res.ok, `setting the delay of ${url} answered ${res.status}`);
 }
 
 const statusOf = (id) => `[data-processor="${id}"] [data-role="status"]`;
@@ -129,6 +146,48 @@ try {
     const rate = await page.textContent('[data-processor="default"] [data-role="authorization"]');
     check(rate === "100.0%", `authorization shown as ${rate}`);
     return `${shown} transactions on default, authorization ${rate}`;
+  });
+
+  await step("a slow processor's lane, backlog and spills show live", async () => {
+    const lane = (role) => `[data-processor="default"] [data-role="lane-${role}"]`;
+    check((await page.textContent(lane("limit"))) === String(maxInFlight),
+      `limit shown as ${await page.textContent(lane("limit"))}`);
+    await setDelay(defaultProcessor, 2000);
+    // Bursts until the page shows default full and spilling: the router
+    // needs an answer or a health probe to know default is slow.
+    let shown = null;
+    for (let burst = 0; burst < 5 && !shown; burst += 1) {
+      await Promise.all(
+        Array.from({ length: 40 }, (_, i) => post("/payments", { correlationId: randomUUID(), amount: 1 + i })),
+      );
+      shown = await page
+        .waitForFunction(
+          ([inFlight, spilled, max]) => {
+            const n = (sel) => Number(document.querySelector(sel)?.textContent);
+            return n(inFlight) === max && n(spilled) > 0 && n(spilled);
+          },
+          [lane("in-flight"), lane("spilled"), maxInFlight],
+          { timeout: 2500 },
+        )
+        .then((h) => h.jsonValue())
+        .catch(() => null);
+    }
+    check(shown, "the page never showed default's lane full with payments spilled");
+    const figures = {};
+    for (const role of ["limit", "in-flight", "waiting", "throughput", "expected-wait", "spilled"]) {
+      figures[role] = await page.textContent(lane(role));
+    }
+    check(Number(figures.throughput) > 0, `throughput shown as ${figures.throughput}`);
+    // default keeps up again: its backlog drains, on the page too.
+    await setDelay(defaultProcessor, 0);
+    await page.waitForFunction(
+      ([inFlight, waiting]) =>
+        document.querySelector(inFlight)?.textContent === "0" && document.querySelector(waiting)?.textContent === "0",
+      [lane("in-flight"), lane("waiting")],
+      { timeout: 10000 },
+    );
+    check(await page.evaluate(() => window.__sameDocument === true), "the page was reloaded");
+    return Object.entries(figures).map(([k, v]) => `${k} ${v}`).join(", ") + "; then drained";
   });
 
   await step(`a processor driven DOWN through the API shows within ${VISIBLE_WITHIN_MS} ms`, async () => {

@@ -1,5 +1,6 @@
-//! `reroute demo` end to end: the real binary plays the outage story at its
-//! fastest speed, and its output must tell the story in order.
+//! `reroute demo` end to end: the real binary plays the outage story and the
+//! slow processor act at its fastest speed, and its output must tell both
+//! in order.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ fn find(lines: &[&str], from: usize, parts: &[&str]) -> Option<usize> {
 }
 
 #[test]
-fn the_demo_replays_the_outage_and_recovery_in_order() {
+fn the_demo_replays_the_outage_the_recovery_and_the_slow_processor_in_order() {
     let started = Instant::now();
     let output = Command::new(env!("CARGO_BIN_EXE_reroute"))
         .args(["demo", "--speed", "100", "--port", "0"])
@@ -85,9 +86,40 @@ fn the_demo_replays_the_outage_and_recovery_in_order() {
     let degraded = find(&lines, down, &["!! processor_a DOWN -> DEGRADED"]).expect(&context);
     let healthy = find(&lines, degraded, &["!! processor_a DEGRADED -> HEALTHY"]).expect(&context);
 
+    // The slow act: processor_c slows to 2 s during a PIX/BR rush; its lane
+    // grows, a share of PIX/BR spills to processor_a, the next by fee; once
+    // it is fast again, every PIX/BR payment is on it again.
+    let rush = find(&lines, recovered, &["== 5. Evening rush"]).expect(&context);
+    let slowed = find(&lines, rush, &["== 6. Slow processor: processor_c"]).expect(&context);
+    let fast = find(
+        &lines,
+        slowed,
+        &["== 7. processor_c answers in 30 ms again"],
+    )
+    .expect(&context);
+    let grows = find(&lines, slowed, &["|| processor_c lane grows:"]).expect(&context);
+    assert!(grows < fast, "{context}");
+    let spill = find(
+        &lines,
+        slowed,
+        &["-> router: PIX/BR payments spill from processor_c to processor_a"],
+    )
+    .expect(&context);
+    assert!(spill < fast, "{context}");
+    assert!(
+        find(&lines, slowed, &["spilled ", "(from processor_c "]).is_some(),
+        "a traffic line counts the spills\n{context}"
+    );
+    find(
+        &lines,
+        fast,
+        &["-> router: PIX/BR payments all on processor_c again"],
+    )
+    .expect(&context);
+
     // The summary: at least 1,100 payments, every one concluded, the ledger
     // equal to the processors' books, the times, and the verdict.
-    let summary = find(&lines, healthy, &["summary ("]).expect(&context);
+    let summary = find(&lines, fast.max(healthy), &["summary ("]).expect(&context);
     let payments = find(
         &lines,
         summary,
@@ -107,7 +139,12 @@ fn the_demo_replays_the_outage_and_recovery_in_order() {
         "detected ",
         "rerouted ",
         "recovered    DEGRADED",
+        "slow         processor_c answered in 2.0 s from ",
+        "; its lane grew from ",
+        "spilled to processor_a (",
+        "back: every PIX/BR payment on processor_c from ",
         "verdict      the story happened",
+        "; processor_c slow -> ",
     ] {
         assert!(
             find(&lines, summary, &[part]).is_some(),

@@ -1,6 +1,6 @@
 //! Story time and wall time.
 //!
-//! The demo plays a ten-minute story `speed` times faster. Compressing only
+//! The demo plays a twelve-minute story `speed` times faster. Compressing only
 //! the traffic would change the story (the router's trial payments, circuit
 //! backoffs, probes and patience would stay slow while everything else sped
 //! up), so every time constant of the router and of the simulators is divided

@@ -8,19 +8,24 @@
 //! stack      the five TechCart processors (simulator, free ports, built from
 //!            config/techcart.toml) + the router (reroute_server::App, port
 //!            9999 if free, embedded store in a temporary directory)
-//! traffic    1,500 payments through POST /payments with method + country;
-//!            the router executes them and its health engine learns
-//! story      normal -> processor_a fails 90% -> recovers at 40% -> normal
-//!            (the simulator's fault injection, changed on schedule)
+//! traffic    1,775 payments through POST /payments with method + country,
+//!            and 440 more PIX/BR in an evening rush; the router executes
+//!            them and its health engine learns
+//! story      normal -> processor_a fails 90% -> recovers at 40% -> normal;
+//!            then the rush -> processor_c slows to 2 s -> fast again
+//!            (the simulator's fault injection and delay, changed on schedule)
 //! watch      alerts and the PIX/BR recommendation from the router's API,
-//!            where payments went from the processors' books
+//!            its lanes from the dashboard's snapshot, where payments went
+//!            (routes and spills) from the processors' books
 //! timeline   one line per event, in story time
 //! summary    per-processor counts, ledger vs books, time to detect, reroute,
-//!            recover; exit code non-zero when the story did not happen
+//!            recover; the slow processor's lane, spill share and return;
+//!            exit code non-zero when the story did not happen
 //! ```
 //!
-//! The story lasts ten minutes and plays 10x faster by default; see
-//! [`clock`] for how time is compressed without changing what happens.
+//! The story lasts just under twelve minutes and plays 10x faster by
+//! default; see [`clock`] for how time is compressed without changing what
+//! happens.
 
 use anyhow::Context as _;
 
@@ -39,12 +44,12 @@ use clock::Compression;
 /// `reroute demo` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
-    /// How many times faster than real time the ten-minute story plays, 1 to
-    /// 100: 10 takes about a minute, 60 about ten seconds.
+    /// How many times faster than real time the twelve-minute story plays, 1
+    /// to 100: 10 takes about 70 seconds, 60 about twelve.
     #[arg(long, default_value_t = 10, conflicts_with = "realtime")]
     pub speed: u32,
 
-    /// Play the story in real time (ten minutes); the same as --speed 1.
+    /// Play the story in real time (twelve minutes); the same as --speed 1.
     #[arg(long)]
     pub realtime: bool,
 

@@ -198,7 +198,7 @@ async fn run_story(
     }
 }
 
-/// Puts the phase's behaviour on the failing processor and says so.
+/// Puts the phase's behaviour on its processor and says so.
 fn begin_phase(
     stack: &Stack,
     observer: &mut Observer,
@@ -206,17 +206,31 @@ fn begin_phase(
     index: usize,
     phase: &story::Phase,
 ) -> Entry {
-    let profile = story::profile(story::FAILING).expect("the failing processor has a profile");
-    let faults = profile.faults(
-        phase.error_rate,
-        phase.decline_rate,
-        clock.compression().speed(),
-    );
-    stack
-        .sim
-        .processor(story::FAILING)
-        .set_faults(faults)
-        .expect("the story's faults are valid");
+    let speed = clock.compression().speed();
+    match phase.change {
+        story::Change::Failing {
+            error_rate,
+            decline_rate,
+        } => {
+            let profile =
+                story::profile(story::FAILING).expect("the failing processor has a profile");
+            stack
+                .sim
+                .processor(story::FAILING)
+                .set_faults(profile.faults(error_rate, decline_rate, speed))
+                .expect("the story's faults are valid");
+        }
+        story::Change::Rush => {}
+        story::Change::Delay { delay_ms } => {
+            // Compressed like every latency of the story; 0 stays 0.
+            let wall_ms = if delay_ms == 0 {
+                0
+            } else {
+                clock.compression().wall_ms(delay_ms)
+            };
+            stack.sim.processor(story::SLOW).set_delay(wall_ms);
+        }
+    }
     let at_ms = clock.now_ms();
     observer.history.phases.push(at_ms);
     Entry {
@@ -346,6 +360,13 @@ async fn header(stack: &Stack, http: &Http, compression: Compression) {
             u64::try_from(stack.patience_ms).unwrap_or(0)
         )))
     ));
+    line(format!(
+        "  lanes      {} to {} sends in flight per processor, as it carries (the demo's scale); \
+         spill to the next by fee past an expected wait of {}",
+        story::LANES.initial,
+        story::LANES.max,
+        duration_text(compression.story_ms(Duration::from_millis(stack.spill_wait_ms)))
+    ));
     line(format!("  health     {url}/api/v1/health"));
     line(format!("  alerts     {url}/api/v1/alerts"));
     line(format!(
@@ -372,6 +393,13 @@ async fn header(stack: &Stack, http: &Http, compression: Compression) {
         story::PAYMENTS,
         duration_text(story::send_at_ms(1)),
         mix.join(", ")
+    ));
+    line(format!(
+        "  rush       {} more {} payments from {}, one every {}",
+        story::RUSH.payments(),
+        MIX[story::RUSH_SEGMENT].label(),
+        clock_text(story::RUSH.from_ms),
+        duration_text(story::RUSH.every_ms)
     ));
     line("Ctrl-C stops the demo.".to_owned());
     line(String::new());

@@ -38,6 +38,8 @@ pub struct Stack {
     /// Why the router is not on the port asked for, if it is not.
     pub port_note: Option<String>,
     pub patience_ms: i64,
+    /// The router's spill wait, in wall ms (compressed like the patience).
+    pub spill_wait_ms: u64,
     router: JoinHandle<std::io::Result<()>>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
@@ -68,6 +70,7 @@ pub async fn launch(port: Option<u16>, compression: Compression) -> anyhow::Resu
         ),
     };
     let mut config = router_config(&registry_file, &db, port)?;
+    config.lanes = story::LANES;
 
     let sim = reroute_sim::spawn(sim_config(&config.registry, compression)?)
         .await
@@ -75,6 +78,7 @@ pub async fn launch(port: Option<u16>, compression: Compression) -> anyhow::Resu
     config.registry = point_at(&config.registry, &sim)?;
     compress(&mut config, compression);
     let patience_ms = config.policy.patience_ms;
+    let spill_wait_ms = config.policy.spill_wait_ms;
     let registry = config.registry.clone();
 
     let app = App::build(config).await.context("starting the router")?;
@@ -88,6 +92,7 @@ pub async fn launch(port: Option<u16>, compression: Compression) -> anyhow::Resu
         db,
         port_note,
         patience_ms,
+        spill_wait_ms,
         router,
         stop,
         _dir: dir,
@@ -187,11 +192,21 @@ fn point_at(registry: &Registry, sim: &Sim) -> anyhow::Result<Registry> {
 }
 
 /// Divides every time constant of the router by the speed (see
-/// [`crate::clock`]): patience, health window age and trial interval,
-/// circuit backoff, probe interval. The processor timeout stays as it is: it
-/// only bounds calls that hang, and the story injects none.
+/// [`crate::clock`]): patience, spill wait, health window age and trial
+/// interval, circuit backoff, probe interval. The processor timeout stays as
+/// it is: it only bounds calls that hang, and the story injects none (its
+/// slowest answer, 2 s, is within it at any speed).
+///
+/// The adaptive limit's own clock (how long it remembers a cut, how far
+/// back it looks for the latency floor) is not configurable and stays in
+/// wall time: played faster, it remembers more story seconds (a cut counts
+/// for longer), which changes little of what the slow act shows.
 pub fn compress(config: &mut ServeConfig, compression: Compression) {
     config.policy.patience_ms = compression.wall_ms(config.policy.patience_ms);
+    config.policy.spill_wait_ms = u64::try_from(
+        compression.wall_ms(i64::try_from(config.policy.spill_wait_ms).unwrap_or(i64::MAX)),
+    )
+    .unwrap_or(u64::MAX);
     config.health.window_age_ms = compression.wall_ms(config.health.window_age_ms);
     config.health.trial_interval_ms = compression.wall_ms(config.health.trial_interval_ms);
     config.circuit.base_backoff_ms = compression.wall_ms(config.circuit.base_backoff_ms);
@@ -259,6 +274,10 @@ mod tests {
         let before = config.clone();
         compress(&mut config, Compression::new(10).unwrap());
         assert_eq!(config.policy.patience_ms, before.policy.patience_ms / 10);
+        assert_eq!(
+            config.policy.spill_wait_ms,
+            before.policy.spill_wait_ms / 10
+        );
         assert_eq!(
             config.health.window_age_ms,
             before.health.window_age_ms / 10

@@ -1,11 +1,15 @@
 //! The outage the demo replays, as data: who fails when, how every processor
-//! behaves otherwise, and what the traffic looks like.
+//! behaves otherwise, and what the traffic looks like. Then a second act: a
+//! processor slows down during a rush, and what it cannot carry spills to
+//! the next processor by fee.
 //!
-//! Times are *story* milliseconds: the story is ten minutes long and
-//! [`crate::clock::Compression`] plays it faster. The processors themselves
+//! Times are *story* milliseconds: the story is just under twelve minutes
+//! long (the outage takes the first ten) and [`crate::clock::Compression`]
+//! plays it faster. The processors themselves
 //! (ids, names, fees, countries, methods) are not here: they come from
 //! `config/techcart.toml`, the one registry `reroute serve` uses too.
 
+use reroute_core::concurrency::LimitConfig;
 use reroute_sim::Faults;
 
 /// The processor that fails.
@@ -16,10 +20,21 @@ pub const ALTERNATIVE: &str = "processor_c";
 pub const WATCHED_METHOD: &str = "PIX";
 pub const WATCHED_COUNTRY: &str = "BR";
 
-/// Length of the story.
-pub const STORY_MS: i64 = 10 * 60_000;
-/// Payments sent over the story (the seed's demo has "1100+").
-pub const PAYMENTS: u32 = 1_500;
+/// The processor that slows down in the second act: the cheapest for
+/// PIX/BR, so that its overflow has somewhere to go.
+pub const SLOW: &str = "processor_c";
+/// The next processor by fee for PIX/BR: where the overflow spills.
+pub const SPILL_TO: &str = "processor_a";
+/// The segment of the rush, in [`MIX`]: PIX/BR.
+pub const RUSH_SEGMENT: usize = 0;
+/// How long the slow processor takes to answer in the second act.
+pub const SLOW_DELAY_MS: i64 = 2_000;
+
+/// Length of the story: the outage's ten minutes, then the slow act.
+pub const STORY_MS: i64 = 11 * 60_000 + 50_000;
+/// The checkout's steady payments, one every 400 ms over the whole story
+/// (the seed's demo has "1100+"); the rush adds [`RUSH`]'s.
+pub const PAYMENTS: u32 = (STORY_MS / 400) as u32;
 /// Fewer accepted than this and the story did not happen.
 pub const MIN_PAYMENTS: u64 = 1_100;
 /// How long a payment waits for the cheapest processor of its segment before
@@ -27,6 +42,51 @@ pub const MIN_PAYMENTS: u64 = 1_100;
 pub const PATIENCE_MS: i64 = 2_000;
 /// A traffic line on the timeline every this often.
 pub const TRAFFIC_EVERY_MS: i64 = 30_000;
+
+/// The evening rush of the second act: extra PIX/BR payments, one every
+/// `every_ms` from `from_ms` until `until_ms`.
+///
+/// Why a rush: by Little's law a processor needs λ·L sends in flight to
+/// carry λ payments/s at latency L. The steady PIX/BR traffic (0.75/s)
+/// needs 1.5 in flight even at 2 s, which no limit is ever short of; a slow
+/// processor only needs *more* sends, and only leaves a backlog to spill,
+/// when it has real traffic to carry. With the rush, PIX/BR is 4.75/s:
+/// 0.14 in flight at 30 ms (nothing to see), 9.7 at 2 s (more than
+/// [`LANES`] allows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rush {
+    pub from_ms: i64,
+    pub until_ms: i64,
+    pub every_ms: i64,
+}
+
+pub const RUSH: Rush = Rush {
+    from_ms: 600_000,
+    until_ms: STORY_MS,
+    every_ms: 250,
+};
+
+impl Rush {
+    /// Payments the rush adds.
+    pub fn payments(&self) -> u32 {
+        u32::try_from((self.until_ms - self.from_ms) / self.every_ms).unwrap_or(0)
+    }
+}
+
+/// The router's lanes (sends in flight per processor) at the demo's scale.
+///
+/// reroute's defaults (128 to start with, up to 1,000) are made for the
+/// Rinha's 600 payments/s; the demo's checkout sends a hundredth of that,
+/// so its lanes are a hundredth too: 4 sends to start with, up to 8. That
+/// lets the slow act show what the defaults do at scale: the lane grows
+/// while the slow processor keeps answering at the latency it announces,
+/// and what the ceiling cannot carry within the spill wait goes to the next
+/// processor by fee.
+pub const LANES: LimitConfig = LimitConfig {
+    initial: 4,
+    min: 2,
+    max: 8,
+};
 
 /// How one simulated processor behaves when nothing is wrong with it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -187,15 +247,29 @@ impl MixPicker {
     }
 }
 
-/// What happens to the failing processor at one point of the story.
+/// What changes at one point of the story.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Phase {
     pub at_ms: i64,
     pub title: &'static str,
-    /// Share of the failing processor's payments answered 500.
-    pub error_rate: f64,
-    /// Share of the rest declined; `None`: its profile's.
-    pub decline_rate: Option<f64>,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Change {
+    /// The failing processor's errors and declines.
+    Failing {
+        /// Share of its payments answered 500.
+        error_rate: f64,
+        /// Share of the rest declined; `None`: its profile's.
+        decline_rate: Option<f64>,
+    },
+    /// The checkout's [`RUSH`] begins; no processor changes.
+    Rush,
+    /// The slow processor's delay, which it also announces on its health
+    /// endpoint as the Rinha processors do (its profile's latency comes on
+    /// top).
+    Delay { delay_ms: i64 },
 }
 
 /// The seed's outage: normal operation, processor_a fails 90% of payments,
@@ -206,40 +280,91 @@ pub struct Phase {
 /// error band is so narrow that a 50-transaction window of a processor
 /// failing 40% leaves it one window in seven (standard deviation 7 points),
 /// and the status would flap DOWN and HEALTHY during the recovery.
-pub const PHASES: [Phase; 4] = [
+///
+/// Then the slow act: an evening rush of PIX/BR payments, which
+/// processor_c carries at its usual 30 ms; processor_c slows to 2 s while
+/// the rush goes on; it answers at once again.
+pub const PHASES: [Phase; 7] = [
     Phase {
         at_ms: 0,
         title: "Normal operation: every processor healthy",
-        error_rate: 0.0,
-        decline_rate: None,
+        change: Change::Failing {
+            error_rate: 0.0,
+            decline_rate: None,
+        },
     },
     Phase {
         at_ms: 150_000,
         title: "Outage: processor_a (GlobalPay_BR) fails 90% of its payments",
-        error_rate: 0.9,
-        decline_rate: None,
+        change: Change::Failing {
+            error_rate: 0.9,
+            decline_rate: None,
+        },
     },
     Phase {
         at_ms: 300_000,
         title: "Recovery begins: processor_a fails 10% of its payments and its issuers decline half of the rest",
-        error_rate: 0.1,
-        decline_rate: Some(0.52),
+        change: Change::Failing {
+            error_rate: 0.1,
+            decline_rate: Some(0.52),
+        },
     },
     Phase {
         at_ms: 420_000,
         title: "Recovered: processor_a fails none and approves 97% again",
-        error_rate: 0.0,
-        decline_rate: None,
+        change: Change::Failing {
+            error_rate: 0.0,
+            decline_rate: None,
+        },
+    },
+    Phase {
+        at_ms: RUSH.from_ms,
+        title: "Evening rush: 4 more PIX/BR payments a second (4.75/s in all); processor_c (PixMaster) carries them",
+        change: Change::Rush,
+    },
+    Phase {
+        at_ms: 620_000,
+        title: "Slow processor: processor_c answers in 2 s instead of 30 ms, the rush goes on",
+        change: Change::Delay {
+            delay_ms: SLOW_DELAY_MS,
+        },
+    },
+    Phase {
+        at_ms: 680_000,
+        title: "processor_c answers in 30 ms again",
+        change: Change::Delay { delay_ms: 0 },
     },
 ];
 
 /// Index of the phase where the outage starts, and where recovery starts.
 pub const OUTAGE: usize = 1;
 pub const RECOVERY: usize = 2;
+/// Index of the phase where the slow processor slows, and where it is fast
+/// again.
+pub const SLOWED: usize = 5;
+pub const FAST_AGAIN: usize = 6;
 
-/// When payment `k` (from 0) is sent, in story time: evenly spaced.
+/// When steady payment `k` (from 0) is sent, in story time: evenly spaced.
 pub fn send_at_ms(k: u32) -> i64 {
     i64::from(k) * STORY_MS / i64::from(PAYMENTS)
+}
+
+/// Every payment the checkout sends: when (story ms) and its segment (index
+/// in [`MIX`]), in order. The steady ones follow the mix; the rush's are
+/// all PIX/BR.
+pub fn schedule() -> Vec<(i64, usize)> {
+    let mut picker = MixPicker::default();
+    let mut all: Vec<(i64, usize)> = (0..PAYMENTS)
+        .map(|k| (send_at_ms(k), picker.next_segment()))
+        .collect();
+    all.extend((0..RUSH.payments()).map(|j| {
+        (
+            RUSH.from_ms + i64::from(j) * RUSH.every_ms + 100,
+            RUSH_SEGMENT,
+        )
+    }));
+    all.sort_by_key(|(at, _)| *at);
+    all
 }
 
 #[cfg(test)]
@@ -305,19 +430,58 @@ mod tests {
         recovering.validate().unwrap();
     }
 
+    fn failing(phase: usize) -> (f64, Option<f64>) {
+        match PHASES[phase].change {
+            Change::Failing {
+                error_rate,
+                decline_rate,
+            } => (error_rate, decline_rate),
+            other => panic!("phase {phase} is {other:?}"),
+        }
+    }
+
     #[test]
     fn phases_are_in_order_within_the_story() {
         assert!(PHASES.windows(2).all(|w| w[0].at_ms < w[1].at_ms));
         assert!(PHASES.iter().all(|p| p.at_ms < STORY_MS));
-        assert!(PHASES[OUTAGE].error_rate > 0.5);
+        assert!(failing(OUTAGE).0 > 0.5);
         // The recovery sits in the middle of the DEGRADED band of the
         // authorization rate, with errors well under 30%.
-        let r = PHASES[RECOVERY];
-        let authorization = 1.0 - r.decline_rate.unwrap();
+        let (error_rate, decline_rate) = failing(RECOVERY);
+        let authorization = 1.0 - decline_rate.unwrap();
         assert!((0.40..=0.55).contains(&authorization));
-        assert!(r.error_rate < 0.15);
-        assert_eq!(PHASES.last().unwrap().error_rate, 0.0);
-        assert_eq!(PHASES.last().unwrap().decline_rate, None);
+        assert!(error_rate < 0.15);
+        assert_eq!(failing(RECOVERY + 1), (0.0, None));
+    }
+
+    #[test]
+    fn the_slow_act_slows_the_cheapest_pix_processor_during_the_rush_and_ends_fast() {
+        assert_eq!(MIX[RUSH_SEGMENT].label(), "PIX/BR");
+        assert_eq!(PHASES[SLOWED].change, Change::Delay { delay_ms: 2_000 });
+        assert_eq!(PHASES[FAST_AGAIN].change, Change::Delay { delay_ms: 0 });
+        let rush = PHASES
+            .iter()
+            .position(|p| p.change == Change::Rush)
+            .unwrap();
+        assert!(rush < SLOWED && SLOWED < FAST_AGAIN);
+        assert!(RUSH.from_ms <= PHASES[SLOWED].at_ms);
+        // Still rushing a while after the processor is fast again: the
+        // same traffic then stays on it.
+        assert!(RUSH.until_ms - PHASES[FAST_AGAIN].at_ms >= 30_000);
+        // The slow act adds no more than two minutes of story.
+        const { assert!(STORY_MS - 600_000 <= 120_000) };
+    }
+
+    #[test]
+    fn at_two_seconds_the_rush_needs_more_sends_than_the_lanes_allow() {
+        let pix_per_s = f64::from(MIX[RUSH_SEGMENT].weight) / 100.0 * 1000.0 / 400.0
+            + 1000.0 / RUSH.every_ms as f64;
+        let needed = pix_per_s * SLOW_DELAY_MS as f64 / 1000.0;
+        assert!(needed > f64::from(LANES.max), "{needed}");
+        // ... and far fewer than it starts with at its usual latency.
+        let usual = profile(SLOW).unwrap().latency_ms as f64 / 1000.0;
+        assert!(pix_per_s * usual < f64::from(LANES.initial));
+        const { assert!(LANES.min < LANES.initial && LANES.initial < LANES.max) };
     }
 
     #[test]
@@ -326,5 +490,22 @@ mod tests {
         assert_eq!(send_at_ms(1), 400);
         assert!(send_at_ms(PAYMENTS - 1) < STORY_MS);
         assert!(u64::from(PAYMENTS) >= MIN_PAYMENTS);
+    }
+
+    #[test]
+    fn the_schedule_adds_the_rush_as_pix_br_payments_within_its_window() {
+        let all = schedule();
+        assert_eq!(all.len(), (PAYMENTS + RUSH.payments()) as usize);
+        assert!(all.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(all.iter().all(|(at, _)| *at < STORY_MS));
+        let before: Vec<_> = all.iter().filter(|(at, _)| *at < RUSH.from_ms).collect();
+        assert_eq!(before.len(), (RUSH.from_ms / 400) as usize);
+        let pix_in_rush = all
+            .iter()
+            .filter(|(at, s)| *at >= RUSH.from_ms && *s == RUSH_SEGMENT)
+            .count();
+        let steady_in_rush =
+            all.iter().filter(|(at, _)| *at >= RUSH.from_ms).count() - RUSH.payments() as usize;
+        assert!(pix_in_rush >= RUSH.payments() as usize + steady_in_rush * 3 / 10 - 1);
     }
 }

@@ -95,6 +95,109 @@ pub struct Findings {
     pub rerouted: Vec<Reroute>,
     /// Segments moved back to it.
     pub returned: Vec<Reroute>,
+    /// The slow act, once the processor slowed down.
+    pub slow: Option<SlowAct>,
+}
+
+/// The slow act's milestones and figures: the slow processor's lane, and
+/// where its segment's payments went while it was slow.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SlowAct {
+    pub slowed_ms: i64,
+    /// When it was fast again.
+    pub fast_ms: Option<i64>,
+    /// Its limit of sends in flight when it slowed, and the highest after
+    /// (when first reached).
+    pub limit_before: Option<u32>,
+    pub limit_peak: Option<(i64, u32)>,
+    /// Its segment's approved payments sent while it was slow: kept on it,
+    /// or spilled (and where to, most of them).
+    pub kept: u64,
+    pub spilled: u64,
+    pub spilled_to: Option<String>,
+    /// When the spill began, and when all its segment's payments were on
+    /// it again.
+    pub spill_began: Option<i64>,
+    pub spill_over: Option<i64>,
+}
+
+impl SlowAct {
+    fn find(history: &History, ids: &[String]) -> Option<Self> {
+        let slowed_ms = history.phases.get(story::SLOWED).copied()?;
+        let fast_ms = history.phases.get(story::FAST_AGAIN).copied();
+        let slow = ids.iter().position(|id| id == story::SLOW)?;
+        let limit_before = history
+            .lanes
+            .iter()
+            .rfind(|(at, _)| *at < slowed_ms)
+            .map(|(_, l)| l.limit);
+        let limit_peak = history
+            .lanes
+            .iter()
+            .filter(|(at, _)| *at >= slowed_ms)
+            .fold(None, |peak: Option<(i64, u32)>, (at, l)| match peak {
+                Some((_, most)) if most >= l.limit => peak,
+                _ => Some((*at, l.limit)),
+            });
+        let while_slow = |at: i64| at >= slowed_ms && fast_ms.is_none_or(|f| at < f);
+        let mut kept = 0;
+        let mut spilled_to = vec![0u64; ids.len()];
+        for (at, segment, processor) in &history.payments {
+            if *segment != story::RUSH_SEGMENT || !while_slow(*at) {
+                continue;
+            }
+            if *processor == slow {
+                kept += 1;
+            } else {
+                spilled_to[*processor] += 1;
+            }
+        }
+        let spilled = spilled_to.iter().sum();
+        let spilled_to = spilled_to
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .max_by_key(|(_, n)| **n)
+            .map(|(i, _)| ids[i].clone());
+        Some(SlowAct {
+            slowed_ms,
+            fast_ms,
+            limit_before,
+            limit_peak,
+            kept,
+            spilled,
+            spilled_to,
+            spill_began: history.spill_began,
+            spill_over: history.spill_over,
+        })
+    }
+
+    /// What did not happen as the slow act says.
+    fn problems(&self) -> Vec<String> {
+        let (slow, segment) = (story::SLOW, MIX[story::RUSH_SEGMENT].label());
+        let mut problems = Vec::new();
+        let grew = match (self.limit_before, self.limit_peak) {
+            (Some(before), Some((_, peak))) => peak > before,
+            _ => false,
+        };
+        if !grew {
+            problems.push(format!("{slow}'s lane never grew while it was slow"));
+        }
+        if self.spilled == 0 {
+            problems.push(format!(
+                "no {segment} payment spilled while {slow} was slow"
+            ));
+        }
+        if self.kept == 0 {
+            problems.push(format!(
+                "{slow} kept none of the {segment} payments while it was slow"
+            ));
+        }
+        if self.spilled > 0 && self.fast_ms.is_some() && self.spill_over.is_none() {
+            problems.push(format!("{segment} payments never all came back to {slow}"));
+        }
+        problems
+    }
 }
 
 impl Findings {
@@ -227,6 +330,7 @@ impl Findings {
             recommendation_back_ms,
             rerouted,
             returned,
+            slow: SlowAct::find(history, ids),
         }
     }
 
@@ -255,6 +359,10 @@ impl Findings {
         }
         if self.final_status != "HEALTHY" {
             problems.push(format!("{f} ended {}", self.final_status));
+        }
+        match &self.slow {
+            Some(act) => problems.extend(act.problems()),
+            None => problems.push(format!("{} never slowed down", story::SLOW)),
         }
         if totals.accepted < story::MIN_PAYMENTS {
             problems.push(format!(
@@ -299,6 +407,68 @@ impl Report<'_> {
                 duration_text(story_ms),
                 story_ms as f64 / f64::from(speed) / 1000.0
             )
+        }
+    }
+}
+
+impl Report<'_> {
+    /// The slow act's lines: the lane, the spill share, the return.
+    fn slow_act(&self, f: &mut fmt::Formatter<'_>, act: &SlowAct) -> fmt::Result {
+        let segment = MIX[story::RUSH_SEGMENT].label();
+        write!(
+            f,
+            "  slow         {} answered in {} from {}",
+            story::SLOW,
+            duration_text(story::SLOW_DELAY_MS),
+            clock_text(act.slowed_ms)
+        )?;
+        match act.fast_ms {
+            Some(fast) => write!(f, " to {}", clock_text(fast))?,
+            None => write!(f, " to the end")?,
+        }
+        match (act.limit_before, act.limit_peak) {
+            (Some(before), Some((at, peak))) if peak > before => writeln!(
+                f,
+                "; its lane grew from {before} to {peak} sends in flight in {} ({})",
+                self.took(at - act.slowed_ms),
+                clock_text(at)
+            )?,
+            (Some(before), _) => writeln!(f, "; its lane stayed at {before} sends in flight")?,
+            _ => writeln!(f)?,
+        }
+        let whole = act.kept + act.spilled;
+        match (&act.spilled_to, act.spill_began) {
+            (Some(to), Some(began)) => writeln!(
+                f,
+                "               {segment} while it was slow: {} on {}, {} spilled to {to} ({}), from {}, {} after it slowed",
+                act.kept,
+                story::SLOW,
+                act.spilled,
+                share(act.spilled, whole),
+                clock_text(began),
+                self.took(began - act.slowed_ms)
+            )?,
+            _ => writeln!(
+                f,
+                "               {segment} while it was slow: {} on {}, none spilled",
+                act.kept,
+                story::SLOW
+            )?,
+        }
+        match (act.fast_ms, act.spill_over) {
+            (Some(fast), Some(over)) => writeln!(
+                f,
+                "               back: every {segment} payment on {} from {}, {} after it was fast again",
+                story::SLOW,
+                clock_text(over),
+                self.took(over - fast)
+            ),
+            (Some(_), None) if act.spilled > 0 => writeln!(
+                f,
+                "               back: {segment} payments never all came back to {}",
+                story::SLOW
+            ),
+            _ => Ok(()),
         }
     }
 }
@@ -472,6 +642,10 @@ impl fmt::Display for Report<'_> {
                 x.final_status
             )?,
         }
+        match &x.slow {
+            Some(act) => self.slow_act(f, act)?,
+            None => writeln!(f, "  slow         the story stopped before the slow act")?,
+        }
         let problems = x.problems(t);
         if self.interrupted {
             writeln!(
@@ -480,9 +654,18 @@ impl fmt::Display for Report<'_> {
                 clock_text(self.story_ms)
             )
         } else if problems.is_empty() {
+            let spill = x.slow.as_ref().map_or(String::new(), |act| {
+                format!(
+                    "; {} slow -> {} of {} spilled to {} -> back",
+                    story::SLOW,
+                    share(act.spilled, act.spilled + act.kept),
+                    MIX[story::RUSH_SEGMENT].label(),
+                    act.spilled_to.as_deref().unwrap_or("-")
+                )
+            });
             writeln!(
                 f,
-                "  verdict      the story happened: {} DOWN -> {}/{} on {} -> DEGRADED -> HEALTHY",
+                "  verdict      the story happened: {} DOWN -> {}/{} on {} -> DEGRADED -> HEALTHY{spill}",
                 story::FAILING,
                 story::WATCHED_METHOD,
                 story::WATCHED_COUNTRY,
@@ -579,7 +762,7 @@ mod tests {
                     },
                 ),
             ],
-            phases: vec![0, 150_000, 300_000, 420_000],
+            phases: vec![0, 150_000, 300_000, 420_000, 600_000, 620_000, 680_000],
             payments: vec![
                 (400, 1, 1),
                 (149_000, 1, 1),
@@ -587,7 +770,31 @@ mod tests {
                 (150_400, 1, 4),
                 (150_800, 1, 1),
                 (151_200, 1, 4),
+                // PIX/BR while processor_c is slow: 3 kept, 2 spilled to
+                // processor_a; then back.
+                (621_000, 0, 0),
+                (621_500, 0, 1),
+                (622_000, 0, 1),
+                (623_000, 0, 0),
+                (624_000, 0, 0),
+                (681_000, 0, 0),
             ],
+            lanes: vec![
+                (610_000, lane(4)),
+                (622_000, lane(6)),
+                (626_000, lane(8)),
+                (690_000, lane(8)),
+            ],
+            spill_began: Some(621_500),
+            spill_over: Some(681_000),
+        }
+    }
+
+    fn lane(limit: u32) -> crate::timeline::Lane {
+        crate::timeline::Lane {
+            limit,
+            in_flight: u64::from(limit),
+            ..Default::default()
         }
     }
 
@@ -632,6 +839,62 @@ mod tests {
         );
         assert_eq!(x.returned.len(), 1);
         assert_eq!(x.problems(&totals()), Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_slow_act_reports_the_lane_the_spill_share_and_the_return() {
+        let x = Findings::find(&history(), &ids());
+        let act = x.slow.clone().unwrap();
+        assert_eq!(act.limit_before, Some(4));
+        assert_eq!(act.limit_peak, Some((626_000, 8)));
+        assert_eq!((act.kept, act.spilled), (3, 2));
+        assert_eq!(act.spilled_to.as_deref(), Some("processor_a"));
+        let t = totals();
+        let report = Report {
+            findings: &x,
+            totals: &t,
+            compression: Compression::new(10).unwrap(),
+            wall_ms: 71_000,
+            story_ms: 710_000,
+            interrupted: false,
+        }
+        .to_string();
+        for part in [
+            "slow         processor_c answered in 2.0 s from 10:20 to 11:20; its lane grew from 4 to 8 sends in flight in 6.0 s (0.6 s wall) (10:26)",
+            "PIX/BR while it was slow: 3 on processor_c, 2 spilled to processor_a (40.0%), from 10:21, 1.5 s (0.1 s wall) after it slowed",
+            "back: every PIX/BR payment on processor_c from 11:21, 1.0 s (0.1 s wall) after it was fast again",
+            "processor_c slow -> 40.0% of PIX/BR spilled to processor_a -> back",
+        ] {
+            assert!(report.contains(part), "{part}\n{report}");
+        }
+    }
+
+    #[test]
+    fn a_slow_act_without_growth_spill_or_return_fails_the_story() {
+        let mut h = history();
+        h.lanes = vec![(610_000, lane(4)), (630_000, lane(4))];
+        h.payments
+            .retain(|(at, s, p)| !(*s == 0 && *at > 600_000 && *p == 1));
+        let problems = Findings::find(&h, &ids()).problems(&totals());
+        let text = problems.join("\n");
+        assert!(text.contains("processor_c's lane never grew"), "{text}");
+        assert!(text.contains("no PIX/BR payment spilled"), "{text}");
+        let mut h = history();
+        h.spill_over = None;
+        let problems = Findings::find(&h, &ids()).problems(&totals());
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("never all came back to processor_c")),
+            "{problems:?}"
+        );
+        let mut h = history();
+        h.phases.truncate(5);
+        let problems = Findings::find(&h, &ids()).problems(&totals());
+        assert!(
+            problems.iter().any(|p| p.contains("never slowed down")),
+            "{problems:?}"
+        );
     }
 
     #[test]

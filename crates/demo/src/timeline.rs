@@ -31,6 +31,79 @@ pub enum Event {
     },
     /// Outcomes over the last stretch, from the processors' own counters.
     Traffic(TrafficLine),
+    /// A processor's limit of sends in flight changed (the dashboard's
+    /// snapshot).
+    Lane {
+        processor: String,
+        from: u32,
+        lane: Lane,
+    },
+    /// A segment's payments started to spill from a processor that cannot
+    /// keep up to the next by fee (seen in the processors' books), with the
+    /// lane that could not keep up as the router last showed it.
+    Spill {
+        segment: String,
+        from: String,
+        to: String,
+        lane: Option<Lane>,
+    },
+    /// None of the segment's payments spill any more: all are on `processor`
+    /// again.
+    SpillOver {
+        segment: String,
+        processor: String,
+        /// Spilled, and kept on `processor`, since the spill began.
+        spilled: u64,
+        kept: u64,
+        lane: Option<Lane>,
+    },
+}
+
+/// One processor's lane as the dashboard's snapshot shows it, in story
+/// units (a rate per story second, a wait in story ms).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Deserialize)]
+pub struct Lane {
+    pub limit: u32,
+    pub in_flight: u64,
+    pub waiting: u64,
+    /// Payments per second it can carry at its limit and latency.
+    pub throughput: f64,
+    pub expected_wait_ms: u64,
+    /// Payments spilled from it since the router started.
+    pub spilled: u64,
+}
+
+impl Lane {
+    /// The snapshot's figures (wall time) in story time.
+    pub fn in_story_time(self, speed: u32) -> Self {
+        Lane {
+            throughput: self.throughput / f64::from(speed),
+            expected_wait_ms: self.expected_wait_ms * u64::from(speed),
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    /// `8 in flight, 3 waiting, carries 3.9/s, expected wait 0.8 s`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} in flight, {} waiting, carries {:.1}/s, expected wait {}",
+            self.in_flight,
+            self.waiting,
+            self.throughput,
+            wait_text(self.expected_wait_ms)
+        )
+    }
+}
+
+fn wait_text(ms: u64) -> String {
+    if ms == 0 {
+        "none".to_owned()
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
 }
 
 /// One alert as the API reports it.
@@ -90,6 +163,9 @@ pub struct TrafficLine {
     /// (processor id, approved, declined, errors), in registry order.
     pub processors: Vec<(String, u64, u64, u64)>,
     pub accepted_so_far: u64,
+    /// (processor id, payments the router spilled from it over the
+    /// stretch), those with any.
+    pub spilled: Vec<(String, u64)>,
 }
 
 /// An event at a story instant.
@@ -200,7 +276,70 @@ impl fmt::Display for Entry {
                 if !failing.is_empty() {
                     write!(f, " ({})", failing.join(", "))?;
                 }
+                if !t.spilled.is_empty() {
+                    let spills: Vec<String> = t
+                        .spilled
+                        .iter()
+                        .map(|(id, n)| format!("{id} {n}"))
+                        .collect();
+                    let total: u64 = t.spilled.iter().map(|(_, n)| n).sum();
+                    write!(f, " | spilled {total} (from {})", spills.join(", "))?;
+                }
                 write!(f, " | {} payments accepted", t.accepted_so_far)
+            }
+            Event::Lane {
+                processor,
+                from,
+                lane,
+            } => {
+                let verb = if lane.limit > *from {
+                    "grows"
+                } else {
+                    "backs off"
+                };
+                write!(
+                    f,
+                    "{at}  || {processor} lane {verb}: {from} -> {} sends in flight ({lane})",
+                    lane.limit
+                )
+            }
+            Event::Spill {
+                segment,
+                from,
+                to,
+                lane,
+            } => {
+                write!(
+                    f,
+                    "{at}  -> router: {segment} payments spill from {from} to {to}: {from} cannot keep up"
+                )?;
+                match lane {
+                    Some(l) => write!(
+                        f,
+                        " ({} of {} sends in flight, {} waiting, expected wait {})",
+                        l.in_flight,
+                        l.limit,
+                        l.waiting,
+                        wait_text(l.expected_wait_ms)
+                    ),
+                    None => Ok(()),
+                }
+            }
+            Event::SpillOver {
+                segment,
+                processor,
+                spilled,
+                kept,
+                lane,
+            } => {
+                write!(
+                    f,
+                    "{at}  -> router: {segment} payments all on {processor} again: it keeps up ({spilled} spilled, {kept} kept since the spill began)"
+                )?;
+                match lane {
+                    Some(l) => write!(f, "; lane {} sends, {l}", l.limit),
+                    None => Ok(()),
+                }
             }
         }
     }
@@ -319,11 +458,101 @@ mod tests {
                     ("processor_b".into(), 17, 5, 0),
                 ],
                 accepted_so_far: 450,
+                spilled: vec![],
             }),
         );
         assert_eq!(
             line,
             "03:00     last 30 s: approved c 18 a 1 b 17 | declined 9 | errors 31 (processor_a 31) | 450 payments accepted"
         );
+        let spilling = at(
+            660_000,
+            Event::Traffic(TrafficLine {
+                stretch_ms: 30_000,
+                processors: vec![
+                    ("processor_c".into(), 90, 16, 0),
+                    ("processor_a".into(), 50, 1, 0),
+                ],
+                accepted_so_far: 1_900,
+                spilled: vec![("processor_c".into(), 30)],
+            }),
+        );
+        assert_eq!(
+            spilling,
+            "11:00     last 30 s: approved c 90 a 50 | declined 17 | errors 0 | spilled 30 (from processor_c 30) | 1900 payments accepted"
+        );
+    }
+
+    fn lane(limit: u32, in_flight: u64, waiting: u64) -> Lane {
+        Lane {
+            limit,
+            in_flight,
+            waiting,
+            throughput: 3.94,
+            expected_wait_ms: 1_520,
+            spilled: 12,
+        }
+    }
+
+    #[test]
+    fn a_lane_line_says_whether_the_limit_grows_or_backs_off_with_its_figures() {
+        let grows = Event::Lane {
+            processor: "processor_c".into(),
+            from: 4,
+            lane: lane(6, 6, 3),
+        };
+        assert_eq!(
+            at(622_000, grows),
+            "10:22  || processor_c lane grows: 4 -> 6 sends in flight (6 in flight, 3 waiting, carries 3.9/s, expected wait 1.5 s)"
+        );
+        let backs_off = Event::Lane {
+            processor: "processor_c".into(),
+            from: 4,
+            lane: Lane {
+                expected_wait_ms: 0,
+                ..lane(3, 3, 0)
+            },
+        };
+        assert_eq!(
+            at(621_000, backs_off),
+            "10:21  || processor_c lane backs off: 4 -> 3 sends in flight (3 in flight, 0 waiting, carries 3.9/s, expected wait none)"
+        );
+    }
+
+    #[test]
+    fn a_spill_and_its_end_name_the_segment_the_processors_and_the_lane() {
+        let spill = Event::Spill {
+            segment: "PIX/BR".into(),
+            from: "processor_c".into(),
+            to: "processor_a".into(),
+            lane: Some(lane(8, 8, 6)),
+        };
+        assert_eq!(
+            at(623_000, spill),
+            "10:23  -> router: PIX/BR payments spill from processor_c to processor_a: processor_c cannot keep up (8 of 8 sends in flight, 6 waiting, expected wait 1.5 s)"
+        );
+        let over = Event::SpillOver {
+            segment: "PIX/BR".into(),
+            processor: "processor_c".into(),
+            spilled: 70,
+            kept: 210,
+            lane: Some(Lane {
+                expected_wait_ms: 0,
+                ..lane(8, 0, 0)
+            }),
+        };
+        assert_eq!(
+            at(681_000, over),
+            "11:21  -> router: PIX/BR payments all on processor_c again: it keeps up (70 spilled, 210 kept since the spill began); lane 8 sends, 0 in flight, 0 waiting, carries 3.9/s, expected wait none"
+        );
+    }
+
+    #[test]
+    fn lane_figures_are_told_in_story_time() {
+        let wall = lane(8, 8, 6);
+        let story = wall.in_story_time(10);
+        assert!((story.throughput - 0.394).abs() < 1e-9);
+        assert_eq!(story.expected_wait_ms, 15_200);
+        assert_eq!(story.limit, 8);
     }
 }

@@ -1,6 +1,7 @@
 //! TechCart's checkout: real payments through the router's `POST /payments`,
 //! each with a payment method and a country, sent open-loop on the story's
-//! schedule (one every 400 story ms), whatever the router is doing.
+//! schedule (one every 400 story ms, more during the evening rush), whatever
+//! the router is doing.
 //!
 //! The router executes them: it picks the processor, and the health engine
 //! learns from the outcomes. What the demo keeps is which segment each
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::Http;
 use crate::clock::StoryClock;
-use crate::story::{self, MIX, MixPicker};
+use crate::story::{self, MIX};
 
 /// What the checkout has sent so far; shared with the timeline.
 #[derive(Debug, Default)]
@@ -65,7 +66,7 @@ pub fn payment_body(id: CorrelationId, amount: &str, segment: usize) -> String {
     )
 }
 
-/// Sends [`story::PAYMENTS`] payments on schedule, then waits for every
+/// Sends the payments of [`story::schedule`] on time, then waits for every
 /// answer. Stops early when `stop` is cancelled.
 pub async fn run(
     http: Http,
@@ -75,17 +76,15 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     let url = format!("{router_url}/payments");
-    let mut picker = MixPicker::default();
     let mut in_flight = JoinSet::new();
-    for k in 0..story::PAYMENTS {
-        let due = clock.instant_of(story::send_at_ms(k));
+    for (k, (at_ms, segment)) in (0u32..).zip(story::schedule()) {
+        let due = clock.instant_of(at_ms);
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = tokio::time::sleep_until(due) => {}
         }
         // Answers are collected as they come, so the set stays small.
         while in_flight.try_join_next().is_some() {}
-        let segment = picker.next_segment();
         let id = CorrelationId::new_random();
         sent.segments
             .lock()

@@ -1,6 +1,7 @@
 //! Watching the story as an operator and an auditor would: the router's
-//! alerts and recommendations through its API, and where payments were
-//! executed through the processors' own books and counters.
+//! alerts and recommendations through its API, its lanes (sends in flight,
+//! backlog, spills) through the dashboard's snapshot, and where payments
+//! were executed through the processors' own books and counters.
 //!
 //! Each [`Observer::poll`] turns what changed since the last one into
 //! timeline [`Entry`]s and keeps the history the summary is computed from.
@@ -13,7 +14,7 @@ use reroute_sim::{Sim, StatsSnapshot};
 use crate::client::Http;
 use crate::clock::StoryClock;
 use crate::story::{self, MIX};
-use crate::timeline::{Alert, Entry, Event, Pick, TrafficLine};
+use crate::timeline::{Alert, Entry, Event, Lane, Pick, TrafficLine};
 use crate::traffic::Sent;
 
 /// A segment's route changes once this many approved payments in a row went
@@ -80,6 +81,96 @@ impl RouteTracker {
     }
 }
 
+/// Tells a slow processor's spills from a route change, in one segment's
+/// approved payments (in the order they were sent).
+///
+/// Once the processor is slow, a payment of the segment executed elsewhere
+/// is one that spilled, not a new route: the rest of the segment still goes
+/// to the slow processor, and spills come in runs (one free send lets a few
+/// waiting payments through, then the next ones spill), which a
+/// [`RouteTracker`] would read as the route moving back and forth. The spill
+/// is over once the processor is fast again and [`SWITCH_AFTER`] payments
+/// in a row stayed on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpillTracker {
+    /// The slow processor (index in the registry's order), its segment.
+    pub processor: usize,
+    pub segment: usize,
+    pub began: Option<i64>,
+    pub over: Option<i64>,
+    /// Since the spill began.
+    pub spilled: u64,
+    pub kept: u64,
+    /// Payments in a row on the processor since it is fast again, and when
+    /// the first of them was sent.
+    streak: Option<(u32, i64)>,
+}
+
+/// What one payment is to a [`SpillTracker`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not the slow processor's segment, or not while it is slow: a route
+    /// tracker's business.
+    Elsewhere,
+    /// On the slow processor; `over`: the spill is over, since then.
+    Kept { over: Option<i64> },
+    /// Spilled; `first`: the spill begins with it.
+    Spilled { first: bool },
+}
+
+impl SpillTracker {
+    pub fn new(processor: usize, segment: usize) -> Self {
+        Self {
+            processor,
+            segment,
+            began: None,
+            over: None,
+            spilled: 0,
+            kept: 0,
+            streak: None,
+        }
+    }
+
+    /// One approved payment sent at `at_ms`; `slowed` and `fast`: when the
+    /// processor slowed down and when it was fast again, once they happened.
+    pub fn observe(
+        &mut self,
+        segment: usize,
+        processor: usize,
+        at_ms: i64,
+        slowed: Option<i64>,
+        fast: Option<i64>,
+    ) -> Seen {
+        if segment != self.segment || slowed.is_none_or(|s| at_ms < s) {
+            return Seen::Elsewhere;
+        }
+        if processor != self.processor {
+            self.streak = None;
+            let first = self.began.is_none();
+            self.began.get_or_insert(at_ms);
+            self.spilled += 1;
+            return Seen::Spilled { first };
+        }
+        if self.began.is_some() {
+            self.kept += 1;
+        }
+        if self.began.is_none() || self.over.is_some() || fast.is_none_or(|f| at_ms < f) {
+            return Seen::Kept { over: None };
+        }
+        let (count, since) = match self.streak {
+            Some((n, since)) => (n + 1, since),
+            None => (1, at_ms),
+        };
+        if count >= SWITCH_AFTER {
+            self.over = Some(since);
+            self.streak = None;
+            return Seen::Kept { over: Some(since) };
+        }
+        self.streak = Some((count, since));
+        Seen::Kept { over: None }
+    }
+}
+
 /// Everything seen, for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct History {
@@ -95,6 +186,11 @@ pub struct History {
     /// Every approved payment: when it was sent (story ms), its segment,
     /// the processor that executed it.
     pub payments: Vec<(i64, usize, usize)>,
+    /// The slow processor's lane at each look (story ms), in story units.
+    pub lanes: Vec<(i64, Lane)>,
+    /// When its segment's payments began to spill, and when that was over.
+    pub spill_began: Option<i64>,
+    pub spill_over: Option<i64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -132,6 +228,17 @@ impl Line {
     }
 }
 
+#[derive(serde::Deserialize)]
+struct SnapshotAnswer {
+    processors: Vec<SnapshotLine>,
+}
+
+#[derive(serde::Deserialize)]
+struct SnapshotLine {
+    processor_id: String,
+    lane: Option<Lane>,
+}
+
 pub struct Observer {
     http: Http,
     router_url: String,
@@ -145,6 +252,13 @@ pub struct Observer {
     booked: HashSet<CorrelationId>,
     last_counts: Vec<StatsSnapshot>,
     last_traffic_ms: i64,
+    /// Each processor's lane at the last look (story units).
+    lanes: Vec<Option<Lane>>,
+    /// Each one's spill count at the last traffic line.
+    spilled_at_traffic: Vec<u64>,
+    /// The slow processor's limit at the last look.
+    slow_limit: Option<u32>,
+    spill: Option<SpillTracker>,
     pub history: History,
 }
 
@@ -153,7 +267,6 @@ impl Observer {
         let ids: Vec<String> = registry.by_fee().iter().map(|p| p.id.to_string()).collect();
         Self {
             last_counts: vec![StatsSnapshot::default(); ids.len()],
-            ids,
             http,
             router_url,
             clock,
@@ -163,6 +276,14 @@ impl Observer {
             routes: vec![RouteTracker::default(); MIX.len()],
             booked: HashSet::new(),
             last_traffic_ms: 0,
+            lanes: vec![None; ids.len()],
+            spilled_at_traffic: vec![0; ids.len()],
+            slow_limit: None,
+            spill: ids
+                .iter()
+                .position(|id| id == story::SLOW)
+                .map(|slow| SpillTracker::new(slow, story::RUSH_SEGMENT)),
+            ids,
             history: History::default(),
         }
     }
@@ -171,6 +292,8 @@ impl Observer {
     pub async fn poll(&mut self, sim: &Sim, sent: &Sent) -> anyhow::Result<Vec<Entry>> {
         let mut entries = self.alerts().await?;
         entries.extend(self.recommendation().await?);
+        // Before the books: a spill seen there is told with fresh figures.
+        entries.extend(self.lanes().await?);
         entries.extend(self.books(sim, sent));
         entries.sort_by_key(|e| e.at_ms);
         Ok(entries)
@@ -236,8 +359,41 @@ impl Observer {
         }))
     }
 
+    /// Every processor's lane from the dashboard's snapshot; a line when
+    /// the slow processor's limit changes once it is slow.
+    async fn lanes(&mut self) -> anyhow::Result<Option<Entry>> {
+        let url = format!("{}/dashboard/snapshot", self.router_url);
+        let answer: SnapshotAnswer = self.http.get_json(&url).await?;
+        let speed = self.clock.compression().speed();
+        for line in answer.processors {
+            if let Some(i) = self.ids.iter().position(|id| *id == line.processor_id) {
+                self.lanes[i] = line.lane.map(|l| l.in_story_time(speed));
+            }
+        }
+        let Some(slow) = self.spill.as_ref().map(|s| s.processor) else {
+            return Ok(None);
+        };
+        let Some(lane) = self.lanes[slow] else {
+            return Ok(None);
+        };
+        let at_ms = self.clock.now_ms();
+        self.history.lanes.push((at_ms, lane));
+        let slowed = self.history.phases.len() > story::SLOWED;
+        let before = self.slow_limit.replace(lane.limit);
+        Ok(before
+            .filter(|from| slowed && *from != lane.limit)
+            .map(|from| Entry {
+                at_ms,
+                event: Event::Lane {
+                    processor: self.ids[slow].clone(),
+                    from,
+                    lane,
+                },
+            }))
+    }
+
     /// New approved payments in the processors' books, in the order they
-    /// were sent, fed to each segment's route.
+    /// were sent, fed to each segment's route, or told as spills.
     fn books(&mut self, sim: &Sim, sent: &Sent) -> Vec<Entry> {
         let mut fresh = Vec::new();
         for (index, id) in self.ids.iter().enumerate() {
@@ -254,6 +410,44 @@ impl Observer {
         for (requested_at, segment, processor) in fresh {
             let at_ms = self.clock.story_ms_of(requested_at);
             self.history.payments.push((at_ms, segment, processor));
+            let phase = |i: usize| self.history.phases.get(i).copied();
+            let (slowed, fast) = (phase(story::SLOWED), phase(story::FAST_AGAIN));
+            let seen = self.spill.as_mut().map_or(Seen::Elsewhere, |t| {
+                t.observe(segment, processor, at_ms, slowed, fast)
+            });
+            match seen {
+                Seen::Elsewhere | Seen::Kept { over: None } => {}
+                Seen::Spilled { first: false } => continue,
+                Seen::Spilled { first: true } => {
+                    self.history.spill_began = Some(at_ms);
+                    let slow = self.spill.as_ref().map_or(0, |t| t.processor);
+                    entries.push(Entry {
+                        at_ms,
+                        event: Event::Spill {
+                            segment: MIX[segment].label(),
+                            from: self.ids[slow].clone(),
+                            to: self.ids[processor].clone(),
+                            lane: self.lanes[slow],
+                        },
+                    });
+                    continue;
+                }
+                Seen::Kept { over: Some(since) } => {
+                    self.history.spill_over = Some(since);
+                    let (spilled, kept) =
+                        self.spill.as_ref().map_or((0, 0), |t| (t.spilled, t.kept));
+                    entries.push(Entry {
+                        at_ms: since,
+                        event: Event::SpillOver {
+                            segment: MIX[segment].label(),
+                            processor: self.ids[processor].clone(),
+                            spilled,
+                            kept,
+                            lane: self.lanes[processor],
+                        },
+                    });
+                }
+            }
             if let Some(switch) = self.routes[segment].observe(processor, at_ms) {
                 self.history.routes.push((segment, switch));
                 entries.push(Entry {
@@ -276,6 +470,7 @@ impl Observer {
             stretch_ms: at_ms - self.last_traffic_ms,
             processors: Vec::with_capacity(self.ids.len()),
             accepted_so_far: sent.accepted(),
+            spilled: Vec::new(),
         };
         for (index, id) in self.ids.iter().enumerate() {
             let now = sim.processor(id).stats();
@@ -287,6 +482,13 @@ impl Observer {
                 now.payments_failed - before.payments_failed,
             ));
             self.last_counts[index] = now;
+        }
+        for (index, id) in self.ids.iter().enumerate() {
+            let now = self.lanes[index].map_or(0, |l| l.spilled);
+            let before = std::mem::replace(&mut self.spilled_at_traffic[index], now);
+            if now > before {
+                line.spilled.push((id.clone(), now - before));
+            }
         }
         self.last_traffic_ms = at_ms;
         Entry {
@@ -335,6 +537,61 @@ mod tests {
             })
         );
         assert_eq!(r.current(), Some(4));
+    }
+
+    #[test]
+    fn payments_elsewhere_while_the_processor_is_slow_are_spills_until_it_keeps_up() {
+        let mut t = SpillTracker::new(0, 0);
+        let (slowed, fast) = (Some(10_000), Some(70_000));
+        // Before it slows, and in other segments: not its business.
+        assert_eq!(t.observe(0, 1, 9_000, slowed, None), Seen::Elsewhere);
+        assert_eq!(t.observe(0, 1, 9_000, None, None), Seen::Elsewhere);
+        assert_eq!(t.observe(1, 1, 11_000, slowed, None), Seen::Elsewhere);
+        assert_eq!(
+            t.observe(0, 0, 11_000, slowed, None),
+            Seen::Kept { over: None }
+        );
+        assert_eq!(
+            t.observe(0, 1, 12_000, slowed, None),
+            Seen::Spilled { first: true }
+        );
+        assert_eq!(
+            t.observe(0, 1, 12_100, slowed, None),
+            Seen::Spilled { first: false }
+        );
+        // Runs on the slow processor while it is slow do not end the spill.
+        for at in [13_000, 13_100, 13_200, 13_300] {
+            assert_eq!(t.observe(0, 0, at, slowed, None), Seen::Kept { over: None });
+        }
+        assert_eq!(t.began, Some(12_000));
+        assert_eq!((t.spilled, t.kept), (2, 4));
+        // Fast again: a late spill resets the run; three in a row end it,
+        // dated from the first of them.
+        assert_eq!(
+            t.observe(0, 0, 70_100, slowed, fast),
+            Seen::Kept { over: None }
+        );
+        assert_eq!(
+            t.observe(0, 1, 70_200, slowed, fast),
+            Seen::Spilled { first: false }
+        );
+        assert_eq!(
+            t.observe(0, 0, 70_300, slowed, fast),
+            Seen::Kept { over: None }
+        );
+        assert_eq!(
+            t.observe(0, 0, 70_400, slowed, fast),
+            Seen::Kept { over: None }
+        );
+        assert_eq!(
+            t.observe(0, 0, 70_500, slowed, fast),
+            Seen::Kept { over: Some(70_300) }
+        );
+        assert_eq!(t.over, Some(70_300));
+        assert_eq!(
+            t.observe(0, 0, 70_600, slowed, fast),
+            Seen::Kept { over: None }
+        );
     }
 
     #[test]

@@ -276,6 +276,16 @@ impl Metrics {
         self.spilled.get_or_create(&labels).inc();
     }
 
+    /// Payments spilled from `from` so far, to any of `to`.
+    pub fn spilled_from(&self, from: &str, to: &[&str]) -> u64 {
+        to.iter()
+            .filter_map(|to| {
+                let labels = vec![("processor", from.to_owned()), ("to", (*to).to_owned())];
+                self.spilled.get(&labels).map(|c| c.get())
+            })
+            .sum()
+    }
+
     pub fn probe(&self, processor: &str, probe: &Probe) {
         let result = match probe {
             Probe::Health { failing: false, .. } => "healthy",
@@ -379,5 +389,23 @@ pub struct InFlight<'a>(&'a Gauge);
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spills_from_a_processor_are_summed_over_the_processors_they_went_to() {
+        let metrics = Metrics::default();
+        metrics.spilled("default", "fallback");
+        metrics.spilled("default", "fallback");
+        metrics.spilled("default", "backup");
+        metrics.spilled("fallback", "backup");
+        let all = ["default", "fallback", "backup"];
+        assert_eq!(metrics.spilled_from("default", &all), 3);
+        assert_eq!(metrics.spilled_from("fallback", &all), 1);
+        assert_eq!(metrics.spilled_from("backup", &all), 0);
     }
 }

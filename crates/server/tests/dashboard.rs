@@ -152,13 +152,47 @@ fn assert_snapshot_shape(s: &Value) {
         "fee",
         "executes_payments",
         "circuit_up",
+        "lane",
     ] {
         assert!(p.get(key).is_some(), "no {key} in {p}");
+    }
+    for p in s["processors"].as_array().unwrap() {
+        if p["executes_payments"] == true {
+            assert_lane_shape(&p["lane"]);
+        } else {
+            assert_eq!(
+                p["lane"],
+                Value::Null,
+                "an advisory processor has no lane: {p}"
+            );
+        }
     }
     assert!(s["queue"]["depth"].is_u64(), "{s}");
     assert!(s["queue"].get("oldest_age_ms").is_some(), "{s}");
     assert!(s["options"]["payment_methods"].is_array(), "{s}");
     assert!(s["options"]["countries"].is_array(), "{s}");
+}
+
+fn assert_lane_shape(lane: &Value) {
+    for key in [
+        "limit",
+        "in_flight",
+        "waiting",
+        "expected_wait_ms",
+        "spilled",
+    ] {
+        assert!(lane[key].is_u64(), "no {key} in {lane}");
+    }
+    assert!(lane["throughput"].is_number(), "no throughput in {lane}");
+}
+
+/// One counter or gauge of `/metrics`, by its exact labels.
+async fn metric(app: &TestApp, http: &Http, series: &str) -> f64 {
+    let (_, text) = http.get_text(&format!("{}/metrics", app.url)).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
 }
 
 #[tokio::test]
@@ -281,6 +315,126 @@ async fn a_status_change_is_pushed_within_a_second() {
         "{}",
         later.data
     );
+    app.stop().await;
+}
+
+/// Default answers in 2 s and may have 8 sends in flight: a burst fills its
+/// lane, a backlog forms, and what would wait longer than the spill wait
+/// goes to fallback. The feed shows all of it, with the figures of
+/// `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
+    let (sims, http) = (Sims::start().await, Http::default());
+    sims.set_delay(&http, &sims.default, 2_000).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        &sims,
+        &dir.path().join("r.db"),
+        &[
+            "--max-in-flight",
+            "8",
+            "--spill-wait-ms",
+            "500",
+            "--processor-timeout-ms",
+            "5000",
+        ],
+    );
+    let app = TestApp::start(config).await;
+    // The router learns default's delay from its health endpoint.
+    eventually(
+        "default's delay announced",
+        Duration::from_secs(10),
+        || async {
+            let (_, text) = http.get_text(&format!("{}/metrics", app.url)).await;
+            text.contains("reroute_probes_total{processor=\"default\",result=\"healthy\"}")
+                .then_some(())
+        },
+    )
+    .await;
+    let mut feed = EventStream::open(&format!("{}/dashboard/events", app.url), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let first = feed.next(Duration::from_secs(2)).await.unwrap();
+    let idle = &processor(&first.data, "default")["lane"];
+    assert_eq!(idle["limit"], 8, "{idle}");
+    assert_eq!(idle["in_flight"], 0, "{idle}");
+    assert_eq!(idle["waiting"], 0, "{idle}");
+    assert_eq!(idle["spilled"], 0, "{idle}");
+
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..60 {
+        let url = app.url.clone();
+        posts.spawn(async move {
+            let body = format!(r#"{{"correlationId":"{}","amount":1.00}}"#, new_id());
+            Http::default()
+                .post_json(&format!("{url}/payments"), &body)
+                .await
+                .0
+        });
+    }
+    for status in posts.join_all().await {
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    // A snapshot while default is full (its first 8 sends take 2 s): 8 in
+    // flight, a few waiting, the rest spilled.
+    let mut seen = Vec::new();
+    let busy = loop {
+        let event = feed.next(Duration::from_secs(3)).await.unwrap();
+        let lane = processor(&event.data, "default")["lane"].clone();
+        if lane["in_flight"] == 8 && lane["spilled"].as_u64() > Some(0) {
+            break lane;
+        }
+        seen.push(lane);
+        assert!(
+            seen.len() < 10,
+            "default never showed full and spilling: {seen:?}"
+        );
+    };
+    assert_eq!(busy["limit"], 8, "{busy}");
+    // 8 sends in flight at 2 s each.
+    let throughput = busy["throughput"].as_f64().unwrap();
+    assert!((3.0..=4.5).contains(&throughput), "{busy}");
+    let waiting = busy["waiting"].as_u64().unwrap();
+    let expected = busy["expected_wait_ms"].as_u64().unwrap();
+    assert!(waiting <= 60, "{busy}");
+    assert!(
+        (waiting == 0) == (expected == 0),
+        "a backlog and its expected wait go together: {busy}"
+    );
+    eventually(
+        "the 60 payments processed",
+        Duration::from_secs(30),
+        || async {
+            let (d, f) = (
+                app.summary(&http, "default").await.0,
+                app.summary(&http, "fallback").await.0,
+            );
+            (d + f == 60).then_some(())
+        },
+    )
+    .await;
+    // The count is the router's own, as /metrics exports it.
+    let (_, after) = http.get(&format!("{}/dashboard/snapshot", app.url)).await;
+    let spilled = processor(&after, "default")["lane"]["spilled"].clone();
+    assert_eq!(
+        spilled.as_f64(),
+        Some(
+            metric(
+                &app,
+                &http,
+                "reroute_spilled_total{processor=\"default\",to=\"fallback\"}"
+            )
+            .await
+        ),
+        "{after}"
+    );
+    assert_eq!(
+        spilled.as_u64(),
+        Some(app.summary(&http, "fallback").await.0),
+        "every spilled payment was processed at fallback"
+    );
+    let fallback = &processor(&after, "fallback")["lane"];
+    assert_eq!(fallback["spilled"], 0, "{fallback}");
     app.stop().await;
 }
 

@@ -6,7 +6,9 @@
 //!
 //! A snapshot is read from the live state every handler shares: the health
 //! engine (processors, segments, alerts, the recommendation for the method
-//! and country the page has selected), the circuit breakers and the queue.
+//! and country the page has selected), the circuit breakers, each
+//! processor's lane (its adaptive limit of sends in flight, backlog and
+//! expected wait, and how many payments spilled from it) and the queue.
 //! Its JSON is the intelligence API's (`api::intel`), built by the same code.
 //! Nothing here keeps state of its own beyond what each open feed remembers
 //! about what it last sent.
@@ -339,6 +341,33 @@ struct ProcessorLine<'a> {
     executes_payments: bool,
     /// Whether its circuit breaker lets payments through.
     circuit_up: bool,
+    /// Its sends in flight and backlog; `null` for a processor reroute does
+    /// not execute payments on (it has no URL, so nothing is ever sent).
+    lane: Option<LaneJson>,
+}
+
+/// One processor's lane as `/metrics` exports it (`reroute_lane_*`), plus
+/// `reroute_spilled_total` summed over the processors it spilled to: what an
+/// operator needs to see that a slow processor is being given more sends in
+/// flight, and what it cannot carry goes elsewhere.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Lane)]
+struct LaneJson {
+    /// Sends allowed in flight now: the adaptive concurrency limit.
+    limit: u32,
+    /// Sends in flight now.
+    in_flight: usize,
+    /// Payments waiting for a free send: the backlog.
+    waiting: usize,
+    /// Payments per second the processor can carry at its limit and latency;
+    /// 0 before its first answer.
+    throughput: f64,
+    /// How long a payment joining the backlog may expect to wait for a free
+    /// send; past the spill wait, it goes to the next processor by fee.
+    expected_wait_ms: u64,
+    /// Payments sent to a pricier processor because this one could not keep
+    /// up, since the router started.
+    spilled: u64,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -364,6 +393,12 @@ impl<'a> Snapshot<'a> {
         alerts: &'a [Alert],
         now: Timestamp,
     ) -> Self {
+        let ids: Vec<&str> = shared
+            .registry
+            .by_fee()
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect();
         let processors = shared
             .registry
             .by_fee()
@@ -374,6 +409,17 @@ impl<'a> Snapshot<'a> {
                 fee: p.fee.as_fraction(),
                 executes_payments: p.url.is_some(),
                 circuit_up: shared.breakers.is_up(i),
+                lane: p.url.is_some().then(|| {
+                    let view = shared.lanes.view(i, shared.landing.announced(i), now);
+                    LaneJson {
+                        limit: view.limit,
+                        in_flight: view.in_flight,
+                        waiting: view.waiting,
+                        throughput: view.throughput,
+                        expected_wait_ms: view.expected_wait_ms,
+                        spilled: shared.metrics.spilled_from(p.id.as_str(), &ids),
+                    }
+                }),
             })
             .collect();
         let queue = QueueJson {
