@@ -80,12 +80,14 @@ impl Policy {
 
     /// Where a payment the policy sent to `chosen` goes when `chosen` would
     /// take too long: the first processor from `chosen` on, by fee, that the
-    /// payment may use (`eligible`), that is open to it now (`open`: up and
-    /// not on trial) and whose expected time to pay it (`wait_ms`: the wait
-    /// for a free send plus its latency) is within
-    /// [`Policy::spill_wait_ms`]. `chosen` itself when it is quick enough,
-    /// or when nobody else is (waiting at the cheapest then costs no more
-    /// than waiting anywhere).
+    /// payment may use (`eligible`), whose expected time to pay it
+    /// (`wait_ms`: the wait for a free send plus its latency) is within
+    /// [`Policy::spill_wait_ms`] and that is open to it now (`open`, asked
+    /// only of such a processor, at most once, so that it may take a trial
+    /// slot for this payment: a processor this instance has not used for a
+    /// while gets its health back by the payments that spill to it).
+    /// `chosen` itself when it is quick enough, or when nobody else is
+    /// (waiting at the cheapest then costs no more than waiting anywhere).
     pub fn spill(
         &self,
         chosen: usize,
@@ -98,7 +100,7 @@ impl Policy {
         }
         (chosen + 1..eligible.len())
             .filter(|&i| eligible[i])
-            .find(|&i| open(i) && wait_ms(i) <= self.spill_wait_ms)
+            .find(|&i| wait_ms(i) <= self.spill_wait_ms && open(i))
             .unwrap_or(chosen)
     }
 
@@ -259,6 +261,26 @@ mod tests {
         assert_eq!(chosen, 0);
         let chosen = POLICY.spill(0, &[true, true], |_| false, |i| [9_000, 0][i]);
         assert_eq!(chosen, 0);
+    }
+
+    #[test]
+    fn only_a_processor_quick_enough_is_asked_whether_it_is_open() {
+        let mut asked = Vec::new();
+        let chosen = POLICY.spill(
+            0,
+            &[true, true, true],
+            |i| {
+                asked.push(i);
+                true
+            },
+            |i| [9_000, 9_000, 0][i],
+        );
+        assert_eq!(chosen, 2);
+        assert_eq!(
+            asked,
+            [2],
+            "a trial slot is taken only where the payment goes"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::app::Shared;
+use crate::lanes::Permit;
 use crate::processor::AttemptResult;
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
@@ -214,30 +215,42 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
     let processor = &shared.registry.by_fee()[index];
     // A new attempt: none of its sends can have been stored yet.
     work.doubt = Doubt::CLEAR;
-    if let Some(planned) = work.plan.take_if(|a| a.processor == processor.id.as_str()) {
-        // `requestedAt` is the instant of the first send (MISSION rule 2),
-        // not of the acceptance that recorded the plan: a payment held by
-        // an open circuit is sent later. Should this process die before
-        // the outcome is recorded, the next one resolves the recorded plan
-        // at this processor and takes the instant from its books.
-        let attempt = Attempt {
-            requested_at: Timestamp::now(),
-            ..planned
-        };
-        work.payment.attempt = Some(attempt.clone());
-        return send(shared, work, index, attempt).await;
-    }
+    let lane = enter_lane(shared, work, index).await;
+    // `requestedAt` is the instant of the first send (MISSION rule 2): taken
+    // once the lane has room, not when the payment was accepted (the plan's
+    // instant) or routed. Should this process die before the outcome of a
+    // planned attempt is recorded, the next one resolves the recorded plan
+    // at this processor and takes the instant from its books.
     let attempt = Attempt {
         processor: processor.id.to_string(),
         requested_at: Timestamp::now(),
     };
-    if let Some(stop) = begin(shared, &work.payment, &attempt).await {
-        return stop;
+    let planned = work
+        .plan
+        .take_if(|a| a.processor == processor.id.as_str())
+        .is_some();
+    if !planned {
+        if let Some(stop) = begin(shared, &work.payment, &attempt).await {
+            return stop;
+        }
+        // The plan, if any, is replaced for good.
+        work.plan = None;
     }
-    // The plan, if any, is replaced for good.
-    work.plan = None;
     work.payment.attempt = Some(attempt.clone());
-    send(shared, work, index, attempt).await
+    send(shared, work, index, attempt, lane).await
+}
+
+/// Waits for room in `processor`'s lane. Joining its backlog, the payment
+/// gives its routing slot to the next one, unless the backlog is already so
+/// long that it should hold the queue back (each waiting payment is a task
+/// in memory).
+async fn enter_lane<'a>(shared: &'a Shared, work: &mut Work, processor: usize) -> Permit<'a> {
+    if shared.lanes.waiting(processor) < MAX_LANE_BACKLOG {
+        work.slot = None;
+    }
+    let lane = shared.lanes.acquire(processor).await;
+    work.slot = None;
+    lane
 }
 
 /// Where a payment the policy sends to `chosen` goes when `chosen` would
@@ -246,15 +259,13 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
 /// latency.
 fn spill(shared: &Shared, work: &Work, chosen: usize, now: Timestamp) -> usize {
     let payment = &work.payment.payment;
-    let method = payment.payment_method.as_deref();
-    let country = payment.country.as_deref();
     let to = shared.config.policy.spill(
         chosen,
         &work.eligible,
-        |i| {
-            shared.breakers.peek(i, now) == Gate::Go
-                && shared.health.gate(i, method, country, now) == Gate::Go
-        },
+        // As for any fresh payment: a processor this instance left DOWN
+        // (it sent it nothing for a while) takes spilled payments as
+        // trials, and recovers by them.
+        |i| !matches!(gate(shared, i, payment, now), Gate::WaitUntil(_)),
         |i| {
             shared
                 .lanes
@@ -347,18 +358,25 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
             return Next::Continue;
         }
     }
+    let lane = enter_lane(shared, work, index).await;
     // A re-send leaves only while the payment is pending and this
     // instance's: a stale holder (paused past its lease, or the sweep
     // finding a payment that just finished) stops here.
     if let Some(stop) = begin(shared, &work.payment, &attempt).await {
         return stop;
     }
-    send(shared, work, index, attempt).await
+    send(shared, work, index, attempt, lane).await
 }
 
-/// One send of `attempt`, once its processor's lane has room; the doubt
+/// One send of `attempt`, with its place in the processor's lane; the doubt
 /// says which earlier sends of it may still be stored.
-async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) -> Next {
+async fn send(
+    shared: &Shared,
+    work: &mut Work,
+    index: usize,
+    attempt: Attempt,
+    lane: Permit<'_>,
+) -> Next {
     let processor = &shared.registry.by_fee()[index];
     let url = processor
         .url
@@ -366,14 +384,6 @@ async fn send(shared: &Shared, work: &mut Work, index: usize, attempt: Attempt) 
         .expect("only processors with a URL are eligible");
     let payment = &work.payment.payment;
     let id = payment.id;
-    // Joining the lane's backlog, the payment gives its routing slot to the
-    // next one, unless the backlog is already so long that it should hold
-    // the queue back (each waiting payment is a task in memory).
-    if shared.lanes.waiting(index) < MAX_LANE_BACKLOG {
-        work.slot = None;
-    }
-    let lane = shared.lanes.acquire(index).await;
-    work.slot = None;
     let in_flight = shared.lanes.in_flight(index);
     let left = Timestamp::now();
     let started = std::time::Instant::now();
