@@ -218,6 +218,12 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_HEALTH_TRIAL_INTERVAL_MS")]
     pub health_trial_interval_ms: Option<u64>,
 
+    /// How long a recovery right after a status change must last before it
+    /// is an alert, in ms; also the quiet time that ends a flapping
+    /// episode; 0: every change is an alert [default: 10000].
+    #[arg(long, env = "REROUTE_HEALTH_FLAP_HOLD_MS")]
+    pub health_flap_hold_ms: Option<u64>,
+
     /// Requests a second each client may make to the public endpoints
     /// (payments, summary, /api/v1); 0 turns the limit off [default: 0, off].
     #[arg(long, env = "REROUTE_RATE_LIMIT_PER_SECOND")]
@@ -426,6 +432,7 @@ args! {
     HEALTH_WINDOW_AGE_MS = "health_window_age_ms", "--health-window-age-ms", "REROUTE_HEALTH_WINDOW_AGE_MS";
     HEALTH_MIN_TRANSACTIONS = "health_min_transactions", "--health-min-transactions", "REROUTE_HEALTH_MIN_TRANSACTIONS";
     HEALTH_TRIAL_INTERVAL_MS = "health_trial_interval_ms", "--health-trial-interval-ms", "REROUTE_HEALTH_TRIAL_INTERVAL_MS";
+    HEALTH_FLAP_HOLD_MS = "health_flap_hold_ms", "--health-flap-hold-ms", "REROUTE_HEALTH_FLAP_HOLD_MS";
     LOG_FORMAT = "log_format", "--log-format", "REROUTE_LOG_FORMAT";
     OTLP_ENDPOINT = "otlp_endpoint", "--otlp-endpoint", "OTEL_EXPORTER_OTLP_ENDPOINT";
     OTLP_SERVICE_NAME = "otlp_service_name", "--otlp-service-name", "OTEL_SERVICE_NAME";
@@ -545,6 +552,11 @@ fn millis_i64(ms: u64) -> Result<i64, String> {
         .ok()
         .filter(|ms| *ms >= 1)
         .ok_or_else(|| "must be at least 1 ms".to_owned())
+}
+
+/// A duration in ms where 0 means "off".
+fn millis_or_off(ms: u64) -> Result<i64, String> {
+    i64::try_from(ms).map_err(|_| "is too large".to_owned())
 }
 
 /// How often an instance renews its leases on shared storage: every third
@@ -909,6 +921,16 @@ impl ServeArgs {
         {
             engine.trial_interval_ms = ms;
         }
+        if let Some(ms) = r
+            .pick(
+                "health.health_flap_hold_ms",
+                [(HEALTH_FLAP_HOLD_MS, self.health_flap_hold_ms)],
+                health.health_flap_hold_ms,
+            )
+            .check(&r, millis_or_off)?
+        {
+            engine.flap_hold_ms = ms;
+        }
         // What is left to refuse came from the registry file.
         engine
             .validate()
@@ -1083,6 +1105,7 @@ struct HealthTable {
     health_window_age_ms: Option<u64>,
     health_min_transactions: Option<u32>,
     health_trial_interval_ms: Option<u64>,
+    health_flap_hold_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -1255,6 +1278,7 @@ impl ServeConfig {
                 "health.health_trial_interval_ms",
                 h.trial_interval_ms.to_string(),
             ),
+            ("health.health_flap_hold_ms", h.flap_hold_ms.to_string()),
         ] {
             let mut text = set(key, value);
             if self.registry_file.is_some() && *origins.of(key) == Origin::Default {
@@ -1627,6 +1651,9 @@ mod tests {
         let c = parse(&["--processors", p, "--health-window-size", "30"]).unwrap();
         assert_eq!(c.health.window_size, 30);
         assert_eq!(c.health.min_transactions, 5);
+        assert_eq!(c.health.flap_hold_ms, 10_000);
+        let c = parse(&["--processors", p, "--health-flap-hold-ms", "0"]).unwrap();
+        assert_eq!(c.health.flap_hold_ms, 0);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use reroute_core::Timestamp;
-use reroute_core::health::{Alert, AlertKind, Status};
+use reroute_core::health::{Alert, Status};
 
 use crate::app::Shared;
 use crate::processor::{AttemptResult, Probe};
@@ -101,7 +101,7 @@ impl Default for Metrics {
         registry.register("probes", "Health probes of processors, by processor and result (healthy, failing, rate_limited, unreachable)", probes.clone());
         registry.register(
             "alerts",
-            "Health alerts raised, by processor and kind (transition, anomaly) and target status",
+            "Health alerts raised, by processor and kind (transition, anomaly, flapping) and target status",
             alerts.clone(),
         );
         registry.register(
@@ -302,10 +302,7 @@ impl Metrics {
 
     pub fn alerts(&self, alerts: &[Alert]) {
         for a in alerts {
-            let kind = match a.kind {
-                AlertKind::Transition => "transition",
-                AlertKind::Anomaly => "anomaly",
-            };
+            let kind = crate::api::intel::kind_name(a.kind);
             let labels = vec![
                 ("processor", a.processor.to_string()),
                 ("kind", kind.to_owned()),

@@ -15,6 +15,22 @@
 //! the baseline (clamped to [0.02, 0.98] so that a perfect baseline does not
 //! make every blip significant). One alert per episode: the detector re-arms
 //! once the deviation is back under half of `min_delta`.
+//!
+//! Latency is the third signal, because a processor that answers in 2 s where
+//! it used to answer in 3 ms is in trouble although every answer is an
+//! approval (the status table, which is the seed's, cannot see it). "Now" is
+//! the median of the last `latency_samples` latencies (a median, so that one
+//! stray timeout is not an episode); the baseline is a slow EWMA
+//! (`slow_alpha`) of that median, learnt only while no episode is open, so
+//! that a long slowdown does not become the new normal and the episode ends
+//! only when latency really returns. After `warmup` latencies, the processor
+//! is *slow* when the median is at least `latency_factor` times the baseline
+//! *and* at least `latency_min_ms` above it (3 ms to 6 ms is not news), and
+//! back when the median no longer passes the same test with half the margins
+//! (`(1 + factor) / 2` times, `min_ms / 2` above). Unlike the rates, a latency
+//! episode reports both ends: one alert when it starts, one when it ends.
+
+use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
@@ -34,8 +50,14 @@ pub struct AnomalyConfig {
     pub z: f64,
     /// The smallest departure (absolute, as a fraction) worth an alert.
     pub min_delta: f64,
-    /// Samples a rate needs before it can raise an alert.
+    /// Samples a rate (or the latency) needs before it can raise an alert.
     pub warmup: u32,
+    /// Latencies whose median is "now".
+    pub latency_samples: usize,
+    /// How many times its baseline the median must be to be slow.
+    pub latency_factor: f64,
+    /// How far above its baseline, in ms, the median must also be.
+    pub latency_min_ms: u32,
 }
 
 impl Default for AnomalyConfig {
@@ -47,6 +69,9 @@ impl Default for AnomalyConfig {
             z: 3.0,
             min_delta: 0.10,
             warmup: 100,
+            latency_samples: 20,
+            latency_factor: 3.0,
+            latency_min_ms: 100,
         }
     }
 }
@@ -56,18 +81,23 @@ impl Default for AnomalyConfig {
 pub enum Metric {
     AuthorizationRate,
     ErrorRate,
+    /// The median latency, in ms.
+    Latency,
 }
 
-/// A departure from the baseline.
+/// A departure from the baseline (or, for latency, its end).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Anomaly {
     pub metric: Metric,
-    /// The fast average.
+    /// The fast average (latency: the recent median, in ms).
     pub current: f64,
-    /// The slow average.
+    /// The slow average (latency: in ms).
     pub baseline: f64,
-    /// The departure in standard deviations of the fast average.
+    /// The departure in standard deviations of the fast average (latency:
+    /// the ratio of the median to the baseline).
     pub z: f64,
+    /// The departure ended: the metric is back near its baseline.
+    pub recovered: bool,
 }
 
 impl Anomaly {
@@ -84,8 +114,39 @@ impl Anomaly {
                 percent(self.current),
                 percent(self.baseline)
             ),
+            Metric::Latency if self.recovered => format!(
+                "Recovered: p50 latency {} ms, back near its baseline of {} ms",
+                millis(self.current),
+                millis(self.baseline)
+            ),
+            Metric::Latency => format!(
+                "Anomaly: p50 latency {} ms against a baseline of {} ms",
+                millis(self.current),
+                millis(self.baseline)
+            ),
         }
     }
+}
+
+/// `2010.0` -> `2,010`, `3.0` -> `3`, `0.44` -> `0.4`: whole milliseconds
+/// with thousands separators, one decimal below 10 ms where it matters.
+fn millis(ms: f64) -> String {
+    let ms = ms.max(0.0);
+    let tenths = (ms * 10.0).round();
+    if ms < 10.0 && tenths % 10.0 != 0.0 {
+        return format!("{:.1}", tenths / 10.0);
+    }
+    // Saturating: no latency of a u32 of milliseconds overflows a u64.
+    let whole = ms.round() as u64;
+    let digits = whole.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
 }
 
 /// Fast and slow averages of one indicator.
@@ -136,25 +197,116 @@ impl Averages {
                 current: self.fast,
                 baseline: self.slow,
                 z,
+                recovered: false,
             });
         }
         None
     }
 }
 
+/// The recent latencies, their median and its baseline.
+#[derive(Debug, Clone, Default)]
+struct Latencies {
+    recent: VecDeque<u32>,
+    /// Reused to find the median without allocating on every transaction.
+    scratch: Vec<u32>,
+    baseline: f64,
+    samples: u32,
+    /// Slow now: the baseline is held until the median returns.
+    slow: bool,
+}
+
+impl Latencies {
+    /// Whether `median` departs from `baseline` by `factor` times and
+    /// `min_ms`.
+    fn departs(median: f64, baseline: f64, factor: f64, min_ms: f64) -> bool {
+        median >= baseline * factor && median - baseline >= min_ms
+    }
+
+    fn observe(&mut self, ms: u32, config: &AnomalyConfig) -> Option<Anomaly> {
+        let capacity = config.latency_samples.max(1);
+        while self.recent.len() >= capacity {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+        self.samples = self.samples.saturating_add(1);
+        let median = self.median();
+        let anomaly = |recovered| Anomaly {
+            metric: Metric::Latency,
+            current: median,
+            baseline: self.baseline,
+            z: median / self.baseline.max(1.0),
+            recovered,
+        };
+        let min_ms = f64::from(config.latency_min_ms);
+        if self.slow {
+            let half_factor = 1.0 + (config.latency_factor - 1.0) / 2.0;
+            if !Self::departs(median, self.baseline, half_factor, min_ms / 2.0) {
+                self.slow = false;
+                return Some(anomaly(true));
+            }
+            return None;
+        }
+        if self.samples > config.warmup
+            && Self::departs(median, self.baseline, config.latency_factor, min_ms)
+        {
+            self.slow = true;
+            return Some(anomaly(false));
+        }
+        let running = 1.0 / f64::from(self.samples);
+        self.baseline += config.slow_alpha.max(running) * (median - self.baseline);
+        None
+    }
+
+    /// The median of the recent latencies (the upper one of an even count).
+    fn median(&mut self) -> f64 {
+        self.scratch.clear();
+        self.scratch.extend(self.recent.iter().copied());
+        let middle = self.scratch.len() / 2;
+        if middle >= self.scratch.len() {
+            return 0.0;
+        }
+        let (_, m, _) = self.scratch.select_nth_unstable(middle);
+        f64::from(*m)
+    }
+}
+
+/// What one outcome revealed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Departures {
+    /// The authorization or error rate departed from its baseline.
+    pub rate: Option<Anomaly>,
+    /// The latency left its baseline, or returned to it.
+    pub latency: Option<Anomaly>,
+}
+
 /// One processor's detector.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AnomalyDetector {
     authorization: Averages,
     errors: Averages,
+    latency: Latencies,
 }
 
 impl AnomalyDetector {
-    /// Takes one outcome in; returns a departure if this outcome revealed one.
-    pub fn observe(&mut self, outcome: Outcome, config: &AnomalyConfig) -> Option<Anomaly> {
+    /// Takes one outcome and its latency (when known) in; returns what
+    /// this transaction revealed.
+    pub fn observe(
+        &mut self,
+        outcome: Outcome,
+        latency_ms: Option<u32>,
+        config: &AnomalyConfig,
+    ) -> Departures {
         if !config.enabled {
-            return None;
+            return Departures::default();
         }
+        Departures {
+            rate: self.rates(outcome, config),
+            latency: latency_ms.and_then(|ms| self.latency.observe(ms, config)),
+        }
+    }
+
+    fn rates(&mut self, outcome: Outcome, config: &AnomalyConfig) -> Option<Anomaly> {
         let failed = matches!(outcome, Outcome::Error | Outcome::Timeout);
         self.errors.update(if failed { 1.0 } else { 0.0 }, config);
         let mut found = self.errors.check(1.0, Metric::ErrorRate, config);
@@ -191,7 +343,7 @@ mod tests {
                 } else {
                     usual
                 };
-                d.observe(o, &config)
+                d.observe(o, None, &config).rate
             })
             .collect()
     }
@@ -223,7 +375,7 @@ mod tests {
                 Outcome::Approved,
                 Outcome::Approved,
             ] {
-                found.extend(d.observe(o, &AnomalyConfig::default()));
+                found.extend(d.observe(o, None, &AnomalyConfig::default()).rate);
             }
         }
         assert_eq!(found.len(), 1, "{found:?}");
@@ -269,10 +421,95 @@ mod tests {
             ..AnomalyConfig::default()
         };
         for _ in 0..500 {
-            assert!(d.observe(Outcome::Approved, &config).is_none());
+            assert_eq!(
+                d.observe(Outcome::Approved, Some(1), &config),
+                Departures::default()
+            );
         }
         for _ in 0..100 {
-            assert!(d.observe(Outcome::Error, &config).is_none());
+            assert_eq!(
+                d.observe(Outcome::Error, Some(5_000), &config),
+                Departures::default()
+            );
         }
+    }
+
+    /// Feeds `n` latencies from `ms(i)`, all approved; returns the latency
+    /// alerts.
+    fn latencies(d: &mut AnomalyDetector, n: u32, ms: impl Fn(u32) -> u32) -> Vec<Anomaly> {
+        let config = AnomalyConfig::default();
+        (0..n)
+            .filter_map(|i| d.observe(Outcome::Approved, Some(ms(i)), &config).latency)
+            .collect()
+    }
+
+    #[test]
+    fn a_processor_slowing_from_1_ms_to_2000_ms_is_slow_once_and_back_once() {
+        let mut d = AnomalyDetector::default();
+        assert!(latencies(&mut d, 300, |i| 1 + i % 3).is_empty());
+        let slow = latencies(&mut d, 400, |i| 2_000 + i % 20);
+        let [alert] = slow.as_slice() else {
+            panic!("one slowness alert: {slow:?}");
+        };
+        assert_eq!(alert.metric, Metric::Latency);
+        assert!(!alert.recovered);
+        assert!(
+            alert.current >= 2_000.0 && alert.baseline < 3.0,
+            "{alert:?}"
+        );
+        assert!(
+            alert.reason().starts_with("Anomaly: p50 latency 2,0"),
+            "{}",
+            alert.reason()
+        );
+        assert!(
+            alert.reason().ends_with("against a baseline of 2 ms"),
+            "{}",
+            alert.reason()
+        );
+        // The baseline was held while slow: it is still about 2 ms.
+        let back = latencies(&mut d, 300, |i| 1 + i % 3);
+        let [alert] = back.as_slice() else {
+            panic!("one recovery alert: {back:?}");
+        };
+        assert!(alert.recovered);
+        assert!(alert.baseline < 3.0, "{alert:?}");
+        assert!(alert.current <= 3.0, "{alert:?}");
+        assert!(
+            alert.reason().starts_with("Recovered: p50 latency ")
+                && alert
+                    .reason()
+                    .ends_with(" ms, back near its baseline of 2 ms"),
+            "{}",
+            alert.reason()
+        );
+        // And it can happen again.
+        assert_eq!(latencies(&mut d, 100, |_| 2_000).len(), 1);
+    }
+
+    #[test]
+    fn stray_timeouts_and_small_rises_are_not_slowness() {
+        let mut d = AnomalyDetector::default();
+        // One answer in ten takes 5 s: the median does not move.
+        let stray = latencies(&mut d, 1_000, |i| if i % 10 == 0 { 5_000 } else { 3 });
+        assert!(stray.is_empty(), "{stray:?}");
+        // 3 ms to 30 ms is ten times slower but not 100 ms slower.
+        assert!(latencies(&mut d, 500, |_| 30).is_empty());
+    }
+
+    #[test]
+    fn latency_is_not_judged_during_the_warmup() {
+        let mut d = AnomalyDetector::default();
+        assert!(latencies(&mut d, 50, |_| 1).is_empty());
+        assert!(latencies(&mut d, 50, |_| 2_000).is_empty());
+    }
+
+    #[test]
+    fn milliseconds_read_as_an_operator_writes_them() {
+        assert_eq!(millis(2_010.0), "2,010");
+        assert_eq!(millis(1_234_567.4), "1,234,567");
+        assert_eq!(millis(3.0), "3");
+        assert_eq!(millis(0.44), "0.4");
+        assert_eq!(millis(999.6), "1,000");
     }
 }

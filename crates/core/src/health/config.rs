@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::anomaly::AnomalyConfig;
+use super::flapping::FlapSettings;
 use super::recommend::Scoring;
 use super::status::Thresholds;
 
@@ -23,6 +24,20 @@ pub struct HealthConfig {
     /// status may *improve* (hysteresis: worse is reported at once, better
     /// only once it has held). 0 disables it.
     pub recovery_dwell: u32,
+    /// How far (a fraction: 0.05 is 5 points) past a threshold the window
+    /// must be before the status it holds is left for a better one
+    /// (hysteresis; see `health::flapping`). 0: the table's own thresholds.
+    pub recovery_margin: f64,
+    /// How long (ms) a recovery must last before it is announced (unless
+    /// the status it leaves had held for `flap_span_ms`), and how long
+    /// without going in or out of DOWN ends a flapping episode; 0 announces
+    /// every change at once and never folds.
+    pub flap_hold_ms: i64,
+    /// Changes into or out of DOWN within `flap_span_ms` that raise one
+    /// `flapping` alert and fold the changes after it.
+    pub flap_transitions: u32,
+    /// The span (ms) `flap_transitions` are counted over.
+    pub flap_span_ms: i64,
     /// Interval between two trial payments to a DOWN segment, in ms.
     pub trial_interval_ms: i64,
     /// Consecutive non-approvals that close a DOWN segment again after an
@@ -47,6 +62,10 @@ impl Default for HealthConfig {
             window_age_ms: 10 * 60 * 1000,
             min_transactions: 10,
             recovery_dwell: 10,
+            recovery_margin: 0.05,
+            flap_hold_ms: 10_000,
+            flap_transitions: 4,
+            flap_span_ms: 60_000,
             trial_interval_ms: 1_000,
             trial_close_after: 3,
             alert_capacity: 1_000,
@@ -68,6 +87,15 @@ pub struct HealthConfigError {
 }
 
 impl HealthConfig {
+    /// The alert damper's share of the settings.
+    pub fn flap_settings(&self) -> FlapSettings {
+        FlapSettings {
+            hold_ms: self.flap_hold_ms,
+            transitions: self.flap_transitions,
+            span_ms: self.flap_span_ms,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), HealthConfigError> {
         let fail = |key, problem: &str| {
             Err(HealthConfigError {
@@ -81,6 +109,18 @@ impl HealthConfig {
         }
         if self.window_age_ms < 1 {
             return fail("window_age_ms", "must be at least 1 ms");
+        }
+        if !(0.0..0.5).contains(&self.recovery_margin) {
+            return fail("recovery_margin", "must be a fraction from 0 to below 0.5");
+        }
+        if self.flap_hold_ms < 0 {
+            return fail("flap_hold_ms", "must be at least 0 ms");
+        }
+        if self.flap_transitions < 2 {
+            return fail("flap_transitions", "must be at least 2");
+        }
+        if self.flap_span_ms < 1 {
+            return fail("flap_span_ms", "must be at least 1 ms");
         }
         if self.trial_interval_ms < 1 {
             return fail("trial_interval_ms", "must be at least 1 ms");
@@ -144,6 +184,12 @@ impl HealthConfig {
         }
         if !(a.z.is_finite() && a.z > 0.0) {
             return fail("anomaly.z", "must be a number > 0");
+        }
+        if !(1..=1_000).contains(&a.latency_samples) {
+            return fail("anomaly.latency_samples", "must be between 1 and 1000");
+        }
+        if !(a.latency_factor.is_finite() && a.latency_factor > 1.0) {
+            return fail("anomaly.latency_factor", "must be a number > 1");
         }
         Ok(())
     }

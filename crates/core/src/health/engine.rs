@@ -27,6 +27,7 @@ use crate::{Money, ProcessorId, Registry, Timestamp};
 use super::Outcome;
 use super::anomaly::AnomalyDetector;
 use super::config::HealthConfig;
+use super::flapping::{Fold, Notice, seconds};
 use super::probation::{Probation, Trials};
 use super::recommend::{Candidate, Recommendation, Scope, rank};
 use super::status::{Rule, Status};
@@ -95,10 +96,14 @@ impl fmt::Display for SegmentKey {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AlertKind {
-    /// The status changed.
+    /// The status changed (or settled after flapping).
     Transition,
-    /// A rate departed from its baseline; the status did not change.
+    /// A rate or the latency departed from its baseline (or the latency
+    /// returned to it); the status did not change.
     Anomaly,
+    /// The status keeps changing back and forth; the changes are folded
+    /// into this one alert until it settles (see [`super::flapping`]).
+    Flapping,
 }
 
 /// A status transition (or an anomaly), with the rule that fired.
@@ -172,12 +177,15 @@ pub struct Recorded {
     pub opened: bool,
 }
 
-/// A status change, before it becomes an alert.
-struct Transition {
-    from: Status,
-    to: Status,
-    rule: Rule,
+/// What one sample (or health check) did to a tracker.
+#[derive(Default)]
+struct Observed {
+    /// The alerts to raise, in order: the end of an episode, then a change.
+    notices: [Option<Notice>; 2],
+    /// The window when it was judged.
     counts: Counts,
+    /// The gate opened.
+    opened: bool,
 }
 
 /// The window, status and gate of one segment or of a processor's roll-up.
@@ -192,6 +200,8 @@ struct Tracker {
     /// The processor's health check says it is failing: DOWN until it
     /// passes again, whatever the window says (roll-ups only).
     check_failing: bool,
+    /// Which changes of `status` become alerts.
+    fold: Fold,
 }
 
 impl Tracker {
@@ -203,6 +213,7 @@ impl Tracker {
             observed: 0,
             probation: Probation::default(),
             check_failing: false,
+            fold: Fold::new(Status::Healthy),
         }
     }
 
@@ -213,63 +224,77 @@ impl Tracker {
         }
     }
 
-    /// Takes a sample in; returns the transition it caused, if any, and
-    /// whether it opened the gate.
-    fn observe(
-        &mut self,
-        sample: Sample,
-        config: &HealthConfig,
-        now: Timestamp,
-    ) -> (Option<Transition>, bool) {
+    /// Takes a sample in: the status may change (worse at once, better
+    /// after the dwell and past the margin), and the alert damper decides
+    /// what to announce.
+    fn observe(&mut self, sample: Sample, config: &HealthConfig, now: Timestamp) -> Observed {
         if !self.window.push(sample) {
-            return (None, false);
+            return Observed::default();
         }
         self.observed = self.observed.saturating_add(1);
         let at = self.window.latest().unwrap_or(sample.at);
         let counts = self.window.counts_at(at);
-        let mut transition = None;
+        let settings = config.flap_settings();
+        let settled = self.fold.on_quiet(self.status, at, &settings);
+        let mut changed = None;
         if counts.total() >= config.min_transactions && !self.check_failing {
             let verdict = config.thresholds.classify(&counts);
-            let improving = verdict.status.is_better_than(self.status);
-            let held = self.observed >= config.recovery_dwell;
-            if verdict.status != self.status && (!improving || held) {
-                transition = Some(Transition {
-                    from: self.status,
-                    to: verdict.status,
-                    rule: verdict.rule,
-                    counts,
-                });
+            let leave = if verdict.status.is_better_than(self.status) {
+                let cleared = config
+                    .thresholds
+                    .tightened(config.recovery_margin)
+                    .classify(&counts);
+                self.observed >= config.recovery_dwell && cleared.status.is_better_than(self.status)
+            } else {
+                verdict.status != self.status
+            };
+            if leave {
+                let from = self.status;
                 self.status = verdict.status;
                 self.since = Some(sample.at);
                 self.observed = 0;
+                changed =
+                    Some(
+                        self.fold
+                            .on_change(from, verdict.status, verdict.rule, at, &settings),
+                    );
             }
         }
         let trials = Self::trials(config);
-        let opened = match &transition {
-            Some(t) => self.probation.on_transition(t.to, now, trials),
+        let opened = match changed {
+            Some(_) => self.probation.on_transition(self.status, now, trials),
             None => self
                 .probation
                 .on_outcome(self.status, sample.outcome, now, trials),
         };
-        (transition, opened)
+        Observed {
+            notices: [settled, changed.flatten()],
+            counts,
+            opened,
+        }
     }
 
     /// Takes the processor's health-check answer in: failing forces DOWN
     /// (an outage the window cannot see when nothing is being sent), passing
     /// lifts that and leaves the status the window's, without the recovery
-    /// dwell (the processor said so itself). Returns the transition and
-    /// whether the gate opened.
-    fn check(
-        &mut self,
-        failing: bool,
-        config: &HealthConfig,
-        now: Timestamp,
-    ) -> (Option<Transition>, bool) {
+    /// dwell (the processor said so itself). An answer that changes nothing
+    /// may still end a quiet flapping episode.
+    fn check(&mut self, failing: bool, config: &HealthConfig, now: Timestamp) -> Observed {
+        let counts = self.counts(now);
+        let quiet = |tracker: &mut Self| Observed {
+            notices: [
+                tracker
+                    .fold
+                    .on_quiet(tracker.status, now, &config.flap_settings()),
+                None,
+            ],
+            counts,
+            opened: false,
+        };
         if failing == self.check_failing {
-            return (None, false);
+            return quiet(self);
         }
         self.check_failing = failing;
-        let counts = self.counts(now);
         let (to, rule) = if failing {
             (Status::Down, Rule::HealthCheckFailing)
         } else if counts.total() >= config.min_transactions {
@@ -282,19 +307,17 @@ impl Tracker {
             (Status::Healthy, Rule::HealthCheckPassing)
         };
         if to == self.status {
-            return (None, false);
+            return quiet(self);
         }
-        let transition = Transition {
-            from: self.status,
-            to,
-            rule,
-            counts,
-        };
         self.status = to;
         self.since = Some(now);
         self.observed = 0;
         let opened = self.probation.on_transition(to, now, Self::trials(config));
-        (Some(transition), opened)
+        Observed {
+            notices: [Some(self.fold.on_check(to, rule, now)), None],
+            counts,
+            opened,
+        }
     }
 
     /// The instant a read at `now` evaluates the window at.
@@ -443,8 +466,11 @@ impl HealthEngine {
             error_rate: counts.error_rate(),
             transactions: counts.total(),
         };
-        let transition =
-            |segment, t: Transition| self.transition_alert(processor, segment, t, tx.at);
+        let announce = |raised: &mut Vec<Alert>, segment: Option<SegmentKey>, o: &Observed| {
+            for notice in o.notices.iter().flatten() {
+                raised.push(self.notice_alert(processor, segment.clone(), notice, o.counts, tx.at));
+            }
+        };
         let recorded = {
             let mut state = self.state(processor);
             let state = &mut *state;
@@ -468,37 +494,35 @@ impl HealthEngine {
                 };
                 if let Some(i) = index {
                     let segment = &mut state.segments[i];
-                    let (changed, segment_opened) = segment.tracker.observe(sample, config, now);
-                    if let Some(t) = changed {
-                        raised.push(transition(Some(segment.key.clone()), t));
-                    }
-                    opened |= segment_opened;
+                    let observed = segment.tracker.observe(sample, config, now);
+                    announce(&mut raised, Some(segment.key.clone()), &observed);
+                    opened |= observed.opened;
                     segment_status = Some(segment.tracker.status);
                 }
             }
-            let (changed, overall_opened) = state.overall.observe(sample, config, now);
-            opened |= overall_opened;
-            // Always fed, so that the baseline keeps learning; an anomaly is
-            // only news when no transition says more and the processor is
-            // not already DOWN.
-            let anomaly = state.anomaly.observe(tx.outcome, &config.anomaly);
-            match changed {
-                Some(t) => raised.push(transition(None, t)),
-                None if state.overall.status != Status::Down => {
-                    if let Some(a) = anomaly {
-                        let status = state.overall.status;
-                        let counts = state.overall.counts(now);
-                        raised.push(alert(
-                            None,
-                            AlertKind::Anomaly,
-                            status,
-                            status,
-                            a.reason(),
-                            counts,
-                        ));
-                    }
-                }
-                None => {}
+            let observed = state.overall.observe(sample, config, now);
+            opened |= observed.opened;
+            // Always fed, so that the baselines keep learning. A rate
+            // anomaly is only news when no status change of the processor
+            // says more and the processor is not already DOWN; slowness is
+            // news whatever the status (the table cannot see it).
+            let departures = state
+                .anomaly
+                .observe(tx.outcome, tx.latency_ms, &config.anomaly);
+            let status = state.overall.status;
+            let quiet = observed.notices.iter().all(Option::is_none);
+            announce(&mut raised, None, &observed);
+            let rate = departures.rate.filter(|_| quiet && status != Status::Down);
+            for a in rate.into_iter().chain(departures.latency) {
+                let counts = state.overall.counts(now);
+                raised.push(alert(
+                    None,
+                    AlertKind::Anomaly,
+                    status,
+                    status,
+                    a.reason(),
+                    counts,
+                ));
             }
             if config.history_size > 0 {
                 if state.recent.len() >= config.history_size {
@@ -532,26 +556,64 @@ impl HealthEngine {
         }
     }
 
-    /// The alert a status change raises (numbered when logged).
-    fn transition_alert(
+    /// The alert a notice of the damper raises (numbered when logged).
+    fn notice_alert(
         &self,
         processor: usize,
         segment: Option<SegmentKey>,
-        t: Transition,
+        notice: &Notice,
+        counts: Counts,
         at: Timestamp,
     ) -> Alert {
+        let reason = |rule| self.config.thresholds.reason(rule);
+        let (kind, from, to, reason) = match *notice {
+            Notice::Transition { from, to, rule } => {
+                (AlertKind::Transition, from, to, reason(rule))
+            }
+            Notice::Flapping {
+                from,
+                to,
+                transitions,
+                span_ms,
+            } => (
+                AlertKind::Flapping,
+                from,
+                to,
+                format!(
+                    "Flapping in and out of DOWN: {transitions} transitions in {}; \
+                     further changes are held until it settles",
+                    seconds(span_ms)
+                ),
+            ),
+            Notice::Settled {
+                from,
+                to,
+                rule,
+                transitions,
+                span_ms,
+            } => (
+                AlertKind::Transition,
+                from,
+                to,
+                format!(
+                    "Settled at {to} after {transitions} transitions in {}: {}",
+                    seconds(span_ms),
+                    reason(rule)
+                ),
+            ),
+        };
         Alert {
             id: 0,
             processor: self.registry.by_fee()[processor].id.clone(),
             segment,
-            kind: AlertKind::Transition,
-            from: t.from,
-            to: t.to,
+            kind,
+            from,
+            to,
             at,
-            reason: self.config.thresholds.reason(t.rule),
-            authorization_rate: t.counts.authorization_rate(),
-            error_rate: t.counts.error_rate(),
-            transactions: t.counts.total(),
+            reason,
+            authorization_rate: counts.authorization_rate(),
+            error_rate: counts.error_rate(),
+            transactions: counts.total(),
         }
     }
 
@@ -571,22 +633,27 @@ impl HealthEngine {
     /// Records the answer of the processor's own health check (see
     /// [`Tracker::check`]): a failing check holds the processor DOWN, with a
     /// transition alert, until a check passes. Only answers that change
-    /// something raise an alert. Segments keep their own windows' status.
+    /// something raise an alert, except that a check in a quiet spell may
+    /// end a flapping episode (the engine's only other chance to notice
+    /// one has settled when no payment is sent). Segments keep their own
+    /// windows' status.
     pub fn health_check(&self, processor: usize, failing: bool, now: Timestamp) -> Recorded {
         let mut state = self.state(processor);
-        let (changed, opened) = state.overall.check(failing, &self.config, now);
+        let observed = state.overall.check(failing, &self.config, now);
         let status = state.overall.status;
         drop(state);
-        let mut alerts: Vec<Alert> = changed
-            .into_iter()
-            .map(|t| self.transition_alert(processor, None, t, now))
+        let mut alerts: Vec<Alert> = observed
+            .notices
+            .iter()
+            .flatten()
+            .map(|n| self.notice_alert(processor, None, n, observed.counts, now))
             .collect();
         self.log(&mut alerts);
         Recorded {
             status,
             segment_status: None,
             alerts,
-            opened,
+            opened: observed.opened,
         }
     }
 
@@ -712,5 +779,268 @@ impl HealthEngine {
         self.state(processor)
             .segment(method, country)
             .map(|s| s.tracker.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{FeeRate, Processor};
+
+    /// A small deterministic generator (xorshift64*), so that "30% errors"
+    /// is random-looking yet the same on every run.
+    struct Draws(u64);
+
+    impl Draws {
+        fn next_fraction(&mut self) -> f64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            let x = self.0.wrapping_mul(0x2545_F491_4F6C_DD1D);
+            (x >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    fn engine(config: HealthConfig) -> HealthEngine {
+        let p = Processor {
+            id: ProcessorId::new("default"),
+            name: "default".to_owned(),
+            url: None,
+            fee: FeeRate::from_ppm(50_000),
+            countries: Vec::new(),
+            payment_methods: Vec::new(),
+        };
+        HealthEngine::new(&Registry::new(vec![p]).unwrap(), config)
+    }
+
+    const T0: i64 = 1_700_000_000_000;
+
+    /// 20 transactions a second, one every 50 ms from `start`, for
+    /// `seconds`: each an error with probability `errors(second)`, each
+    /// answered in `latency(second)` ms. Returns the alerts raised.
+    fn traffic(
+        engine: &HealthEngine,
+        draws: &mut Draws,
+        start: i64,
+        seconds: i64,
+        errors: impl Fn(i64) -> f64,
+        latency: impl Fn(i64) -> u32,
+    ) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        for k in 0..seconds * 20 {
+            let at = Timestamp::from_millis(start + k * 50);
+            let second = k / 20;
+            let outcome = if draws.next_fraction() < errors(second) {
+                Outcome::Error
+            } else {
+                Outcome::Approved
+            };
+            let tx = Transaction {
+                latency_ms: Some(latency(second)),
+                ..Transaction::new(outcome, at)
+            };
+            alerts.extend(engine.record(0, &tx, at).alerts);
+        }
+        alerts
+    }
+
+    /// The status alerts (anomalies left out), as (kind, from, to).
+    fn summary(alerts: &[Alert]) -> Vec<(AlertKind, Status, Status)> {
+        alerts
+            .iter()
+            .filter(|a| a.kind != AlertKind::Anomaly)
+            .map(|a| (a.kind, a.from, a.to))
+            .collect()
+    }
+
+    #[test]
+    fn a_processor_slowing_from_1_ms_to_2000_ms_raises_one_slowness_alert_and_one_recovery() {
+        let e = engine(HealthConfig::default());
+        let mut draws = Draws(7);
+        let fast = traffic(&e, &mut draws, T0, 20, |_| 0.0, |s| 1 + (s % 2) as u32);
+        assert!(fast.is_empty(), "{fast:?}");
+        let slow = traffic(&e, &mut draws, T0 + 20_000, 20, |_| 0.0, |_| 2_000);
+        let [alert] = slow.as_slice() else {
+            panic!("one slowness alert: {slow:?}");
+        };
+        assert_eq!(alert.kind, AlertKind::Anomaly);
+        assert_eq!((alert.from, alert.to), (Status::Healthy, Status::Healthy));
+        assert_eq!(
+            alert.reason,
+            "Anomaly: p50 latency 2,000 ms against a baseline of 1.5 ms"
+        );
+        // Raised about half a window of 20 latencies after it began.
+        assert!(alert.at.millis() - (T0 + 20_000) <= 11 * 50, "{alert:?}");
+        let back = traffic(&e, &mut draws, T0 + 40_000, 20, |_| 0.0, |_| 1);
+        let [alert] = back.as_slice() else {
+            panic!("one recovery alert: {back:?}");
+        };
+        assert_eq!(alert.kind, AlertKind::Anomaly);
+        assert_eq!(
+            alert.reason,
+            "Recovered: p50 latency 1 ms, back near its baseline of 1.5 ms"
+        );
+        // Every alert is in the log, where `GET /api/v1/alerts` reads it.
+        assert_eq!(e.alerts_since(None).len(), 2);
+        assert_eq!(e.status(0), Status::Healthy);
+    }
+
+    #[test]
+    fn a_steady_thirty_percent_error_rate_raises_one_alert_in_thirty_seconds() {
+        let e = engine(HealthConfig::default());
+        let alerts = traffic(&e, &mut Draws(2 * 7919), T0, 30, |_| 0.30, |_| 1);
+        assert_eq!(
+            summary(&alerts),
+            [(AlertKind::Transition, Status::Healthy, Status::Degraded)]
+        );
+        assert_eq!(alerts[0].reason, "Elevated error/timeout rate (>=30%)");
+        // Without the dampers, the same transactions flip it over and over.
+        let undamped = engine(HealthConfig {
+            recovery_margin: 0.0,
+            flap_hold_ms: 0,
+            ..HealthConfig::default()
+        });
+        let flips = traffic(&undamped, &mut Draws(2 * 7919), T0, 30, |_| 0.30, |_| 1);
+        assert!(flips.len() >= 10, "{}", flips.len());
+    }
+
+    #[test]
+    fn steady_thirty_percent_runs_mostly_raise_one_alert_and_none_raise_many() {
+        let counts: Vec<usize> = (1..=100u64)
+            .map(|seed| {
+                let e = engine(HealthConfig::default());
+                traffic(&e, &mut Draws(seed * 7919), T0, 30, |_| 0.30, |_| 1).len()
+            })
+            .collect();
+        let one = counts.iter().filter(|&&n| n == 1).count();
+        // The rest cross the DOWN line by chance (26 errors in a window of
+        // 50, or 6 in the first 10): worse is reported at once, as the seed
+        // requires.
+        assert!(one >= 65, "{one} of 100 with one alert: {counts:?}");
+        assert!(counts.iter().all(|&n| n <= 5), "{counts:?}");
+    }
+
+    #[test]
+    fn worse_is_announced_on_the_same_transaction_with_or_without_damping() {
+        let first_down = |config: HealthConfig| {
+            let e = engine(config);
+            let mut draws = Draws(2 * 7919);
+            traffic(&e, &mut draws, T0, 30, |_| 0.30, |_| 1);
+            let alerts = traffic(&e, &mut draws, T0 + 30_000, 5, |_| 1.0, |_| 1);
+            alerts
+                .iter()
+                .find(|a| a.to == Status::Down)
+                .map(|a| (a.at.millis() - (T0 + 30_000)) / 50)
+        };
+        let damped = first_down(HealthConfig::default());
+        let undamped = first_down(HealthConfig {
+            recovery_margin: 0.0,
+            flap_hold_ms: 0,
+            ..HealthConfig::default()
+        });
+        assert_eq!(damped, undamped);
+        // A window of 50 at about 30% errors needs about 12 more to pass 50%.
+        assert!(damped.is_some_and(|n| n < 15), "{damped:?}");
+        // From a clean window: DEGRADED on the 15th error, DOWN on the 26th,
+        // the table's own arithmetic; nothing held back.
+        let e = engine(HealthConfig::default());
+        let mut draws = Draws(1);
+        traffic(&e, &mut draws, T0, 30, |_| 0.0, |_| 1);
+        let alerts = traffic(&e, &mut draws, T0 + 30_000, 5, |_| 1.0, |_| 1);
+        let at: Vec<i64> = alerts
+            .iter()
+            .filter(|a| a.kind != AlertKind::Anomaly)
+            .map(|a| (a.at.millis() - (T0 + 30_000)) / 50 + 1)
+            .collect();
+        assert_eq!(
+            summary(&alerts),
+            [
+                (AlertKind::Transition, Status::Healthy, Status::Degraded),
+                (AlertKind::Transition, Status::Degraded, Status::Down)
+            ]
+        );
+        assert_eq!(at, [15, 26]);
+    }
+
+    #[test]
+    fn a_processor_failing_every_other_second_raises_one_flapping_alert_and_settles_once() {
+        let e = engine(HealthConfig::default());
+        let mut draws = Draws(3);
+        traffic(&e, &mut draws, T0, 10, |_| 0.0, |_| 1);
+        let failing = |s: i64| if s % 2 == 0 { 1.0 } else { 0.0 };
+        let mut alerts = traffic(&e, &mut draws, T0 + 10_000, 30, failing, |_| 1);
+        alerts.extend(traffic(&e, &mut draws, T0 + 40_000, 20, |_| 0.0, |_| 1));
+        alerts.retain(|a| a.kind != AlertKind::Anomaly);
+        let kinds: Vec<_> = alerts.iter().map(|a| (a.kind, a.from)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (AlertKind::Transition, Status::Healthy),
+                (AlertKind::Transition, Status::Degraded),
+                (AlertKind::Flapping, Status::Down),
+                (AlertKind::Transition, Status::Down),
+            ],
+            "{alerts:#?}"
+        );
+        assert_eq!(alerts[3].to, Status::Healthy);
+        assert!(
+            alerts[2]
+                .reason
+                .starts_with("Flapping in and out of DOWN: 4 transitions in "),
+            "{}",
+            alerts[2].reason
+        );
+        assert!(
+            alerts[3].reason.starts_with("Settled at HEALTHY after "),
+            "{}",
+            alerts[3].reason
+        );
+        // The undamped engine tells every flip.
+        let undamped = engine(HealthConfig {
+            recovery_margin: 0.0,
+            flap_hold_ms: 0,
+            ..HealthConfig::default()
+        });
+        let mut draws = Draws(3);
+        traffic(&undamped, &mut draws, T0, 10, |_| 0.0, |_| 1);
+        let flips = traffic(&undamped, &mut draws, T0 + 10_000, 30, failing, |_| 1);
+        assert!(flips.len() >= 20, "{}", flips.len());
+    }
+
+    #[test]
+    fn degraded_by_errors_is_left_below_25_percent_not_below_30() {
+        let after_approvals = |margin: f64| {
+            let e = engine(HealthConfig {
+                recovery_margin: margin,
+                ..HealthConfig::default()
+            });
+            let mut k = 0;
+            let mut record = |outcome| {
+                k += 1;
+                let at = Timestamp::from_millis(T0 + k);
+                e.record(0, &Transaction::new(outcome, at), at).status
+            };
+            // 15 errors in 50 (30%), the first three oldest.
+            for i in 0..50 {
+                record(if i % 10 < 3 {
+                    Outcome::Error
+                } else {
+                    Outcome::Approved
+                });
+            }
+            assert_eq!(e.status(0), Status::Degraded);
+            // Each approval pushes one old error out: 28%, 26%, 24%.
+            (0..3)
+                .map(|_| record(Outcome::Approved))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            after_approvals(0.05),
+            [Status::Degraded, Status::Degraded, Status::Healthy]
+        );
+        assert_eq!(
+            after_approvals(0.0),
+            [Status::Healthy, Status::Healthy, Status::Healthy]
+        );
     }
 }

@@ -5,9 +5,11 @@
 //! Flow: an outcome ([`Outcome`]) enters [`HealthEngine::record`], lands in a
 //! rolling [`window`] (last 50 transactions or last 10 minutes), the
 //! [`status`] table turns the window's rates into HEALTHY / DEGRADED / DOWN
-//! (no change below 10 transactions), a change becomes an [`Alert`], and the
-//! [`anomaly`] detector watches for sharp departures from the processor's own
-//! baseline. Readers get reports, [`recommend`]ations ranked by the seed's
+//! (no change below 10 transactions, a better status only past a margin), a
+//! change becomes an [`Alert`] unless it is part of a flip-flop, which
+//! [`flapping`] folds into one alert, and the [`anomaly`] detector watches
+//! for sharp departures from the processor's own baseline: its rates, and its
+//! latency (slowness is a signal of its own, outside the status table). Readers get reports, [`recommend`]ations ranked by the seed's
 //! score, and, for the router, gates with half-open [`probation`] so that a
 //! DOWN segment still gets trial payments and can recover; the router combines
 //! those gates with the circuit breakers under the patience rule
@@ -25,12 +27,13 @@ use serde::{Deserialize, Serialize};
 pub mod anomaly;
 pub mod config;
 pub mod engine;
+pub mod flapping;
 mod probation;
 pub mod recommend;
 pub mod status;
 pub mod window;
 
-pub use anomaly::{Anomaly, AnomalyConfig, Metric};
+pub use anomaly::{Anomaly, AnomalyConfig, Departures, Metric};
 pub use config::{HealthConfig, HealthConfigError};
 pub use engine::{
     Alert, AlertKind, HealthEngine, HealthReport, ProcessorReport, Recorded, SegmentKey,

@@ -40,6 +40,11 @@ impl Status {
     pub fn is_better_than(self, other: Status) -> bool {
         self < other
     }
+
+    /// Whether `self` is a worse status than `other`.
+    pub fn is_worse_than(self, other: Status) -> bool {
+        self > other
+    }
 }
 
 impl fmt::Display for Status {
@@ -108,6 +113,19 @@ pub(crate) fn percent(fraction: f64) -> String {
 }
 
 impl Thresholds {
+    /// The table with every threshold moved `margin` (a fraction) towards
+    /// the better side: a window that this table still calls better has
+    /// cleared the real thresholds by the margin (the hysteresis of
+    /// leaving a status; see [`super::flapping`]).
+    pub fn tightened(&self, margin: f64) -> Thresholds {
+        Thresholds {
+            down_authorization_below: self.down_authorization_below + margin,
+            down_error_above: self.down_error_above - margin,
+            degraded_authorization_below: self.degraded_authorization_below + margin,
+            degraded_error_from: self.degraded_error_from - margin,
+        }
+    }
+
     /// The status the counts call for, ignoring the minimum-transactions
     /// rule (the engine applies it).
     pub fn classify(&self, counts: &Counts) -> Verdict {

@@ -30,6 +30,15 @@ use super::payments::read_body;
 use crate::app::Shared;
 use crate::config::{is_country, is_method};
 
+/// The `type` of an alert on the wire and in the metrics.
+pub fn kind_name(kind: AlertKind) -> &'static str {
+    match kind {
+        AlertKind::Transition => "transition",
+        AlertKind::Anomaly => "anomaly",
+        AlertKind::Flapping => "flapping",
+    }
+}
+
 /// Writes alerts to the log, wherever they were raised.
 pub fn log_alerts(shared: &Shared, alerts: &[Alert]) {
     shared.metrics.alerts(alerts);
@@ -42,6 +51,10 @@ pub fn log_alerts(shared: &Shared, alerts: &[Alert]) {
             ),
             AlertKind::Anomaly => tracing::warn!(
                 processor = %a.processor, status = %a.to, reason = %a.reason, "health anomaly"
+            ),
+            AlertKind::Flapping => tracing::warn!(
+                processor = %a.processor, segment, from = %a.from, to = %a.to,
+                reason = %a.reason, "health flapping"
             ),
         }
     }
@@ -263,7 +276,8 @@ pub(crate) struct AlertJson<'a> {
     #[schema(value_type = wire::Timestamp)]
     timestamp: Timestamp,
     reason: &'a str,
-    /// `transition` or `anomaly`.
+    /// `transition`, `anomaly` (a rate or the latency left the processor's
+    /// own baseline, or the latency returned to it) or `flapping`.
     #[serde(rename = "type")]
     #[schema(example = "transition")]
     kind: &'static str,
@@ -289,10 +303,7 @@ impl<'a> From<&'a Alert> for AlertJson<'a> {
             to_status: a.to,
             timestamp: a.at,
             reason: &a.reason,
-            kind: match a.kind {
-                AlertKind::Transition => "transition",
-                AlertKind::Anomaly => "anomaly",
-            },
+            kind: kind_name(a.kind),
             scope: if segment.is_some() {
                 "segment"
             } else {
