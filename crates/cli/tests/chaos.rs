@@ -23,6 +23,10 @@ async fn run(scenario: Scenario) -> ScenarioReport {
         "5s",
         "--drain-timeout",
         "30s",
+        // A recovery is announced once it has held this long (the health
+        // engine's damping, 10 s by default): within the 5 s recovery.
+        "--serve-arg=--health-flap-hold-ms",
+        "--serve-arg=2000",
     ]);
     let mut report = chaos::run(args).await.expect("the chaos bench runs");
     let work_dir = report.work_dir.clone();
