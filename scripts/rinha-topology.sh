@@ -17,7 +17,9 @@
 # (result JSON); relative paths are from the repository root. SCENARIO
 # (preview, the default, or final: the simulator at the final's fees 0.07 /
 # 0.10, and `bench rinha --scenario final`). SERVE_ARGS: more flags for every
-# `reroute serve` (e.g. "--spill-wait-ms 200"). KILL_AFTER=N
+# `reroute serve`. SPILL_WAIT_MS (default 1500, as the compose files; empty:
+# not passed). SERVE_BIN: another binary for the instances only (to compare
+# builds under the same bench and simulator). KILL_AFTER=N
 # (bench only): N seconds into the bench, SIGKILL api1 and start it again at
 # once with the same command line.
 set -euo pipefail
@@ -26,6 +28,7 @@ cd "$(dirname "$0")/.."
 work=${WORK:-target/rinha-topology}
 case "$work" in /*) ;; *) work=$PWD/$work ;; esac
 bin=${REROUTE_BIN:-target/release/reroute}
+serve_bin=${SERVE_BIN:-$bin}
 db=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/reroute_rinha}
 instances=${INSTANCES:-2}
 store=${STORE:-postgres}
@@ -40,6 +43,10 @@ final) fees=(--default-fee 0.07 --fallback-fee 0.10) ;;
 *) echo "SCENARIO must be preview or final" >&2; exit 2 ;;
 esac
 read -r -a serve_args <<<"${SERVE_ARGS:-}"
+# --spill-wait-ms as the compose files set it; SPILL_WAIT_MS= (empty) leaves it
+# out (a binary older than the flag).
+spill=()
+[ -z "${SPILL_WAIT_MS-1500}" ] || spill=(--spill-wait-ms "${SPILL_WAIT_MS-1500}")
 case "$kill_after" in "" | [0-9]*) ;; *) echo "KILL_AFTER must be a number of seconds" >&2; exit 2 ;; esac
 
 . scripts/lib.sh # wait_for
@@ -82,9 +89,8 @@ start() {
             done
             [ "$i" = 1 ] || storage+=(--probes false)
         fi
-        # --spill-wait-ms as the compose files set it.
-        RUST_LOG=warn "$bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
-            --instance "api$i" --spill-wait-ms 1500 "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
+        RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
+            --instance "api$i" "${spill[@]}" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
         echo $! >>"$work/pids"
         echo $! >"$work/api$i.pid"
         upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'

@@ -52,8 +52,9 @@ pub enum Sample {
     /// Answered (whatever the answer) after `latency_ms`, with `in_flight`
     /// sends to this processor at the time (this one included).
     Answered { latency_ms: u32, in_flight: u32 },
-    /// Refused for load (429) or not answered in time.
-    Overload,
+    /// Refused for load (429) or not answered in time, with `in_flight`
+    /// sends to this processor at the time.
+    Overload { in_flight: u32 },
 }
 
 /// The delay a processor announced on its health endpoint, and when.
@@ -82,12 +83,16 @@ pub struct Limit {
     limit: f64,
     /// When the limit was last cut; no second cut within a round trip.
     last_cut: Option<Timestamp>,
+    /// When the limit was last cut while in use: the processor pushed back.
+    at_capacity: Option<Timestamp>,
     /// The latest latency, an estimate of the round trip.
     latency_ms: u32,
-    /// The latency smoothed over the last answers (each weighs a fifth),
-    /// and when the latest of them came.
+    /// The latency smoothed over the answers, and when the send of the
+    /// newest of them left: an answer to a send that left earlier is older
+    /// news (a slow send made before a recovery, answered after it) and
+    /// leaves the estimate alone.
     smoothed_ms: f64,
-    answered_at: Option<Timestamp>,
+    newest_left: Option<Timestamp>,
     /// The start of the current floor bucket, its minimum, and the previous
     /// bucket's minimum.
     bucket_start: Option<Timestamp>,
@@ -106,9 +111,10 @@ impl Limit {
             limit: f64::from(config.initial.clamp(config.min, config.max)),
             config,
             last_cut: None,
+            at_capacity: None,
             latency_ms: 0,
             smoothed_ms: 0.0,
-            answered_at: None,
+            newest_left: None,
             bucket_start: None,
             bucket_min: u32::MAX,
             previous_min: u32::MAX,
@@ -142,14 +148,14 @@ impl Limit {
     /// answer (a processor that just slowed down is known slow before its
     /// first slow answer, one that just recovered known fast before its
     /// first fast one). The sends in flight are the ceiling until the
-    /// processor has pushed back (a cut in the last [`CUT_MEMORY_MS`]),
-    /// the limit then: a limit grows within a few round trips while the
+    /// processor has pushed back (a cut while the limit was in use, in the
+    /// last [`CUT_MEMORY_MS`]), the limit then: a limit grows within a few round trips while the
     /// processor keeps up, so it says little of what it can carry until it
     /// has been reached. `None` while nothing is known of its latency.
     pub fn throughput(&self, announced: Announced, now: Timestamp) -> Option<f64> {
         let latency_ms = self.expected_latency_ms(announced)?;
         let pushed_back = self
-            .last_cut
+            .at_capacity
             .is_some_and(|at| now.millis() - at.millis() < CUT_MEMORY_MS);
         let in_flight = if pushed_back {
             self.limit
@@ -160,10 +166,10 @@ impl Limit {
     }
 
     /// How long the processor takes to answer, in ms: its answers' smoothed
-    /// latency, or the delay it announced when that is newer than its last
-    /// answer. `None` while neither is known.
+    /// latency, or the delay it announced when that is newer than the
+    /// newest answered send. `None` while neither is known.
     pub fn expected_latency_ms(&self, announced: Announced) -> Option<f64> {
-        match (announced.at, self.answered_at) {
+        match (announced.at, self.newest_left) {
             (Some(said), Some(seen)) if said > seen => Some(f64::from(announced.delay_ms)),
             (Some(_), None) => Some(f64::from(announced.delay_ms)),
             (_, Some(_)) => Some(self.smoothed_ms),
@@ -200,11 +206,24 @@ impl Limit {
                 in_flight,
             } => {
                 self.latency_ms = latency_ms;
-                self.smoothed_ms = match self.answered_at {
-                    None => f64::from(latency_ms),
-                    Some(_) => self.smoothed_ms + (f64::from(latency_ms) - self.smoothed_ms) / 5.0,
-                };
-                self.answered_at = Some(now);
+                // Quick to fall, slow to rise: one fast answer says the
+                // processor is fast again (a recovery must not look slow
+                // for a fifth of the answers, during which payments would
+                // spill); slowness shows over several answers, or at once
+                // by the delay the processor announces.
+                let latency = f64::from(latency_ms);
+                let left = now.plus_millis(-i64::from(latency_ms));
+                match self.newest_left {
+                    Some(newest) if left < newest => {}
+                    Some(_) if latency > self.smoothed_ms => {
+                        self.smoothed_ms += (latency - self.smoothed_ms) / 5.0;
+                        self.newest_left = Some(left);
+                    }
+                    _ => {
+                        self.smoothed_ms = latency;
+                        self.newest_left = Some(left);
+                    }
+                }
                 self.record_floor(latency_ms, now);
                 if near_floor(latency_ms, self.floor_ms(announced_ms)) {
                     // Grow only a limit in use: an idle processor proves
@@ -213,10 +232,10 @@ impl Limit {
                         self.limit += 0.5;
                     }
                 } else {
-                    self.cut(0.9, now);
+                    self.cut(0.9, in_flight, now);
                 }
             }
-            Sample::Overload => self.cut(0.8, now),
+            Sample::Overload { in_flight } => self.cut(0.8, in_flight, now),
         }
         self.limit = self
             .limit
@@ -224,7 +243,11 @@ impl Limit {
         self.current()
     }
 
-    fn cut(&mut self, factor: f64, now: Timestamp) {
+    /// Cuts the limit, at most once per round trip. A cut made while the
+    /// limit was in use (in flight near it) says the processor is at its
+    /// capacity ([`Limit::throughput`]); one made with few sends in flight
+    /// (timeouts of a processor that is down) says nothing of it.
+    fn cut(&mut self, factor: f64, in_flight: u32, now: Timestamp) {
         let round_trip = i64::from(self.latency_ms.max(1));
         if self
             .last_cut
@@ -233,6 +256,9 @@ impl Limit {
             return;
         }
         self.last_cut = Some(now);
+        if f64::from(in_flight) >= self.limit * 0.75 {
+            self.at_capacity = Some(now);
+        }
         self.limit *= factor;
     }
 
@@ -312,10 +338,10 @@ mod tests {
         let mut l = Limit::new(config());
         l.observe(answered(100, 10), 0, at(0));
         for i in 0..50 {
-            l.observe(Sample::Overload, 0, at(1 + i));
+            l.observe(Sample::Overload { in_flight: 100 }, 0, at(1 + i));
         }
         assert_eq!(l.current(), 80);
-        l.observe(Sample::Overload, 0, at(200));
+        l.observe(Sample::Overload { in_flight: 100 }, 0, at(200));
         assert_eq!(l.current(), 64);
     }
 
@@ -323,7 +349,7 @@ mod tests {
     fn a_processor_that_refuses_everything_keeps_the_minimum() {
         let mut l = Limit::new(config());
         for i in 0..100 {
-            l.observe(Sample::Overload, 0, at(i * 10_000));
+            l.observe(Sample::Overload { in_flight: 0 }, 0, at(i * 10_000));
         }
         assert_eq!(l.current(), 8);
     }
@@ -369,12 +395,20 @@ mod tests {
         assert_eq!(l.throughput(none, at(0)).map(|t| t.round()), Some(500.0));
         assert_eq!(l.expected_wait_ms(250, none, at(0)), 500);
         assert_eq!(l.expected_wait_ms(0, none, at(0)), 0);
-        // A 429: the processor is at its capacity, the (cut) limit.
-        l.observe(Sample::Overload, 2_000, at(1));
+        // A timeout with few sends in flight says nothing of capacity.
+        l.observe(Sample::Overload { in_flight: 3 }, 2_000, at(1));
         assert_eq!(l.current(), 640);
-        assert_eq!(l.expected_wait_ms(160, none, at(2)), 500);
+        assert_eq!(l.expected_wait_ms(250, none, at(2)), 500);
+        // A 429 with the limit in use: the processor is at its capacity, the
+        // (cut) limit.
+        l.observe(Sample::Overload { in_flight: 640 }, 2_000, at(5_000));
+        assert_eq!(l.current(), 512);
+        assert_eq!(l.expected_wait_ms(128, none, at(5_001)), 500);
         // Long after the cut, the ceiling again.
-        assert_eq!(l.expected_wait_ms(250, none, at(1 + CUT_MEMORY_MS)), 500);
+        assert_eq!(
+            l.expected_wait_ms(250, none, at(5_000 + CUT_MEMORY_MS)),
+            500
+        );
     }
 
     fn said(delay_ms: u32, at_ms: i64) -> Announced {
@@ -400,10 +434,10 @@ mod tests {
             1,
             "answers since say fast"
         );
-        // A slow answer (far above the floor: a cut to 90), then a
-        // recovery announced: 90 in flight at 1 ms.
+        // A slow answer (far above the floor: a cut, but with one send in
+        // flight, no sign of capacity), then a recovery announced.
         l.observe(answered(2_000, 1), 0, at(40));
-        assert_eq!(l.expected_wait_ms(500, said(0, 50), at(60)), 6, "recovered");
+        assert_eq!(l.expected_wait_ms(500, said(0, 50), at(60)), 1, "recovered");
     }
 
     #[test]
@@ -419,15 +453,21 @@ mod tests {
     #[test]
     fn the_latency_estimate_follows_the_answers_smoothly() {
         let mut l = Limit::new(config());
-        l.observe(answered(2_000, 1), 0, at(0));
-        l.observe(answered(0, 1), 0, at(1));
-        // One fast answer after slow ones moves the estimate by a fifth.
+        l.observe(answered(10, 1), 0, at(0));
+        l.observe(answered(2_010, 1), 0, at(2_100));
+        // One slow answer after fast ones moves the estimate by a fifth...
         let none = Announced::default();
-        assert_eq!(l.expected_wait_ms(1_000, none, at(2)), 1_600);
+        assert_eq!(l.expected_done_ms(0, none, at(2_101)), 410);
         for i in 0..50 {
-            l.observe(answered(0, 1), 0, at(2 + i));
+            l.observe(answered(2_010, 1), 0, at(2_110 + i));
         }
-        assert!(l.expected_wait_ms(1_000, none, at(60)) <= 1);
+        assert_eq!(l.expected_done_ms(0, none, at(2_200)), 2_010);
+        // ...one fast answer after slow ones says it at once...
+        l.observe(answered(20, 1), 0, at(5_000));
+        assert_eq!(l.expected_done_ms(0, none, at(5_001)), 20);
+        // ...and a slow send that left before it, answered after, is old news.
+        l.observe(answered(2_010, 1), 0, at(5_005));
+        assert_eq!(l.expected_done_ms(0, none, at(5_006)), 20);
     }
 
     #[test]

@@ -220,7 +220,12 @@ mod tests {
     }
 
     fn overload(l: &Lanes, at_ms: i64) {
-        l.observe(0, Sample::Overload, 0, Timestamp::from_millis(at_ms));
+        l.observe(
+            0,
+            Sample::Overload { in_flight: 10 },
+            0,
+            Timestamp::from_millis(at_ms),
+        );
     }
 
     #[tokio::test]

@@ -413,7 +413,7 @@ async fn send(
     };
     shared.breakers.observe(index, signal, now);
     let sample = match result {
-        AttemptResult::Refused | AttemptResult::Unknown => Sample::Overload,
+        AttemptResult::Refused | AttemptResult::Unknown => Sample::Overload { in_flight },
         _ => Sample::Answered {
             latency_ms,
             in_flight,

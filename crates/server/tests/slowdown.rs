@@ -176,3 +176,37 @@ async fn a_processor_slower_than_the_spill_wait_gets_nothing_while_the_next_is_q
     .await;
     app.stop().await;
 }
+
+/// Default fails slowly (2 s, then 500) while payments wait for it
+/// (patience); when it recovers, the backlog goes back to it whole: a
+/// recovery is not mistaken for slowness, nothing spills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_slow_outage_the_backlog_returns_to_the_cheap_processor_and_nothing_spills() {
+    let (sims, http) = (Sims::start().await, Http::default());
+    sims.set_delay(&http, &sims.default, 2_000).await;
+    sims.set_failure(&http, &sims.default, true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(
+        &sims,
+        &dir.path().join("r.db"),
+        &[
+            "--processor-timeout-ms",
+            "5000",
+            "--patience-ms",
+            "60000",
+            "--spill-wait-ms",
+            "1500",
+        ],
+    );
+    let app = TestApp::start(config).await;
+    burst(&app, 300).await;
+    eventually("default refused payments after its delay", WAIT, || async {
+        (sims.stat(&http, &sims.default, "payments_failed").await >= 3).then_some(())
+    })
+    .await;
+    sims.set_delay(&http, &sims.default, 20).await;
+    sims.set_failure(&http, &sims.default, false).await;
+    let (_, on_fallback) = processed(&app, &http, 300).await;
+    assert_eq!(on_fallback, 0, "spilled after the recovery");
+    app.stop().await;
+}
