@@ -52,6 +52,14 @@ pub enum Sample {
     /// Answered (whatever the answer) after `latency_ms`, with `in_flight`
     /// sends to this processor at the time (this one included).
     Answered { latency_ms: u32, in_flight: u32 },
+    /// Answered, but not as a payment sent now would be: a failure (a 5xx:
+    /// how long the processor takes to fail, not to pay), or any answer to
+    /// a send that left while the processor was believed down (a trial: it
+    /// measures the outage). It adapts the limit like any answer, not the
+    /// latency a payment may expect there: after an outage whose failures
+    /// were slow, that would make the recovered processor look slow, and
+    /// payments spill.
+    Unrepresentative { latency_ms: u32, in_flight: u32 },
     /// Refused for load (429) or not answered in time, with `in_flight`
     /// sends to this processor at the time.
     Overload { in_flight: u32 },
@@ -205,42 +213,58 @@ impl Limit {
                 latency_ms,
                 in_flight,
             } => {
-                self.latency_ms = latency_ms;
-                // Quick to fall, slow to rise: one fast answer says the
-                // processor is fast again (a recovery must not look slow
-                // for a fifth of the answers, during which payments would
-                // spill); slowness shows over several answers, or at once
-                // by the delay the processor announces.
-                let latency = f64::from(latency_ms);
-                let left = now.plus_millis(-i64::from(latency_ms));
-                match self.newest_left {
-                    Some(newest) if left < newest => {}
-                    Some(_) if latency > self.smoothed_ms => {
-                        self.smoothed_ms += (latency - self.smoothed_ms) / 5.0;
-                        self.newest_left = Some(left);
-                    }
-                    _ => {
-                        self.smoothed_ms = latency;
-                        self.newest_left = Some(left);
-                    }
-                }
-                self.record_floor(latency_ms, now);
-                if near_floor(latency_ms, self.floor_ms(announced_ms)) {
-                    // Grow only a limit in use: an idle processor proves
-                    // nothing about what it could carry.
-                    if f64::from(in_flight) >= self.limit * 0.75 {
-                        self.limit += 0.5;
-                    }
-                } else {
-                    self.cut(0.9, in_flight, now);
-                }
+                self.estimate(latency_ms, now);
+                self.answered(latency_ms, in_flight, announced_ms, now);
             }
+            Sample::Unrepresentative {
+                latency_ms,
+                in_flight,
+            } => self.answered(latency_ms, in_flight, announced_ms, now),
             Sample::Overload { in_flight } => self.cut(0.8, in_flight, now),
         }
         self.limit = self
             .limit
             .clamp(f64::from(self.config.min), f64::from(self.config.max));
         self.current()
+    }
+
+    /// Folds one paid (or declined) answer into the latency a payment may
+    /// expect.
+    fn estimate(&mut self, latency_ms: u32, now: Timestamp) {
+        // Quick to fall, slow to rise: one fast answer says the
+        // processor is fast again (a recovery must not look slow
+        // for a fifth of the answers, during which payments would
+        // spill); slowness shows over several answers, or at once
+        // by the delay the processor announces.
+        let latency = f64::from(latency_ms);
+        let left = now.plus_millis(-i64::from(latency_ms));
+        match self.newest_left {
+            Some(newest) if left < newest => {}
+            Some(_) if latency > self.smoothed_ms => {
+                self.smoothed_ms += (latency - self.smoothed_ms) / 5.0;
+                self.newest_left = Some(left);
+            }
+            _ => {
+                self.smoothed_ms = latency;
+                self.newest_left = Some(left);
+            }
+        }
+    }
+
+    /// Adapts the limit to one answer: grow while near the floor, cut when
+    /// well above it.
+    fn answered(&mut self, latency_ms: u32, in_flight: u32, announced_ms: u32, now: Timestamp) {
+        self.latency_ms = latency_ms;
+        self.record_floor(latency_ms, now);
+        if near_floor(latency_ms, self.floor_ms(announced_ms)) {
+            // Grow only a limit in use: an idle processor proves nothing
+            // about what it could carry.
+            if f64::from(in_flight) >= self.limit * 0.75 {
+                self.limit += 0.5;
+            }
+        } else {
+            self.cut(0.9, in_flight, now);
+        }
     }
 
     /// Cuts the limit, at most once per round trip. A cut made while the
@@ -468,6 +492,34 @@ mod tests {
         // ...and a slow send that left before it, answered after, is old news.
         l.observe(answered(2_010, 1), 0, at(5_005));
         assert_eq!(l.expected_done_ms(0, none, at(5_006)), 20);
+    }
+
+    /// The preview's outage seen without probes: fast answers, failures
+    /// that grow slow (2 s), then the recovery, first heard through trials
+    /// that slept through it (paid, 2 s). Neither makes the latency: the
+    /// recovered processor does not look slow, and its first fresh answer
+    /// says how fast it is now.
+    #[test]
+    fn an_outage_does_not_make_a_recovered_processor_look_slow() {
+        let mut l = Limit::new(config());
+        for i in 0..50 {
+            l.observe(answered(50, 10), 0, at(i));
+        }
+        let aside = |latency_ms| Sample::Unrepresentative {
+            latency_ms,
+            in_flight: 10,
+        };
+        for i in 0..200 {
+            l.observe(aside(2_000), 0, at(1_000 + i * 10));
+        }
+        for i in 0..20 {
+            l.observe(aside(2_000), 0, at(4_000 + i));
+        }
+        assert_eq!(l.expected_latency_ms(Announced::default()), Some(50.0));
+        l.observe(answered(20, 10), 0, at(4_100));
+        assert_eq!(l.expected_latency_ms(Announced::default()), Some(20.0));
+        // They still adapt the limit: 2 s, well above the floor, is a cut.
+        assert!(l.current() < 100);
     }
 
     #[test]

@@ -386,6 +386,19 @@ async fn send(
     let id = payment.id;
     let in_flight = shared.lanes.in_flight(index);
     let left = Timestamp::now();
+    // The answer to a send made while the processor was believed down (a
+    // trial, a re-send let through) measures the outage, not how fast it
+    // pays once back: it does not make the latency payments expect there.
+    let believed_up = shared.breakers.is_up(index)
+        && matches!(
+            shared.health.gate(
+                index,
+                payment.payment_method.as_deref(),
+                payment.country.as_deref(),
+                left
+            ),
+            Gate::Go
+        );
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
     let result = shared
@@ -414,6 +427,14 @@ async fn send(
     shared.breakers.observe(index, signal, now);
     let sample = match result {
         AttemptResult::Refused | AttemptResult::Unknown => Sample::Overload { in_flight },
+        AttemptResult::Failed => Sample::Unrepresentative {
+            latency_ms,
+            in_flight,
+        },
+        _ if !believed_up => Sample::Unrepresentative {
+            latency_ms,
+            in_flight,
+        },
         _ => Sample::Answered {
             latency_ms,
             in_flight,

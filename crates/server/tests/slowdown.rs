@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hyper::StatusCode;
+use hyper::{Method, StatusCode};
 
 const WAIT: Duration = Duration::from_secs(40);
 
@@ -89,6 +89,35 @@ async fn processed(app: &TestApp, http: &Http, n: u64) -> (u64, u64) {
         (split.0 + split.1 == n).then_some(split)
     })
     .await
+}
+
+/// Sends default has received and not yet answered (one reading of its
+/// counters).
+async fn sleeping(sims: &Sims, http: &Http) -> u64 {
+    let (status, v) = http
+        .admin(Method::GET, &format!("{}/admin/stats", sims.default), "")
+        .await;
+    assert!(status.is_success(), "{v}");
+    let count = |name: &str| {
+        v[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {v}"))
+    };
+    let answered: u64 = [
+        "stored",
+        "duplicate",
+        "failed",
+        "declined",
+        "hung",
+        "reset",
+        "throttled",
+        "storm_refused",
+        "invalid",
+    ]
+    .iter()
+    .map(|outcome| count(&format!("payments_{outcome}")))
+    .sum();
+    count("payments_received") - answered
 }
 
 /// Waits until the router has heard `processor`'s health endpoint.
@@ -184,22 +213,34 @@ async fn a_processor_slower_than_the_spill_wait_gets_nothing_while_the_next_is_q
 /// spills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_slow_outage_the_backlog_returns_to_the_cheap_processor_and_nothing_spills() {
+    slow_outage_then_recovery(&[]).await;
+}
+
+/// The same outage seen by an instance that does not probe (the second
+/// instance of a `--peer` pair): it hears of the recovery only through its
+/// own sends, the first of them slow failures that left before it. Its
+/// estimate of default's latency is stale, so a fresh send still goes to
+/// default now and then; its quick answer brings the backlog back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_that_does_not_probe_sees_the_recovery_through_a_fresh_send() {
+    slow_outage_then_recovery(&["--probes", "false"]).await;
+}
+
+async fn slow_outage_then_recovery(args: &[&str]) {
     let (sims, http) = (Sims::start().await, Http::default());
     sims.set_delay(&http, &sims.default, 100).await;
     sims.set_failure(&http, &sims.default, true).await;
     let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        &sims,
-        &dir.path().join("r.db"),
-        &[
-            "--processor-timeout-ms",
-            "5000",
-            "--patience-ms",
-            "60000",
-            "--spill-wait-ms",
-            "1500",
-        ],
-    );
+    let mut args = args.to_vec();
+    args.extend([
+        "--processor-timeout-ms",
+        "5000",
+        "--patience-ms",
+        "60000",
+        "--spill-wait-ms",
+        "1500",
+    ]);
+    let config = config(&sims, &dir.path().join("r.db"), &args);
     let app = TestApp::start(config).await;
     burst(&app, 300).await;
     let failed = |n| {
@@ -214,11 +255,25 @@ async fn after_a_slow_outage_the_backlog_returns_to_the_cheap_processor_and_noth
     failed(3).await;
     sims.set_delay(&http, &sims.default, 2_000).await;
     let before = sims.stat(&http, &sims.default, "payments_failed").await;
-    // Trials meet the slow failure.
+    // Trials meet the slow failure; the recovery comes while one sleeps
+    // there, to be answered 200 after 2 s: a slow answer, from before.
     failed(before + 1).await;
+    eventually("a send sleeping at default", WAIT, || async {
+        (sleeping(&sims, &http).await > 0).then_some(())
+    })
+    .await;
     sims.set_delay(&http, &sims.default, 20).await;
     sims.set_failure(&http, &sims.default, false).await;
     let (_, on_fallback) = processed(&app, &http, 300).await;
     assert_eq!(on_fallback, 0, "spilled after the recovery");
+    // The send from before the recovery is answered late, a 2 s latency;
+    // the payments after it still go to default.
+    eventually("the slow send answered", WAIT, || async {
+        (sleeping(&sims, &http).await == 0).then_some(())
+    })
+    .await;
+    burst(&app, 100).await;
+    let (_, on_fallback) = processed(&app, &http, 400).await;
+    assert_eq!(on_fallback, 0, "spilled after the late answer");
     app.stop().await;
 }
