@@ -72,7 +72,7 @@ sim_pid=$!
   --default-url "http://127.0.0.1:$default_port" \
   --fallback-url "http://127.0.0.1:$fallback_port" \
   --health-interval-ms 500 --admin-token "$token" \
-  --max-in-flight 8 --spill-wait-ms 500 >"$work/serve.log" 2>&1 &
+  --max-in-flight 8 --spill-wait-ms 2500 >"$work/serve.log" 2>&1 &
 serve_pid=$!
 
 # Ready: the router answers /readyz 200.

@@ -192,8 +192,8 @@ fn point_at(registry: &Registry, sim: &Sim) -> anyhow::Result<Registry> {
 }
 
 /// Divides every time constant of the router by the speed (see
-/// [`crate::clock`]): patience, spill wait, health window age and trial
-/// interval, circuit backoff, probe interval. The processor timeout stays as
+/// [`crate::clock`]): patience, spill wait, health window age, trial
+/// interval and flapping hold and span, circuit backoff, probe interval. The processor timeout stays as
 /// it is: it only bounds calls that hang, and the story injects none (its
 /// slowest answer, 2 s, is within it at any speed).
 ///
@@ -209,6 +209,11 @@ pub fn compress(config: &mut ServeConfig, compression: Compression) {
     .unwrap_or(u64::MAX);
     config.health.window_age_ms = compression.wall_ms(config.health.window_age_ms);
     config.health.trial_interval_ms = compression.wall_ms(config.health.trial_interval_ms);
+    // 0 turns the flapping damper off, and stays 0.
+    if config.health.flap_hold_ms > 0 {
+        config.health.flap_hold_ms = compression.wall_ms(config.health.flap_hold_ms);
+    }
+    config.health.flap_span_ms = compression.wall_ms(config.health.flap_span_ms);
     config.circuit.base_backoff_ms = compression.wall_ms(config.circuit.base_backoff_ms);
     config.circuit.max_backoff_ms = compression.wall_ms(config.circuit.max_backoff_ms);
     config.health_interval =
@@ -286,6 +291,8 @@ mod tests {
             config.health.trial_interval_ms,
             before.health.trial_interval_ms / 10
         );
+        assert_eq!(config.health.flap_hold_ms, before.health.flap_hold_ms / 10);
+        assert_eq!(config.health.flap_span_ms, before.health.flap_span_ms / 10);
         assert_eq!(
             config.circuit.max_backoff_ms,
             before.circuit.max_backoff_ms / 10

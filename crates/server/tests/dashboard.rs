@@ -318,10 +318,11 @@ async fn a_status_change_is_pushed_within_a_second() {
     app.stop().await;
 }
 
-/// Default answers in 2 s and may have 8 sends in flight: a burst fills its
-/// lane, a backlog forms, and what would wait longer than the spill wait
-/// goes to fallback. The feed shows all of it, with the figures of
-/// `/metrics`.
+/// Default answers in 2 s and may have 8 sends in flight; payments wait at
+/// most 2.5 s for it (the spill wait) before they go to fallback: a burst
+/// fills its lane, a short backlog forms (a payment waiting 250 ms for a free
+/// send is paid within 2.5 s), and the rest spills. The feed shows all of it,
+/// with the figures of `/metrics`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
     let (sims, http) = (Sims::start().await, Http::default());
@@ -334,7 +335,7 @@ async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
             "--max-in-flight",
             "8",
             "--spill-wait-ms",
-            "500",
+            "2500",
             "--processor-timeout-ms",
             "5000",
         ],
