@@ -6,9 +6,10 @@
 //! flight: a processor answering in 2 s needs 800 in flight for 400/s. A
 //! fixed count cannot be right at both 1 ms and 2 s, so the limit adapts,
 //! AIMD-style, on what each answer says:
-//! - **grow** while the limit is in use (in flight near it) and latency stays
-//!   near its floor: by half a send per answer, so about +50% per round trip
-//!   (a limit of 128 reaches 800 in about five round trips);
+//! - **grow** while the limit is in use (in flight near it), latency stays
+//!   near its floor and the payments waiting would wait more than a second
+//!   for a free send at this limit: by half a send per answer, so about +50%
+//!   per round trip (a limit of 128 reaches 800 in about five round trips);
 //! - **cut** by a fifth on overload (a 429, a timeout), and by a tenth when
 //!   latency rises well above its floor (the processor queues), at most once
 //!   per round trip, so that one burst of refusals is one cut;
@@ -52,14 +53,19 @@ pub enum Sample {
     /// Answered (whatever the answer) after `latency_ms`, with `in_flight`
     /// sends to this processor at the time (this one included).
     Answered { latency_ms: u32, in_flight: u32 },
-    /// Answered, but not as a payment sent now would be: a failure (a 5xx:
-    /// how long the processor takes to fail, not to pay), or any answer to
-    /// a send that left while the processor was believed down (a trial: it
-    /// measures the outage). It adapts the limit like any answer, not the
-    /// latency a payment may expect there: after an outage whose failures
-    /// were slow, that would make the recovered processor look slow, and
-    /// payments spill.
+    /// Answered with a failure (a 5xx): it adapts the limit like any
+    /// answer, not the latency a payment may expect there, which is how long
+    /// the processor takes to pay, not to fail. After an outage whose
+    /// failures were slow, it would make the recovered processor look slow,
+    /// and payments spill.
     Unrepresentative { latency_ms: u32, in_flight: u32 },
+    /// Paid (or declined) in answer to a send that left while the processor
+    /// was believed down (a trial, a re-send let through). It can say the
+    /// processor is faster than expected (a recovery, before the next probe
+    /// says so), never that it is slower: a trial that slept through the
+    /// outage measures the outage; slowness after it shows on the sends
+    /// that follow.
+    Trial { latency_ms: u32, in_flight: u32 },
     /// Refused for load (429) or not answered in time, with `in_flight`
     /// sends to this processor at the time.
     Overload { in_flight: u32 },
@@ -80,6 +86,10 @@ fn near_floor(latency_ms: u32, floor_ms: u32) -> bool {
 
 /// How long a cut says the processor is at its capacity.
 pub const CUT_MEMORY_MS: i64 = 10_000;
+
+/// A limit grows only while its backlog would wait longer than this for a
+/// free send at the current limit.
+const GROW_AFTER_WAIT_MS: f64 = 1_000.0;
 
 /// The smallest latency of the last two buckets of [`FLOOR_BUCKET_MS`].
 const FLOOR_BUCKET_MS: i64 = 2_000;
@@ -207,19 +217,38 @@ impl Limit {
     }
 
     /// Adapts the limit to one answer; returns the new limit.
-    pub fn observe(&mut self, sample: Sample, announced_ms: u32, now: Timestamp) -> u32 {
+    pub fn observe(
+        &mut self,
+        sample: Sample,
+        announced: Announced,
+        waiting: usize,
+        now: Timestamp,
+    ) -> u32 {
+        let announced_ms = announced.delay_ms;
         match sample {
             Sample::Answered {
                 latency_ms,
                 in_flight,
             } => {
                 self.estimate(latency_ms, now);
-                self.answered(latency_ms, in_flight, announced_ms, now);
+                self.answered(latency_ms, in_flight, announced_ms, waiting, now);
             }
             Sample::Unrepresentative {
                 latency_ms,
                 in_flight,
-            } => self.answered(latency_ms, in_flight, announced_ms, now),
+            } => self.answered(latency_ms, in_flight, announced_ms, waiting, now),
+            Sample::Trial {
+                latency_ms,
+                in_flight,
+            } => {
+                let faster = self
+                    .expected_latency_ms(announced)
+                    .is_some_and(|expected| f64::from(latency_ms) < expected);
+                if faster {
+                    self.estimate(latency_ms, now);
+                }
+                self.answered(latency_ms, in_flight, announced_ms, waiting, now);
+            }
             Sample::Overload { in_flight } => self.cut(0.8, in_flight, now),
         }
         self.limit = self
@@ -253,13 +282,25 @@ impl Limit {
 
     /// Adapts the limit to one answer: grow while near the floor, cut when
     /// well above it.
-    fn answered(&mut self, latency_ms: u32, in_flight: u32, announced_ms: u32, now: Timestamp) {
+    fn answered(
+        &mut self,
+        latency_ms: u32,
+        in_flight: u32,
+        announced_ms: u32,
+        waiting: usize,
+        now: Timestamp,
+    ) {
         self.latency_ms = latency_ms;
         self.record_floor(latency_ms, now);
         if near_floor(latency_ms, self.floor_ms(announced_ms)) {
-            // Grow only a limit in use: an idle processor proves nothing
-            // about what it could carry.
-            if f64::from(in_flight) >= self.limit * 0.75 {
+            // Grow only a limit in use (an idle processor proves nothing
+            // about what it could carry), and only while the payments
+            // waiting for it would wait long at this limit: sends the
+            // backlog does not need are load on both sides (a processor
+            // back from an outage would get a burst of a thousand sends for
+            // a backlog that a hundred drain in a fraction of a second).
+            let wait_ms = waiting as f64 * f64::from(latency_ms.max(1)) / self.limit;
+            if f64::from(in_flight) >= self.limit * 0.75 && wait_ms > GROW_AFTER_WAIT_MS {
                 self.limit += 0.5;
             }
         } else {
@@ -320,6 +361,14 @@ mod tests {
         }
     }
 
+    /// Payments waiting: more than the limit can send soon.
+    const BACKLOG: usize = 1_000_000;
+
+    /// No delay announced.
+    fn quiet() -> Announced {
+        Announced::default()
+    }
+
     fn answered(latency_ms: u32, in_flight: u32) -> Sample {
         Sample::Answered {
             latency_ms,
@@ -334,7 +383,15 @@ mod tests {
             let now = at(start + trip * i64::from(latency_ms.max(1)));
             for _ in 0..l.current() {
                 let in_flight = l.current();
-                l.observe(answered(latency_ms, in_flight), announced, now);
+                l.observe(
+                    answered(latency_ms, in_flight),
+                    Announced {
+                        delay_ms: announced,
+                        at: None,
+                    },
+                    BACKLOG,
+                    now,
+                );
             }
         }
         l.current()
@@ -352,7 +409,7 @@ mod tests {
     fn an_idle_limit_does_not_grow() {
         let mut l = Limit::new(config());
         for i in 0..1_000 {
-            l.observe(answered(1, 3), 0, at(i));
+            l.observe(answered(1, 3), quiet(), 0, at(i));
         }
         assert_eq!(l.current(), 100);
     }
@@ -360,12 +417,12 @@ mod tests {
     #[test]
     fn a_burst_of_429s_is_one_cut_per_round_trip() {
         let mut l = Limit::new(config());
-        l.observe(answered(100, 10), 0, at(0));
+        l.observe(answered(100, 10), quiet(), 0, at(0));
         for i in 0..50 {
-            l.observe(Sample::Overload { in_flight: 100 }, 0, at(1 + i));
+            l.observe(Sample::Overload { in_flight: 100 }, quiet(), 0, at(1 + i));
         }
         assert_eq!(l.current(), 80);
-        l.observe(Sample::Overload { in_flight: 100 }, 0, at(200));
+        l.observe(Sample::Overload { in_flight: 100 }, quiet(), 0, at(200));
         assert_eq!(l.current(), 64);
     }
 
@@ -373,7 +430,12 @@ mod tests {
     fn a_processor_that_refuses_everything_keeps_the_minimum() {
         let mut l = Limit::new(config());
         for i in 0..100 {
-            l.observe(Sample::Overload { in_flight: 0 }, 0, at(i * 10_000));
+            l.observe(
+                Sample::Overload { in_flight: 0 },
+                quiet(),
+                0,
+                at(i * 10_000),
+            );
         }
         assert_eq!(l.current(), 8);
     }
@@ -388,20 +450,20 @@ mod tests {
     #[test]
     fn latency_well_above_its_floor_cuts_the_limit() {
         let mut l = Limit::new(config());
-        l.observe(answered(10, 100), 0, at(0));
+        l.observe(answered(10, 100), quiet(), 0, at(0));
         // Queueing at the processor: 10 ms became 400 ms.
-        l.observe(answered(400, 100), 0, at(100));
+        l.observe(answered(400, 100), quiet(), 0, at(100));
         assert_eq!(l.current(), 90);
     }
 
     #[test]
     fn the_floor_forgets_latencies_older_than_two_buckets() {
         let mut l = Limit::new(config());
-        l.observe(answered(1, 1), 0, at(0));
+        l.observe(answered(1, 1), quiet(), 0, at(0));
         assert_eq!(l.floor_ms(0), 1);
-        l.observe(answered(2_000, 1), 0, at(2_500));
+        l.observe(answered(2_000, 1), quiet(), 0, at(2_500));
         assert_eq!(l.floor_ms(0), 1, "the previous bucket still counts");
-        l.observe(answered(2_000, 1), 0, at(4_600));
+        l.observe(answered(2_000, 1), quiet(), 0, at(4_600));
         assert_eq!(l.floor_ms(0), 2_000);
         assert_eq!(l.floor_ms(3_000), 3_000, "an announced delay raises it");
     }
@@ -414,18 +476,23 @@ mod tests {
         });
         let none = Announced::default();
         assert_eq!(l.expected_wait_ms(100, none, at(0)), 0, "nothing known yet");
-        l.observe(answered(2_000, 10), 2_000, at(0));
+        l.observe(answered(2_000, 10), said(2_000, 0), 0, at(0));
         // Never pushed back: up to the ceiling, 1,000 in flight at 2 s, 500/s.
         assert_eq!(l.throughput(none, at(0)).map(|t| t.round()), Some(500.0));
         assert_eq!(l.expected_wait_ms(250, none, at(0)), 500);
         assert_eq!(l.expected_wait_ms(0, none, at(0)), 0);
         // A timeout with few sends in flight says nothing of capacity.
-        l.observe(Sample::Overload { in_flight: 3 }, 2_000, at(1));
+        l.observe(Sample::Overload { in_flight: 3 }, said(2_000, 0), 0, at(1));
         assert_eq!(l.current(), 640);
         assert_eq!(l.expected_wait_ms(250, none, at(2)), 500);
         // A 429 with the limit in use: the processor is at its capacity, the
         // (cut) limit.
-        l.observe(Sample::Overload { in_flight: 640 }, 2_000, at(5_000));
+        l.observe(
+            Sample::Overload { in_flight: 640 },
+            said(2_000, 0),
+            0,
+            at(5_000),
+        );
         assert_eq!(l.current(), 512);
         assert_eq!(l.expected_wait_ms(128, none, at(5_001)), 500);
         // Long after the cut, the ceiling again.
@@ -447,7 +514,7 @@ mod tests {
         let mut l = Limit::new(config());
         // 1,000 in flight at 2 s: 500/s; 50 waiting: 100 ms.
         assert_eq!(l.expected_wait_ms(50, said(2_000, 0), at(0)), 100);
-        l.observe(answered(1, 1), 0, at(10));
+        l.observe(answered(1, 1), quiet(), 0, at(10));
         assert_eq!(
             l.expected_wait_ms(50, said(2_000, 20), at(30)),
             100,
@@ -460,7 +527,7 @@ mod tests {
         );
         // A slow answer (far above the floor: a cut, but with one send in
         // flight, no sign of capacity), then a recovery announced.
-        l.observe(answered(2_000, 1), 0, at(40));
+        l.observe(answered(2_000, 1), quiet(), 0, at(40));
         assert_eq!(l.expected_wait_ms(500, said(0, 50), at(60)), 1, "recovered");
     }
 
@@ -468,7 +535,7 @@ mod tests {
     fn the_time_to_be_paid_is_the_wait_for_a_send_plus_the_latency() {
         let mut l = Limit::new(config());
         assert_eq!(l.expected_done_ms(10, Announced::default(), at(0)), 0);
-        l.observe(answered(2_000, 1), 0, at(0));
+        l.observe(answered(2_000, 1), quiet(), 0, at(0));
         // 1,000 in flight at 2 s: 500/s; 250 waiting: half a second, then 2 s.
         assert_eq!(l.expected_done_ms(250, Announced::default(), at(1)), 2_500);
         assert_eq!(l.expected_done_ms(0, Announced::default(), at(1)), 2_000);
@@ -477,49 +544,88 @@ mod tests {
     #[test]
     fn the_latency_estimate_follows_the_answers_smoothly() {
         let mut l = Limit::new(config());
-        l.observe(answered(10, 1), 0, at(0));
-        l.observe(answered(2_010, 1), 0, at(2_100));
+        l.observe(answered(10, 1), quiet(), 0, at(0));
+        l.observe(answered(2_010, 1), quiet(), 0, at(2_100));
         // One slow answer after fast ones moves the estimate by a fifth...
         let none = Announced::default();
         assert_eq!(l.expected_done_ms(0, none, at(2_101)), 410);
         for i in 0..50 {
-            l.observe(answered(2_010, 1), 0, at(2_110 + i));
+            l.observe(answered(2_010, 1), quiet(), 0, at(2_110 + i));
         }
         assert_eq!(l.expected_done_ms(0, none, at(2_200)), 2_010);
         // ...one fast answer after slow ones says it at once...
-        l.observe(answered(20, 1), 0, at(5_000));
+        l.observe(answered(20, 1), quiet(), 0, at(5_000));
         assert_eq!(l.expected_done_ms(0, none, at(5_001)), 20);
         // ...and a slow send that left before it, answered after, is old news.
-        l.observe(answered(2_010, 1), 0, at(5_005));
+        l.observe(answered(2_010, 1), quiet(), 0, at(5_005));
         assert_eq!(l.expected_done_ms(0, none, at(5_006)), 20);
+    }
+
+    fn trial(latency_ms: u32) -> Sample {
+        Sample::Trial {
+            latency_ms,
+            in_flight: 10,
+        }
     }
 
     /// The preview's outage seen without probes: fast answers, failures
     /// that grow slow (2 s), then the recovery, first heard through trials
     /// that slept through it (paid, 2 s). Neither makes the latency: the
-    /// recovered processor does not look slow, and its first fresh answer
-    /// says how fast it is now.
+    /// recovered processor does not look slow, and the first fast answer,
+    /// a trial's too, says how fast it is now.
     #[test]
     fn an_outage_does_not_make_a_recovered_processor_look_slow() {
         let mut l = Limit::new(config());
         for i in 0..50 {
-            l.observe(answered(50, 10), 0, at(i));
+            l.observe(answered(50, 10), quiet(), 0, at(i));
         }
-        let aside = |latency_ms| Sample::Unrepresentative {
-            latency_ms,
+        let failed = Sample::Unrepresentative {
+            latency_ms: 2_000,
             in_flight: 10,
         };
         for i in 0..200 {
-            l.observe(aside(2_000), 0, at(1_000 + i * 10));
+            l.observe(failed, quiet(), 0, at(1_000 + i * 10));
         }
         for i in 0..20 {
-            l.observe(aside(2_000), 0, at(4_000 + i));
+            l.observe(trial(2_000), quiet(), 0, at(4_000 + i));
         }
-        assert_eq!(l.expected_latency_ms(Announced::default()), Some(50.0));
-        l.observe(answered(20, 10), 0, at(4_100));
-        assert_eq!(l.expected_latency_ms(Announced::default()), Some(20.0));
+        assert_eq!(l.expected_latency_ms(quiet()), Some(50.0));
+        l.observe(trial(20), quiet(), 0, at(4_100));
+        assert_eq!(l.expected_latency_ms(quiet()), Some(20.0));
         // They still adapt the limit: 2 s, well above the floor, is a cut.
         assert!(l.current() < 100);
+    }
+
+    /// The same outage seen by an instance that probes: the delay it
+    /// announced during the outage (2 s) stands for the latency until an
+    /// answer newer than it says otherwise, a trial's included.
+    #[test]
+    fn a_fast_trial_overrules_a_slow_delay_announced_during_the_outage() {
+        let mut l = Limit::new(config());
+        l.observe(answered(5, 10), quiet(), 0, at(0));
+        let during = said(2_000, 3_000);
+        assert_eq!(l.expected_latency_ms(during), Some(2_000.0));
+        l.observe(trial(2_000), during, 0, at(3_500));
+        assert_eq!(l.expected_latency_ms(during), Some(2_000.0));
+        l.observe(trial(20), during, 0, at(4_100));
+        let latency = l.expected_latency_ms(during).unwrap();
+        assert!(latency < 20.0, "{latency}");
+    }
+
+    /// A processor back from an outage, answering in 20 ms, with 4,000
+    /// payments waiting: 100 sends drain them in 0.8 s, so the limit stays;
+    /// 10,000 would wait 2 s, and it grows.
+    #[test]
+    fn a_limit_grows_only_for_a_backlog_that_would_wait_long() {
+        let mut l = Limit::new(config());
+        for i in 0..1_000 {
+            l.observe(answered(20, 100), quiet(), 4_000, at(i));
+        }
+        assert_eq!(l.current(), 100);
+        for i in 0..10 {
+            l.observe(answered(20, 100), quiet(), 10_000, at(1_000 + i));
+        }
+        assert_eq!(l.current(), 105);
     }
 
     #[test]

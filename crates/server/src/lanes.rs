@@ -98,12 +98,13 @@ impl Lanes {
         u32::try_from(self.lanes[processor].in_flight.load(Ordering::Relaxed)).unwrap_or(u32::MAX)
     }
 
-    /// Adapts `processor`'s limit to one answer (`announced_ms`: the delay
-    /// its health endpoint announces, 0 if none).
-    pub fn observe(&self, processor: usize, sample: Sample, announced_ms: u32, now: Timestamp) {
+    /// Adapts `processor`'s limit to one answer (`announced`: the delay its
+    /// health endpoint announced last).
+    pub fn observe(&self, processor: usize, sample: Sample, announced: Announced, now: Timestamp) {
         let lane = &self.lanes[processor];
+        let waiting = lane.waiting.load(Ordering::Relaxed);
         let mut state = lane.state();
-        let limit = state.limit.observe(sample, announced_ms, now);
+        let limit = state.limit.observe(sample, announced, waiting, now);
         state.resize(&lane.permits, limit);
     }
 
@@ -223,7 +224,7 @@ mod tests {
         l.observe(
             0,
             Sample::Overload { in_flight: 10 },
-            0,
+            Announced::default(),
             Timestamp::from_millis(at_ms),
         );
     }

@@ -119,7 +119,7 @@ fn apply(shared: &Shared, index: usize, report: &ProbeReport) {
     let failing = report.failing;
     shared
         .landing
-        .announce(index, report.min_response_ms, report.at);
+        .announce(index, report.min_response_ms, report.at, failing);
     let now = Timestamp::now();
     let signal = if failing {
         Signal::ProbeFailing

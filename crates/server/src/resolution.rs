@@ -185,17 +185,24 @@ impl Landing {
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A processor's health endpoint said its delay is `delay_ms`, at `at`.
-    pub fn announce(&self, processor: usize, delay_ms: u32, at: Timestamp) {
-        self.history(processor).record(at, delay_ms);
+    /// A processor's health endpoint said its delay is `delay_ms`, at `at`,
+    /// and whether it is `failing`.
+    pub fn announce(&self, processor: usize, delay_ms: u32, at: Timestamp, failing: bool) {
+        let mut history = self.history(processor);
+        history.record(at, delay_ms);
+        if !failing {
+            history.working = Some((at, delay_ms));
+        }
     }
 
-    /// The delay `processor` announced last, and when.
+    /// The delay `processor` announced last while it said it was working,
+    /// and when: what a payment sent there may expect. A delay announced
+    /// while it was failing describes the outage, not the processor once
+    /// back (the landing bound, [`Landing::deadline`], still counts it).
     pub fn announced(&self, processor: usize) -> Announced {
         self.history(processor)
-            .reports
-            .back()
-            .map_or(Announced::default(), |&(at, delay_ms)| Announced {
+            .working
+            .map_or(Announced::default(), |(at, delay_ms)| Announced {
                 delay_ms,
                 at: Some(at),
             })
@@ -219,6 +226,8 @@ impl Landing {
 #[derive(Debug, Default)]
 struct History {
     reports: VecDeque<(Timestamp, u32)>,
+    /// The latest report made while the processor said it was working.
+    working: Option<(Timestamp, u32)>,
 }
 
 /// How long announced delays are kept. A doubt older than that is judged
@@ -438,25 +447,46 @@ mod tests {
     fn a_longer_announced_delay_extends_the_bound() {
         let l = landing();
         // In force when the send left, and changed since: the longest counts.
-        l.announce(0, 3_000, at(-4_000));
-        l.announce(0, 0, at(1_000));
+        l.announce(0, 3_000, at(-4_000), false);
+        l.announce(0, 0, at(1_000), false);
         assert_eq!(l.deadline(0, at(0), at(2_000)), at(4_000));
         // Another processor's delay does not count.
         assert_eq!(l.deadline(1, at(0), at(2_000)), at(3_000));
     }
 
+    /// The preview's outage as the probes see it: 100 ms while working,
+    /// then 2 s while failing. The lanes expect 100 ms (a recovered
+    /// processor is not taken for a slow one), the landing bound counts 2 s
+    /// (a send made during the outage may land that late).
+    #[test]
+    fn a_delay_announced_while_failing_bounds_landings_but_is_not_expected() {
+        let l = landing();
+        l.announce(0, 100, at(0), false);
+        l.announce(0, 2_000, at(5_000), true);
+        assert_eq!(
+            l.announced(0),
+            Announced {
+                delay_ms: 100,
+                at: Some(at(0))
+            }
+        );
+        assert_eq!(l.deadline(0, at(6_000), at(6_100)), at(9_000));
+        l.announce(0, 20, at(10_000), false);
+        assert_eq!(l.announced(0).delay_ms, 20);
+    }
+
     #[test]
     fn a_delay_announced_long_before_the_send_no_longer_counts() {
         let l = landing();
-        l.announce(0, 9_000, at(-60_000));
-        l.announce(0, 0, at(-5_000));
+        l.announce(0, 9_000, at(-60_000), false);
+        l.announce(0, 0, at(-5_000), false);
         assert_eq!(l.deadline(0, at(0), at(100)), at(3_000));
     }
 
     #[test]
     fn a_doubt_older_than_the_kept_history_is_judged_on_all_of_it() {
         let l = landing();
-        l.announce(0, 4_000, at(0));
+        l.announce(0, 4_000, at(0), false);
         let old = at(-HORIZON_MS - 1);
         assert_eq!(l.deadline(0, old, at(1_000)), old.plus_millis(5_000));
     }

@@ -387,8 +387,8 @@ async fn send(
     let in_flight = shared.lanes.in_flight(index);
     let left = Timestamp::now();
     // The answer to a send made while the processor was believed down (a
-    // trial, a re-send let through) measures the outage, not how fast it
-    // pays once back: it does not make the latency payments expect there.
+    // trial, a re-send let through) may measure the outage rather than how
+    // fast it pays once back ([`Sample::Trial`]).
     let believed_up = shared.breakers.is_up(index)
         && matches!(
             shared.health.gate(
@@ -431,7 +431,7 @@ async fn send(
             latency_ms,
             in_flight,
         },
-        _ if !believed_up => Sample::Unrepresentative {
+        _ if !believed_up => Sample::Trial {
             latency_ms,
             in_flight,
         },
@@ -442,7 +442,7 @@ async fn send(
     };
     shared
         .lanes
-        .observe(index, sample, shared.landing.announced(index).delay_ms, now);
+        .observe(index, sample, shared.landing.announced(index), now);
     observe_health(shared, index, payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
     work.doubt = work.doubt.after_send(result, left);
