@@ -11,8 +11,9 @@
 //!   for a free send at this limit: by half a send per answer, so about +50%
 //!   per round trip (a limit of 128 reaches 800 in about five round trips);
 //! - **cut** by a fifth on overload (a 429, a timeout), and by a tenth when
-//!   latency rises well above its floor (the processor queues), at most once
-//!   per round trip, so that one burst of refusals is one cut;
+//!   latency rises well above its floor while the limit is in use (the
+//!   processor queues what we send), at most once per round trip, so that
+//!   one burst of refusals is one cut;
 //! - always within `[min, max]`, `max` being the configured ceiling.
 //!
 //! The latency *floor* is what the processor takes when it is not queueing:
@@ -50,15 +51,16 @@ impl Default for LimitConfig {
 /// How one answer reads to the limiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sample {
-    /// Answered (whatever the answer) after `latency_ms`, with `in_flight`
-    /// sends to this processor at the time (this one included).
+    /// Paid or declined after `latency_ms`, with `in_flight` sends to this
+    /// processor at the time (this one included), to a send made while the
+    /// processor was believed up: the latency a payment may expect there.
     Answered { latency_ms: u32, in_flight: u32 },
     /// Answered with a failure (a 5xx): it adapts the limit like any
     /// answer, not the latency a payment may expect there, which is how long
     /// the processor takes to pay, not to fail. After an outage whose
     /// failures were slow, it would make the recovered processor look slow,
     /// and payments spill.
-    Unrepresentative { latency_ms: u32, in_flight: u32 },
+    Failed { latency_ms: u32, in_flight: u32 },
     /// Paid (or declined) in answer to a send that left while the processor
     /// was believed down (a trial, a re-send let through). It can say the
     /// processor is faster than expected (a recovery, before the next probe
@@ -216,7 +218,9 @@ impl Limit {
         }
     }
 
-    /// Adapts the limit to one answer; returns the new limit.
+    /// Adapts the limit to one answer (`announced`: the delay the processor
+    /// announced last; `waiting`: the payments waiting for a free send);
+    /// returns the new limit.
     pub fn observe(
         &mut self,
         sample: Sample,
@@ -233,7 +237,7 @@ impl Limit {
                 self.estimate(latency_ms, now);
                 self.answered(latency_ms, in_flight, announced_ms, waiting, now);
             }
-            Sample::Unrepresentative {
+            Sample::Failed {
                 latency_ms,
                 in_flight,
             } => self.answered(latency_ms, in_flight, announced_ms, waiting, now),
@@ -292,6 +296,7 @@ impl Limit {
     ) {
         self.latency_ms = latency_ms;
         self.record_floor(latency_ms, now);
+        let in_use = f64::from(in_flight) >= self.limit * 0.75;
         if near_floor(latency_ms, self.floor_ms(announced_ms)) {
             // Grow only a limit in use (an idle processor proves nothing
             // about what it could carry), and only while the payments
@@ -300,10 +305,14 @@ impl Limit {
             // back from an outage would get a burst of a thousand sends for
             // a backlog that a hundred drain in a fraction of a second).
             let wait_ms = waiting as f64 * f64::from(latency_ms.max(1)) / self.limit;
-            if f64::from(in_flight) >= self.limit * 0.75 && wait_ms > GROW_AFTER_WAIT_MS {
+            if in_use && wait_ms > GROW_AFTER_WAIT_MS {
                 self.limit += 0.5;
             }
-        } else {
+        } else if in_use {
+            // Queueing that this limit causes shows while it is in use; a
+            // processor that slows down with few of our sends in flight has
+            // changed its pace (a new floor, learnt within two buckets), and
+            // a cut would only make its backlog look long and spill.
             self.cut(0.9, in_flight, now);
         }
     }
@@ -456,6 +465,19 @@ mod tests {
         assert_eq!(l.current(), 90);
     }
 
+    /// The final's 180 s stage seen without probes: default goes from
+    /// answering at once to 100 ms, with 30 of 100 sends in flight. That
+    /// is a new pace, not queueing: the limit stays.
+    #[test]
+    fn a_slower_pace_with_the_limit_unused_is_not_congestion() {
+        let mut l = Limit::new(config());
+        l.observe(answered(1, 30), quiet(), 0, at(0));
+        for i in 0..100 {
+            l.observe(answered(100, 30), quiet(), 0, at(100 + i * 40));
+        }
+        assert_eq!(l.current(), 100);
+    }
+
     #[test]
     fn the_floor_forgets_latencies_older_than_two_buckets() {
         let mut l = Limit::new(config());
@@ -579,9 +601,9 @@ mod tests {
         for i in 0..50 {
             l.observe(answered(50, 10), quiet(), 0, at(i));
         }
-        let failed = Sample::Unrepresentative {
+        let failed = Sample::Failed {
             latency_ms: 2_000,
-            in_flight: 10,
+            in_flight: 100,
         };
         for i in 0..200 {
             l.observe(failed, quiet(), 0, at(1_000 + i * 10));
@@ -592,7 +614,8 @@ mod tests {
         assert_eq!(l.expected_latency_ms(quiet()), Some(50.0));
         l.observe(trial(20), quiet(), 0, at(4_100));
         assert_eq!(l.expected_latency_ms(quiet()), Some(20.0));
-        // They still adapt the limit: 2 s, well above the floor, is a cut.
+        // They still adapt the limit: 2 s with the limit in use, well above
+        // the floor, is a cut.
         assert!(l.current() < 100);
     }
 

@@ -427,7 +427,7 @@ async fn send(
     shared.breakers.observe(index, signal, now);
     let sample = match result {
         AttemptResult::Refused | AttemptResult::Unknown => Sample::Overload { in_flight },
-        AttemptResult::Failed => Sample::Unrepresentative {
+        AttemptResult::Failed => Sample::Failed {
             latency_ms,
             in_flight,
         },
