@@ -36,6 +36,10 @@ pub struct LimitConfig {
     pub min: u32,
     /// The ceiling: never above this, whatever the processor carries.
     pub max: u32,
+    /// The limit grows only while the payments waiting would wait longer
+    /// than this for a free send at the current limit, in ms: sends the
+    /// backlog does not need are load on both sides.
+    pub grow_after_wait_ms: u32,
 }
 
 impl Default for LimitConfig {
@@ -44,6 +48,7 @@ impl Default for LimitConfig {
             initial: 128,
             min: 8,
             max: 1_000,
+            grow_after_wait_ms: 1_000,
         }
     }
 }
@@ -88,10 +93,6 @@ fn near_floor(latency_ms: u32, floor_ms: u32) -> bool {
 
 /// How long a cut says the processor is at its capacity.
 pub const CUT_MEMORY_MS: i64 = 10_000;
-
-/// A limit grows only while its backlog would wait longer than this for a
-/// free send at the current limit.
-const GROW_AFTER_WAIT_MS: f64 = 1_000.0;
 
 /// The smallest latency of the last two buckets of [`FLOOR_BUCKET_MS`].
 const FLOOR_BUCKET_MS: i64 = 2_000;
@@ -305,7 +306,7 @@ impl Limit {
             // back from an outage would get a burst of a thousand sends for
             // a backlog that a hundred drain in a fraction of a second).
             let wait_ms = waiting as f64 * f64::from(latency_ms.max(1)) / self.limit;
-            if in_use && wait_ms > GROW_AFTER_WAIT_MS {
+            if in_use && wait_ms > f64::from(self.config.grow_after_wait_ms) {
                 self.limit += 0.5;
             }
         } else if in_use {
@@ -367,6 +368,7 @@ mod tests {
             initial: 100,
             min: 8,
             max: 1_000,
+            grow_after_wait_ms: 1_000,
         }
     }
 
@@ -657,6 +659,7 @@ mod tests {
             initial: 5_000,
             min: 0,
             max: 0,
+            grow_after_wait_ms: 0,
         });
         assert_eq!(l.current(), 1);
     }

@@ -71,6 +71,7 @@ pub async fn launch(port: Option<u16>, compression: Compression) -> anyhow::Resu
     };
     let mut config = router_config(&registry_file, &db, port)?;
     config.lanes = story::LANES;
+    config.policy.spill_wait_ms = story::SPILL_WAIT_MS;
 
     let sim = reroute_sim::spawn(sim_config(&config.registry, compression)?)
         .await
@@ -193,7 +194,8 @@ fn point_at(registry: &Registry, sim: &Sim) -> anyhow::Result<Registry> {
 
 /// Divides every time constant of the router by the speed (see
 /// [`crate::clock`]): patience, spill wait, health window age, trial
-/// interval and flapping hold and span, circuit backoff, probe interval. The processor timeout stays as
+/// interval and flapping hold and span, circuit backoff, probe interval, the
+/// backlog's wait past which a lane grows. The processor timeout stays as
 /// it is: it only bounds calls that hang, and the story injects none (its
 /// slowest answer, 2 s, is within it at any speed).
 ///
@@ -214,6 +216,9 @@ pub fn compress(config: &mut ServeConfig, compression: Compression) {
         config.health.flap_hold_ms = compression.wall_ms(config.health.flap_hold_ms);
     }
     config.health.flap_span_ms = compression.wall_ms(config.health.flap_span_ms);
+    config.lanes.grow_after_wait_ms =
+        u32::try_from(compression.wall_ms(i64::from(config.lanes.grow_after_wait_ms)))
+            .unwrap_or(u32::MAX);
     config.circuit.base_backoff_ms = compression.wall_ms(config.circuit.base_backoff_ms);
     config.circuit.max_backoff_ms = compression.wall_ms(config.circuit.max_backoff_ms);
     config.health_interval =
@@ -293,6 +298,10 @@ mod tests {
         );
         assert_eq!(config.health.flap_hold_ms, before.health.flap_hold_ms / 10);
         assert_eq!(config.health.flap_span_ms, before.health.flap_span_ms / 10);
+        assert_eq!(
+            config.lanes.grow_after_wait_ms,
+            before.lanes.grow_after_wait_ms / 10
+        );
         assert_eq!(
             config.circuit.max_backoff_ms,
             before.circuit.max_backoff_ms / 10

@@ -40,6 +40,12 @@ pub const MIN_PAYMENTS: u64 = 1_100;
 /// How long a payment waits for the cheapest processor of its segment before
 /// a pricier one takes it. Short: a checkout cannot wait a minute.
 pub const PATIENCE_MS: i64 = 2_000;
+/// How long a payment may expect to wait for the cheapest processor while it
+/// is up but slow, before the next by fee takes it: longer than the slow
+/// act's 2 s, so that payments queue for the slow processor (its lane grows
+/// to carry them, as it does for the final test's slow stages) and only what
+/// the lane's ceiling cannot pay within 3 s spills.
+pub const SPILL_WAIT_MS: u64 = 3_000;
 /// A traffic line on the timeline every this often.
 pub const TRAFFIC_EVERY_MS: i64 = 30_000;
 
@@ -86,6 +92,8 @@ pub const LANES: LimitConfig = LimitConfig {
     initial: 4,
     min: 2,
     max: 8,
+    // Story time, compressed with the rest ([`crate::stack::compress`]).
+    grow_after_wait_ms: 1_000,
 };
 
 /// How one simulated processor behaves when nothing is wrong with it.

@@ -1031,6 +1031,7 @@ impl ServeArgs {
                 initial: DEFAULT_INITIAL_IN_FLIGHT.min(max_in_flight),
                 min: MIN_IN_FLIGHT,
                 max: max_in_flight,
+                ..LimitConfig::default()
             },
             circuit: CircuitConfig {
                 trip_after,

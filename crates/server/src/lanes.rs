@@ -216,6 +216,7 @@ mod tests {
                 initial,
                 min: 1,
                 max: 100,
+                grow_after_wait_ms: 1_000,
             },
         )
     }
