@@ -218,9 +218,10 @@ async fn after_a_slow_outage_the_backlog_returns_to_the_cheap_processor_and_noth
 
 /// The same outage seen by an instance that does not probe (the second
 /// instance of a `--peer` pair): it hears of the recovery only through its
-/// own sends, the first of them slow failures that left before it. Its
-/// estimate of default's latency is stale, so a fresh send still goes to
-/// default now and then; its quick answer brings the backlog back.
+/// own sends, the first of them slow failures and trials that left before
+/// it. Neither makes the latency it expects of default (a failure's is how
+/// long default takes to fail, a trial's slow answer measures the outage),
+/// so the backlog goes back to default whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_that_does_not_probe_sees_the_recovery_through_a_fresh_send() {
     slow_outage_then_recovery(&["--probes", "false"]).await;
