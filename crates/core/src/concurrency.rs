@@ -7,8 +7,9 @@
 //! fixed count cannot be right at both 1 ms and 2 s, so the limit adapts,
 //! AIMD-style, on what each answer says:
 //! - **grow** while the limit is in use (in flight near it), latency stays
-//!   near its floor and the payments waiting would wait more than a second
-//!   for a free send at this limit: by half a send per answer, so about +50%
+//!   near its floor and the payments waiting would wait longer than
+//!   [`LimitConfig::grow_after_wait_ms`] (a second by default) for a free
+//!   send at this limit: by half a send per answer, so about +50%
 //!   per round trip (a limit of 128 reaches 800 in about five round trips);
 //! - **cut** by a fifth on overload (a 429, a timeout), and by a tenth when
 //!   latency rises well above its floor while the limit is in use (the
