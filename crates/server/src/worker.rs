@@ -69,12 +69,19 @@ pub fn plan(shared: &Shared, payment: &NewPayment, now: Timestamp) -> Option<Att
         .iter()
         .enumerate()
         .find(|(_, p)| p.url.is_some() && p.supports(method, country))?;
-    let go = shared.health.gate(index, method, country, now) == Gate::Go
-        && shared.breakers.peek(index, now) == Gate::Go;
-    go.then(|| Attempt {
+    believed_up(shared, index, payment, now).then(|| Attempt {
         processor: processor.id.to_string(),
         requested_at: payment.accepted_at,
     })
+}
+
+/// Whether processor `index` is believed up for `payment` now: its health
+/// gate for the payment's segment and its circuit both say go (no trial,
+/// no wait). Takes no trial slot.
+fn believed_up(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> bool {
+    let method = payment.payment_method.as_deref();
+    let country = payment.country.as_deref();
+    shared.breakers.is_up(index) && shared.health.gate(index, method, country, now) == Gate::Go
 }
 
 /// Takes payments off the queue until shutdown, each into a task of its
@@ -389,16 +396,7 @@ async fn send(
     // The answer to a send made while the processor was believed down (a
     // trial, a re-send let through) may measure the outage rather than how
     // fast it pays once back ([`Sample::Trial`]).
-    let believed_up = shared.breakers.is_up(index)
-        && matches!(
-            shared.health.gate(
-                index,
-                payment.payment_method.as_deref(),
-                payment.country.as_deref(),
-                left
-            ),
-            Gate::Go
-        );
+    let believed_up = believed_up(shared, index, payment, left);
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
     let result = shared
