@@ -148,11 +148,6 @@ impl Limit {
         self.limit as u32
     }
 
-    /// The latest latency seen (0 before any answer).
-    pub fn latency_ms(&self) -> u32 {
-        self.latency_ms
-    }
-
     /// What the processor takes when it is not queueing, given the delay it
     /// announces (0 when it announces none).
     pub fn floor_ms(&self, announced_ms: u32) -> u32 {

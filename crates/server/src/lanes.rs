@@ -109,16 +109,9 @@ impl Lanes {
     }
 
     /// How long a payment joining `processor`'s waiting ones may expect to
-    /// wait for a free send, in ms (`announced`: the delay the processor
-    /// announced last).
-    pub fn expected_wait_ms(&self, processor: usize, announced: Announced, now: Timestamp) -> u64 {
-        let lane = &self.lanes[processor];
-        let waiting = lane.waiting.load(Ordering::Relaxed);
-        lane.state().limit.expected_wait_ms(waiting, announced, now)
-    }
-
-    /// How long a payment joining `processor`'s waiting ones may expect to
-    /// take to be paid there, in ms: that wait plus the processor's latency.
+    /// take to be paid there, in ms: its wait for a free send plus the
+    /// processor's latency (`announced`: the delay the processor announced
+    /// last).
     pub fn expected_done_ms(&self, processor: usize, announced: Announced, now: Timestamp) -> u64 {
         let lane = &self.lanes[processor];
         let waiting = lane.waiting.load(Ordering::Relaxed);
