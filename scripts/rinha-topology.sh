@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # The Rinha de Backend 2025 topology, natively on this machine: nginx (from
-# Debian, installed by scripts/need-nginx.sh when missing) on 127.0.0.1:9999
-# in front of two `reroute serve` instances, against `reroute sim` on
-# 8001/8002. The instances share one PostgreSQL (STORE=postgres, the default),
-# or each keeps its own embedded store and asks the others for their part of
-# the summary (STORE=embedded: --peer; only api1 probes).
+# Debian, installed by scripts/need-nginx.sh when missing) on 127.0.0.1:9999,
+# against `reroute sim` on 8001/8002 (or processors already running: SIM=off).
+# STORE=embedded (the shipped shape): nginx -> two `reroute edge` processes ->
+# one `reroute serve` core with the embedded store, all over unix sockets in
+# WORK. STORE=postgres (the default here): nginx -> two full `reroute serve`
+# instances sharing one PostgreSQL, over TCP.
 #
 #   scripts/rinha-topology.sh bench [reroute bench rinha flags]   # start, run the test, stop
 #   scripts/rinha-topology.sh start | stop                         # leave it running / stop it
 #
 # Env: REROUTE_BIN (a prebuilt binary), STORE (postgres | embedded), DATABASE_URL
 # (default postgres://postgres@127.0.0.1:5432/reroute_rinha; the database is
-# created if missing), INSTANCES (default 2), LB_PORT (default 9999),
-# BASE_PORT (default 9100: instance i listens on BASE_PORT+i), WORK (work
+# created if missing), INSTANCES (default 2: instances, or edges when
+# embedded), LB_PORT (default 9999), BASE_PORT (default 9100: instance i
+# listens on BASE_PORT+i; the embedded core on BASE_PORT+1), SIM (on, the
+# default; off: start no simulator and use the processors at
+# PROCESSOR_DEFAULT_URL and PROCESSOR_FALLBACK_URL, default
+# http://127.0.0.1:8001 and :8002), DURABILITY (stable | os; unset: the
+# binary's default), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. SCENARIO
 # (preview, the default, or final: the simulator at the final's fees 0.07 /
@@ -20,8 +26,8 @@
 # `reroute serve`. SPILL_WAIT_MS (default 1500, as the compose files; empty:
 # not passed). SERVE_BIN: another binary for the instances only (to compare
 # builds under the same bench and simulator). KILL_AFTER=N
-# (bench only): N seconds into the bench, SIGKILL api1 and start it again at
-# once with the same command line.
+# (bench only): N seconds into the bench, SIGKILL api1 (the core when
+# embedded) and start it again at once with the same command line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +54,11 @@ read -r -a serve_args <<<"${SERVE_ARGS:-}"
 spill=()
 [ -z "${SPILL_WAIT_MS-1500}" ] || spill=(--spill-wait-ms "${SPILL_WAIT_MS-1500}")
 case "$kill_after" in "" | [0-9]*) ;; *) echo "KILL_AFTER must be a number of seconds" >&2; exit 2 ;; esac
+sim=${SIM:-on}
+case "$sim" in on | off) ;; *) echo "SIM must be on or off" >&2; exit 2 ;; esac
+default_url=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
+fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
+[ -z "${DURABILITY:-}" ] || serve_args+=(--durability "$DURABILITY")
 
 . scripts/lib.sh # wait_for
 
@@ -76,25 +87,42 @@ start() {
         rm -f "$work"/api*.db*
     fi
 
-    RUST_LOG=warn "$bin" sim "${fees[@]}" >"$work/sim.log" 2>&1 &
-    echo $! >>"$work/pids"
-    local upstreams=""
-    for i in $(seq 1 "$instances"); do
-        local port=$((base_port + i))
-        local storage=(--store "$db")
-        if [ "$store" = embedded ]; then
-            storage=(--store "" --db "$work/api$i.db")
-            for j in $(seq 1 "$instances"); do
-                [ "$j" = "$i" ] || storage+=(--peer "http://127.0.0.1:$((base_port + j))")
-            done
-            [ "$i" = 1 ] || storage+=(--probes false)
-        fi
-        RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" "${storage[@]}" \
-            --instance "api$i" "${spill[@]}" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
+    if [ "$sim" = on ]; then
+        RUST_LOG=warn "$bin" sim "${fees[@]}" >"$work/sim.log" 2>&1 &
         echo $! >>"$work/pids"
-        echo $! >"$work/api$i.pid"
-        upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
-    done
+    fi
+    local processors=(--default-url "$default_url" --fallback-url "$fallback_url")
+    local upstreams="" ready=()
+    if [ "$store" = embedded ]; then
+        # One core: the store, workers and probes; HTTP on a unix socket for
+        # the edges' other requests, and on a port for readiness checks.
+        local port=$((base_port + 1))
+        # One runtime thread: the store writes on a thread of its own, and on
+        # a 2-core machine a second one costs more in wake-ups than it gives.
+        TOKIO_WORKER_THREADS=${CORE_THREADS:-1} RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --db "$work/core.db" --store "" \
+            --unix-socket "$work/core-http.sock" --edge-socket "$work/core.sock" \
+            --instance core "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/core.log" 2>&1 &
+        echo $! >>"$work/pids"
+        echo $! >"$work/api1.pid"
+        ready+=("http://127.0.0.1:$port/readyz")
+        for i in $(seq 1 "$instances"); do
+            RUST_LOG=warn "$serve_bin" edge --unix-socket "$work/edge$i.sock" \
+                --core-socket "$work/core.sock" --core-http-socket "$work/core-http.sock" \
+                >"$work/edge$i.log" 2>&1 &
+            echo $! >>"$work/pids"
+            upstreams+="        server unix:$work/edge$i.sock max_fails=0;"$'\n'
+        done
+    else
+        for i in $(seq 1 "$instances"); do
+            local port=$((base_port + i))
+            RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --store "$db" \
+                --instance "api$i" "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
+            echo $! >>"$work/pids"
+            echo $! >"$work/api$i.pid"
+            upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
+            ready+=("http://127.0.0.1:$port/readyz")
+        done
+    fi
     cat >"$work/nginx.conf" <<CONF
 worker_processes 1;
 pid $work/nginx.pid;
@@ -121,15 +149,20 @@ $upstreams        keepalive 256;
 }
 CONF
     /usr/sbin/nginx -c "$work/nginx.conf" -p "$work"
-    wait_for "http://127.0.0.1:8001/payments/00000000-0000-4000-8000-000000000000"
-    for i in $(seq 1 "$instances"); do wait_for "http://127.0.0.1:$((base_port + i))/readyz"; done
+    wait_for "$default_url/payments/00000000-0000-4000-8000-000000000000"
+    for url in "${ready[@]}"; do wait_for "$url"; done
+    for i in $(seq 1 "$instances"); do
+        [ "$store" = postgres ] || wait_for_socket "$work/edge$i.sock"
+    done
     wait_for "http://127.0.0.1:$lb_port/readyz"
-    local on=$db
-    [ "$store" = postgres ] || on="their own embedded stores"
-    echo "topology up: nginx :$lb_port -> $instances instances on $on; sim :8001/:8002"
+    local shape="$instances instances on $db"
+    [ "$store" = postgres ] || shape="$instances edges -> one core on $work/core.db (unix sockets)"
+    local processors_at="sim :8001/:8002"
+    [ "$sim" = on ] || processors_at="processors at $default_url, $fallback_url"
+    echo "topology up: nginx :$lb_port -> $shape; $processors_at"
 }
 
-kill_api1() { # SIGKILL api1 and start it again at once, same command line and env
+kill_api1() { # SIGKILL api1 (the core) and start it again at once, same command line and env
     local old new cmd started
     old=$(cat "$work/api1.pid")
     mapfile -d '' -t cmd <"/proc/$old/cmdline"
@@ -185,9 +218,10 @@ case "${1:-}" in
             ) &
             killer=$!
         fi
-        "$bin" bench rinha --scenario "$scenario" --backend "http://127.0.0.1:$lb_port" --out "${OUT:-target/rinha-topology-result.json}" "$@"
+        "$bin" bench rinha --scenario "$scenario" --backend "http://127.0.0.1:$lb_port" \
+            --default "$default_url" --fallback "$fallback_url" --out "${OUT:-target/rinha-topology-result.json}" "$@"
         stop_killer
         report
         ;;
-    *) sed -n 2,19p "$0"; exit 2 ;;
+    *) sed -n 2,30p "$0"; exit 2 ;;
 esac

@@ -472,9 +472,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
         anyhow::bail!("--rate must be a positive number");
     }
     let plan = StorePlan::parse(&args.store)?;
-    if plan == StorePlan::SqliteEach {
+    if plan == StorePlan::Edges {
         anyhow::bail!(
-            "--store sqlite-each is for several instances behind a balancer (bench crash); \
+            "--store edges is for a core and its edges behind a balancer (bench crash); \
              chaos runs one router (two sharing PostgreSQL for pg-pause): use sqlite, \
              private-postgres or a postgres:// URL"
         );
@@ -548,8 +548,7 @@ pub async fn run_scenario(
     let interval = Duration::from_millis(args.health_interval_ms);
     let mut processors = Processors::prepare(None, TOKEN, interval).await?;
     let instances = scenario.instances();
-    let run_store =
-        RunStore::set_up(plan, &dir, instances, args.pg_bin.clone(), "reroute_chaos").await?;
+    let run_store = RunStore::set_up(plan, &dir, args.pg_bin.clone(), "reroute_chaos").await?;
     let mut serve_args = vec!["--workers".to_owned(), args.workers.to_string()];
     serve_args.extend(scenario.serve_args().iter().map(|a| (*a).to_owned()));
     serve_args.extend(args.serve_args.iter().cloned());

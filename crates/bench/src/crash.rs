@@ -72,9 +72,10 @@ pub struct CrashArgs {
           value_parser = clap::value_parser!(u32).range(1..64))]
     pub instances: u32,
 
-    /// `sqlite` (the default with one instance), `sqlite-each` (one
-    /// embedded store per instance, summaries through `--peer`: the shipped
-    /// Rinha topology), `private-postgres` (a PostgreSQL cluster of the
+    /// `sqlite` (the default with one instance), `edges` (the shipped Rinha
+    /// topology: the first instance is a core on the embedded store, the
+    /// others `reroute edge` processes in front of it; kills hit both),
+    /// `private-postgres` (a PostgreSQL cluster of the
     /// bench's own, the default with several instances or PostgreSQL
     /// restarts), or a `postgres://` URL of a server to create a scratch
     /// database on (dropped at the end).
@@ -321,11 +322,11 @@ fn choose_store(args: &CrashArgs) -> anyhow::Result<StorePlan> {
     match plan {
         StorePlan::Sqlite if args.instances > 1 => {
             bail!(
-                "several instances cannot share one embedded store: use sqlite-each, \
+                "several instances cannot share one embedded store: use edges, \
                  leave --store out (PostgreSQL), or give a URL"
             )
         }
-        StorePlan::Sqlite | StorePlan::SqliteEach if args.restart_postgres > 0 => {
+        StorePlan::Sqlite | StorePlan::Edges if args.restart_postgres > 0 => {
             bail!("--restart-postgres needs PostgreSQL")
         }
         StorePlan::Shared(_) if args.restart_postgres > 0 => bail!(
@@ -359,14 +360,8 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     .await?;
     processors.admins[0].set_delay(args.delay_ms).await?;
 
-    let run_store = RunStore::set_up(
-        &plan,
-        work.path(),
-        args.instances as usize,
-        args.pg_bin.clone(),
-        "reroute_crash",
-    )
-    .await?;
+    let run_store =
+        RunStore::set_up(&plan, work.path(), args.pg_bin.clone(), "reroute_crash").await?;
     let (store, store_name) = (run_store.store.clone(), run_store.name.clone());
     let cluster = run_store.cluster();
 

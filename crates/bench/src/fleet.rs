@@ -27,10 +27,11 @@ use crate::http::{BodyUse, Connection, Endpoint};
 pub enum RouterStore {
     /// The embedded engine: one instance, this file.
     Sqlite(PathBuf),
-    /// One embedded store per instance (`<dir>/<name>.db`), each instance
-    /// asking the others for their part of the summary (`--peer`) and only
-    /// the first probing the processors: the shipped Rinha topology.
-    SqliteEach { dir: PathBuf, instances: usize },
+    /// The shipped Rinha topology: the first instance is a core on the
+    /// embedded store at `<dir>/core.db`, taking payments from edges on
+    /// `<dir>/core.sock` and serving HTTP on `<dir>/core-http.sock` too; the
+    /// others are `reroute edge` processes in front of it.
+    Edges { dir: PathBuf },
     /// PostgreSQL at this URL, shared by every instance.
     Postgres(String),
 }
@@ -42,15 +43,7 @@ impl RouterStore {
     pub async fn read_back(&self) -> anyhow::Result<StoreView> {
         let (ledger, pending) = match self {
             RouterStore::Sqlite(path) => read_sqlite(path).await?,
-            RouterStore::SqliteEach { dir, instances } => {
-                let (mut ledger, mut pending) = (Vec::new(), Vec::new());
-                for i in 0..*instances {
-                    let (l, p) = read_sqlite(&dir.join(db_name(i))).await?;
-                    ledger.extend(l);
-                    pending.extend(p);
-                }
-                (ledger, pending)
-            }
+            RouterStore::Edges { dir } => read_sqlite(&dir.join(CORE_DB)).await?,
             RouterStore::Postgres(url) => {
                 let mut config = reroute_store::PostgresConfig::new(url.clone());
                 config.instance = "reroute-bench-audit".into();
@@ -78,10 +71,10 @@ fn instance_name(index: usize) -> String {
     format!("api{}", index + 1)
 }
 
-/// Instance `index`'s file with [`RouterStore::SqliteEach`].
-fn db_name(index: usize) -> String {
-    format!("{}.db", instance_name(index))
-}
+/// The core's store, edge socket and HTTP socket with [`RouterStore::Edges`].
+const CORE_DB: &str = "core.db";
+const CORE_SOCKET: &str = "core.sock";
+const CORE_HTTP_SOCKET: &str = "core-http.sock";
 
 /// The store as the routers left it.
 #[derive(Debug, Clone)]
@@ -141,11 +134,11 @@ impl Fleet {
         // A fresh run: nothing left from an earlier run in the same place.
         let files = match &settings.store {
             RouterStore::Sqlite(path) => vec![path.clone()],
-            RouterStore::SqliteEach { dir, instances } => {
-                if *instances != count {
-                    bail!("the store is laid out for {instances} instances, not {count}");
+            RouterStore::Edges { dir } => {
+                if count < 2 {
+                    bail!("edges need at least two instances: a core and one edge");
                 }
-                (0..count).map(|i| dir.join(db_name(i))).collect()
+                vec![dir.join(CORE_DB)]
             }
             RouterStore::Postgres(_) => Vec::new(),
         };
@@ -210,13 +203,6 @@ impl Fleet {
     /// Starts instance `index` (it must not be running).
     pub fn start(&mut self, index: usize) -> anyhow::Result<()> {
         let settings = &self.settings;
-        let peers: Vec<String> = self
-            .instances
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| i != index)
-            .map(|(_, other)| format!("http://127.0.0.1:{}", other.port))
-            .collect();
         let instance = &mut self.instances[index];
         debug_assert!(instance.child.is_none(), "{} already runs", instance.name);
         let log_path = settings
@@ -228,40 +214,51 @@ impl Fleet {
             .open(&log_path)
             .with_context(|| format!("opening {}", log_path.display()))?;
         let mut command = Command::new(&settings.bin);
-        command
-            .args(["serve", "--host", "127.0.0.1"])
-            .args(["--port", &instance.port.to_string()])
-            .args(["--default-url", &settings.default_url])
-            .args(["--fallback-url", &settings.fallback_url])
-            .args([
-                "--health-interval-ms",
-                &settings.health_interval_ms.to_string(),
-            ])
-            .args([
-                "--processor-timeout-ms",
-                &settings.processor_timeout_ms.to_string(),
-            ])
-            .args(["--instance", &instance.name]);
-        match &settings.store {
-            RouterStore::Sqlite(path) => {
-                command.arg("--db").arg(path);
-            }
-            RouterStore::SqliteEach { dir, .. } => {
-                command.arg("--db").arg(dir.join(db_name(index)));
-                for peer in &peers {
-                    command.args(["--peer", peer]);
+        let port = instance.port.to_string();
+        if let RouterStore::Edges { dir } = &settings.store
+            && index > 0
+        {
+            command
+                .args(["edge", "--host", "127.0.0.1", "--port", &port])
+                .arg("--core-socket")
+                .arg(dir.join(CORE_SOCKET))
+                .arg("--core-http-socket")
+                .arg(dir.join(CORE_HTTP_SOCKET));
+        } else {
+            command
+                .args(["serve", "--host", "127.0.0.1", "--port", &port])
+                .args(["--default-url", &settings.default_url])
+                .args(["--fallback-url", &settings.fallback_url])
+                .args([
+                    "--health-interval-ms",
+                    &settings.health_interval_ms.to_string(),
+                ])
+                .args([
+                    "--processor-timeout-ms",
+                    &settings.processor_timeout_ms.to_string(),
+                ])
+                .args(["--instance", &instance.name]);
+            match &settings.store {
+                RouterStore::Sqlite(path) => {
+                    command.arg("--db").arg(path);
                 }
-                if index > 0 {
-                    command.args(["--probes", "false"]);
+                RouterStore::Edges { dir } => {
+                    command
+                        .arg("--db")
+                        .arg(dir.join(CORE_DB))
+                        .arg("--edge-socket")
+                        .arg(dir.join(CORE_SOCKET))
+                        .arg("--unix-socket")
+                        .arg(dir.join(CORE_HTTP_SOCKET));
+                }
+                RouterStore::Postgres(url) => {
+                    command
+                        .args(["--store", url])
+                        .args(["--lease-ms", &settings.lease_ms.to_string()]);
                 }
             }
-            RouterStore::Postgres(url) => {
-                command
-                    .args(["--store", url])
-                    .args(["--lease-ms", &settings.lease_ms.to_string()]);
-            }
+            command.args(&settings.extra_args);
         }
-        command.args(&settings.extra_args);
         // The environment must not override the flags above.
         for var in [
             "DATABASE_URL",

@@ -20,8 +20,9 @@ use crate::pg_cluster::{PrivateCluster, ScratchDatabase};
 pub enum StorePlan {
     /// One embedded store (SQLite file) for the one instance.
     Sqlite,
-    /// One embedded store per instance, naming the others with `--peer`.
-    SqliteEach,
+    /// The shipped Rinha shape: instance 1 is a core on one embedded store,
+    /// the others `reroute edge` processes in front of it.
+    Edges,
     /// A PostgreSQL cluster of the bench's own.
     Private,
     /// A scratch database on the server at this URL.
@@ -33,13 +34,13 @@ impl StorePlan {
     pub fn parse(text: &str) -> anyhow::Result<Self> {
         Ok(match text {
             "sqlite" => StorePlan::Sqlite,
-            "sqlite-each" => StorePlan::SqliteEach,
+            "edges" => StorePlan::Edges,
             "private-postgres" | "private" => StorePlan::Private,
             url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 StorePlan::Shared(url.to_owned())
             }
             other => bail!(
-                "--store must be sqlite, sqlite-each, private-postgres or a postgres:// URL, \
+                "--store must be sqlite, edges, private-postgres or a postgres:// URL, \
                  got {other:?}"
             ),
         })
@@ -61,13 +62,12 @@ pub struct RunStore {
 }
 
 impl RunStore {
-    /// Sets up what `plan` names for `instances` routers: files go to `dir`,
+    /// Sets up what `plan` names: files go to `dir`,
     /// a scratch database is named `<scratch_prefix>_<random>`, a private
     /// cluster uses the binaries in `pg_bin` (else the usual places).
     pub async fn set_up(
         plan: &StorePlan,
         dir: &Path,
-        instances: usize,
         pg_bin: Option<PathBuf>,
         scratch_prefix: &str,
     ) -> anyhow::Result<Self> {
@@ -79,12 +79,11 @@ impl RunStore {
         };
         Ok(match plan {
             StorePlan::Sqlite => fresh(RouterStore::Sqlite(dir.join("reroute.db")), "sqlite"),
-            StorePlan::SqliteEach => fresh(
-                RouterStore::SqliteEach {
+            StorePlan::Edges => fresh(
+                RouterStore::Edges {
                     dir: dir.to_path_buf(),
-                    instances,
                 },
-                "sqlite-each (one embedded store per instance, --peer)",
+                "edges (one core on the embedded store, the other instances edges in front of it)",
             ),
             StorePlan::Private => {
                 let started =
@@ -135,10 +134,7 @@ mod tests {
     #[test]
     fn every_store_value_reads_and_a_wrong_one_is_named() {
         assert_eq!(StorePlan::parse("sqlite").unwrap(), StorePlan::Sqlite);
-        assert_eq!(
-            StorePlan::parse("sqlite-each").unwrap(),
-            StorePlan::SqliteEach
-        );
+        assert_eq!(StorePlan::parse("edges").unwrap(), StorePlan::Edges);
         assert_eq!(StorePlan::parse("private").unwrap(), StorePlan::Private);
         let url = "postgres://postgres@127.0.0.1:5432/test";
         assert_eq!(

@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
-use reroute_server::{LogFormat, ServeArgs, Telemetry};
+use reroute_server::{EdgeArgs, LogFormat, ServeArgs, Telemetry};
 use tracing_subscriber::EnvFilter;
 
 /// reroute — a payment failover router.
@@ -29,6 +29,10 @@ struct Cli {
 enum Command {
     /// Run the router: the payments API on port 9999 over the embedded store.
     Serve(ServeArgs),
+    /// Run a stateless HTTP edge in front of one core (`serve
+    /// --edge-socket`): validates payments and hands them to the core over
+    /// a unix socket, proxies every other request to the core's HTTP socket.
+    Edge(EdgeArgs),
     /// Print the configuration `serve` would run with (same flags,
     /// environment and --config file), as a configuration file with each
     /// value's origin, secrets masked; exit non-zero if it is invalid.
@@ -50,6 +54,8 @@ fn main() -> ExitCode {
     let log_format = cli.log_format.unwrap_or(LogFormat::Text);
     let result = match cli.command {
         Command::Serve(args) => serve(args, command_matches),
+        Command::Edge(args) => init_logs(log_format, "info")
+            .and_then(|()| reroute_server::edge::run(args).map_err(Into::into)),
         Command::Config(args) => args
             .resolve(command_matches)
             .map(|(config, origins)| print!("{}", config.render_masked(&origins)))

@@ -112,14 +112,13 @@ async fn instance_kills_and_a_postgres_restart_lose_nothing_and_charge_nothing_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kills_behind_nginx_with_one_embedded_store_per_instance_lose_nothing_and_charge_nothing_twice()
- {
+async fn kills_of_the_core_and_its_edges_behind_nginx_lose_nothing_and_charge_nothing_twice() {
     common::need_nginx();
     let report = crash::run(args(&[
         "--instances",
-        "2",
+        "3",
         "--store",
-        "sqlite-each",
+        "edges",
         "--balancer",
         "nginx",
         "--kills",
@@ -134,7 +133,16 @@ async fn kills_behind_nginx_with_one_embedded_store_per_instance_lose_nothing_an
     .await
     .expect("the crash bench runs");
     assert_eq!(report.balancer, BalancerKind::Nginx);
-    assert!(report.store.starts_with("sqlite-each"), "{report}");
+    assert!(report.store.starts_with("edges"), "{report}");
+    // Both kinds of process were killed: the core (instance 1) and an edge.
+    assert!(
+        report.kills.iter().any(|k| k.instance == "api1"),
+        "{report}"
+    );
+    assert!(
+        report.kills.iter().any(|k| k.instance != "api1"),
+        "{report}"
+    );
     assert_eq!(report.kills.len(), 8, "{report}");
     assert!(report.audit.payments.accepted >= 500, "{report}");
     assert_exact(&report);

@@ -1,11 +1,16 @@
-//! The Rinha topology end to end: two `reroute serve` instances over one
-//! PostgreSQL database (the test's own), behind nginx (installed from Debian
-//! by scripts/need-nginx.sh when missing), against `reroute sim`, all started
-//! by `scripts/rinha-topology.sh bench`, which runs a short `reroute bench
-//! rinha` through nginx. Five seconds in, api1 is killed with SIGKILL and
-//! started again at once with the same command line. The bench must still
-//! finish with 0 inconsistencies and lag 0 (every payment answered 2xx is in
-//! the books, and nothing else), with hundreds of payments processed.
+//! The Rinha topologies end to end, behind nginx (installed from Debian by
+//! scripts/need-nginx.sh when missing), against `reroute sim`, all started by
+//! `scripts/rinha-topology.sh`: two `reroute serve` instances over one
+//! PostgreSQL database (the test's own), and the shipped shape, two `reroute
+//! edge` processes in front of one core on the embedded store, over unix
+//! sockets.
+//!
+//! Under a short `reroute bench rinha` through nginx, five seconds in, api1
+//! (the core, when embedded) is killed with SIGKILL and started again at once
+//! with the same command line. The bench must still finish with 0
+//! inconsistencies and lag 0 (every payment answered 2xx is in the books, and
+//! nothing else), with hundreds of payments processed. And through the edges,
+//! one correlationId is one payment whichever edge takes it.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -14,6 +19,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use hyper::Method;
 use serde_json::Value;
 
 mod common;
@@ -113,32 +119,63 @@ fn run_guarded(mut child: Child, guard: Duration) -> (Output, bool) {
 
 #[test]
 fn rinha_through_nginx_over_postgres_survives_a_kill_of_one_instance() {
-    let started = Instant::now();
-    need_nginx();
-
     let database = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(Database::create());
-    let work = tempfile::tempdir().unwrap();
-    let out = work.path().join("result.json");
-    let topology = Topology {
-        env: vec![
-            ("REROUTE_BIN", env!("CARGO_BIN_EXE_reroute").to_owned()),
+    // The default lease (10 s): the restarted api1 takes the payments its
+    // killed process held over at once, by its name, rather than after their
+    // lease (which would leave them pending at the end of a 12 s bench: lag
+    // > 0).
+    bench_with_a_kill(
+        vec![
             ("STORE", "postgres".to_owned()),
             ("DATABASE_URL", database.url()),
-            ("LB_PORT", free_port().to_string()),
-            ("BASE_PORT", free_base_port().to_string()),
-            ("WORK", work.path().display().to_string()),
-            ("OUT", out.display().to_string()),
-            ("KILL_AFTER", KILL_AFTER.to_owned()),
-            // The default lease (10 s): the restarted api1 takes the payments
-            // its killed process held over at once, by its name, rather than
-            // after their lease (which would leave them pending at the end of
-            // a 12 s bench: lag > 0).
         ],
-    };
+        &["api1.log", "api2.log"],
+    );
+    drop(database);
+}
+
+#[test]
+fn rinha_through_nginx_on_edges_and_one_core_survives_a_kill_of_the_core() {
+    bench_with_a_kill(
+        vec![("STORE", "embedded".to_owned())],
+        &["core.log", "edge1.log", "edge2.log"],
+    );
+}
+
+/// One topology at a time: each starts `reroute sim` on 8001/8002.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The topology's own settings, on ports and in a directory of this test's.
+fn topology(work: &std::path::Path, mut env: Vec<(&'static str, String)>) -> Topology {
+    env.extend([
+        ("REROUTE_BIN", env!("CARGO_BIN_EXE_reroute").to_owned()),
+        ("LB_PORT", free_port().to_string()),
+        ("BASE_PORT", free_base_port().to_string()),
+        ("WORK", work.display().to_string()),
+    ]);
+    Topology { env }
+}
+
+fn bench_with_a_kill(env: Vec<(&'static str, String)>, router_logs: &[&str]) {
+    let _one = one_at_a_time();
+    let started = Instant::now();
+    need_nginx();
+    let work = tempfile::tempdir().unwrap();
+    let out = work.path().join("result.json");
+    let mut env = env;
+    env.extend([
+        ("OUT", out.display().to_string()),
+        ("KILL_AFTER", KILL_AFTER.to_owned()),
+    ]);
+    let topology = topology(work.path(), env);
 
     let child = topology
         .command(&["bench", "--duration", DURATION, "--max-users", "60"])
@@ -152,8 +189,9 @@ fn rinha_through_nginx_over_postgres_survives_a_kill_of_one_instance() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let logs = || {
-        ["api1.log", "api2.log", "nginx.log", "sim.log"]
+        router_logs
             .iter()
+            .chain(&["nginx.log", "sim.log"])
             .map(|f| {
                 let text = std::fs::read_to_string(work.path().join(f)).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(20).collect();
@@ -227,5 +265,129 @@ fn rinha_through_nginx_over_postgres_survives_a_kill_of_one_instance() {
         "too few payments: {accepted} accepted, {processed} processed\n{context}"
     );
     drop(topology);
-    drop(database);
+}
+
+/// POST /payments through nginx (which picks an edge); the status.
+async fn post(http: &Http, lb: &str, id: &str, amount: &str) -> u16 {
+    call(
+        http,
+        Method::POST,
+        &format!("{lb}/payments"),
+        &format!(r#"{{"correlationId":"{id}","amount":{amount}}}"#),
+    )
+    .await
+    .map_or(0, |(status, _)| status)
+}
+
+#[test]
+fn through_every_edge_one_correlation_id_is_one_payment_and_health_one_view() {
+    let _one = one_at_a_time();
+    need_nginx();
+    let work = tempfile::tempdir().unwrap();
+    let topology = topology(work.path(), vec![("STORE", "embedded".to_owned())]);
+    let started = topology.command(&["start"]).output().expect("bash runs");
+    assert!(
+        started.status.success(),
+        "the topology did not start
+{}
+{}",
+        String::from_utf8_lossy(&started.stdout),
+        String::from_utf8_lossy(&started.stderr)
+    );
+    let lb_port = &topology
+        .env
+        .iter()
+        .find(|(k, _)| *k == "LB_PORT")
+        .unwrap()
+        .1;
+    let lb = format!("http://127.0.0.1:{lb_port}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let http = http();
+        // nginx takes turns between the two edges: four posts and two
+        // conflicts visit both.
+        let id = "7b0f2f4e-1a1e-4c55-9d0e-6b2b3c4d5e6f";
+        let mut statuses = Vec::new();
+        for _ in 0..4 {
+            statuses.push(post(&http, &lb, id, "19.90").await);
+        }
+        for _ in 0..2 {
+            statuses.push(post(&http, &lb, id, "29.90").await);
+        }
+        assert_eq!(statuses, [202, 200, 200, 200, 409, 409]);
+
+        // The same new id, 32 times at once: one is accepted.
+        let id = "8c1f3f5f-2b2f-4d66-ae1f-7c3c4d5e6f70";
+        let posts: Vec<_> = (0..32)
+            .map(|_| {
+                let (http, lb) = (http.clone(), lb.clone());
+                tokio::spawn(async move { post(&http, &lb, id, "10.00").await })
+            })
+            .collect();
+        let mut statuses = Vec::new();
+        for p in posts {
+            statuses.push(p.await.unwrap());
+        }
+        statuses.sort_unstable();
+        assert_eq!(statuses[0], 200, "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 202).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 202),
+            "{statuses:?}"
+        );
+
+        // Both payments charged once, in one summary whichever edge answers.
+        let summary = |http: Http, lb: String| async move {
+            call(&http, Method::GET, &format!("{lb}/payments-summary"), "")
+                .await
+                .map(|(_, v)| v)
+        };
+        let mut settled = None;
+        for _ in 0..100 {
+            let v = summary(http.clone(), lb.clone()).await;
+            if v.as_ref()
+                .is_some_and(|v| v["default"]["totalRequests"] == 2)
+            {
+                settled = v;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let settled = settled.expect("both payments paid within 10 s");
+        for _ in 0..4 {
+            assert_eq!(
+                summary(http.clone(), lb.clone()).await.as_ref(),
+                Some(&settled)
+            );
+        }
+        // Health: one view at every door.
+        let health = |http: Http, lb: String| async move {
+            let (status, v) = call(&http, Method::GET, &format!("{lb}/api/v1/health"), "")
+                .await
+                .expect("health answers");
+            assert_eq!(status, 200);
+            v["processors"]
+                .as_array()
+                .expect("processors")
+                .iter()
+                .map(|p| (p["processor_id"].clone(), p["total_transactions"].clone()))
+                .collect::<Vec<_>>()
+        };
+        let first = health(http.clone(), lb.clone()).await;
+        assert!(
+            first.iter().any(|(id, n)| id == "default" && n == 2),
+            "{first:?}"
+        );
+        for _ in 0..4 {
+            assert_eq!(health(http.clone(), lb.clone()).await, first);
+        }
+    });
+    drop(topology);
 }

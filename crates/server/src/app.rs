@@ -7,25 +7,21 @@ use std::sync::Arc;
 
 use reroute_core::{HealthEngine, Registry};
 use reroute_store::{PostgresConfig, PostgresStore, SqliteStore, Store, StoreError};
-use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::Layer as _;
 
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
 use crate::lanes::Lanes;
+use crate::listen::{Listeners, SocketFile};
 use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::resolution::Landing;
-use crate::{api, leases, probe, ratelimit, telemetry, worker};
+use crate::{api, leases, listen, probe, ratelimit, telemetry, worker};
 
 /// Everything the handlers, workers and probes share.
 pub struct Shared {
@@ -73,13 +69,22 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen on the unix socket {path}")]
+    BindUnix {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A running router.
 pub struct App {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listeners: Listeners,
+    /// The core's side of the edge protocol (`--edge-socket`).
+    edges: Option<UnixListener>,
+    /// The unix socket files this app made, removed when it stops.
+    sockets: Vec<SocketFile>,
     cancel: CancellationToken,
     tasks: TaskTracker,
     resumed: usize,
@@ -89,16 +94,19 @@ impl App {
     /// Opens the store `config` names: the embedded one, or PostgreSQL.
     pub async fn build(config: ServeConfig) -> Result<App, StartError> {
         let store: Arc<dyn Store> = match &config.store {
-            StoreChoice::Embedded(path) => {
-                Arc::new(SqliteStore::open(path).map_err(|source| StartError::Store {
-                    what: path.display().to_string(),
-                    source,
-                })?)
-            }
+            StoreChoice::Embedded(path) => Arc::new(
+                SqliteStore::open_with(path, config.durability).map_err(|source| {
+                    StartError::Store {
+                        what: path.display().to_string(),
+                        source,
+                    }
+                })?,
+            ),
             StoreChoice::Postgres { url, lease } => {
                 let mut pg = PostgresConfig::new(url.clone());
                 pg.instance = config.instance.clone();
                 pg.lease = *lease;
+                pg.durability = config.durability;
                 // Not listening yet, so not ready: a load balancer or
                 // orchestrator sees the instance come up with its store.
                 let store = PostgresStore::connect_patiently(pg, |tries, e| {
@@ -143,10 +151,25 @@ impl App {
         });
         // Bind first: nothing is taken over or started if the port is taken.
         let addr = shared.config.listen;
-        let listener = listen(addr).map_err(|source| StartError::Bind { addr, source })?;
+        let listener = listen::tcp(addr).map_err(|source| StartError::Bind { addr, source })?;
         let addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let mut sockets = Vec::new();
+        let mut unix = |path: &Option<std::path::PathBuf>| -> Result<_, StartError> {
+            let Some(path) = path else { return Ok(None) };
+            let listener = listen::unix(path).map_err(|source| StartError::BindUnix {
+                path: path.clone(),
+                source,
+            })?;
+            sockets.push(SocketFile(path.clone()));
+            Ok(Some(listener))
+        };
+        let listeners = Listeners {
+            tcp: Some(listener),
+            unix: unix(&shared.config.unix_socket)?,
+        };
+        let edges = unix(&shared.config.edge_socket)?;
         let resumed = leases::resume(&shared).await.map_err(StartError::Resume)?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
@@ -181,7 +204,9 @@ impl App {
         Ok(App {
             addr,
             shared,
-            listener,
+            listeners,
+            edges,
+            sockets,
             cancel,
             tasks,
             resumed,
@@ -212,118 +237,30 @@ impl App {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let App {
             shared,
-            listener,
+            listeners,
+            edges,
+            sockets,
             cancel,
             tasks,
             ..
         } = self;
+        if let Some(edges) = edges {
+            tasks.spawn(api::frames::serve(
+                edges,
+                Arc::clone(&shared),
+                cancel.clone(),
+                tasks.clone(),
+            ));
+        }
         let router = api::router(Arc::clone(&shared));
         let router = ratelimit::layer(router, &shared);
         let router = telemetry::layer(router, &shared.config.telemetry);
-        let served = serve(listener, router, cancel.clone()).await;
+        let served = listen::serve(listeners, router, cancel.clone()).await;
         cancel.cancel();
         tasks.close();
         tasks.wait().await;
+        drop(sockets);
         tracing::info!(queued = shared.queue.depth(), "stopped");
         served
     }
-}
-
-/// How long a client may take to send a request's headers — hyper also
-/// applies it to an idle keep-alive connection waiting for its next request.
-/// A slow client (slowloris) cannot hold a connection without sending for
-/// longer; it must exceed the gaps of well-behaved clients that reuse
-/// connections (the Rinha auditor asks every 10 s: a 10 s limit closed its
-/// connection just as it was reused, and the audit failed).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long in-flight requests may take to finish once the app stops.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The HTTP/1.1 accept loop: keep-alive, `TCP_NODELAY` (answers leave at
-/// once), a header read timeout, and a graceful drain on stop.
-async fn serve(
-    listener: TcpListener,
-    router: axum::Router,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
-    let graceful = GracefulShutdown::new();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors or similar: back off, keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = cancel.cancelled() => break,
-            _ = &mut signal => break,
-        };
-        let _ = stream.set_nodelay(true);
-        // The peer's address, for whoever needs the client (the rate limit).
-        let service = TowerToHyperService::new(
-            axum::Extension(axum::extract::ConnectInfo(peer)).layer(router.clone()),
-        );
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-    }
-    drop(listener);
-    // Workers and live feeds stop now; requests in flight finish.
-    cancel.cancel();
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not finish within the drain timeout");
-    }
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-}
-
-/// Connections waiting to be accepted. Tokio's default (128) drops the
-/// connection attempts of a burst beyond it, and their clients retry a
-/// second later: 10,000 connections opened at once took ~50 s to be
-/// accepted, 0.9 s with this backlog (crates/server/tests/abuse.rs).
-const BACKLOG: u32 = 4096;
-
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    // A restart finds the port free even with connections of the previous
-    // run in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
 }

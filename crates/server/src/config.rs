@@ -36,6 +36,8 @@ use reroute_core::{
     CircuitConfig, FeeRate, HealthConfig, LimitConfig, Policy, Processor, ProcessorId, Registry,
 };
 
+use reroute_store::Durability;
+
 use crate::ratelimit::RateLimit;
 use crate::telemetry::{LogFormat, OtlpConfig, TelemetryConfig};
 
@@ -78,6 +80,17 @@ pub struct ServeArgs {
     /// Address to listen on [default: 0.0.0.0].
     #[arg(long, env = "REROUTE_HOST")]
     pub host: Option<IpAddr>,
+
+    /// Also serve HTTP on this unix socket (for a proxy on the same machine:
+    /// nginx, or the edges' requests other than payments).
+    #[arg(long, env = "REROUTE_UNIX_SOCKET")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Take payments from edge processes (`reroute edge --core-socket`) on
+    /// this unix socket: the core of a cluster of edges in front of one
+    /// store (docs/ARCHITECTURE.md, "Edges and one core").
+    #[arg(long, env = "REROUTE_EDGE_SOCKET")]
+    pub edge_socket: Option<PathBuf>,
 
     /// The embedded store's database file, created if missing [default:
     /// reroute.db].
@@ -167,6 +180,14 @@ pub struct ServeArgs {
     /// several instances; unset: the embedded store at --db.
     #[arg(long = "store", env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// When a payment counts as accepted [default: stable]. `stable`: a 2xx
+    /// once the write-ahead log is on stable storage (fdatasync; survives a
+    /// power loss). `os`: a 2xx once the write reached the operating system
+    /// (survives `kill -9` of any process, not a kernel crash or a power
+    /// loss; PostgreSQL: `synchronous_commit = off` for the accept).
+    #[arg(long, env = "REROUTE_DURABILITY")]
+    pub durability: Option<String>,
 
     /// This instance's name among several [default: the host name].
     #[arg(long, env = "REROUTE_INSTANCE")]
@@ -261,7 +282,13 @@ pub struct ServeArgs {
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
+    /// HTTP on a unix socket too (`--unix-socket`).
+    pub unix_socket: Option<PathBuf>,
+    /// Where edges hand payments over (`--edge-socket`; [`crate::wire`]).
+    pub edge_socket: Option<PathBuf>,
     pub store: StoreChoice,
+    /// When the store calls an accept done: what a 2xx survives.
+    pub durability: Durability,
     /// This instance's name (logs, leases, exported spans).
     pub instance: String,
     pub registry: Registry,
@@ -406,6 +433,8 @@ macro_rules! args {
 args! {
     CONFIG = "config", "--config", "REROUTE_CONFIG";
     HOST = "host", "--host", "REROUTE_HOST";
+    UNIX_SOCKET = "unix_socket", "--unix-socket", "REROUTE_UNIX_SOCKET";
+    EDGE_SOCKET = "edge_socket", "--edge-socket", "REROUTE_EDGE_SOCKET";
     PORT = "port", "--port", "APP_PORT";
     SERVER_PORT = "server_port", "--server-port", "SERVER_PORT";
     WORKERS = "workers", "--workers", "REROUTE_WORKERS";
@@ -425,6 +454,7 @@ args! {
     DB = "db", "--db", "REROUTE_DB";
     STORE = "database_url", "--store", "DATABASE_URL";
     LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS";
+    DURABILITY = "durability", "--durability", "REROUTE_DURABILITY";
     PEERS = "peers", "--peer", "REROUTE_PEERS";
     PROBES = "probes", "--probes", "REROUTE_PROBES";
     HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL";
@@ -658,6 +688,20 @@ impl ServeArgs {
                 server.port,
             )
             .or(DEFAULT_PORT);
+        let unix_socket = r
+            .pick(
+                "server.unix_socket",
+                [(UNIX_SOCKET, self.unix_socket)],
+                server.unix_socket,
+            )
+            .value;
+        let edge_socket = r
+            .pick(
+                "server.edge_socket",
+                [(EDGE_SOCKET, self.edge_socket)],
+                server.edge_socket,
+            )
+            .value;
         let workers = r
             .pick("server.workers", [(WORKERS, self.workers)], server.workers)
             .check(&r, at_least(1))?
@@ -787,6 +831,14 @@ impl ServeArgs {
         let lease_ms = lease_ms
             .check(&r, at_least(1_000))?
             .unwrap_or(DEFAULT_LEASE_MS);
+        let durability = r
+            .pick(
+                "storage.durability",
+                [(DURABILITY, self.durability)],
+                storage.durability,
+            )
+            .check(&r, |d| d.trim().parse::<Durability>())?
+            .unwrap_or_default();
         let store = r.pick("storage.store", [(STORE, self.database_url)], storage.store);
         // An embedded database named on the command line is what was asked
         // for: a DATABASE_URL left in the environment (or a file's store)
@@ -1010,7 +1062,10 @@ impl ServeArgs {
 
         let config = ServeConfig {
             listen: SocketAddr::new(host, port),
+            unix_socket,
+            edge_socket,
             store,
+            durability,
             telemetry: TelemetryConfig {
                 log_format,
                 otlp: otlp_endpoint.map(|endpoint| OtlpConfig {
@@ -1069,6 +1124,8 @@ struct ConfigFile {
 struct ServerTable {
     host: Option<IpAddr>,
     port: Option<u16>,
+    unix_socket: Option<PathBuf>,
+    edge_socket: Option<PathBuf>,
     workers: Option<usize>,
     admin_token: Option<String>,
     instance: Option<String>,
@@ -1094,6 +1151,7 @@ struct StorageTable {
     db: Option<PathBuf>,
     store: Option<String>,
     lease_ms: Option<u64>,
+    durability: Option<String>,
     peers: Option<Vec<String>>,
 }
 
@@ -1184,6 +1242,15 @@ impl ServeConfig {
         line("\n[server]".into());
         line(set("server.host", quoted(&self.listen.ip().to_string())));
         line(set("server.port", self.listen.port().to_string()));
+        for (key, socket) in [
+            ("server.unix_socket", &self.unix_socket),
+            ("server.edge_socket", &self.edge_socket),
+        ] {
+            match socket {
+                Some(path) => line(set(key, quoted(&path.display().to_string()))),
+                None => line(format!("# {}: none", &key["server.".len()..])),
+            }
+        }
         line(set("server.workers", self.workers.to_string()));
         match &self.admin_token {
             Some(_) => line(format!(
@@ -1254,6 +1321,10 @@ impl ServeConfig {
                 line(set("storage.lease_ms", lease.as_millis().to_string()));
             }
         }
+        line(set(
+            "storage.durability",
+            quoted(&self.durability.to_string()),
+        ));
         if self.peers.is_empty() {
             line("# peers: none".into());
         } else {

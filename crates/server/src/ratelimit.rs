@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -181,8 +181,8 @@ async fn enforce(State(gate): State<Arc<Gate>>, request: Request, next: Next) ->
     };
     let peer = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0);
+        .get::<crate::listen::Peer>()
+        .and_then(|peer| peer.0);
     let Some(client) = Client::of(request.headers(), peer, gate.limit.trust_forwarded_for) else {
         return next.run(request).await;
     };

@@ -34,6 +34,50 @@ pub mod sqlite;
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;
 
+/// When a write counts as done, and so what a 2xx survives. Only the writes
+/// that a send or an answer relies on are held to it: accepts, the attempt
+/// recorded before a send, reclaims and purges. An outcome needs no sync of
+/// its own: one lost in a crash leaves the payment pending with its attempt,
+/// and the next run asks the same processor again with the same
+/// `requestedAt`, which proves what happened (RELIABILITY.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Done once the write-ahead log is on stable storage (fdatasync): a 2xx
+    /// survives `kill -9`, a kernel crash and a power loss.
+    #[default]
+    Stable,
+    /// Done once the write has reached the operating system: a 2xx survives
+    /// `kill -9` of any process, not a kernel crash or a power loss (the
+    /// trade of PostgreSQL's `synchronous_commit = off` and Redis's
+    /// `appendfsync everysec`). The log reaches the disk at the next
+    /// checkpoint (every 500 ms on the embedded store).
+    Os,
+}
+
+impl std::fmt::Display for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Durability::Stable => "stable",
+            Durability::Os => "os",
+        })
+    }
+}
+
+impl std::str::FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "stable" => Ok(Durability::Stable),
+            "os" => Ok(Durability::Os),
+            other => Err(format!(
+                "durability must be `stable` (a 2xx once on stable storage) or `os` \
+                 (a 2xx once the write reached the OS), not `{other}`"
+            )),
+        }
+    }
+}
+
 /// A payment as accepted from the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPayment {

@@ -36,7 +36,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
+    Acceptance, Attempt, Durability, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
 };
 
@@ -130,6 +130,12 @@ pub struct PostgresConfig {
     /// connection's default `search_path`. Lets tests, or several
     /// deployments, share one database.
     pub schema: Option<String>,
+    /// [`Durability::Os`]: this instance's commits do not wait for the
+    /// server's WAL flush (`synchronous_commit = off` on its connections):
+    /// a crash of any reroute process loses nothing, a crash of PostgreSQL,
+    /// of its kernel or a power loss may lose the last commits (up to three
+    /// times `wal_writer_delay`, 0.6 s by default).
+    pub durability: Durability,
 }
 
 impl PostgresConfig {
@@ -144,6 +150,7 @@ impl PostgresConfig {
             statement_timeout: Duration::from_secs(5),
             writers: 2,
             schema: None,
+            durability: Durability::default(),
         }
     }
 }
@@ -241,6 +248,9 @@ impl PostgresStore {
         if let Some(schema) = &config.schema {
             options.push_str(&format!(" -c search_path={schema}"));
         }
+        if config.durability == Durability::Os {
+            options.push_str(" -c synchronous_commit=off");
+        }
         let holder = format!(
             "{}/{}",
             config.instance,
@@ -275,7 +285,11 @@ impl PostgresStore {
             bound,
         )?;
 
-        bounded(bound, migrate(&pool, config.schema.as_deref())).await?;
+        bounded(
+            bound,
+            migrate(&pool, config.schema.as_deref(), config.durability),
+        )
+        .await?;
 
         let (writes, receiver) = mpsc::channel(MAX_BATCH * 4);
         let receiver = Arc::new(Mutex::new(receiver));
@@ -370,7 +384,7 @@ fn build_pool(
 /// Applies `MIGRATIONS` not yet recorded, in one transaction under an
 /// advisory lock: instances starting together migrate one after another,
 /// and the later ones find nothing left to do.
-async fn migrate(pool: &Pool, schema: Option<&str>) -> StoreResult<()> {
+async fn migrate(pool: &Pool, schema: Option<&str>, durability: Durability) -> StoreResult<()> {
     let mut client = pool.get().await.map_err(unavailable_pool)?;
     let tx = client.transaction().await.map_err(unavailable)?;
     let key = format!("reroute migrations {}", schema.unwrap_or("(default)"));
@@ -432,7 +446,9 @@ async fn migrate(pool: &Pool, schema: Option<&str>) -> StoreResult<()> {
         .map_err(unavailable)?
         .get(0);
     tx.commit().await.map_err(unavailable)?;
-    if synchronous_commit == "off" {
+    // Off at `Durability::Os` by this instance's choice; otherwise the
+    // server's, against the promise of a 2xx.
+    if synchronous_commit == "off" && durability == Durability::Stable {
         tracing::error!(
             "synchronous_commit is off: an accepted payment may be lost if PostgreSQL crashes"
         );

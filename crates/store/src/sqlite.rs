@@ -1,12 +1,19 @@
-//! The embedded engine: SQLite in WAL mode with `synchronous=FULL`, written by
-//! one thread that commits in groups.
+//! The embedded engine: SQLite in WAL mode, written by one thread that commits
+//! in groups.
 //!
 //! Every write is a command sent to the writer thread. The thread takes all
 //! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
-//! transaction and commits once: one fsync for the whole group, then every
-//! caller is answered. Under load a commit carries hundreds of payments, so
-//! durability costs each of them microseconds. Reads use a second connection
-//! (WAL lets them run beside the writer).
+//! transaction and commits once: at most one sync for the whole group, then
+//! every caller is answered. Under load a commit carries hundreds of payments,
+//! so durability costs each of them microseconds. Reads use a second
+//! connection (WAL lets them run beside the writer).
+//!
+//! The sync follows [`Durability`]: at `Stable` a group holding an accept, an
+//! attempt, a reclaim or a purge commits with `synchronous=FULL` (the log is
+//! fdatasync'ed before anyone is answered); a group of outcomes alone commits
+//! with `synchronous=NORMAL` (no sync: the next synced commit or checkpoint
+//! carries it to the disk). At `Os` every commit is `NORMAL`: the log reaches
+//! the OS at commit and the disk at the next checkpoint.
 //!
 //! One embedded store serves one instance, which holds every payment and
 //! always leads the probes. Each open is a new *run*: payments accepted by
@@ -35,7 +42,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
 use crate::{
-    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
+    Acceptance, Attempt, Durability, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
 };
 
@@ -177,16 +184,22 @@ fn lock(db: &Path) -> StoreResult<File> {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` for this process
-    /// alone, applies pending migrations and starts the writer thread.
-    /// [`StoreError::InUse`] if another store (of this process or another)
-    /// has it open.
+    /// alone, at the default durability ([`Durability::Stable`]).
     pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Opens (creating if needed) the database at `path` for this process
+    /// alone, applies pending migrations and starts the writer thread, which
+    /// commits at `durability`. [`StoreError::InUse`] if another store (of
+    /// this process or another) has it open.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
         // Before any connection: a second process must not even migrate.
         let lock = lock(&path)?;
         let mut writer_conn = Connection::open(&path)?;
         writer_conn.pragma_update(None, "journal_mode", "WAL")?;
-        writer_conn.pragma_update(None, "synchronous", "FULL")?;
+        writer_conn.pragma_update(None, "synchronous", Sync::Full.pragma())?;
         // Checkpoints (copying the WAL into the database, with an fsync of
         // the database file) would otherwise run inside a commit every 1,000
         // pages and stall every payment of that group; the checkpointer
@@ -223,7 +236,7 @@ impl SqliteStore {
         running.writer = Some(
             thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || write_loop(writer_conn, rx, run))
+                .spawn(move || write_loop(writer_conn, rx, run, durability))
                 .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?,
         );
         Ok(Self {
@@ -281,14 +294,94 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
     Ok(())
 }
 
-fn write_loop(mut conn: Connection, commands: mpsc::Receiver<Command>, run: [u8; 16]) {
+/// How long outcomes may wait for company before they are committed.
+pub const OUTCOME_DELAY: Duration = Duration::from_millis(5);
+
+/// Lets a group of outcomes alone wait up to [`OUTCOME_DELAY`] for more
+/// commands: under a steady load the next accept arrives meanwhile and one
+/// commit carries both, where each would otherwise commit on its own (a
+/// payment then costs one commit, not two). Nobody waits for an outcome's
+/// commit but its worker, and the ledger is read seconds later. Anything
+/// else ends the wait at once: an accept is never held back.
+fn gather_outcomes(commands: &mpsc::Receiver<Command>, batch: &mut Vec<Command>) {
+    let outcome = |c: &Command| matches!(c, Command::Finish(..));
+    if !batch.iter().all(outcome) {
+        return;
+    }
+    let deadline = std::time::Instant::now() + OUTCOME_DELAY;
+    while batch.len() < MAX_BATCH {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let Ok(cmd) = commands.recv_timeout(left) else {
+            return;
+        };
+        let more = outcome(&cmd);
+        batch.push(cmd);
+        if !more {
+            return;
+        }
+    }
+}
+
+/// How a commit reaches the disk (`PRAGMA synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// The log is synced before the commit returns.
+    Full,
+    /// The commit returns once the log is written to the OS.
+    Normal,
+}
+
+impl Sync {
+    fn pragma(self) -> &'static str {
+        match self {
+            Sync::Full => "FULL",
+            Sync::Normal => "NORMAL",
+        }
+    }
+
+    /// What a group needs: only a group with something a send or an answer
+    /// relies on waits for the disk, and only at [`Durability::Stable`].
+    fn for_group(durability: Durability, batch: &[Command]) -> Sync {
+        let relied_on = batch.iter().any(|cmd| !matches!(cmd, Command::Finish(..)));
+        if durability == Durability::Stable && relied_on {
+            Sync::Full
+        } else {
+            Sync::Normal
+        }
+    }
+}
+
+fn write_loop(
+    mut conn: Connection,
+    commands: mpsc::Receiver<Command>,
+    run: [u8; 16],
+    durability: Durability,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut sync = Sync::Full;
     while let Ok(first) = commands.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match commands.try_recv() {
                 Ok(cmd) => batch.push(cmd),
                 Err(_) => break,
+            }
+        }
+        gather_outcomes(&commands, &mut batch);
+        let wanted = Sync::for_group(durability, &batch);
+        if wanted != sync {
+            match conn.pragma_update(None, "synchronous", wanted.pragma()) {
+                Ok(()) => sync = wanted,
+                Err(e) => {
+                    // Nothing is applied on an unknown sync: a group that
+                    // needs the disk must not be answered without it.
+                    tracing::error!(error = %e, "cannot set the store's sync");
+                    let message = e.to_string();
+                    for cmd in batch.drain(..) {
+                        respond(cmd, Err(StoreError::Unavailable(message.clone())));
+                    }
+                    continue;
+                }
             }
         }
         match apply_batch(&mut conn, &batch, &run) {
@@ -632,5 +725,64 @@ impl Store for SqliteStore {
         let probes = self.probes.lock().unwrap_or_else(|p| p.into_inner());
         let reports = probes.values().cloned().collect();
         Box::pin(async { Ok(reports) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finish() -> Command {
+        let attempt = Attempt {
+            processor: "default".into(),
+            requested_at: Timestamp::from_millis(0),
+        };
+        Command::Finish(
+            CorrelationId::from_bytes([1; 16]),
+            Outcome::Processed(attempt),
+            oneshot::channel().0,
+        )
+    }
+
+    fn accept() -> Command {
+        Command::Accept(
+            NewPayment {
+                id: CorrelationId::from_bytes([2; 16]),
+                amount: Money::from_minor(100),
+                payment_method: None,
+                country: None,
+                accepted_at: Timestamp::from_millis(0),
+            },
+            None,
+            oneshot::channel().0,
+        )
+    }
+
+    #[test]
+    fn only_a_group_with_something_relied_on_waits_for_the_disk_and_only_when_stable() {
+        use Durability::{Os, Stable};
+        assert_eq!(Sync::for_group(Stable, &[finish(), finish()]), Sync::Normal);
+        assert_eq!(Sync::for_group(Stable, &[finish(), accept()]), Sync::Full);
+        assert_eq!(Sync::for_group(Os, &[finish(), accept()]), Sync::Normal);
+    }
+
+    #[test]
+    fn outcomes_wait_for_company_and_an_accept_ends_the_wait() {
+        let (tx, rx) = mpsc::channel();
+        tx.send(accept()).unwrap();
+        let mut batch = vec![finish()];
+        gather_outcomes(&rx, &mut batch);
+        assert_eq!(batch.len(), 2, "the accept joins the outcome's group");
+
+        // An accept first: nothing waits.
+        tx.send(finish()).unwrap();
+        let mut batch = vec![accept()];
+        gather_outcomes(&rx, &mut batch);
+        assert_eq!(batch.len(), 1);
+
+        // Outcomes alone: they go once the delay has passed.
+        let mut batch = vec![finish()];
+        gather_outcomes(&rx, &mut batch);
+        assert_eq!(batch.len(), 2, "the queued outcome joins");
     }
 }

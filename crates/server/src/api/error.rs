@@ -84,6 +84,13 @@ pub enum ApiError {
          stored (it is charged once), 202 if not"
     )]
     AcceptUnconfirmed(StoreError),
+    /// An edge could not reach its core: nothing was sent, nothing changed.
+    #[error("{0}; nothing was done, retry later")]
+    CoreUnreachable(String),
+    /// An edge sent a request (other than a payment) to its core and got no
+    /// answer: it may or may not have taken effect.
+    #[error("the core did not answer ({0}); the request may or may not have taken effect")]
+    CoreNoAnswer(String),
     /// A peer instance did not give its part of a cluster-wide answer.
     #[error("another instance of the cluster did not answer; retry later")]
     PeerUnavailable(#[from] crate::peers::PeerError),
@@ -109,7 +116,9 @@ impl ApiError {
             ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_)
             | ApiError::AcceptUnconfirmed(_)
-            | ApiError::PeerUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | ApiError::PeerUnavailable(_)
+            | ApiError::CoreUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::CoreNoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
@@ -154,6 +163,9 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %e, "the store did not confirm a payment; outcome unknown")
             }
             ApiError::PeerUnavailable(e) => tracing::error!(error = %e, "request failed on a peer"),
+            ApiError::CoreUnreachable(e) | ApiError::CoreNoAnswer(e) => {
+                tracing::error!(error = %e, "request failed on the core")
+            }
             _ => {}
         }
         let unknown = matches!(self, ApiError::AcceptUnconfirmed(_));

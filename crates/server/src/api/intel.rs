@@ -486,7 +486,12 @@ struct RecordedJson<'a> {
     )
 )]
 pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Response, ApiError> {
-    let body = read_body(body, &shared.config).await?;
+    let body = read_body(
+        body,
+        shared.config.max_body_bytes,
+        shared.config.body_read_timeout,
+    )
+    .await?;
     let report = parse_report(&shared, &body)?;
     let now = Timestamp::now();
     let at = report.at.unwrap_or(now);
@@ -704,7 +709,12 @@ pub async fn recommend_body(
     State(shared): State<Arc<Shared>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, &shared.config).await?;
+    let body = read_body(
+        body,
+        shared.config.max_body_bytes,
+        shared.config.body_read_timeout,
+    )
+    .await?;
     let raw: RecommendBody<'_> = object(&body)?;
     let method = method(required(
         text(raw.payment_method, "payment_method")?,

@@ -14,6 +14,7 @@ use crate::app::Shared;
 
 pub mod dashboard;
 pub mod error;
+pub mod frames;
 pub mod intel;
 pub mod openapi;
 pub mod ops;

@@ -19,7 +19,6 @@ use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
 use crate::app::Shared;
-use crate::config::ServeConfig;
 use crate::queue::Job;
 
 // The body as sent, fields still raw so that each problem can be named.
@@ -126,7 +125,7 @@ fn optional_code(value: Option<String>, field: &'static str) -> Result<Option<St
     }
 }
 
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -141,9 +140,11 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Reads a whole request body: past `limit` it is a 413; a body that cannot
 /// be read (malformed chunked encoding, a client that broke off) is a 400.
-pub(super) async fn read_body(body: Body, config: &ServeConfig) -> Result<Bytes, ApiError> {
-    let limit = config.max_body_bytes;
-    let timeout = config.body_read_timeout;
+pub(crate) async fn read_body(
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
     let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
         .await
         .map_err(|_| ApiError::BodyTimeout {
@@ -186,8 +187,31 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let body = read_body(body, &shared.config).await?;
+    let body = read_body(
+        body,
+        shared.config.max_body_bytes,
+        shared.config.body_read_timeout,
+    )
+    .await?;
     let payment = parse_payment(&body, Timestamp::now())?;
+    routable(&shared, &payment)?;
+    let id = payment.id;
+    let span = tracing::debug_span!("payment", correlation_id = %id);
+    // In a task of its own: a client that hangs up while the store commits
+    // drops this handler, and a payment the store took must reach the
+    // queue all the same (else it waits, pending, for the next restart,
+    // while a retry is told "duplicate").
+    let accepted = tokio::spawn(accept_and_queue(Arc::clone(&shared), payment))
+        .instrument(span.clone())
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))
+        .and_then(|accepted| accepted);
+    span.in_scope(|| tracing::debug!(?accepted, "payment received"));
+    receipt(&shared, id, accepted)
+}
+
+/// Whether a processor of the registry takes this payment: a 422 if none.
+pub(crate) fn routable(shared: &Shared, payment: &NewPayment) -> Result<(), ApiError> {
     let routable = shared.registry.by_fee().iter().any(|p| {
         p.url.is_some()
             && p.supports(
@@ -203,22 +227,18 @@ pub async fn create(
         );
         return Err(ApiError::Unroutable(what));
     }
-    let id = payment.id;
-    let span = tracing::debug_span!("payment", correlation_id = %id);
-    // In a task of its own: a client that hangs up while the store commits
-    // drops this handler, and a payment the store took must reach the
-    // queue all the same (else it waits, pending, for the next restart,
-    // while a retry is told "duplicate").
-    // Whatever went wrong, the write may have reached the store: the answer
-    // says the outcome is unknown (a retry of the same id tells).
-    let acceptance = tokio::spawn(accept_and_queue(Arc::clone(&shared), payment))
-        .instrument(span.clone())
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))
-        .and_then(|accepted| accepted)
-        .map_err(ApiError::AcceptUnconfirmed)?;
-    span.in_scope(|| tracing::debug!(?acceptance, "payment received"));
-    match acceptance {
+    Ok(())
+}
+
+/// The answer to a payment the store was asked to accept. Whatever went
+/// wrong, the write may have reached the store: the answer then says the
+/// outcome is unknown (a retry of the same id tells).
+pub(crate) fn receipt(
+    shared: &Shared,
+    id: CorrelationId,
+    accepted: Result<Acceptance, StoreError>,
+) -> Result<Response, ApiError> {
+    match accepted.map_err(ApiError::AcceptUnconfirmed)? {
         Acceptance::New => Ok(answer(StatusCode::ACCEPTED, id, "accepted")),
         Acceptance::Duplicate => {
             shared.metrics.accepted("duplicate");
@@ -232,7 +252,7 @@ pub async fn create(
 
 /// Stores a payment durably, with the attempt it would get now (see
 /// [`crate::worker::plan`]), and, if it is new, queues it for a worker.
-async fn accept_and_queue(
+pub(crate) async fn accept_and_queue(
     shared: Arc<Shared>,
     payment: NewPayment,
 ) -> Result<Acceptance, StoreError> {

@@ -1,0 +1,253 @@
+//! `reroute edge`: a stateless HTTP front for one core.
+//!
+//! An edge reads and validates `POST /payments` (content type, body size and
+//! time, the fields) and hands the payment to the core over its edge socket
+//! ([`link`], [`crate::wire`]); the core stores it and answers, and the edge
+//! writes that answer. Every other request is proxied, as it came, to the
+//! core's HTTP unix socket. So every answer about state — duplicates,
+//! summaries, health, alerts — comes from the one core, whichever edge a
+//! load balancer picks. An edge that cannot reach the core answers 503 and
+//! never 202; it reconnects on the next request, so a restarted core is
+//! picked up without restarting the edges.
+//!
+//! An edge runs on one thread: run more edges for more cores.
+
+pub mod link;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use reroute_core::Timestamp;
+use reroute_store::StoreError;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::error::ApiError;
+use crate::api::payments::{parse_payment, read_body, require_json};
+use crate::listen::{self, Listeners, SocketFile};
+use link::{CoreLink, LinkError};
+
+/// Largest `POST /payments` body, as the core's own.
+const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Longest a body may take to arrive whole, as the core's own.
+const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `reroute edge`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EdgeArgs {
+    /// Serve HTTP on this unix socket (nginx: `server unix:PATH;`).
+    #[arg(long, env = "REROUTE_UNIX_SOCKET")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Serve HTTP on this TCP port (with or without --unix-socket).
+    #[arg(long, env = "APP_PORT")]
+    pub port: Option<u16>,
+
+    /// Address for --port [default: 0.0.0.0].
+    #[arg(long, env = "REROUTE_HOST")]
+    pub host: Option<IpAddr>,
+
+    /// The core's edge socket (`reroute serve --edge-socket`): payments go
+    /// there.
+    #[arg(long, env = "REROUTE_CORE_SOCKET")]
+    pub core_socket: PathBuf,
+
+    /// The core's HTTP unix socket (`reroute serve --unix-socket`): every
+    /// other request is proxied there.
+    #[arg(long, env = "REROUTE_CORE_HTTP_SOCKET")]
+    pub core_http_socket: PathBuf,
+
+    /// How long the core may take to answer, in ms [default: 5000]; past
+    /// it the client is told the outcome is unknown (503, retry safe).
+    #[arg(long, env = "REROUTE_CORE_TIMEOUT_MS", default_value_t = 5000)]
+    pub core_timeout_ms: u64,
+}
+
+/// What the edge's handlers share.
+struct Edge {
+    link: CoreLink,
+    proxy: Client<UnixConnector, Body>,
+    timeout: Duration,
+}
+
+/// Connects every proxied request to the core's HTTP socket.
+#[derive(Clone)]
+struct UnixConnector(Arc<PathBuf>);
+
+impl tower::Service<Uri> for UnixConnector {
+    type Response = TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Self::Response>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let path = Arc::clone(&self.0);
+        Box::pin(async move {
+            tokio::net::UnixStream::connect(path.as_path())
+                .await
+                .map(TokioIo::new)
+        })
+    }
+}
+
+/// Why an edge did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeError {
+    #[error("an edge needs somewhere to listen: --unix-socket PATH and/or --port N")]
+    NoListener,
+    #[error("cannot listen on {what}")]
+    Listen {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs an edge until Ctrl-C or SIGTERM.
+pub fn run(args: EdgeArgs) -> Result<(), EdgeError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async { BoundEdge::bind(args)?.run(CancellationToken::new()).await })
+}
+
+/// An edge listening, not yet serving.
+pub struct BoundEdge {
+    args: EdgeArgs,
+    listeners: Listeners,
+    sockets: Vec<SocketFile>,
+}
+
+impl BoundEdge {
+    /// Binds the edge's sockets: an error names the one that failed.
+    pub fn bind(args: EdgeArgs) -> Result<Self, EdgeError> {
+        if args.unix_socket.is_none() && args.port.is_none() {
+            return Err(EdgeError::NoListener);
+        }
+        let mut listeners = Listeners::default();
+        let mut sockets = Vec::new();
+        if let Some(port) = args.port {
+            let addr =
+                SocketAddr::new(args.host.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), port);
+            listeners.tcp = Some(listen::tcp(addr).map_err(|source| EdgeError::Listen {
+                what: addr.to_string(),
+                source,
+            })?);
+        }
+        if let Some(path) = &args.unix_socket {
+            listeners.unix = Some(listen::unix(path).map_err(|source| EdgeError::Listen {
+                what: format!("the unix socket {}", path.display()),
+                source,
+            })?);
+            sockets.push(SocketFile(path.clone()));
+        }
+        Ok(Self {
+            args,
+            listeners,
+            sockets,
+        })
+    }
+
+    /// The TCP address, when the edge listens on a port.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.listeners.tcp.as_ref()?.local_addr().ok()
+    }
+
+    /// Serves until a signal or `cancel`.
+    pub async fn run(self, cancel: CancellationToken) -> Result<(), EdgeError> {
+        let BoundEdge {
+            args,
+            listeners,
+            sockets,
+        } = self;
+        let timeout = Duration::from_millis(args.core_timeout_ms.max(1));
+        let edge = Arc::new(Edge {
+            link: CoreLink::new(args.core_socket.clone(), timeout),
+            proxy: Client::builder(TokioExecutor::new())
+                .build(UnixConnector(Arc::new(args.core_http_socket.clone()))),
+            timeout,
+        });
+        let router = axum::Router::new()
+            .route("/payments", post(payment))
+            .fallback(proxy)
+            .with_state(edge);
+        tracing::info!(
+            unix_socket = ?args.unix_socket,
+            port = ?args.port,
+            core = %args.core_socket.display(),
+            "reroute edge serving"
+        );
+        listen::serve(listeners, router, cancel).await?;
+        drop(sockets);
+        Ok(())
+    }
+}
+
+/// `POST /payments`: validated here, stored and answered by the core.
+async fn payment(
+    State(edge): State<Arc<Edge>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    require_json(&headers)?;
+    let body = read_body(body, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await?;
+    let payment = parse_payment(&body, Timestamp::now())?;
+    match edge.link.send(payment).await {
+        Ok((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            Ok((
+                status,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                body,
+            )
+                .into_response())
+        }
+        Err(e @ LinkError::Unreachable { .. }) => Err(ApiError::CoreUnreachable(e.to_string())),
+        Err(e @ LinkError::NoAnswer(_)) => Err(ApiError::AcceptUnconfirmed(
+            StoreError::Unavailable(e.to_string()),
+        )),
+    }
+}
+
+/// Any other request: to the core's HTTP socket as it came.
+async fn proxy(State(edge): State<Arc<Edge>>, mut request: Request) -> Response {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    *request.uri_mut() = match format!("http://core{path}").parse() {
+        Ok(uri) => uri,
+        Err(_) => return ApiError::NotFound.into_response(),
+    };
+    match tokio::time::timeout(edge.timeout, edge.proxy.request(request)).await {
+        Ok(Ok(response)) => response.map(Body::new),
+        Ok(Err(e)) if e.is_connect() => {
+            ApiError::CoreUnreachable(format!("the core's HTTP socket is unreachable: {e}"))
+                .into_response()
+        }
+        Ok(Err(e)) => ApiError::CoreNoAnswer(e.to_string()).into_response(),
+        Err(_) => ApiError::CoreNoAnswer(format!("none within {} ms", edge.timeout.as_millis()))
+            .into_response(),
+    }
+}
