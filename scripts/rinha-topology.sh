@@ -64,7 +64,19 @@ fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 
 stop() {
     if [ -f "$work/pids" ]; then
-        while read -r pid; do kill "$pid" 2>/dev/null || true; done <"$work/pids"
+        local pids; pids=$(cat "$work/pids")
+        for pid in $pids; do kill "$pid" 2>/dev/null || true; done
+        # Until they are gone (a core drains for up to 10 s): the next start
+        # would find the store still locked by the old core.
+        for _ in $(seq 1 300); do
+            local alive=0
+            # Gone, or a zombie (this shell started it and has not reaped it).
+            for pid in $pids; do
+                [ -r "/proc/$pid/stat" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] && alive=1
+            done
+            [ "$alive" = 1 ] || break
+            sleep 0.05
+        done
         rm -f "$work/pids"
     fi
     if [ -f "$work/nginx.pid" ]; then
@@ -84,7 +96,7 @@ start() {
         psql "$base/postgres" -qtAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1 \
             || psql "$base/postgres" -qc "CREATE DATABASE $name" >/dev/null
     else
-        rm -f "$work"/api*.db*
+        rm -f "$work"/api*.db* "$work"/core.db*
     fi
 
     if [ "$sim" = on ]; then
