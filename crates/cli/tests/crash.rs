@@ -5,8 +5,9 @@
 //! correlationIds, nothing charged twice, nothing left pending. The second
 //! test does the same with two instances over PostgreSQL (a private cluster
 //! of the bench's own), and restarts PostgreSQL once mid-run; the third with
-//! the shipped Rinha topology: two instances with their own embedded stores
-//! (`--peer`) behind nginx, the load sent through nginx.
+//! the shipped Rinha topology: a core on the embedded store and two edges in
+//! front of it, behind nginx, the load sent through nginx, at `--durability
+//! os` (the compose file's); kills hit the core and the edges.
 //!
 //! The seed is random and printed in the report; `reroute bench crash
 //! --seed N` replays the same kill schedule.
@@ -121,6 +122,8 @@ async fn kills_of_the_core_and_its_edges_behind_nginx_lose_nothing_and_charge_no
         "edges",
         "--balancer",
         "nginx",
+        // The level the shipped compose file runs at: a 2xx survives kill -9.
+        "--serve-arg=--durability=os",
         "--kills",
         "8",
         "--duration",

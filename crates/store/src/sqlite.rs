@@ -96,7 +96,7 @@ enum Applied {
 /// SQLite-backed [`Store`]. Cloning shares the same writer.
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: mpsc::Sender<Command>,
+    writer: Writer,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
     /// The latest probe report per processor: only this instance reads them.
@@ -109,14 +109,41 @@ pub struct SqliteStore {
     _running: Arc<Running>,
 }
 
+/// Where writes go: a thread of the store's own, or a task on the runtime
+/// that opened it.
+///
+/// A commit that waits for the disk ([`Durability::Stable`]) must not hold
+/// a runtime thread, so it runs on the writer thread. A commit at
+/// [`Durability::Os`] only copies pages to the OS (tens of microseconds):
+/// run in a task, it spares every write two thread wake-ups (the writer's,
+/// then the caller's), which were the largest share of the store's CPU
+/// under the Rinha load (BENCHMARKS.md).
+#[derive(Clone)]
+enum Writer {
+    Thread(mpsc::Sender<Command>),
+    Task(tokio::sync::mpsc::UnboundedSender<Command>),
+}
+
+impl Writer {
+    fn send(&self, cmd: Command) -> Result<(), ()> {
+        match self {
+            Writer::Thread(tx) => tx.send(cmd).map_err(drop),
+            Writer::Task(tx) => tx.send(cmd).map_err(drop),
+        }
+    }
+}
+
 /// The threads of one open and the lock that keeps the file to it.
 struct Running {
     writer: Option<thread::JoinHandle<()>>,
     /// Dropping it tells the checkpointer to stop.
     stop_checkpoints: Option<mpsc::Sender<()>>,
     checkpointer: Option<thread::JoinHandle<()>>,
-    /// Holds the OS lock until dropped, after the threads are gone.
-    _lock: File,
+    /// Holds the OS lock until dropped, after the threads are gone. A
+    /// writer task holds it instead, and drops it once its last commit is
+    /// done (so after the last clone is dropped, the file is free again a
+    /// moment later, when the task has run, not at once).
+    _lock: Option<File>,
 }
 
 impl Drop for Running {
@@ -214,14 +241,16 @@ impl SqliteStore {
         reader.busy_timeout(std::time::Duration::from_secs(5))?;
         let checkpoint_conn = Connection::open(&path)?;
         checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let (tx, rx) = mpsc::channel();
         let (alive, stopped) = mpsc::channel::<()>();
         let run = *uuid::Uuid::new_v4().as_bytes();
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| durability == Durability::Os);
         let mut running = Running {
             writer: None,
             stop_checkpoints: Some(alive),
             checkpointer: None,
-            _lock: lock,
+            _lock: None,
         };
         running.checkpointer = Some(
             thread::Builder::new()
@@ -233,14 +262,28 @@ impl SqliteStore {
         );
         // Last: once the writer runs nothing may fail, or `running` would
         // wait, on its way out, for a writer whose sender (`tx`) is alive.
-        running.writer = Some(
-            thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || write_loop(writer_conn, rx, run, durability))
-                .map_err(|e| StoreError::Unavailable(format!("cannot start the writer: {e}")))?,
-        );
+        let writer = match runtime {
+            Some(runtime) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                runtime.spawn(write_task(writer_conn, rx, run, durability, lock));
+                Writer::Task(tx)
+            }
+            None => {
+                let (tx, rx) = mpsc::channel();
+                running._lock = Some(lock);
+                running.writer = Some(
+                    thread::Builder::new()
+                        .name("store-writer".into())
+                        .spawn(move || write_loop(writer_conn, rx, run, durability))
+                        .map_err(|e| {
+                            StoreError::Unavailable(format!("cannot start the writer: {e}"))
+                        })?,
+                );
+                Writer::Thread(tx)
+            }
+        };
         Ok(Self {
-            writer: tx,
+            writer,
             reader: Arc::new(Mutex::new(reader)),
             path,
             probes: Arc::default(),
@@ -368,35 +411,79 @@ fn write_loop(
             }
         }
         gather_outcomes(&commands, &mut batch);
-        let wanted = Sync::for_group(durability, &batch);
-        if wanted != sync {
-            match conn.pragma_update(None, "synchronous", wanted.pragma()) {
-                Ok(()) => sync = wanted,
-                Err(e) => {
-                    // Nothing is applied on an unknown sync: a group that
-                    // needs the disk must not be answered without it.
-                    tracing::error!(error = %e, "cannot set the store's sync");
-                    let message = e.to_string();
-                    for cmd in batch.drain(..) {
-                        respond(cmd, Err(StoreError::Unavailable(message.clone())));
-                    }
-                    continue;
+        commit(&mut conn, &mut batch, &run, durability, &mut sync);
+    }
+}
+
+/// The writer as a task ([`Writer::Task`]): the same groups and commits as
+/// [`write_loop`], on the runtime's thread. It holds the store's lock until
+/// its last commit is done.
+async fn write_task(
+    mut conn: Connection,
+    mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    run: [u8; 16],
+    durability: Durability,
+    lock: File,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut sync = Sync::Full;
+    while commands.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        // Outcomes alone wait a little for company, as on the thread.
+        let outcome = |c: &Command| matches!(c, Command::Finish(..));
+        let deadline = tokio::time::Instant::now() + OUTCOME_DELAY;
+        let mut alone = batch.iter().all(outcome);
+        while alone && batch.len() < MAX_BATCH {
+            match tokio::time::timeout_at(deadline, commands.recv()).await {
+                Ok(Some(cmd)) => {
+                    alone = outcome(&cmd);
+                    batch.push(cmd);
                 }
+                Ok(None) | Err(_) => break,
             }
         }
-        match apply_batch(&mut conn, &batch, &run) {
-            Ok(applied) => {
-                for (cmd, applied) in batch.drain(..).zip(applied) {
-                    respond(cmd, Ok(applied));
-                }
-            }
+        commit(&mut conn, &mut batch, &run, durability, &mut sync);
+    }
+    drop(conn);
+    drop(lock);
+}
+
+/// Applies and commits one group at the sync it needs, then answers every
+/// caller; `batch` is left empty.
+fn commit(
+    conn: &mut Connection,
+    batch: &mut Vec<Command>,
+    run: &[u8; 16],
+    durability: Durability,
+    sync: &mut Sync,
+) {
+    let wanted = Sync::for_group(durability, batch);
+    if wanted != *sync {
+        match conn.pragma_update(None, "synchronous", wanted.pragma()) {
+            Ok(()) => *sync = wanted,
             Err(e) => {
-                // The transaction rolled back: nothing of this group stands.
-                tracing::error!(error = %e, commands = batch.len(), "store commit failed");
+                // Nothing is applied on an unknown sync: a group that
+                // needs the disk must not be answered without it.
+                tracing::error!(error = %e, "cannot set the store's sync");
                 let message = e.to_string();
                 for cmd in batch.drain(..) {
                     respond(cmd, Err(StoreError::Unavailable(message.clone())));
                 }
+                return;
+            }
+        }
+    }
+    match apply_batch(conn, batch, run) {
+        Ok(applied) => {
+            for (cmd, applied) in batch.drain(..).zip(applied) {
+                respond(cmd, Ok(applied));
+            }
+        }
+        Err(e) => {
+            // The transaction rolled back: nothing of this group stands.
+            tracing::error!(error = %e, commands = batch.len(), "store commit failed");
+            let message = e.to_string();
+            for cmd in batch.drain(..) {
+                respond(cmd, Err(StoreError::Unavailable(message.clone())));
             }
         }
     }
