@@ -17,7 +17,6 @@ use crate::config::{ServeConfig, StoreChoice};
 use crate::lanes::Lanes;
 use crate::listen::{Listeners, SocketFile};
 use crate::metrics::Metrics;
-use crate::peers::Peers;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::resolution::Landing;
@@ -44,8 +43,6 @@ pub struct Shared {
     /// for circuits).
     pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
-    /// The other instances, when each keeps its own store (`--peer`).
-    pub peers: Peers,
     pub metrics: Metrics,
     /// Cancelled when the app stops: workers and probes are then gone.
     pub stopping: CancellationToken,
@@ -141,7 +138,6 @@ impl App {
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
-            peers: Peers::new(config.peers.clone(), config.processor_timeout),
             metrics: Metrics::default(),
             stopping: CancellationToken::new(),
             leases_renewed: std::sync::atomic::AtomicBool::new(true),

@@ -193,17 +193,9 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_INSTANCE")]
     pub instance: Option<String>,
 
-    /// Another instance of the cluster (`http://host:port`; repeat the flag,
-    /// or comma-separate in the variable) when every instance keeps its own
-    /// embedded store: GET /payments-summary adds their totals to this
-    /// instance's. Not with --store: PostgreSQL is shared already.
-    #[arg(long = "peer", env = "REROUTE_PEERS", value_delimiter = ',')]
-    pub peers: Vec<String>,
-
     /// Whether this instance calls the processors' health endpoints
-    /// [default: true]. With embedded stores and --peer, let exactly one
-    /// instance probe (the processors allow one call per interval from
-    /// everyone together); the others route on their own payments' outcomes.
+    /// [default: true]. Off, it routes on its own payments' outcomes (and,
+    /// on PostgreSQL, on what the probing instances publish).
     #[arg(long, env = "REROUTE_PROBES", action = clap::ArgAction::Set)]
     pub probes: Option<bool>,
 
@@ -314,8 +306,6 @@ pub struct ServeConfig {
     pub body_read_timeout: Duration,
     /// The per-client limit of the public endpoints; `None`: unlimited.
     pub rate_limit: Option<RateLimit>,
-    /// The other instances, each with its own embedded store (`--peer`).
-    pub peers: Vec<String>,
     /// Whether this instance probes the processors' health endpoints.
     pub probes: bool,
     pub telemetry: TelemetryConfig,
@@ -455,7 +445,6 @@ args! {
     STORE = "database_url", "--store", "DATABASE_URL";
     LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS";
     DURABILITY = "durability", "--durability", "REROUTE_DURABILITY";
-    PEERS = "peers", "--peer", "REROUTE_PEERS";
     PROBES = "probes", "--probes", "REROUTE_PROBES";
     HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL";
     HEALTH_WINDOW_SIZE = "health_window_size", "--health-window-size", "REROUTE_HEALTH_WINDOW_SIZE";
@@ -881,34 +870,6 @@ impl ServeArgs {
                 }
             }
         };
-        let peers = r.pick(
-            "storage.peers",
-            [(PEERS, (!self.peers.is_empty()).then_some(self.peers))],
-            storage.peers,
-        );
-        let shared = matches!(store, StoreChoice::Postgres { .. });
-        let peers = peers
-            .check(&r, |peers| {
-                let peers: Vec<String> = peers
-                    .iter()
-                    .map(|p| p.trim().trim_end_matches('/').to_owned())
-                    .filter(|p| !p.is_empty())
-                    .collect();
-                if let Some(bad) = peers
-                    .iter()
-                    .find(|p| !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err())
-                {
-                    return Err(format!("{bad:?} must be an http:// URL"));
-                }
-                if shared && !peers.is_empty() {
-                    return Err("peers are for instances with their own embedded stores; \
-                         with a PostgreSQL store every instance reads the shared ledger"
-                        .to_owned());
-                }
-                Ok(peers)
-            })?
-            .unwrap_or_default();
-
         // [health]
         let probes = r
             .pick("health.probes", [(PROBES, self.probes)], health.probes)
@@ -1100,7 +1061,6 @@ impl ServeArgs {
             max_body_bytes: 16 * 1024,
             body_read_timeout: Duration::from_secs(30),
             rate_limit,
-            peers,
             probes,
         };
         Ok((config, r.origins))
@@ -1152,7 +1112,6 @@ struct StorageTable {
     store: Option<String>,
     lease_ms: Option<u64>,
     durability: Option<String>,
-    peers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -1325,12 +1284,6 @@ impl ServeConfig {
             "storage.durability",
             quoted(&self.durability.to_string()),
         ));
-        if self.peers.is_empty() {
-            line("# peers: none".into());
-        } else {
-            let list: Vec<String> = self.peers.iter().map(|p| quoted(p)).collect();
-            line(set("storage.peers", format!("[{}]", list.join(", "))));
-        }
 
         line("\n[health]".into());
         line(set("health.probes", self.probes.to_string()));

@@ -25,7 +25,6 @@ pub mod lanes;
 pub mod leases;
 pub mod listen;
 pub mod metrics;
-pub mod peers;
 pub mod probe;
 pub mod processor;
 pub mod queue;

@@ -17,10 +17,9 @@
 //! whose check fails is reported DOWN, with an alert, even when the router
 //! sends it nothing.
 //!
-//! With the embedded store there is one instance and it always leads. When
-//! several instances each keep their own embedded store (`--peer`), exactly
-//! one of them is configured to probe and the others do not (`--probes
-//! false`): they learn a processor's state from their own payments.
+//! With the embedded store there is one instance and it always leads.
+//! `--probes false` keeps an instance from probing at all: it learns a
+//! processor's state from its own payments.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -16,11 +16,7 @@
 //!   confirmed by a status query (`GET /payments/{id}` -> 404) frees the
 //!   payment to go elsewhere. The re-send suffers the same processor delay as
 //!   the original, so once it is answered the original has been too;
-//! - the ledger records only known outcomes;
-//! - with per-instance stores (`--peer`), a payment two instances hold (a
-//!   client re-sent it to another after the first failed to answer) is
-//!   recorded only by the one whose send the processor stored
-//!   ([`settle_with_peers`]).
+//! - the ledger records only known outcomes.
 //!
 //! Every send's outcome (approved, declined, error, timeout, with its
 //! latency) feeds the health engine under the payment's segment (method x
@@ -39,7 +35,7 @@ use tokio_util::task::TaskTracker;
 
 use reroute_core::health::{self, Transaction};
 use reroute_core::{Decision, Gate, Signal, Timestamp};
-use reroute_store::{Attempt, NewPayment, Outcome, PaymentState, PendingPayment};
+use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -489,7 +485,6 @@ async fn conclude(
 ) -> Next {
     use resolution::Verdict;
     let payment = &mut work.payment;
-    let id = payment.payment.id;
     match verdict {
         Verdict::Processed(requested_at) if requested_at == attempt.requested_at => {
             finish(shared, payment, Outcome::Processed(attempt)).await
@@ -501,13 +496,7 @@ async fn conclude(
                 requested_at,
                 ..attempt
             };
-            match settle_with_peers(shared, id, stored).await {
-                Some(outcome) => finish(shared, payment, outcome).await,
-                None => {
-                    tokio::time::sleep(PEER_RETRY).await;
-                    Next::Continue
-                }
-            }
+            finish(shared, payment, Outcome::Processed(stored)).await
         }
         Verdict::Declined => finish(shared, payment, Outcome::Declined(attempt)).await,
         // Definitely not stored, nor can it be: the payment may go
@@ -569,49 +558,6 @@ fn observe_health(
     if recorded.opened {
         tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
         shared.health_opened.notify_waiters();
-    }
-}
-
-/// How long a payment that needs its peers' word waits before asking again.
-const PEER_RETRY: Duration = Duration::from_secs(1);
-
-/// The processor has the payment from a send with another `requestedAt`
-/// than this attempt's. On a store of its own that is an earlier send of
-/// this instance, and the stored one is recorded. With per-instance stores
-/// (`--peer`) it may be another instance's: a client whose request this
-/// instance stored but never answered (it crashed) re-sent it, and the load
-/// balancer took it elsewhere. Then the instance whose attempt the processor
-/// stored records it, and this one records a duplicate (not in its ledger),
-/// so the cluster's summary counts it once, as the books do. `None`: a peer
-/// did not answer, so it cannot be told yet.
-async fn settle_with_peers(
-    shared: &Shared,
-    id: reroute_core::CorrelationId,
-    stored: Attempt,
-) -> Option<Outcome> {
-    if shared.peers.is_empty() {
-        return Some(Outcome::Processed(stored));
-    }
-    let held = match shared.peers.find(id).await {
-        Ok(held) => held,
-        Err(e) => {
-            tracing::warn!(%id, error = %e, "charged from another send; waiting for the peers to say whose");
-            return None;
-        }
-    };
-    let holds = [PaymentState::Pending, PaymentState::Processed].map(PaymentState::as_str);
-    let owner = held.iter().find(|view| {
-        holds.contains(&view.state.as_str())
-            && view.processor.as_deref() == Some(stored.processor.as_str())
-            && view.requested_at == Some(stored.requested_at)
-    });
-    match owner {
-        Some(owner) => {
-            tracing::warn!(%id, instance = %owner.instance,
-                "payment held by two instances (a client re-sent it); the one whose send was charged records it");
-            Some(Outcome::Duplicate(stored))
-        }
-        None => Some(Outcome::Processed(stored)),
     }
 }
 

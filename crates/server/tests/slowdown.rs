@@ -216,8 +216,8 @@ async fn after_a_slow_outage_the_backlog_returns_to_the_cheap_processor_and_noth
     slow_outage_then_recovery(&[]).await;
 }
 
-/// The same outage seen by an instance that does not probe (the second
-/// instance of a `--peer` pair): it hears of the recovery only through its
+/// The same outage seen by an instance that does not probe (`--probes
+/// false`): it hears of the recovery only through its
 /// own sends, the first of them slow failures and trials that left before
 /// it. Neither makes the latency it expects of default (a failure's is how
 /// long default takes to fail, a trial's slow answer measures the outage),

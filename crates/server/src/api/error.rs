@@ -91,9 +91,6 @@ pub enum ApiError {
     /// answer: it may or may not have taken effect.
     #[error("the core did not answer ({0}); the request may or may not have taken effect")]
     CoreNoAnswer(String),
-    /// A peer instance did not give its part of a cluster-wide answer.
-    #[error("another instance of the cluster did not answer; retry later")]
-    PeerUnavailable(#[from] crate::peers::PeerError),
 }
 
 impl ApiError {
@@ -116,7 +113,6 @@ impl ApiError {
             ApiError::NotFound | ApiError::UnknownProcessor { .. } => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_)
             | ApiError::AcceptUnconfirmed(_)
-            | ApiError::PeerUnavailable(_)
             | ApiError::CoreUnreachable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::CoreNoAnswer(_) => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -162,7 +158,6 @@ impl IntoResponse for ApiError {
             ApiError::AcceptUnconfirmed(e) => {
                 tracing::error!(error = %e, "the store did not confirm a payment; outcome unknown")
             }
-            ApiError::PeerUnavailable(e) => tracing::error!(error = %e, "request failed on a peer"),
             ApiError::CoreUnreachable(e) | ApiError::CoreNoAnswer(e) => {
                 tracing::error!(error = %e, "request failed on the core")
             }

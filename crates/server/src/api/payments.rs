@@ -297,15 +297,6 @@ pub struct SummaryQuery {
     /// End of the window (inclusive), ISO-8601 UTC.
     #[param(format = DateTime)]
     to: Option<String>,
-    /// `local`: only this instance's own payments, when instances keep
-    /// their own stores (`--peer`); absent: the whole cluster's.
-    scope: Option<Scope>,
-}
-
-#[derive(serde::Deserialize, utoipa::ToSchema, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Local,
 }
 
 /// One processor's paid payments in the window.
@@ -342,7 +333,7 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
         (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
         (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
-        (status = 503, description = "The store, or a peer instance holding part of the ledger, is unavailable.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
     )
 )]
 pub async fn summary(
@@ -354,17 +345,7 @@ pub async fn summary(
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
     );
-    let totals = if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
-        shared.store.summary(Window::new(from, to)).await?
-    } else {
-        let (own, theirs) = tokio::join!(
-            shared.store.summary(Window::new(from, to)),
-            shared.peers.totals(from, to)
-        );
-        let mut totals = own?;
-        totals.extend(theirs?);
-        totals
-    };
+    let totals = shared.store.summary(Window::new(from, to)).await?;
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()
@@ -403,8 +384,8 @@ pub struct PaymentView {
     pub amount: Money,
     /// `pending` (accepted, outcome not yet known), `processed` (charged:
     /// in the ledger), `declined` (refused by the processor; nothing
-    /// charged) or `duplicate` (with `--peer`: another instance holds the
-    /// same payment and records it).
+    /// charged) or `duplicate` (recorded by an earlier version that ran
+    /// instances with stores of their own: another instance recorded it).
     pub state: String,
     #[serde(rename = "acceptedAt")]
     #[schema(value_type = String, format = DateTime)]
@@ -436,50 +417,30 @@ impl PaymentView {
     }
 }
 
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct FindQuery {
-    /// `local`: only this instance's own store, when instances keep their
-    /// own stores (`--peer`); absent: the whole cluster's.
-    scope: Option<Scope>,
-}
-
-/// `GET /payments/{id}`: where one payment stands. With `--peer`, a payment
-/// this instance does not hold is looked for at the peers.
+/// `GET /payments/{id}`: where one payment stands.
 #[utoipa::path(
     get,
     path = "/payments/{id}",
     operation_id = "find_payment",
     tag = "payments",
-    params(("id" = String, Path, description = "The payment's correlationId (a UUID)."), FindQuery),
+    params(("id" = String, Path, description = "The payment's correlationId (a UUID).")),
     responses(
         (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
         (status = 200, description = "The payment.", body = PaymentView),
         (status = 400, description = "`id` is not a UUID.", body = ErrorBody),
         (status = 404, description = "No such payment was accepted.", body = ErrorBody),
-        (status = 503, description = "The store, or a peer instance that may hold it, is unavailable.", body = ErrorBody),
+        (status = 503, description = "The store is unavailable.", body = ErrorBody),
     )
 )]
 pub async fn find(
     State(shared): State<Arc<Shared>>,
     Path(id): Path<String>,
-    query: Result<Query<FindQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) = query?;
     let id: CorrelationId = id
         .parse()
         .map_err(|_| ApiError::invalid("id", "id must be a UUID"))?;
-    if let Some(record) = shared.store.find(id).await? {
-        return Ok(axum::Json(PaymentView::of(record, &shared.config.instance)).into_response());
-    }
-    if query.scope == Some(Scope::Local) || shared.peers.is_empty() {
-        return Err(ApiError::NotFound);
-    }
-    let held = shared.peers.find(id).await?;
-    held.into_iter()
-        .next()
-        .map(|view| axum::Json(view).into_response())
-        .ok_or(ApiError::NotFound)
+    let record = shared.store.find(id).await?.ok_or(ApiError::NotFound)?;
+    Ok(axum::Json(PaymentView::of(record, &shared.config.instance)).into_response())
 }
 
 /// `POST /purge-payments`: empties the ledger and the queue. Needs the admin
