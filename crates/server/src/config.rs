@@ -49,6 +49,11 @@ const DEFAULT_PATIENCE_MS: u64 = 60_000;
 const DEFAULT_PROCESSOR_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_LANDING_MARGIN_MS: u64 = 2_000;
 const DEFAULT_SPILL_WAIT_MS: u64 = 1_000;
+/// The largest request body, in bytes (fixed; an edge applies it too).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The longest a request body may take to arrive whole (fixed; an edge
+/// applies it too).
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_IN_FLIGHT: u32 = 1_000;
 /// Where a processor's limit starts, and the least it keeps.
 const DEFAULT_INITIAL_IN_FLIGHT: u32 = 128;
@@ -1058,8 +1063,8 @@ impl ServeArgs {
             health_interval: Duration::from_millis(health_interval_ms),
             workers,
             admin_token,
-            max_body_bytes: 16 * 1024,
-            body_read_timeout: Duration::from_secs(30),
+            max_body_bytes: MAX_BODY_BYTES,
+            body_read_timeout: BODY_READ_TIMEOUT,
             rate_limit,
             probes,
         };

@@ -11,10 +11,15 @@
 //! whose outcome is unknown may go elsewhere, is [`resolution`]'s rule. [`probe`] tasks poll processors' health
 //! endpoints within their rate limit and feed the same breakers.
 //!
+//! In front of it, optionally: [`edge`] (`reroute edge`), a stateless HTTP
+//! front that validates payments and hands them to the core over a unix
+//! socket ([`wire`], [`api::frames`]), proxying every other request.
+//!
 //! Around that path: [`config`] builds the one configuration from flags,
-//! environment and file; [`ratelimit`] keeps one client from starving the
-//! others (off by default); [`telemetry`] sends logs to stderr and, when
-//! configured, spans to an OpenTelemetry collector.
+//! environment and file; [`listen`] is the accept loop (TCP and unix
+//! sockets) that `serve` and `edge` share; [`ratelimit`] keeps one client
+//! from starving the others (off by default); [`telemetry`] sends logs to
+//! stderr and, when configured, spans to an OpenTelemetry collector.
 
 pub mod api;
 pub mod app;

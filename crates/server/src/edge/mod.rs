@@ -32,13 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::error::ApiError;
 use crate::api::payments::{parse_payment, read_body, require_json};
+use crate::config::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
 use crate::listen::{self, Listeners, SocketFile};
 use link::{CoreLink, LinkError};
-
-/// Largest `POST /payments` body, as the core's own.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest a body may take to arrive whole, as the core's own.
-const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `reroute edge`'s flags.
 #[derive(Debug, Clone, clap::Args)]
