@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release -p reroute-store --example store_load -- ENGINE [PAYMENTS] [CLIENTS]
-//! ENGINE: postgres://user@host/db (a fresh schema, dropped at the end) or sqlite
+//! ENGINE: postgres://user@host/db (a fresh schema, dropped at the end), sqlite
+//! (durability stable) or sqlite-os (durability os)
 //! ```
 
 use std::sync::Arc;
@@ -36,7 +37,16 @@ async fn main() -> anyhow::Result<()> {
             .await?,
         )
     } else {
-        Arc::new(SqliteStore::open(dir.path().join("load.db"))?)
+        // `sqlite-os`: the embedded store at `Durability::Os`.
+        let durability = if engine == "sqlite-os" {
+            reroute_store::Durability::Os
+        } else {
+            reroute_store::Durability::Stable
+        };
+        Arc::new(SqliteStore::open_with(
+            dir.path().join("load.db"),
+            durability,
+        )?)
     };
     println!("{engine}: {payments} payments, {clients} clients");
 
