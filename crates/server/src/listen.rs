@@ -54,14 +54,26 @@ pub fn tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Listens on a unix socket at `path`, replacing a socket file left by a
-/// previous run (a process killed with `kill -9` leaves it). Anything else
-/// at that path is an error, not something to delete. The socket is open to
-/// every user of the machine (mode 0666), as a TCP port on loopback would be:
-/// nginx usually runs as another user; restrict access with the directory.
+/// previous run (a process killed with `kill -9` leaves it) — but not one a
+/// live process still listens on (`AddrInUse`). Anything else at that path
+/// is an error, not something to delete. The socket is open to every user of
+/// the machine (mode 0666), as a TCP port on loopback would be: nginx usually
+/// runs as another user; restrict access with the directory.
 pub fn unix(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!(
+                        "{} is in use: another process listens on it",
+                        path.display()
+                    ),
+                ));
+            }
+            std::fs::remove_file(path)?
+        }
         Ok(_) => {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -193,5 +205,33 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_live_socket_is_not_taken_over_and_a_stale_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("edge.sock");
+        let first = unix(&path).unwrap();
+        // Someone listens there: a second process must not steal the path.
+        let err = unix(&path).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse, "{err}");
+        assert!(err.to_string().contains("edge.sock"), "{err}");
+        // Its process died (the file stays, nobody listens): taken over.
+        drop(first);
+        assert!(path.exists());
+        let _second = unix(&path).expect("a stale socket file is replaced");
+        // Anything else at the path is left alone.
+        let other = dir.path().join("not-a-socket");
+        std::fs::write(&other, b"data").unwrap();
+        assert_eq!(
+            unix(&other).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        assert_eq!(std::fs::read(&other).unwrap(), b"data");
     }
 }
