@@ -109,9 +109,10 @@ start() {
         # One core: the store, workers and probes; HTTP on a unix socket for
         # the edges' other requests, and on a port for readiness checks.
         local port=$((base_port + 1))
-        # One runtime thread: the store writes on a thread of its own, and on
-        # a 2-core machine a second one costs more in wake-ups than it gives.
-        TOKIO_WORKER_THREADS=${CORE_THREADS:-1} RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --db "$work/core.db" --store "" \
+        # One runtime thread: on a 2-core machine a second one costs more in
+        # wake-ups than it gives. One malloc arena (glibc): ~4 MB less peak
+        # RSS at the same CPU (BENCHMARKS.md).
+        MALLOC_ARENA_MAX=1 TOKIO_WORKER_THREADS=${CORE_THREADS:-1} RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --db "$work/core.db" --store "" \
             --unix-socket "$work/core-http.sock" --edge-socket "$work/core.sock" \
             --instance core "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/core.log" 2>&1 &
         echo $! >>"$work/pids"
