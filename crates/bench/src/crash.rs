@@ -67,7 +67,8 @@ pub struct CrashArgs {
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub users: usize,
 
-    /// Router instances, round-robin (more than one needs PostgreSQL).
+    /// Router instances, round-robin (more than one needs PostgreSQL, or
+    /// `--store edges`: instance 1 the core, the others edges).
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..64))]
     pub instances: u32,
