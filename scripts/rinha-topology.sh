@@ -18,7 +18,8 @@
 # default; off: start no simulator and use the processors at
 # PROCESSOR_DEFAULT_URL and PROCESSOR_FALLBACK_URL, default
 # http://127.0.0.1:8001 and :8002), DURABILITY (stable | os; unset: the
-# binary's default), WORK (work
+# binary's default), CORE_THREADS (the embedded core's runtime threads,
+# default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. SCENARIO
 # (preview, the default, or final: the simulator at the final's fees 0.07 /
@@ -236,5 +237,5 @@ case "${1:-}" in
         stop_killer
         report
         ;;
-    *) sed -n 2,30p "$0"; exit 2 ;;
+    *) sed -n 2,31p "$0"; exit 2 ;;
 esac
