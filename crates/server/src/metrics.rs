@@ -5,6 +5,8 @@
 //! scrapes natively. Names follow Prometheus conventions: a `reroute_` prefix,
 //! base units in the name (`_seconds`), `_total` on counters.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
@@ -20,6 +22,27 @@ use crate::app::Shared;
 use crate::processor::{AttemptResult, Probe};
 
 type Labels = Vec<(&'static str, String)>;
+
+/// The handles a payment's hot path updates, each built the first time it
+/// is needed and then reused: a payment accepted or a send answered finds
+/// its counter without building a label set (two allocations per label).
+#[derive(Default)]
+struct HotHandles {
+    /// `payments_accepted{result}`: accepted, duplicate.
+    accepted: [OnceLock<Counter>; 2],
+    /// Per processor id: `payment_attempts{processor, outcome}` by outcome,
+    /// and `payment_attempt_duration_seconds{processor}`.
+    sends: RwLock<HashMap<String, Arc<SendHandles>>>,
+}
+
+#[derive(Default)]
+struct SendHandles {
+    outcomes: [OnceLock<Counter>; 4],
+    duration: OnceLock<Histogram>,
+}
+
+const OUTCOMES: [&str; 4] = ["approved", "declined", "error", "unknown"];
+const ACCEPTED: [&str; 2] = ["accepted", "duplicate"];
 
 pub struct Metrics {
     registry: Registry,
@@ -47,6 +70,7 @@ pub struct Metrics {
     lane_throughput: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     lane_expected_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     lane_latency: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    hot: HotHandles,
 }
 
 fn latency_histogram() -> Histogram {
@@ -213,6 +237,7 @@ impl Default for Metrics {
             lane_throughput,
             lane_expected_wait,
             lane_latency,
+            hot: HotHandles::default(),
         }
     }
 }
@@ -232,9 +257,15 @@ impl Metrics {
     }
 
     pub fn accepted(&self, result: &'static str) {
-        self.accepted
-            .get_or_create(&vec![("result", result.to_owned())])
-            .inc();
+        let build = || {
+            self.accepted
+                .get_or_create(&vec![("result", result.to_owned())])
+                .clone()
+        };
+        match ACCEPTED.iter().position(|r| *r == result) {
+            Some(i) => self.hot.accepted[i].get_or_init(build).inc(),
+            None => build().inc(),
+        };
     }
 
     /// A request refused by the per-client rate limit.
@@ -252,22 +283,45 @@ impl Metrics {
 
     pub fn attempt(&self, processor: &str, result: AttemptResult, elapsed: Duration) {
         let outcome = match result {
-            AttemptResult::Approved | AttemptResult::AlreadyProcessed => "approved",
-            AttemptResult::Declined => "declined",
-            AttemptResult::Refused | AttemptResult::Failed => "error",
-            AttemptResult::Unknown => "unknown",
+            AttemptResult::Approved | AttemptResult::AlreadyProcessed => 0,
+            AttemptResult::Declined => 1,
+            AttemptResult::Refused | AttemptResult::Failed => 2,
+            AttemptResult::Unknown => 3,
         };
-        let labels = vec![
-            ("processor", processor.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ];
-        self.attempts.get_or_create(&labels).inc();
+        let handles = self.send_handles(processor);
+        handles.outcomes[outcome]
+            .get_or_init(|| {
+                let labels = vec![
+                    ("processor", processor.to_owned()),
+                    ("outcome", OUTCOMES[outcome].to_owned()),
+                ];
+                self.attempts.get_or_create(&labels).clone()
+            })
+            .inc();
         if !matches!(result, AttemptResult::Unknown) {
-            let labels = vec![("processor", processor.to_owned())];
-            self.attempt_duration
-                .get_or_create(&labels)
+            handles
+                .duration
+                .get_or_init(|| {
+                    let labels = vec![("processor", processor.to_owned())];
+                    self.attempt_duration.get_or_create(&labels).clone()
+                })
                 .observe(elapsed.as_secs_f64());
         }
+    }
+
+    /// The hot handles of one processor's sends, made on its first send.
+    fn send_handles(&self, processor: &str) -> Arc<SendHandles> {
+        let known = self
+            .hot
+            .sends
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(processor)
+            .cloned();
+        known.unwrap_or_else(|| {
+            let mut sends = self.hot.sends.write().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(sends.entry(processor.to_owned()).or_default())
+        })
     }
 
     /// A payment spilled from `from`, which could not keep up, to `to`.
@@ -392,6 +446,42 @@ impl Drop for InFlight<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text(metrics: &Metrics) -> String {
+        let mut out = String::new();
+        encode(&mut out, &metrics.registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn the_hot_handles_count_in_the_families_series() {
+        let metrics = Metrics::default();
+        for _ in 0..2 {
+            metrics.accepted("accepted");
+        }
+        metrics.accepted("duplicate");
+        for _ in 0..3 {
+            metrics.attempt("default", AttemptResult::Approved, Duration::from_millis(1));
+        }
+        metrics.attempt("fallback", AttemptResult::Unknown, Duration::from_secs(5));
+        let out = text(&metrics);
+        for line in [
+            r#"reroute_payments_accepted_total{result="accepted"} 2"#,
+            r#"reroute_payments_accepted_total{result="duplicate"} 1"#,
+            r#"reroute_payment_attempts_total{processor="default",outcome="approved"} 3"#,
+            r#"reroute_payment_attempts_total{processor="fallback",outcome="unknown"} 1"#,
+            r#"reroute_payment_attempt_duration_seconds_count{processor="default"} 3"#,
+        ] {
+            assert!(out.contains(line), "{line} not in\n{out}");
+        }
+        // Only what happened has a series: no send to fallback was timed,
+        // and default was never declined.
+        assert!(
+            !out.contains(r#"duration_seconds_count{processor="fallback"}"#),
+            "{out}"
+        );
+        assert!(!out.contains(r#"outcome="declined""#), "{out}");
+    }
 
     #[test]
     fn spills_from_a_processor_are_summed_over_the_processors_they_went_to() {
