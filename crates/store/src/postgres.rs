@@ -340,6 +340,17 @@ impl PostgresStore {
         })
     }
 
+    /// The `synchronous_commit` this instance's sessions run with: `off` at
+    /// [`Durability::Os`], the server's setting otherwise.
+    pub fn synchronous_commit(&self) -> StoreFuture<'_, String> {
+        self.query(|client| async move {
+            Ok(client
+                .query_one("SELECT current_setting('synchronous_commit')", &[])
+                .await?
+                .get(0))
+        })
+    }
+
     /// Runs `query` on a pooled connection, within the client-side bound.
     fn query<'a, T, F, Fut>(&'a self, query: F) -> StoreFuture<'a, T>
     where

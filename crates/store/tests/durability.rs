@@ -74,3 +74,24 @@ async fn os_in_a_runtime_keeps_what_it_answered_for() {
 async fn os_on_a_single_threaded_runtime_keeps_what_it_answered_for() {
     keeps_what_it_answered_for(Durability::Os).await;
 }
+
+/// On PostgreSQL, `os` is `synchronous_commit = off` on the instance's own
+/// sessions, and only there: `stable` keeps the server's setting.
+#[tokio::test]
+async fn on_postgres_os_turns_synchronous_commit_off_for_this_instance_only() {
+    use common::{Engine, Postgres};
+    let pg = Postgres::new().await;
+    let os = pg
+        .open_with(reroute_store::PostgresConfig {
+            durability: Durability::Os,
+            ..pg.config()
+        })
+        .await;
+    let stable = pg.open().await;
+    assert_eq!(os.synchronous_commit().await.unwrap(), "off");
+    assert_eq!(stable.synchronous_commit().await.unwrap(), "on");
+    // And it stores as the other does.
+    let p = payment(1990, 1);
+    assert_eq!(os.accept(p.clone()).await.unwrap(), Acceptance::New);
+    assert_eq!(stable.accept(p).await.unwrap(), Acceptance::Duplicate);
+}
