@@ -1,7 +1,8 @@
-//! The embedded engine: SQLite in WAL mode, written by one thread that commits
-//! in groups.
+//! The embedded engine: SQLite in WAL mode, written by one writer that commits
+//! in groups (a thread of its own; at `Durability::Os` inside a runtime, a
+//! task on it).
 //!
-//! Every write is a command sent to the writer thread. The thread takes all
+//! Every write is a command sent to the writer. The writer takes all
 //! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
 //! transaction and commits once: at most one sync for the whole group, then
 //! every caller is answered. Under load a commit carries hundreds of payments,
@@ -217,8 +218,9 @@ impl SqliteStore {
     }
 
     /// Opens (creating if needed) the database at `path` for this process
-    /// alone, applies pending migrations and starts the writer thread, which
-    /// commits at `durability`. [`StoreError::InUse`] if another store (of
+    /// alone, applies pending migrations and starts the writer (a thread, or
+    /// at `Durability::Os` inside a runtime a task on it),
+    /// which commits at `durability`. [`StoreError::InUse`] if another store (of
     /// this process or another) has it open.
     pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> StoreResult<Self> {
         let path = path.as_ref().to_path_buf();
