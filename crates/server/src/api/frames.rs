@@ -162,17 +162,24 @@ fn next_frame(
 /// What `POST /payments` would answer to this payment.
 async fn take(shared: Arc<Shared>, tag: u32, payment: NewPayment) -> Answer {
     let id = payment.id;
-    let response = match routable(&shared, &payment) {
-        Err(e) => e.into_response(),
+    let answered = match routable(&shared, &payment) {
+        Err(e) => Err(e),
         Ok(()) => {
             let accepted = accept_and_queue(Arc::clone(&shared), payment).await;
-            receipt(&shared, id, accepted).unwrap_or_else(IntoResponse::into_response)
+            receipt(&shared, id, accepted)
         }
     };
-    let status = response.status().as_u16();
-    // The body is whole already (a string or serialized JSON).
-    let body = axum::body::to_bytes(response.into_body(), wire::MAX_FRAME as usize)
-        .await
-        .unwrap_or_default();
-    (tag, status, body)
+    match answered {
+        Ok((status, body)) => (tag, status.as_u16(), body.into()),
+        Err(e) => {
+            // Rare: an error's body is the JSON its HTTP answer carries
+            // (whole already, so reading it does not wait).
+            let response = e.into_response();
+            let status = response.status().as_u16();
+            let body = axum::body::to_bytes(response.into_body(), wire::MAX_FRAME as usize)
+                .await
+                .unwrap_or_default();
+            (tag, status, body)
+        }
+    }
 }

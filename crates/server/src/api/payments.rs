@@ -207,7 +207,8 @@ pub async fn create(
         .map_err(|e| StoreError::Unavailable(format!("accepting the payment failed: {e}")))
         .and_then(|accepted| accepted);
     span.in_scope(|| tracing::debug!(?accepted, "payment received"));
-    receipt(&shared, id, accepted)
+    let (status, body) = receipt(&shared, id, accepted)?;
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// Whether a processor of the registry takes this payment: a 422 if none.
@@ -230,19 +231,20 @@ pub(crate) fn routable(shared: &Shared, payment: &NewPayment) -> Result<(), ApiE
     Ok(())
 }
 
-/// The answer to a payment the store was asked to accept. Whatever went
-/// wrong, the write may have reached the store: the answer then says the
-/// outcome is unknown (a retry of the same id tells).
+/// The answer to a payment the store was asked to accept: its status and
+/// JSON body, as `POST /payments` and the edge protocol both send them.
+/// Whatever went wrong, the write may have reached the store: the answer
+/// then says the outcome is unknown (a retry of the same id tells).
 pub(crate) fn receipt(
     shared: &Shared,
     id: CorrelationId,
     accepted: Result<Acceptance, StoreError>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, String), ApiError> {
     match accepted.map_err(ApiError::AcceptUnconfirmed)? {
-        Acceptance::New => Ok(answer(StatusCode::ACCEPTED, id, "accepted")),
+        Acceptance::New => Ok((StatusCode::ACCEPTED, receipt_body(id, "accepted"))),
         Acceptance::Duplicate => {
             shared.metrics.accepted("duplicate");
-            Ok(answer(StatusCode::OK, id, "duplicate"))
+            Ok((StatusCode::OK, receipt_body(id, "duplicate")))
         }
         Acceptance::Conflict { existing } => Err(ApiError::Conflict {
             existing: existing.to_string(),
@@ -271,7 +273,7 @@ pub(crate) async fn accept_and_queue(
     Ok(acceptance)
 }
 
-/// The answer to `POST /payments`, as [`answer`] writes it by hand (the hot
+/// The answer to `POST /payments`, as [`receipt_body`] writes it by hand (the hot
 /// path skips a serializer); described here for the API document.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -283,9 +285,8 @@ pub(crate) struct PaymentReceipt {
     status: String,
 }
 
-fn answer(status: StatusCode, id: CorrelationId, what: &str) -> Response {
-    let body = format!(r#"{{"correlationId":"{id}","status":"{what}"}}"#);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+fn receipt_body(id: CorrelationId, what: &str) -> String {
+    format!(r#"{{"correlationId":"{id}","status":"{what}"}}"#)
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]

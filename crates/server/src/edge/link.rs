@@ -59,20 +59,19 @@ struct Connection {
 }
 
 impl Connection {
+    /// The waiting requests (a panic elsewhere leaves them usable).
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Option<Waiting>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn is_open(&self) -> bool {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.waiting().is_some()
     }
 
     /// Breaks the connection: every request waiting learns it (its
     /// receiver sees the sender dropped).
     fn close(&self) {
-        self.waiting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        self.waiting().take();
     }
 }
 
@@ -94,7 +93,7 @@ impl CoreLink {
         let tag = connection.next_tag.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            let mut waiting = connection.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let mut waiting = connection.waiting();
             let Some(waiting) = waiting.as_mut() else {
                 return Err(self.unreachable("the connection broke"));
             };
@@ -111,12 +110,7 @@ impl CoreLink {
                 "the connection broke while the payment was with the core".into(),
             )),
             Err(_) => {
-                if let Some(waiting) = connection
-                    .waiting
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .as_mut()
-                {
+                if let Some(waiting) = connection.waiting().as_mut() {
                     waiting.remove(&tag);
                 }
                 Err(LinkError::NoAnswer(format!(
@@ -231,9 +225,7 @@ async fn read_loop(mut reader: OwnedReadHalf, connection: Arc<Connection>) {
             };
             let body = frame.slice_ref(body);
             let waiter = connection
-                .waiting
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
+                .waiting()
                 .as_mut()
                 .and_then(|waiting| waiting.remove(&tag));
             if let Some(waiter) = waiter {
