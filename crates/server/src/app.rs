@@ -19,7 +19,9 @@ use crate::listen::{Listeners, SocketFile};
 use crate::metrics::Metrics;
 use crate::processor::ProcessorClient;
 use crate::queue::Queue;
+use crate::recording::Recording;
 use crate::resolution::Landing;
+use crate::timed_store::TimedStore;
 use crate::{api, leases, listen, probe, ratelimit, telemetry, worker};
 
 /// Everything the handlers, workers and probes share.
@@ -43,6 +45,9 @@ pub struct Shared {
     /// for circuits).
     pub health_opened: tokio::sync::Notify,
     pub queue: Queue,
+    /// Outcomes answered by a processor and not yet committed: summaries
+    /// wait for those in their window.
+    pub recording: Recording,
     pub metrics: Metrics,
     /// Cancelled when the app stops: workers and probes are then gone.
     pub stopping: CancellationToken,
@@ -90,6 +95,7 @@ pub struct App {
 impl App {
     /// Opens the store `config` names: the embedded one, or PostgreSQL.
     pub async fn build(config: ServeConfig) -> Result<App, StartError> {
+        let metrics = Metrics::default();
         let store: Arc<dyn Store> = match &config.store {
             StoreChoice::Embedded(path) => Arc::new(
                 SqliteStore::open_with(path, config.durability).map_err(|source| {
@@ -104,6 +110,7 @@ impl App {
                 pg.instance = config.instance.clone();
                 pg.lease = *lease;
                 pg.durability = config.durability;
+                pg.observer = Some(metrics.store());
                 // Not listening yet, so not ready: a load balancer or
                 // orchestrator sees the instance come up with its store.
                 let store = PostgresStore::connect_patiently(pg, |tries, e| {
@@ -115,7 +122,7 @@ impl App {
                 })?)
             }
         };
-        Self::build_with_store(config, store).await
+        Self::start(config, store, metrics).await
     }
 
     /// Starts on a given store: binds, takes over every pending payment, then
@@ -124,6 +131,15 @@ impl App {
         config: ServeConfig,
         store: Arc<dyn Store>,
     ) -> Result<App, StartError> {
+        Self::start(config, store, Metrics::default()).await
+    }
+
+    async fn start(
+        config: ServeConfig,
+        store: Arc<dyn Store>,
+        metrics: Metrics,
+    ) -> Result<App, StartError> {
+        let store = TimedStore::wrap(store, metrics.store());
         let registry = config.registry.clone();
         let shared = Arc::new(Shared {
             breakers: Breakers::new(registry.len(), config.circuit),
@@ -138,7 +154,8 @@ impl App {
             health: HealthEngine::new(&registry, config.health),
             health_opened: tokio::sync::Notify::new(),
             queue: Queue::default(),
-            metrics: Metrics::default(),
+            recording: Recording::default(),
+            metrics,
             stopping: CancellationToken::new(),
             leases_renewed: std::sync::atomic::AtomicBool::new(true),
             registry,

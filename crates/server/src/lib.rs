@@ -34,8 +34,10 @@ pub mod probe;
 pub mod processor;
 pub mod queue;
 pub mod ratelimit;
+pub mod recording;
 pub mod resolution;
 pub mod telemetry;
+pub mod timed_store;
 pub mod wire;
 pub mod worker;
 

@@ -20,6 +20,7 @@ use reroute_core::health::{Alert, Status};
 
 use crate::app::Shared;
 use crate::processor::{AttemptResult, Probe};
+use crate::timed_store::StoreMetrics;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -55,6 +56,8 @@ pub struct Metrics {
     alerts: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     in_flight: Gauge,
+    outcomes_recording: Gauge,
+    summaries_settling: Gauge,
     // Read from the live state at scrape time.
     queue_depth: Gauge,
     queue_oldest_age: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -70,6 +73,7 @@ pub struct Metrics {
     lane_throughput: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     lane_expected_wait: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     lane_latency: Family<Labels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    store: Arc<StoreMetrics>,
     hot: HotHandles,
 }
 
@@ -94,6 +98,8 @@ impl Default for Metrics {
         let alerts = Family::<Labels, Counter>::default();
         let rate_limited = Family::<Labels, Counter>::default();
         let in_flight = Gauge::default();
+        let outcomes_recording = Gauge::default();
+        let summaries_settling = Gauge::default();
         let queue_depth = Gauge::default();
         let queue_oldest_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         let processor_up = Family::<Labels, Gauge>::default();
@@ -137,6 +143,16 @@ impl Default for Metrics {
             "attempts_in_flight",
             "Payments sent to a processor and not yet answered",
             in_flight.clone(),
+        );
+        registry.register(
+            "outcomes_recording",
+            "Outcomes a processor has answered whose commit to the ledger is not done yet",
+            outcomes_recording.clone(),
+        );
+        registry.register(
+            "summaries_settling",
+            "GET /payments-summary requests waiting for outcomes in their window to be committed",
+            summaries_settling.clone(),
         );
         registry.register(
             "queue_depth",
@@ -212,6 +228,7 @@ impl Default for Metrics {
             "The processor's latency as the spill rule sees it (smoothed answers, or a delay announced since)",
             lane_latency.clone(),
         );
+        let store = StoreMetrics::register(&mut registry);
         Self {
             registry,
             http_requests,
@@ -223,6 +240,8 @@ impl Default for Metrics {
             alerts,
             rate_limited,
             in_flight,
+            outcomes_recording,
+            summaries_settling,
             queue_depth,
             queue_oldest_age,
             processor_up,
@@ -237,12 +256,19 @@ impl Default for Metrics {
             lane_throughput,
             lane_expected_wait,
             lane_latency,
+            store,
             hot: HotHandles::default(),
         }
     }
 }
 
 impl Metrics {
+    /// The store's histograms: its operations ([`crate::timed_store::TimedStore`])
+    /// and, as the engine's [`reroute_store::Observer`], their steps.
+    pub fn store(&self) -> Arc<StoreMetrics> {
+        Arc::clone(&self.store)
+    }
+
     pub fn http(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
         let labels = vec![
             ("route", route.to_owned()),
@@ -370,6 +396,9 @@ impl Metrics {
     pub async fn render(&self, shared: &Shared) -> String {
         let now = Timestamp::now();
         self.queue_depth.set(shared.queue.depth() as i64);
+        self.outcomes_recording.set(shared.recording.len() as i64);
+        self.summaries_settling
+            .set(shared.recording.waiting() as i64);
         let oldest = shared.queue.oldest_accepted_at();
         self.queue_oldest_age
             .set(oldest.map_or(0.0, |t| (now.millis() - t.millis()).max(0) as f64 / 1000.0));

@@ -6,6 +6,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use reroute_core::CorrelationId;
 use reroute_store::PendingPayment;
@@ -20,6 +21,9 @@ pub struct Job {
     /// replace it, without recording an attempt first. `false` for payments
     /// taken over from the store, whose attempt may have been sent.
     pub unsent_plan: bool,
+    /// How many purges had happened when a worker took it ([`Queue::pop`]):
+    /// a purge since then dropped it ([`Queue::purged_since`]).
+    pub taken_after: u64,
 }
 
 impl Job {
@@ -29,6 +33,7 @@ impl Job {
         Self {
             pending,
             unsent_plan,
+            taken_after: 0,
         }
     }
 
@@ -38,6 +43,7 @@ impl Job {
         Self {
             pending,
             unsent_plan: false,
+            taken_after: 0,
         }
     }
 }
@@ -47,6 +53,8 @@ pub struct Queue {
     inner: Mutex<Inner>,
     /// One permit per push: a pop that finds the queue empty waits here.
     ready: Notify,
+    /// Purges so far ([`Queue::clear`]).
+    purges: AtomicU64,
 }
 
 #[derive(Default)]
@@ -82,8 +90,9 @@ impl Queue {
     pub async fn pop(&self) -> Job {
         loop {
             let ready = self.ready.notified();
-            if let Some(p) = self.inner().items.pop_front() {
-                return p;
+            if let Some(mut job) = self.inner().items.pop_front() {
+                job.taken_after = self.purges.load(Ordering::Acquire);
+                return job;
             }
             ready.await;
         }
@@ -94,15 +103,23 @@ impl Queue {
         self.inner().known.remove(&id);
     }
 
-    /// Drops everything waiting (after a purge); returns how many.
+    /// Drops everything waiting (after a purge); returns how many. The
+    /// payments workers hold are dropped too: each learns it from
+    /// [`Queue::purged_since`] before it sends.
     pub fn clear(&self) -> usize {
         let mut inner = self.inner();
+        self.purges.fetch_add(1, Ordering::AcqRel);
         let Inner { items, known } = &mut *inner;
         let dropped = items.len();
         for job in items.drain(..) {
             known.remove(&job.pending.payment.id);
         }
         dropped
+    }
+
+    /// Whether a purge dropped a job taken after `taken_after` purges.
+    pub fn purged_since(&self, taken_after: u64) -> bool {
+        self.purges.load(Ordering::Acquire) != taken_after
     }
 
     /// When the oldest waiting payment was accepted.
@@ -165,6 +182,19 @@ mod tests {
         assert!(q.push(again()), "known no more once done");
         assert_eq!(q.clear(), 1);
         assert!(q.push(again()), "cleared");
+    }
+
+    #[tokio::test]
+    async fn a_job_taken_before_a_purge_knows_it_was_dropped() {
+        let q = Queue::default();
+        q.push(pending(1));
+        let before = q.pop().await;
+        assert!(!q.purged_since(before.taken_after));
+        q.clear();
+        assert!(q.purged_since(before.taken_after), "taken, then purged");
+        q.push(pending(2));
+        let after = q.pop().await;
+        assert!(!q.purged_since(after.taken_after), "taken after the purge");
     }
 
     #[tokio::test]

@@ -136,9 +136,12 @@ struct Work {
     eligible: Vec<bool>,
     /// The routing slot, until the first send has its place in a lane.
     slot: Option<OwnedSemaphorePermit>,
+    /// Purges before the worker took it ([`crate::queue::Queue::purged_since`]).
+    taken_after: u64,
 }
 
 async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
+    let taken_after = job.taken_after;
     let mut payment = job.pending;
     let plan = if job.unsent_plan {
         payment.attempt.take()
@@ -170,6 +173,7 @@ async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
         doubt,
         eligible,
         slot: Some(slot),
+        taken_after,
     };
     loop {
         let step = match work.payment.attempt.clone() {
@@ -232,7 +236,13 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
         .plan
         .take_if(|a| a.processor == processor.id.as_str())
         .is_some();
-    if !planned {
+    if planned {
+        // Sent without asking the store: the purge's fence is the queue's.
+        if shared.queue.purged_since(work.taken_after) {
+            tracing::info!(id = %work.payment.payment.id, "purged before its send; not sent");
+            return Next::Done;
+        }
+    } else {
         if let Some(stop) = begin(shared, &work.payment, &attempt).await {
             return stop;
         }
@@ -309,6 +319,12 @@ async fn begin(shared: &Shared, payment: &PendingPayment, attempt: &Attempt) -> 
     }
 }
 
+/// Whether the store no longer has the payment at all (purged), as opposed
+/// to finished or held by another instance.
+async fn purged(shared: &Shared, payment: &PendingPayment) -> bool {
+    matches!(shared.store.find(payment.payment.id).await, Ok(None))
+}
+
 /// Whether a fresh payment may go to this processor now: the health gate of
 /// its segment first, then the circuit. A trial slot is taken only when both
 /// let the payment through (the circuit's claim may take one of its own).
@@ -365,10 +381,17 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
     // A re-send leaves only while the payment is pending and this
     // instance's: a stale holder (paused past its lease, or the sweep
     // finding a payment that just finished) stops here.
-    if let Some(stop) = begin(shared, &work.payment, &attempt).await {
-        return stop;
+    match begin(shared, &work.payment, &attempt).await {
+        None => send(shared, work, index, attempt, lane).await,
+        // Gone from the store: purged. An earlier send of the attempt may
+        // be stored after the purge, so the processor is asked until none
+        // can land any more (a found payment is restored to the ledger).
+        Some(Next::Done) if purged(shared, &work.payment).await => {
+            drop(lane);
+            look_up(shared, work, index, attempt, None).await
+        }
+        Some(stop) => stop,
     }
-    send(shared, work, index, attempt, lane).await
 }
 
 /// One send of `attempt`, with its place in the processor's lane; the doubt
@@ -563,15 +586,40 @@ fn observe_health(
 
 async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> Next {
     let id = payment.payment.id;
+    // The processor's books have a processed payment from now on: summaries
+    // wait for its commit ([`crate::recording`]).
+    let _recording = match &outcome {
+        Outcome::Processed(attempt) => Some(shared.recording.begin(attempt.requested_at)),
+        _ => None,
+    };
     loop {
         match shared.store.finish(id, outcome.clone()).await {
-            Ok(recorded) => {
+            Ok(true) => {
                 tracing::debug!(?outcome, "payment completed");
-                if !recorded {
-                    tracing::warn!(%id, "outcome for a payment no longer pending (purged?)");
-                }
                 return Next::Done;
             }
+            // Finished by another instance, or purged while this send was
+            // in flight: then the processor has it after the purge, and the
+            // ledger must too (`restore` changes nothing where the store
+            // still has the payment).
+            Ok(false) => match shared
+                .store
+                .restore(payment.payment.clone(), outcome.clone())
+                .await
+            {
+                Ok(true) => {
+                    tracing::warn!(%id, ?outcome, "outcome of a payment purged while its send was in flight: recorded");
+                    return Next::Done;
+                }
+                Ok(false) => {
+                    tracing::info!(%id, "outcome for a payment already finished");
+                    return Next::Done;
+                }
+                Err(e) => {
+                    tracing::error!(%id, error = %e, "cannot record the outcome of a purged payment; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
             Err(e) => {
                 // The processor has it; the ledger must learn it. Keep trying:
                 // dropping it would leave the ledger short of the books.

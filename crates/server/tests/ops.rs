@@ -76,6 +76,16 @@ async fn metrics_count_requests_attempts_and_the_ledger() {
         ("reroute_queue_depth", 0.0),
         ("reroute_attempts_in_flight", 0.0),
         ("reroute_store_up", 1.0),
+        ("reroute_outcomes_recording", 0.0),
+        ("reroute_summaries_settling", 0.0),
+        (
+            r#"reroute_store_operation_duration_seconds_count{operation="accept"}"#,
+            2.0,
+        ),
+        (
+            r#"reroute_store_operation_duration_seconds_count{operation="finish"}"#,
+            1.0,
+        ),
     ];
     for (series, want) in expect {
         assert_eq!(value_of(&text, series), Some(want), "{series} in\n{text}");

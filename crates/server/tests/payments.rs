@@ -498,6 +498,13 @@ impl reroute_store::Store for LosesAnswers {
     ) -> reroute_store::StoreFuture<'_, bool> {
         self.inner.begin_attempt(id, attempt)
     }
+    fn restore(
+        &self,
+        payment: reroute_store::NewPayment,
+        outcome: reroute_store::Outcome,
+    ) -> reroute_store::StoreFuture<'_, bool> {
+        self.inner.restore(payment, outcome)
+    }
     fn finish(
         &self,
         id: reroute_core::CorrelationId,

@@ -34,6 +34,23 @@ pub mod sqlite;
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;
 
+/// Where an engine reports how long the steps under its operations take,
+/// so that an operator can tell a slow database from a queue in front of
+/// it (the server turns the reports into metrics).
+pub trait Observer: std::fmt::Debug + Send + Sync + 'static {
+    fn observe(&self, step: Step, took: Duration);
+}
+
+/// A step under a store's operations ([`Observer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Waiting for a connection of a pool (PostgreSQL).
+    PoolWait,
+    /// One group of writes applied and committed as one statement
+    /// (PostgreSQL), with how many writes it carried.
+    Group { writes: usize },
+}
+
 /// When a write counts as done, and so what a 2xx survives. Only the writes
 /// that a send or an answer relies on are held to it: accepts, the attempt
 /// recorded before a send, reclaims and purges. An outcome needs no sync of
@@ -275,6 +292,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// Records the known outcome. `false` if the payment was no longer pending.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
+
+    /// Records `payment` with its known `outcome` when the store does not
+    /// have it at all: it was purged while a send of it was in flight, and
+    /// the processor, whose books were purged before, has it now; the
+    /// ledger must too. `false` when the store has the payment, in whatever
+    /// state (finished by another instance, pending elsewhere): nothing
+    /// changes. Held to the durability of an accept.
+    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool>;
 
     /// One payment, whatever its state; `None` if this store never accepted it.
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>>;

@@ -36,8 +36,9 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::{
-    Acceptance, Attempt, Durability, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
-    PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
+    Acceptance, Attempt, Durability, LedgerEntry, NewPayment, Observer, Outcome, PaymentRecord,
+    PaymentState, PendingPayment, ProbeReport, Step, Store, StoreError, StoreFuture, StoreResult,
+    Totals,
 };
 
 /// The most writes one statement carries.
@@ -136,6 +137,8 @@ pub struct PostgresConfig {
     /// of its kernel or a power loss may lose the last commits (up to three
     /// times `wal_writer_delay`, 0.6 s by default).
     pub durability: Durability,
+    /// Told how long pool waits and groups of writes take.
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 impl PostgresConfig {
@@ -151,6 +154,7 @@ impl PostgresConfig {
             writers: 2,
             schema: None,
             durability: Durability::default(),
+            observer: None,
         }
     }
 }
@@ -170,6 +174,7 @@ struct Inner {
     lease_ms: i64,
     /// The client-side bound of one operation.
     bound: Duration,
+    observer: Option<Arc<dyn Observer>>,
     /// The writer tasks end once every clone is dropped and the writes
     /// already sent are applied.
     _writers: Vec<tokio::task::JoinHandle<()>>,
@@ -298,11 +303,14 @@ impl PostgresStore {
         let writers = (0..config.writers.max(1))
             .map(|_| {
                 tokio::spawn(write_loop(
-                    write_pool.clone(),
+                    Writers {
+                        pool: write_pool.clone(),
+                        holder: Arc::clone(&holder),
+                        lease_ms,
+                        bound,
+                        observer: config.observer.clone(),
+                    },
                     Arc::clone(&receiver),
-                    Arc::clone(&holder),
-                    lease_ms,
-                    bound,
                 ))
             })
             .collect();
@@ -314,6 +322,7 @@ impl PostgresStore {
                 holder,
                 lease_ms,
                 bound,
+                observer: config.observer,
                 _writers: writers,
             }),
         })
@@ -359,7 +368,7 @@ impl PostgresStore {
         Fut: Future<Output = Result<T, tokio_postgres::Error>> + Send + 'a,
     {
         Box::pin(bounded(self.inner.bound, async move {
-            let client = self.inner.pool.get().await.map_err(unavailable_pool)?;
+            let client = get(&self.inner.pool, self.inner.observer.as_deref()).await?;
             query(client).await.map_err(unavailable)
         }))
     }
@@ -467,15 +476,31 @@ async fn migrate(pool: &Pool, schema: Option<&str>, durability: Durability) -> S
     Ok(())
 }
 
-/// One writer task: takes every write waiting (up to [`MAX_BATCH`]) and
-/// applies them, until every sender is gone.
-async fn write_loop(
+/// A connection of `pool`, the wait reported to `observer`.
+async fn get(
+    pool: &Pool,
+    observer: Option<&dyn Observer>,
+) -> StoreResult<deadpool_postgres::Client> {
+    let started = std::time::Instant::now();
+    let client = pool.get().await.map_err(unavailable_pool);
+    if let Some(observer) = observer {
+        observer.observe(Step::PoolWait, started.elapsed());
+    }
+    client
+}
+
+/// What every writer task works with.
+struct Writers {
     pool: Pool,
-    receiver: Arc<Mutex<mpsc::Receiver<Write>>>,
     holder: Arc<str>,
     lease_ms: i64,
     bound: Duration,
-) {
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// One writer task: takes every write waiting (up to [`MAX_BATCH`]) and
+/// applies them, until every sender is gone.
+async fn write_loop(writers: Writers, receiver: Arc<Mutex<mpsc::Receiver<Write>>>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         {
@@ -485,20 +510,14 @@ async fn write_loop(
                 return;
             }
         }
-        apply_batch(&pool, &holder, lease_ms, bound, std::mem::take(&mut batch)).await;
+        apply_batch(&writers, std::mem::take(&mut batch)).await;
     }
 }
 
 /// Applies a batch as few statements as its ids allow: one per run of
 /// distinct ids (a statement cannot touch one row twice), each its own
 /// commit; then answers every caller.
-async fn apply_batch(
-    pool: &Pool,
-    holder: &str,
-    lease_ms: i64,
-    bound: Duration,
-    mut rest: Vec<Write>,
-) {
+async fn apply_batch(writers: &Writers, mut rest: Vec<Write>) {
     while !rest.is_empty() {
         let mut seen = HashSet::with_capacity(rest.len());
         let split = rest
@@ -507,7 +526,13 @@ async fn apply_batch(
             .unwrap_or(rest.len());
         let tail = rest.split_off(split);
         let group = std::mem::replace(&mut rest, tail);
-        match bounded(bound, apply_group(pool, holder, lease_ms, &group)).await {
+        let started = std::time::Instant::now();
+        let applied = bounded(writers.bound, apply_group(writers, &group)).await;
+        if let Some(observer) = &writers.observer {
+            let writes = group.len();
+            observer.observe(Step::Group { writes }, started.elapsed());
+        }
+        match applied {
             Ok(answers) => {
                 for (write, answer) in group.into_iter().zip(answers) {
                     answer.send(write);
@@ -576,12 +601,8 @@ const APPLY_GROUP: &str = concat!(
     UNION ALL SELECT id FROM finished"
 );
 
-async fn apply_group(
-    pool: &Pool,
-    holder: &str,
-    lease_ms: i64,
-    group: &[Write],
-) -> StoreResult<Vec<Answer>> {
+async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResult<Vec<Answer>> {
+    let (holder, lease_ms) = (&*writers.holder, writers.lease_ms);
     let mut a = Columns::default();
     let mut b = Columns::default();
     let mut f = Columns::default();
@@ -607,11 +628,7 @@ async fn apply_group(
                 b.at.push(attempt.requested_at.millis());
             }
             Write::Finish(id, outcome, _) => {
-                let (state, attempt) = match outcome {
-                    Outcome::Processed(a) => (STATE_PROCESSED, a),
-                    Outcome::Declined(a) => (STATE_DECLINED, a),
-                    Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
-                };
+                let (state, attempt) = outcome_columns(outcome);
                 f.id.push(*id.as_uuid());
                 f.state.push(state);
                 f.processor.push(attempt.processor.as_str());
@@ -619,7 +636,7 @@ async fn apply_group(
             }
         }
     }
-    let client = pool.get().await.map_err(unavailable_pool)?;
+    let client = get(&writers.pool, writers.observer.as_deref()).await?;
     let statement = client
         .prepare_cached(APPLY_GROUP)
         .await
@@ -794,6 +811,15 @@ fn is_identifier(name: &str) -> bool {
 
 /// A pending payment from `id, amount, payment_method, country, accepted_at,
 /// processor, requested_at`.
+/// The state and attempt columns of a finished payment.
+fn outcome_columns(outcome: &Outcome) -> (i16, &Attempt) {
+    match outcome {
+        Outcome::Processed(a) => (STATE_PROCESSED, a),
+        Outcome::Declined(a) => (STATE_DECLINED, a),
+        Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
+    }
+}
+
 fn pending_from_row(r: &Row) -> PendingPayment {
     let processor: Option<String> = r.get(5);
     let requested_at: Option<i64> = r.get(6);
@@ -886,6 +912,40 @@ impl Store for PostgresStore {
     /// former holder whose answer arrives late included); the first stands.
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
         self.write(|tx| Write::Finish(id, outcome, tx))
+    }
+
+    /// Rare (a purge with sends in flight), so a statement of its own on
+    /// the pool rather than a place in every group.
+    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
+        let holder = Arc::clone(&self.inner.holder);
+        self.query(move |client| async move {
+            let (state, attempt) = outcome_columns(&outcome);
+            let statement = client
+                .prepare_cached(
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state,
+                                           processor, requested_at, holder, lease_until)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)
+                     ON CONFLICT (id) DO NOTHING",
+                )
+                .await?;
+            let inserted = client
+                .execute(
+                    &statement,
+                    &[
+                        payment.id.as_uuid(),
+                        &payment.amount.minor(),
+                        &payment.payment_method,
+                        &payment.country,
+                        &payment.accepted_at.millis(),
+                        &state,
+                        &attempt.processor,
+                        &attempt.requested_at.millis(),
+                        &&*holder,
+                    ],
+                )
+                .await?;
+            Ok(inserted == 1)
+        })
     }
 
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {

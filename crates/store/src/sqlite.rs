@@ -82,6 +82,7 @@ enum Command {
     ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
     Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
+    Restore(NewPayment, Outcome, oneshot::Sender<StoreResult<bool>>),
     Purge(oneshot::Sender<StoreResult<()>>),
     Reclaim(usize, oneshot::Sender<StoreResult<Vec<PendingPayment>>>),
 }
@@ -571,11 +572,7 @@ fn apply(
             Ok(Applied::Flag(changed == 1))
         }
         Command::Finish(id, outcome, _) => {
-            let (state, attempt) = match outcome {
-                Outcome::Processed(a) => (STATE_PROCESSED, a),
-                Outcome::Declined(a) => (STATE_DECLINED, a),
-                Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
-            };
+            let (state, attempt) = outcome_columns(outcome);
             let changed = tx
                 .prepare_cached(
                     "UPDATE payments SET state = ?2, processor = ?3, requested_at = ?4
@@ -589,6 +586,27 @@ fn apply(
                     STATE_PENDING
                 ])?;
             Ok(Applied::Flag(changed == 1))
+        }
+        Command::Restore(p, outcome, _) => {
+            let (state, attempt) = outcome_columns(outcome);
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
+                                           processor, requested_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+                )?
+                .execute(params![
+                    &p.id.as_bytes()[..],
+                    p.amount.minor(),
+                    p.payment_method,
+                    p.country,
+                    p.accepted_at.millis(),
+                    state,
+                    &run[..],
+                    attempt.processor,
+                    attempt.requested_at.millis(),
+                ])?;
+            Ok(Applied::Flag(inserted == 1))
         }
         Command::Purge(_) => {
             tx.execute("DELETE FROM payments", [])?;
@@ -610,19 +628,29 @@ fn apply(
     }
 }
 
+/// The state and attempt columns of a finished payment.
+fn outcome_columns(outcome: &Outcome) -> (i64, &Attempt) {
+    match outcome {
+        Outcome::Processed(a) => (STATE_PROCESSED, a),
+        Outcome::Declined(a) => (STATE_DECLINED, a),
+        Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
+    }
+}
+
 fn respond(cmd: Command, applied: StoreResult<Applied>) {
     // A caller that went away (client disconnected) no longer needs the
     // answer; the write stands either way.
     match (cmd, applied) {
         (Command::Accept(_, _, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
         (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
-        | (Command::Finish(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
+        | (Command::Finish(_, _, tx), Ok(Applied::Flag(f)))
+        | (Command::Restore(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
         (Command::Accept(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
-        (Command::BeginAttempt(_, _, tx), Err(e)) | (Command::Finish(_, _, tx), Err(e)) => {
-            drop(tx.send(Err(e)))
-        }
+        (Command::BeginAttempt(_, _, tx), Err(e))
+        | (Command::Finish(_, _, tx), Err(e))
+        | (Command::Restore(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (_, Ok(_)) => unreachable!("apply yields the variant matching its command"),
@@ -675,6 +703,10 @@ impl Store for SqliteStore {
 
     fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
         self.send(|tx| Command::Finish(id, outcome, tx))
+    }
+
+    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
+        self.send(|tx| Command::Restore(payment, outcome, tx))
     }
 
     fn purge(&self) -> StoreFuture<'_, ()> {

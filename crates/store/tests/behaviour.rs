@@ -382,6 +382,70 @@ async fn purge_empties_queue_and_ledger<E: Engine>() {
     );
 }
 
+/// A send in flight across a purge: its outcome is restored to the ledger
+/// as the processor stored it, and a payment the store still has is never
+/// overwritten by a restore.
+async fn an_outcome_restored_after_a_purge_is_in_the_ledger_once<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let (sent, kept) = (payment(1_990, 1), payment(500, 2));
+    store.accept(sent.clone()).await.unwrap();
+    store.purge().await.unwrap();
+    assert!(
+        !store
+            .finish(sent.id, Outcome::Processed(attempt("default", 7)))
+            .await
+            .unwrap(),
+        "purged: nothing to finish"
+    );
+    assert!(
+        store
+            .restore(sent.clone(), Outcome::Processed(attempt("default", 7)))
+            .await
+            .unwrap()
+    );
+    let record = store.find(sent.id).await.unwrap().unwrap();
+    assert_eq!(record.state, PaymentState::Processed);
+    assert_eq!(record.payment, sent);
+    assert_eq!(record.attempt, Some(attempt("default", 7)));
+    let totals = store
+        .summary(Window::new(
+            Some(Timestamp::from_millis(7)),
+            Some(Timestamp::from_millis(7)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(totals.len(), 1);
+    assert_eq!(
+        (totals[0].requests, totals[0].amount),
+        (1, Money::from_minor(1_990))
+    );
+    assert!(
+        store.pending().await.unwrap().is_empty(),
+        "restored finished"
+    );
+    // Restored once: a second restore, or one of a payment still pending,
+    // changes nothing.
+    assert!(
+        !store
+            .restore(sent.clone(), Outcome::Processed(attempt("fallback", 9)))
+            .await
+            .unwrap()
+    );
+    store.accept(kept.clone()).await.unwrap();
+    assert!(
+        !store
+            .restore(kept.clone(), Outcome::Processed(attempt("default", 8)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.find(kept.id).await.unwrap().unwrap().state,
+        PaymentState::Pending
+    );
+    assert_eq!(store.ledger().await.unwrap().len(), 1);
+}
+
 async fn payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts<E: Engine>() {
     let engine = E::new().await;
     let (a, b, c) = (payment(100, 1), payment(200, 2), payment(300, 3));
@@ -560,6 +624,7 @@ behaviours!(
     concurrent_accepts_are_committed_in_groups_and_all_stand,
     concurrent_attempts_and_outcomes_of_many_payments_all_stand,
     purge_empties_queue_and_ledger,
+    an_outcome_restored_after_a_purge_is_in_the_ledger_once,
     payments_left_by_a_previous_run_are_reclaimed_once_with_their_attempts,
     a_payment_left_by_another_holder_is_not_attempted_until_taken_over,
     reclaim_hands_back_at_most_the_limit_oldest_first,

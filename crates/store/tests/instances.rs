@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Engine, LEASE, Postgres, attempt, payment};
 use reroute_core::Window;
-use reroute_store::{Acceptance, Outcome, PostgresStore, Store, StoreError};
+use reroute_store::{Acceptance, Observer, Outcome, PostgresStore, Step, Store, StoreError};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -566,4 +566,37 @@ async fn relay(listener: TcpListener, target: SocketAddr) {
             }
         });
     }
+}
+
+/// What an [`Observer`] was told.
+#[derive(Debug, Default)]
+struct Told(std::sync::Mutex<Vec<Step>>);
+
+impl Observer for Told {
+    fn observe(&self, step: Step, _took: Duration) {
+        self.0.lock().unwrap().push(step);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_is_told_of_pool_waits_and_of_each_group_of_writes() {
+    let pg = Postgres::new().await;
+    let told = std::sync::Arc::new(Told::default());
+    let store = pg
+        .open_with(reroute_store::PostgresConfig {
+            observer: Some(told.clone()),
+            ..pg.config()
+        })
+        .await;
+    store.accept(payment(100, 1)).await.unwrap();
+    store.summary(Window::ALL).await.unwrap();
+    let steps = told.0.lock().unwrap().clone();
+    assert!(
+        steps.contains(&Step::Group { writes: 1 }),
+        "the accept's group: {steps:?}"
+    );
+    assert!(
+        steps.iter().filter(|s| **s == Step::PoolWait).count() >= 2,
+        "the writer's connection and the summary's: {steps:?}"
+    );
 }

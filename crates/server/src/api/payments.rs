@@ -322,8 +322,15 @@ fn bound(value: Option<&str>, field: &'static str) -> Result<Option<Timestamp>, 
     }
 }
 
+/// How long a summary waits for the outcomes in its window that processors
+/// have answered and the store has not committed yet
+/// ([`crate::recording`]); past it, it answers with what is committed.
+pub const SUMMARY_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// `GET /payments-summary`: the ledger's totals per processor (every
-/// processor of the registry, keyed by id, e.g. `default` and `fallback`).
+/// processor of the registry, keyed by id, e.g. `default` and `fallback`),
+/// once the outcomes in the window that processors have answered are
+/// committed.
 #[utoipa::path(
     get,
     path = "/payments-summary",
@@ -346,7 +353,16 @@ pub async fn summary(
         bound(query.from.as_deref(), "from")?,
         bound(query.to.as_deref(), "to")?,
     );
-    let totals = shared.store.summary(Window::new(from, to)).await?;
+    let window = Window::new(from, to);
+    // A payment its processor has answered is in the processor's books
+    // already: wait for its outcome's commit before reading the ledger.
+    if !shared.recording.settled(window, SUMMARY_SETTLE).await {
+        tracing::warn!(
+            waited_ms = SUMMARY_SETTLE.as_millis() as u64,
+            "summary answered while outcomes in its window are still being recorded"
+        );
+    }
+    let totals = shared.store.summary(window).await?;
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()
@@ -445,7 +461,9 @@ pub async fn find(
 }
 
 /// `POST /purge-payments`: empties the ledger and the queue. Needs the admin
-/// token when one is configured.
+/// token when one is configured. Sends already in flight go on, and what
+/// they charge is recorded after the purge, as the processors' books have
+/// it (RELIABILITY.md, "The ledger agrees with the processors' books").
 #[utoipa::path(
     post,
     path = "/purge-payments",

@@ -1,0 +1,199 @@
+//! Outcomes being recorded: from a processor's answer until the outcome's
+//! commit, and the summaries that wait for them.
+//!
+//! A processor stores a payment before it answers, so once the answer is in
+//! the worker's hands the payment is in the processor's books, while the
+//! ledger learns it only at the commit (a few milliseconds later; longer
+//! when the store is slow). A summary read in between would miss it, and an
+//! auditor comparing the two would see an inconsistency. So the worker marks
+//! every processed outcome [`Recording::begin`] until its commit, and
+//! `GET /payments-summary` first waits ([`Recording::settled`]) until none
+//! of them falls in its window (RELIABILITY.md, "The ledger agrees with the
+//! processors' books").
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use reroute_core::{Timestamp, Window};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+pub struct Recording {
+    /// `requestedAt` (ms) of each outcome being recorded -> how many.
+    by_requested_at: Mutex<BTreeMap<i64, u32>>,
+    /// Woken when an outcome is recorded while a summary waits.
+    recorded: Notify,
+    /// Summaries waiting now.
+    waiting: AtomicUsize,
+}
+
+/// An outcome being recorded, until dropped (after its commit, or when the
+/// worker gives up on it).
+pub struct Guard<'a> {
+    recording: &'a Recording,
+    requested_at: i64,
+}
+
+impl Recording {
+    fn by_requested_at(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, u32>> {
+        // The map is updated in one step: a poisoned lock holds a whole map.
+        self.by_requested_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An outcome with this `requestedAt` is being recorded.
+    pub fn begin(&self, requested_at: Timestamp) -> Guard<'_> {
+        let requested_at = requested_at.millis();
+        *self.by_requested_at().entry(requested_at).or_default() += 1;
+        Guard {
+            recording: self,
+            requested_at,
+        }
+    }
+
+    /// Outcomes being recorded now.
+    pub fn len(&self) -> usize {
+        self.by_requested_at().values().map(|n| *n as usize).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_requested_at().is_empty()
+    }
+
+    /// Summaries waiting for outcomes now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::Relaxed)
+    }
+
+    fn any_in(&self, window: Window) -> bool {
+        // An empty window (from after to) holds nothing, and is no range.
+        if window.from > window.to {
+            return false;
+        }
+        self.by_requested_at()
+            .range(window.from.millis()..=window.to.millis())
+            .next()
+            .is_some()
+    }
+
+    /// Waits until no outcome being recorded has its `requestedAt` in
+    /// `window`, at most `limit`. `false` if some still was then.
+    pub async fn settled(&self, window: Window, limit: Duration) -> bool {
+        if !self.any_in(window) {
+            return true;
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Created before the check: a recording finished in between
+            // still wakes it.
+            let recorded = self.recorded.notified();
+            if !self.any_in(window) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, recorded).await.is_err() {
+                return !self.any_in(window);
+            }
+        }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.recording.by_requested_at();
+        if let Some(n) = map.get_mut(&self.requested_at) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.requested_at);
+            }
+        }
+        drop(map);
+        if self.recording.waiting.load(Ordering::Relaxed) > 0 {
+            self.recording.recorded.notify_waiters();
+        }
+    }
+}
+
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn window(from: i64, to: i64) -> Window {
+        Window::new(Some(at(from)), Some(at(to)))
+    }
+
+    #[tokio::test]
+    async fn a_window_without_outcomes_being_recorded_is_settled_at_once() {
+        let recording = Recording::default();
+        let _outside = recording.begin(at(100));
+        assert!(recording.settled(window(0, 99), Duration::ZERO).await);
+        assert!(recording.settled(window(101, 200), Duration::ZERO).await);
+        assert!(
+            recording.settled(window(200, 0), Duration::ZERO).await,
+            "an empty window"
+        );
+        assert_eq!(recording.len(), 1);
+        assert_eq!(recording.waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_bounds_are_inclusive_and_the_limit_gives_up() {
+        let recording = Recording::default();
+        let _edge = recording.begin(at(100));
+        assert!(!recording.settled(window(100, 200), Duration::ZERO).await);
+        assert!(!recording.settled(window(0, 100), Duration::ZERO).await);
+        assert_eq!(
+            recording.waiting(),
+            0,
+            "a summary that gave up waits no more"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_summary_waits_for_every_outcome_in_its_window() {
+        let recording = Arc::new(Recording::default());
+        let first = recording.begin(at(100));
+        let second = recording.begin(at(100));
+        let summary = tokio::spawn({
+            let recording = Arc::clone(&recording);
+            async move {
+                recording
+                    .settled(window(0, 200), Duration::from_secs(600))
+                    .await
+            }
+        });
+        while recording.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(first);
+        assert_eq!(recording.len(), 1);
+        // Woken by the first, it looks again and waits for the second.
+        tokio::task::yield_now().await;
+        tokio::task::yield_now().await;
+        assert_eq!(
+            recording.waiting(),
+            1,
+            "gave up with one still being recorded"
+        );
+        drop(second);
+        assert!(summary.await.unwrap(), "settled once both were recorded");
+        assert!(recording.is_empty());
+    }
+}

@@ -1,0 +1,201 @@
+//! End to end: the ledger agrees with the processors' books at the two
+//! moments where they could differ although every outcome is recorded
+//! (RELIABILITY.md, "The ledger agrees with the processors' books"): a
+//! purge while sends are in flight, and a summary while an answered
+//! outcome is being committed. Each interleaving is scripted.
+
+mod common;
+mod scripted;
+
+use common::*;
+use scripted::*;
+use tokio::sync::oneshot;
+
+/// `POST /purge-payments` as the Rinha test calls it (no token configured).
+async fn purge(http: &Http, app: &TestApp) {
+    let (status, body) = http
+        .post_json(&format!("{}/purge-payments", app.url), "")
+        .await;
+    assert_eq!(status, hyper::StatusCode::OK, "{body}");
+}
+
+/// A gauge's value in the router's `/metrics`.
+async fn gauge(http: &Http, app: &TestApp, name: &str) -> Option<f64> {
+    let (_, text) = http.get_text(&format!("{}/metrics", app.url)).await;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A payment is in flight at default (sleeping in the processor) when the
+/// router is purged; then default stores it. Its processor's books have it
+/// after the purge, so the ledger must too, with the same `requestedAt`.
+async fn a_send_in_flight_across_a_purge_is_in_the_ledger_after_it(backing: Backing) {
+    let (release, released) = oneshot::channel();
+    let mut default = Scripted::start(vec![Reply::StoreWhenReleased(released)]).await;
+    let fallback = Scripted::start(vec![]).await;
+    let config = router_config(
+        &default,
+        &fallback,
+        &backing.db(),
+        &["--processor-timeout-ms", "5000"],
+    );
+    let app = TestApp::start_on(&backing, config).await;
+    let http = Http::default();
+    let id = new_id();
+    app.pay(&http, &id, "19.90").await;
+    assert_eq!(default.next_seen().await, Seen::Post);
+    purge(&http, &app).await;
+    release.send(()).unwrap();
+    let view = settled(&app, &http, &id).await;
+    assert_eq!(view["state"], "processed", "{view}");
+    assert_eq!(
+        default.stored(&id).as_deref(),
+        view["requestedAt"].as_str(),
+        "the ledger counts it with the instant default's books have"
+    );
+    assert_eq!(app.summary(&http, "default").await, (1, 19.90));
+    app.stop().await;
+}
+
+/// Default's lane is full (eight sends sleeping, the least a lane keeps);
+/// a ninth payment waits for room, then the router is purged and a tenth is
+/// paid, waiting behind the ninth. When one send returns, the ninth, which
+/// the purge dropped, must not be sent: the room goes to the tenth.
+async fn a_payment_dropped_by_a_purge_is_not_sent_afterwards(backing: Backing) {
+    let (releases, script): (Vec<_>, Vec<_>) = (0..8)
+        .map(|_| {
+            let (release, released) = oneshot::channel();
+            (release, Reply::StoreWhenReleased(released))
+        })
+        .unzip();
+    let mut default = Scripted::start(script).await;
+    let fallback = Scripted::start(vec![]).await;
+    let config = router_config(
+        &default,
+        &fallback,
+        &backing.db(),
+        &[
+            "--max-in-flight",
+            "8",
+            "--processor-timeout-ms",
+            "5000",
+            "--spill-wait-ms",
+            "600000",
+        ],
+    );
+    let app = TestApp::start_on(&backing, config).await;
+    let http = Http::default();
+    for _ in 0..8 {
+        app.pay(&http, &new_id(), "1.00").await;
+    }
+    for _ in 0..8 {
+        assert_eq!(default.next_seen().await, Seen::Post);
+    }
+    let waiting = r#"reroute_lane_waiting{processor="default"}"#;
+    let dropped = new_id();
+    app.pay(&http, &dropped, "2.00").await;
+    eventually("the ninth waits for room", WAIT, || async {
+        (gauge(&http, &app, waiting).await == Some(1.0)).then_some(())
+    })
+    .await;
+    purge(&http, &app).await;
+    let after = new_id();
+    app.pay(&http, &after, "3.00").await;
+    eventually("the tenth waits behind it", WAIT, || async {
+        (gauge(&http, &app, waiting).await == Some(2.0)).then_some(())
+    })
+    .await;
+    let mut releases = releases.into_iter();
+    releases.next().unwrap().send(()).unwrap();
+    // The room goes to the ninth first: sent, it would be answered (and
+    // stored) before the tenth could go.
+    let view = settled(&app, &http, &after).await;
+    assert_eq!(view["state"], "processed", "{view}");
+    assert_eq!(
+        default.stored(&dropped),
+        None,
+        "a payment the purge dropped was charged"
+    );
+    for release in releases {
+        release.send(()).unwrap();
+    }
+    app.stop().await;
+}
+
+/// The first send of a payment sleeps past the router's timeout and a
+/// re-send is refused, so the payment is pinned to default while the first
+/// send may still land. The router is purged; then the first send is
+/// stored. The processor has it after the purge: the ledger must too.
+async fn a_pinned_payment_across_a_purge_is_resolved_not_dropped(backing: Backing) {
+    let (release, released) = oneshot::channel();
+    let mut default =
+        Scripted::start(vec![Reply::StoreWhenReleased(released), Reply::Refuse(429)]).await;
+    let fallback = Scripted::start(vec![]).await;
+    let app = TestApp::start_on(
+        &backing,
+        router_config(&default, &fallback, &backing.db(), &["--trip-after", "2"]),
+    )
+    .await;
+    let http = Http::default();
+    let id = new_id();
+    app.pay(&http, &id, "19.90").await;
+    assert_eq!(default.next_seen().await, Seen::Post);
+    assert_eq!(default.next_seen().await, Seen::Lookup { found: false });
+    assert_eq!(default.next_seen().await, Seen::Post);
+    assert_eq!(default.next_seen().await, Seen::Lookup { found: false });
+    purge(&http, &app).await;
+    release.send(()).unwrap();
+    let view = settled(&app, &http, &id).await;
+    assert_eq!(view["state"], "processed", "{view}");
+    assert_eq!(default.stored(&id).as_deref(), view["requestedAt"].as_str());
+    assert_eq!(
+        fallback.posts(),
+        0,
+        "sent to fallback as well: charged twice"
+    );
+    app.stop().await;
+}
+
+/// Default has stored a payment and answered; the router's commit of the
+/// outcome is slow. An auditor asking for the summary then must not get a
+/// total without it: the summary waits for the commit.
+async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backing) {
+    let mut default = Scripted::start(vec![]).await;
+    let fallback = Scripted::start(vec![]).await;
+    let store = Hooked::new(backing.open().await);
+    let (called, finishing) = oneshot::channel();
+    let (release, released) = oneshot::channel();
+    store.hooks().stall_finish = Some((called, released));
+    let config = router_config(&default, &fallback, &backing.db(), &[]);
+    let app = TestApp::start_with_store(config, store.clone()).await;
+    let http = Http::default();
+    let id = new_id();
+    app.pay(&http, &id, "19.90").await;
+    assert_eq!(default.next_seen().await, Seen::Post);
+    finishing.await.unwrap();
+    assert!(default.stored(&id).is_some(), "default's books have it");
+    let summary = tokio::spawn({
+        let url = app.url.clone();
+        async move {
+            Http::default()
+                .get(&format!("{url}/payments-summary"))
+                .await
+        }
+    });
+    eventually("the summary waits for the commit", WAIT, || async {
+        (gauge(&http, &app, "reroute_summaries_settling").await == Some(1.0)).then_some(())
+    })
+    .await;
+    release.send(()).unwrap();
+    let (status, totals) = summary.await.unwrap();
+    assert_eq!(status, hyper::StatusCode::OK, "{totals}");
+    assert_eq!(totals["default"]["totalRequests"], 1, "{totals}");
+    app.stop().await;
+}
+
+on_both_stores!(
+    a_send_in_flight_across_a_purge_is_in_the_ledger_after_it,
+    a_payment_dropped_by_a_purge_is_not_sent_afterwards,
+    a_pinned_payment_across_a_purge_is_resolved_not_dropped,
+    a_summary_waits_for_an_answered_outcome_being_committed,
+);

@@ -1,0 +1,314 @@
+//! Scripted processors and a hooked store: the fakes of the end-to-end
+//! tests that reproduce one interleaving deterministically (unknown
+//! outcomes, purges and summaries racing with sends).
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use reroute_core::{CorrelationId, Timestamp, Window};
+use reroute_store::{
+    Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PendingPayment,
+    ProbeReport, Store, StoreFuture, Totals,
+};
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::common::{Http, TestApp, eventually, parse_serve};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// How the scripted processor answers one `POST /payments`.
+pub enum Reply {
+    /// Stores it and answers 200 (422 if it already has it).
+    Store,
+    /// Sleeps until the test releases it, then stores it (the caller may
+    /// have given up long before): a first send still in the processor's
+    /// hands.
+    StoreWhenReleased(oneshot::Receiver<()>),
+    /// Answers this status at once and stores nothing.
+    Refuse(u16),
+    /// Stores it, then answers 500: a processor (or a proxy in front of it)
+    /// whose failure answer does not mean "not stored".
+    StoreThenFail,
+}
+
+/// What the scripted processor saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Post,
+    Lookup { found: bool },
+}
+
+#[derive(Default)]
+struct Books {
+    script: VecDeque<Reply>,
+    /// correlationId -> the requestedAt it was stored with.
+    stored: HashMap<String, String>,
+    posts: usize,
+}
+
+#[derive(Clone)]
+struct Fake {
+    books: Arc<Mutex<Books>>,
+    seen: mpsc::UnboundedSender<Seen>,
+}
+
+/// A processor on port 0 that answers `POST /payments` as scripted (then
+/// [`Reply::Store`]), `GET /payments/{id}` from what it stored, and has no
+/// working health endpoint (probes learn nothing).
+pub struct Scripted {
+    pub url: String,
+    books: Arc<Mutex<Books>>,
+    seen: mpsc::UnboundedReceiver<Seen>,
+}
+
+impl Scripted {
+    pub async fn start(script: Vec<Reply>) -> Self {
+        let books = Arc::new(Mutex::new(Books {
+            script: script.into(),
+            ..Books::default()
+        }));
+        let (tx, seen) = mpsc::unbounded_channel();
+        let fake = Fake {
+            books: Arc::clone(&books),
+            seen: tx,
+        };
+        let app = axum::Router::new()
+            .route("/payments", post(pay))
+            .route(
+                "/payments/service-health",
+                get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+            )
+            .route("/payments/{id}", get(lookup))
+            .with_state(fake);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Scripted { url, books, seen }
+    }
+
+    /// The next thing it saw, in order.
+    pub async fn next_seen(&mut self) -> Seen {
+        tokio::time::timeout(WAIT, self.seen.recv())
+            .await
+            .expect("the processor was called")
+            .expect("the processor is running")
+    }
+
+    pub fn posts(&self) -> usize {
+        self.books.lock().unwrap().posts
+    }
+
+    pub fn stored(&self, id: &str) -> Option<String> {
+        self.books.lock().unwrap().stored.get(id).cloned()
+    }
+}
+
+fn store_once(books: &Mutex<Books>, body: &Value) -> StatusCode {
+    let id = body["correlationId"].as_str().unwrap().to_owned();
+    let at = body["requestedAt"].as_str().unwrap().to_owned();
+    let mut books = books.lock().unwrap();
+    if books.stored.contains_key(&id) {
+        return StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    books.stored.insert(id, at);
+    StatusCode::OK
+}
+
+async fn pay(State(fake): State<Fake>, body: axum::Json<Value>) -> Response {
+    let reply = {
+        let mut books = fake.books.lock().unwrap();
+        books.posts += 1;
+        books.script.pop_front().unwrap_or(Reply::Store)
+    };
+    let _ = fake.seen.send(Seen::Post);
+    match reply {
+        Reply::Store => store_once(&fake.books, &body).into_response(),
+        // In a task of its own: the caller hanging up does not cancel it.
+        Reply::StoreWhenReleased(release) => {
+            let books = Arc::clone(&fake.books);
+            let stored = tokio::spawn(async move {
+                let _ = release.await;
+                store_once(&books, &body)
+            });
+            stored.await.unwrap().into_response()
+        }
+        Reply::Refuse(status) => StatusCode::from_u16(status).unwrap().into_response(),
+        Reply::StoreThenFail => {
+            store_once(&fake.books, &body);
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn lookup(State(fake): State<Fake>, Path(id): Path<String>) -> Response {
+    let stored = fake.books.lock().unwrap().stored.get(&id).cloned();
+    let _ = fake.seen.send(Seen::Lookup {
+        found: stored.is_some(),
+    });
+    match stored {
+        Some(at) => axum::Json(serde_json::json!({
+            "correlationId": id, "amount": 19.90, "requestedAt": at
+        }))
+        .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The router in front of the two scripted processors: a short processor
+/// timeout unless said otherwise, no patience (a freed payment goes to
+/// fallback at once), the default landing margin.
+pub fn router_config(
+    default: &Scripted,
+    fallback: &Scripted,
+    db: &std::path::Path,
+    extra: &[&str],
+) -> reroute_server::ServeConfig {
+    let mut argv: Vec<String> = [
+        "reroute",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        &db.display().to_string(),
+        "--store",
+        "",
+        "--default-url",
+        &default.url,
+        "--fallback-url",
+        &fallback.url,
+        "--patience-ms",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    if !extra.contains(&"--processor-timeout-ms") {
+        argv.extend(["--processor-timeout-ms".into(), "300".into()]);
+    }
+    parse_serve(argv)
+}
+
+/// Where the router says the payment stands, once it has it and it is no
+/// longer pending.
+pub async fn settled(app: &TestApp, http: &Http, id: &str) -> Value {
+    eventually("the payment settles", WAIT, || async {
+        let (_, v) = http.get(&format!("{}/payments/{id}", app.url)).await;
+        (v["state"].is_string() && v["state"] != "pending").then_some(v)
+    })
+    .await
+}
+
+/// A real store with hooks a test sets to see or stall one call: every call
+/// goes through to `inner` unless a hook says otherwise.
+pub struct Hooked {
+    pub inner: Arc<dyn Store>,
+    pub hooks: Mutex<Hooks>,
+}
+
+#[derive(Default)]
+pub struct Hooks {
+    /// Told the id and the answer of every [`Store::begin_attempt`].
+    pub begun: Option<mpsc::UnboundedSender<(CorrelationId, bool)>>,
+    /// Answers the next [`Store::held`] instead of the store: a snapshot
+    /// taken earlier, as a sweep racing with the worker would see it.
+    pub stale_held: Option<Vec<PendingPayment>>,
+    /// Holds the next [`Store::finish`] before it reaches the store: tells
+    /// the first sender it was called, then waits for the receiver.
+    pub stall_finish: Option<(oneshot::Sender<CorrelationId>, oneshot::Receiver<()>)>,
+}
+
+impl Hooked {
+    pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            hooks: Mutex::new(Hooks::default()),
+        })
+    }
+
+    pub fn hooks(&self) -> std::sync::MutexGuard<'_, Hooks> {
+        self.hooks.lock().unwrap()
+    }
+}
+
+impl Store for Hooked {
+    fn accept_with_plan(
+        &self,
+        p: NewPayment,
+        plan: Option<Attempt>,
+    ) -> StoreFuture<'_, Acceptance> {
+        self.inner.accept_with_plan(p, plan)
+    }
+    fn exclusive(&self) -> bool {
+        self.inner.exclusive()
+    }
+    fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
+        Box::pin(async move {
+            let begun = self.inner.begin_attempt(id, attempt).await?;
+            if let Some(tell) = &self.hooks().begun {
+                let _ = tell.send((id, begun));
+            }
+            Ok(begun)
+        })
+    }
+    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
+        let stall = self.hooks().stall_finish.take();
+        Box::pin(async move {
+            if let Some((called, release)) = stall {
+                let _ = called.send(id);
+                let _ = release.await;
+            }
+            self.inner.finish(id, outcome).await
+        })
+    }
+    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
+        self.inner.restore(payment, outcome)
+    }
+    fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
+        self.inner.find(id)
+    }
+    fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>> {
+        self.inner.pending()
+    }
+    fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>> {
+        self.inner.summary(window)
+    }
+    fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
+        self.inner.ledger()
+    }
+    fn purge(&self) -> StoreFuture<'_, ()> {
+        self.inner.purge()
+    }
+    fn renew(&self) -> StoreFuture<'_, ()> {
+        self.inner.renew()
+    }
+    fn lease(&self) -> Option<Duration> {
+        self.inner.lease()
+    }
+    fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
+        self.inner.reclaim(limit)
+    }
+    fn held(&self, before: Timestamp, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
+        match self.hooks().stale_held.take() {
+            Some(stale) => Box::pin(async move { Ok(stale) }),
+            None => self.inner.held(before, limit),
+        }
+    }
+    fn lead_probes(&self, term: Duration) -> StoreFuture<'_, bool> {
+        self.inner.lead_probes(term)
+    }
+    fn publish_probe(&self, report: ProbeReport) -> StoreFuture<'_, ()> {
+        self.inner.publish_probe(report)
+    }
+    fn probes(&self) -> StoreFuture<'_, Vec<ProbeReport>> {
+        self.inner.probes()
+    }
+}
