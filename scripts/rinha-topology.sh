@@ -24,7 +24,10 @@
 # (result JSON); relative paths are from the repository root. SCENARIO
 # (preview, the default, or final: the simulator at the final's fees 0.07 /
 # 0.10, and `bench rinha --scenario final`). SERVE_ARGS: more flags for every
-# `reroute serve`. SPILL_WAIT_MS (default 1500, as the compose files; empty:
+# `reroute serve`. DB_DELAY_MS (postgres only; e.g. 0.5): the instances reach
+# PostgreSQL through `reroute bench relay` on BASE_PORT+50, which delays
+# every byte that much each way, as if the database were on another host.
+# SPILL_WAIT_MS (default 1500, as the compose files; empty:
 # not passed). SERVE_BIN: another binary for the instances only (to compare
 # builds under the same bench and simulator). KILL_AFTER=N
 # (bench only): N seconds into the bench, SIGKILL api1 (the core when
@@ -60,6 +63,7 @@ case "$sim" in on | off) ;; *) echo "SIM must be on or off" >&2; exit 2 ;; esac
 default_url=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 [ -z "${DURABILITY:-}" ] || serve_args+=(--durability "$DURABILITY")
+db_delay=${DB_DELAY_MS:-}
 
 . scripts/lib.sh # wait_for
 
@@ -127,9 +131,19 @@ start() {
             upstreams+="        server unix:$work/edge$i.sock max_fails=0;"$'\n'
         done
     else
+        local store_url=$db
+        if [ -n "$db_delay" ]; then
+            # host:port of the database, then the same URL through the relay.
+            local target relay_port=$((base_port + 50))
+            target=$(echo "$db" | sed -E 's#^[a-z]+://([^@/]*@)?([^/]+)/.*#\2#')
+            "$bin" bench relay --listen "127.0.0.1:$relay_port" --to "$target" \
+                --delay-ms "$db_delay" >"$work/relay.log" 2>&1 &
+            echo $! >>"$work/pids"
+            store_url=${db/$target/127.0.0.1:$relay_port}
+        fi
         for i in $(seq 1 "$instances"); do
             local port=$((base_port + i))
-            RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --store "$db" \
+            RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --store "$store_url" \
                 --instance "api$i" "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/api$i.log" 2>&1 &
             echo $! >>"$work/pids"
             echo $! >"$work/api$i.pid"
@@ -170,6 +184,7 @@ CONF
     done
     wait_for "http://127.0.0.1:$lb_port/readyz"
     local shape="$instances instances on $db"
+    [ -z "$db_delay" ] || shape+=" (through a relay adding $db_delay ms each way)"
     [ "$store" = postgres ] || shape="$instances edges -> one core on $work/core.db (unix sockets)"
     local processors_at="sim :8001/:8002"
     [ "$sim" = on ] || processors_at="processors at $default_url, $fallback_url"

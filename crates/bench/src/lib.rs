@@ -43,6 +43,7 @@ pub mod intel;
 pub mod json_number;
 pub mod pg_cluster;
 pub mod processors;
+pub mod relay;
 pub mod rinha;
 pub mod run_store;
 pub mod score;
@@ -80,6 +81,10 @@ pub enum BenchCommand {
     /// delay lowered mid-flight, 429 storms on payments, a PostgreSQL holder
     /// paused past its lease): invariants, completion, no hot loops, alerts.
     Chaos(ChaosArgs),
+    /// A TCP relay adding a fixed delay each way (fractions of a
+    /// millisecond allowed): a service on this machine as if on another
+    /// host. Runs until killed.
+    Relay(relay::RelayArgs),
 }
 
 /// Runs the chosen bench on a runtime of its own (one thread: the machine is
@@ -113,6 +118,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             emit(&report, out)?;
             verdict(report.passed)
         }
+        // Threads of its own: the runtime's timers are too coarse for it.
+        BenchCommand::Relay(args) => relay::run(args),
     }
 }
 

@@ -60,7 +60,8 @@ const STATE_DUPLICATE: i16 = 3;
 
 /// Schema versions, applied in order at start-up; `schema_migrations` records
 /// which ran. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE payments (
         id             uuid PRIMARY KEY,
         amount         bigint NOT NULL,
@@ -89,7 +90,19 @@ const MIGRATIONS: &[&str] = &["
         min_response_ms bigint NOT NULL,
         at              bigint NOT NULL
     );
-"];
+",
+    "
+    -- Leases per instance, not per payment: a renewal is one row, whatever
+    -- the backlog (renewing every pending row locked them against the
+    -- writers' outcomes and deadlocked with them: docs/postgres.md).
+    -- payments.lease_until stays set exactly while pending, as the pending
+    -- index's key; it is no longer renewed.
+    CREATE TABLE holders (
+        holder      text PRIMARY KEY,
+        lease_until timestamptz NOT NULL
+    );
+",
+];
 
 /// An instant `$n` milliseconds from now on the database's clock: leases of
 /// all instances are measured on this one clock, so skew between hosts does
@@ -295,18 +308,26 @@ impl PostgresStore {
             migrate(&pool, config.schema.as_deref(), config.durability),
         )
         .await?;
+        let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
+        // This instance's lease, before it accepts anything.
+        bounded(bound, async {
+            let client = pool.get().await.map_err(unavailable_pool)?;
+            client
+                .execute(RENEW, &[&holder, &lease_ms])
+                .await
+                .map_err(unavailable)
+        })
+        .await?;
 
         let (writes, receiver) = mpsc::channel(MAX_BATCH * 4);
         let receiver = Arc::new(Mutex::new(receiver));
         let holder: Arc<str> = holder.into();
-        let lease_ms = i64::try_from(config.lease.as_millis()).unwrap_or(i64::MAX);
         let writers = (0..config.writers.max(1))
             .map(|_| {
                 tokio::spawn(write_loop(
                     Writers {
                         pool: write_pool.clone(),
                         holder: Arc::clone(&holder),
-                        lease_ms,
                         bound,
                         observer: config.observer.clone(),
                     },
@@ -493,7 +514,6 @@ async fn get(
 struct Writers {
     pool: Pool,
     holder: Arc<str>,
-    lease_ms: i64,
     bound: Duration,
     observer: Option<Arc<dyn Observer>>,
 }
@@ -572,14 +592,12 @@ impl Answer {
 /// which rows each one changed. A deadlock with another instance's statement
 /// (each locks rows in its own order) is retried: the failed statement
 /// changed nothing.
-const APPLY_GROUP: &str = concat!(
-    "WITH accepted AS (
+const APPLY_GROUP: &str = "WITH accepted AS (
         INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder, lease_until,
                               processor, requested_at)
-        SELECT a.id, a.amount, a.payment_method, a.country, a.accepted_at, 0, $13, ",
-    from_now!(14),
-    ", a.processor, a.requested_at
-        FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[], $15::text[], $16::int8[])
+        SELECT a.id, a.amount, a.payment_method, a.country, a.accepted_at, 0, $13, clock_timestamp(),
+               a.processor, a.requested_at
+        FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::int8[], $14::text[], $15::int8[])
              AS a(id, amount, payment_method, country, accepted_at, processor, requested_at)
         ON CONFLICT (id) DO NOTHING
         RETURNING id
@@ -587,7 +605,7 @@ const APPLY_GROUP: &str = concat!(
         UPDATE payments p SET processor = b.processor, requested_at = b.requested_at
         FROM unnest($6::uuid[], $7::text[], $8::int8[]) AS b(id, processor, requested_at)
         WHERE p.id = ANY($6) AND p.id = b.id AND p.state = 0 AND p.holder = $13
-          AND p.lease_until > clock_timestamp()
+          AND EXISTS (SELECT 1 FROM holders h WHERE h.holder = $13 AND h.lease_until > clock_timestamp())
         RETURNING p.id
     ), finished AS (
         UPDATE payments p
@@ -598,11 +616,10 @@ const APPLY_GROUP: &str = concat!(
     )
     SELECT id FROM accepted
     UNION ALL SELECT id FROM attempted
-    UNION ALL SELECT id FROM finished"
-);
+    UNION ALL SELECT id FROM finished";
 
 async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResult<Vec<Answer>> {
-    let (holder, lease_ms) = (&*writers.holder, writers.lease_ms);
+    let holder = &*writers.holder;
     let mut a = Columns::default();
     let mut b = Columns::default();
     let mut f = Columns::default();
@@ -661,7 +678,6 @@ async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResult<Vec<Answ
                     &f.processor,
                     &f.at,
                     &holder,
-                    &lease_ms,
                     &a.planned,
                     &a.planned_at,
                 ],
@@ -838,45 +854,46 @@ fn pending_from_row(r: &Row) -> PendingPayment {
     }
 }
 
-const RECLAIM: &str = concat!(
-    "WITH orphaned AS (
-        SELECT id FROM payments
-        WHERE lease_until < clock_timestamp()
-        ORDER BY lease_until
-        LIMIT $3
-        FOR UPDATE SKIP LOCKED
+/// Pending payments whose holder's lease ran out (or who never had one: a
+/// payment left by a build older than the `holders` table), oldest first.
+/// The test is on the payment's own `holder`, so a row another instance
+/// took over meanwhile fails it when rechecked under its lock (with a join,
+/// the recheck would keep the old holder's expired row and take it twice).
+const RECLAIM: &str = "WITH orphaned AS (
+        SELECT p.id FROM payments p
+        WHERE p.lease_until IS NOT NULL AND p.holder <> $1
+          AND (p.holder IN (SELECT holder FROM holders WHERE lease_until < clock_timestamp())
+               OR NOT EXISTS (SELECT 1 FROM holders h WHERE h.holder = p.holder))
+        ORDER BY p.lease_until
+        LIMIT $2
+        FOR UPDATE OF p SKIP LOCKED
     )
-    UPDATE payments p SET holder = $1, lease_until = ",
-    from_now!(2),
-    "
+    UPDATE payments p SET holder = $1, lease_until = clock_timestamp()
     FROM orphaned WHERE p.id = orphaned.id
-    RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at"
-);
+    RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at";
 
 /// Pending payments leased to an earlier process of this instance: held by
 /// `<name>/<run>` with this instance's name and another run ($4 is
 /// `<name>/`, compared literally, and the run part has no `/`).
-const TAKE_OVER_PREDECESSOR: &str = concat!(
-    "WITH left_behind AS (
+const TAKE_OVER_PREDECESSOR: &str = "WITH left_behind AS (
         SELECT id FROM payments
         WHERE lease_until IS NOT NULL AND holder <> $1
-          AND left(holder, length($4)) = $4
-          AND strpos(substr(holder, length($4) + 1), '/') = 0
+          AND left(holder, length($3)) = $3
+          AND strpos(substr(holder, length($3) + 1), '/') = 0
         ORDER BY accepted_at
-        LIMIT $3
+        LIMIT $2
         FOR UPDATE SKIP LOCKED
     )
-    UPDATE payments p SET holder = $1, lease_until = ",
-    from_now!(2),
-    "
+    UPDATE payments p SET holder = $1
     FROM left_behind WHERE p.id = left_behind.id
-    RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at"
-);
+    RETURNING p.id, p.amount, p.payment_method, p.country, p.accepted_at, p.processor, p.requested_at";
 
+/// Extends this instance's lease: one row, however many payments it holds.
 const RENEW: &str = concat!(
-    "UPDATE payments SET lease_until = ",
+    "INSERT INTO holders (holder, lease_until) VALUES ($1, ",
     from_now!(2),
-    " WHERE lease_until IS NOT NULL AND holder = $1"
+    ")
+    ON CONFLICT (holder) DO UPDATE SET lease_until = excluded.lease_until"
 );
 
 /// The leader row is taken when free or expired, and kept by its holder; a
@@ -1054,13 +1071,10 @@ impl Store for PostgresStore {
 
     fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
         let holder = Arc::clone(&self.inner.holder);
-        let lease_ms = self.inner.lease_ms;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query(move |client| async move {
             let statement = client.prepare_cached(RECLAIM).await?;
-            let rows = client
-                .query(&statement, &[&&*holder, &lease_ms, &limit])
-                .await?;
+            let rows = client.query(&statement, &[&&*holder, &limit]).await?;
             let mut reclaimed: Vec<PendingPayment> = rows.iter().map(pending_from_row).collect();
             reclaimed.sort_by_key(|p| p.payment.accepted_at);
             if !reclaimed.is_empty() {
@@ -1101,7 +1115,6 @@ impl Store for PostgresStore {
 
     fn take_over_predecessor(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
         let holder = Arc::clone(&self.inner.holder);
-        let lease_ms = self.inner.lease_ms;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // The holder is `<name>/<run>`; the run part never has a `/`.
         let prefix = match holder.rfind('/') {
@@ -1111,7 +1124,7 @@ impl Store for PostgresStore {
         self.query(move |client| async move {
             let statement = client.prepare_cached(TAKE_OVER_PREDECESSOR).await?;
             let rows = client
-                .query(&statement, &[&&*holder, &lease_ms, &limit, &prefix])
+                .query(&statement, &[&&*holder, &limit, &prefix])
                 .await?;
             let mut taken: Vec<PendingPayment> = rows.iter().map(pending_from_row).collect();
             taken.sort_by_key(|p| p.payment.accepted_at);

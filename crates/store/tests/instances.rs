@@ -284,7 +284,7 @@ async fn instances_starting_together_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -598,5 +598,41 @@ async fn an_observer_is_told_of_pool_waits_and_of_each_group_of_writes() {
     assert!(
         steps.iter().filter(|s| **s == Step::PoolWait).count() >= 2,
         "the writer's connection and the summary's: {steps:?}"
+    );
+}
+
+/// A renewal takes no lock on the payments: while a writer's group holds a
+/// pending payment (here, a transaction that updated it and has not
+/// committed), the lease is renewed at once. Renewing every pending row
+/// waited for that lock, and with two groups in flight deadlocked with them
+/// (docs/postgres.md, "Where the time goes").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_does_not_wait_for_payments_being_written() {
+    let engine = Postgres::new().await;
+    let store = engine
+        .open_with(reroute_store::PostgresConfig {
+            statement_timeout: Duration::from_millis(500),
+            ..engine.config()
+        })
+        .await;
+    let held = payment(1, 1);
+    store.accept(held.clone()).await.unwrap();
+    let mut writer = engine.client().await;
+    let tx = writer.transaction().await.unwrap();
+    tx.execute(
+        "UPDATE payments SET processor = 'default' WHERE id = $1",
+        &[held.id.as_uuid()],
+    )
+    .await
+    .unwrap();
+    let renewed = store.renew().await;
+    assert!(renewed.is_ok(), "{renewed:?}");
+    tx.rollback().await.unwrap();
+    // The lease still fences: the payment is this instance's to send.
+    assert!(
+        store
+            .begin_attempt(held.id, attempt("default", 2))
+            .await
+            .unwrap()
     );
 }
