@@ -21,7 +21,8 @@
 # binary's default), CORE_THREADS (the embedded core's runtime threads,
 # default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
-# (result JSON); relative paths are from the repository root. SCENARIO
+# (result JSON); relative paths are from the repository root. `bench` saves
+# each instance's /metrics (the core's when embedded) in WORK before stopping. SCENARIO
 # (preview, the default, or final: the simulator at the final's fees 0.07 /
 # 0.10, and `bench rinha --scenario final`). SERVE_ARGS: more flags for every
 # `reroute serve`. DB_DELAY_MS (postgres only; e.g. 0.5): the instances reach
@@ -229,6 +230,15 @@ report() { # CPU and peak memory of every process of the topology
     done
 }
 
+scrape() { # each instance's (or the core's) /metrics into WORK, before they stop
+    local n=$instances
+    [ "$store" = postgres ] || n=1
+    for i in $(seq 1 "$n"); do
+        curl -s --max-time 5 "http://127.0.0.1:$((base_port + i))/metrics" >"$work/metrics$i.txt" || true
+    done
+    echo "metrics of each instance in $work/metrics*.txt"
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
@@ -250,7 +260,8 @@ case "${1:-}" in
         "$bin" bench rinha --scenario "$scenario" --backend "http://127.0.0.1:$lb_port" \
             --default "$default_url" --fallback "$fallback_url" --out "${OUT:-target/rinha-topology-result.json}" "$@"
         stop_killer
+        scrape
         report
         ;;
-    *) sed -n 2,31p "$0"; exit 2 ;;
+    *) sed -n 2,35p "$0"; exit 2 ;;
 esac

@@ -11,7 +11,7 @@
 //! of them falls in its window (RELIABILITY.md, "The ledger agrees with the
 //! processors' books").
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,46 +21,56 @@ use tokio::sync::Notify;
 
 #[derive(Default)]
 pub struct Recording {
-    /// `requestedAt` (ms) of each outcome being recorded -> how many.
-    by_requested_at: Mutex<BTreeMap<i64, u32>>,
+    being_recorded: Mutex<Being>,
     /// Woken when an outcome is recorded while a summary waits.
     recorded: Notify,
     /// Summaries waiting now.
     waiting: AtomicUsize,
 }
 
+#[derive(Default)]
+struct Being {
+    /// (`requestedAt` in ms, order of arrival) of each outcome being
+    /// recorded.
+    outcomes: BTreeSet<(i64, u64)>,
+    /// The order the next one gets.
+    next: u64,
+}
+
 /// An outcome being recorded, until dropped (after its commit, or when the
 /// worker gives up on it).
 pub struct Guard<'a> {
     recording: &'a Recording,
-    requested_at: i64,
+    key: (i64, u64),
 }
 
 impl Recording {
-    fn by_requested_at(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, u32>> {
-        // The map is updated in one step: a poisoned lock holds a whole map.
-        self.by_requested_at
+    fn being(&self) -> std::sync::MutexGuard<'_, Being> {
+        // Updated in one step: a poisoned lock holds a whole set.
+        self.being_recorded
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
     /// An outcome with this `requestedAt` is being recorded.
     pub fn begin(&self, requested_at: Timestamp) -> Guard<'_> {
-        let requested_at = requested_at.millis();
-        *self.by_requested_at().entry(requested_at).or_default() += 1;
+        let mut being = self.being();
+        let key = (requested_at.millis(), being.next);
+        being.next += 1;
+        being.outcomes.insert(key);
         Guard {
             recording: self,
-            requested_at,
+            key,
         }
     }
 
     /// Outcomes being recorded now.
     pub fn len(&self) -> usize {
-        self.by_requested_at().values().map(|n| *n as usize).sum()
+        self.being().outcomes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_requested_at().is_empty()
+        self.being().outcomes.is_empty()
     }
 
     /// Summaries waiting for outcomes now.
@@ -68,21 +78,27 @@ impl Recording {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    fn any_in(&self, window: Window) -> bool {
+    /// Whether an outcome that began before `before` (in order of arrival)
+    /// is still being recorded with its `requestedAt` in `window`.
+    fn any_in(&self, window: Window, before: u64) -> bool {
         // An empty window (from after to) holds nothing, and is no range.
         if window.from > window.to {
             return false;
         }
-        self.by_requested_at()
-            .range(window.from.millis()..=window.to.millis())
-            .next()
-            .is_some()
+        self.being()
+            .outcomes
+            .range((window.from.millis(), 0)..=(window.to.millis(), u64::MAX))
+            .any(|(_, order)| *order < before)
     }
 
-    /// Waits until no outcome being recorded has its `requestedAt` in
-    /// `window`, at most `limit`. `false` if some still was then.
+    /// Waits until no outcome that was being recorded when it was called
+    /// has its `requestedAt` in `window`, at most `limit`. `false` if some
+    /// still was then. Outcomes answered after the call are not waited
+    /// for: their processor stored them after an auditor asking both sides
+    /// at once asked it, so counting them would count more than its books.
     pub async fn settled(&self, window: Window, limit: Duration) -> bool {
-        if !self.any_in(window) {
+        let before = self.being().next;
+        if !self.any_in(window, before) {
             return true;
         }
         self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -92,11 +108,11 @@ impl Recording {
             // Created before the check: a recording finished in between
             // still wakes it.
             let recorded = self.recorded.notified();
-            if !self.any_in(window) {
+            if !self.any_in(window, before) {
                 return true;
             }
             if tokio::time::timeout_at(deadline, recorded).await.is_err() {
-                return !self.any_in(window);
+                return !self.any_in(window, before);
             }
         }
     }
@@ -104,14 +120,7 @@ impl Recording {
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        let mut map = self.recording.by_requested_at();
-        if let Some(n) = map.get_mut(&self.requested_at) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.requested_at);
-            }
-        }
-        drop(map);
+        self.recording.being().outcomes.remove(&self.key);
         if self.recording.waiting.load(Ordering::Relaxed) > 0 {
             self.recording.recorded.notify_waiters();
         }
@@ -195,5 +204,29 @@ mod tests {
         drop(second);
         assert!(summary.await.unwrap(), "settled once both were recorded");
         assert!(recording.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_summary_does_not_wait_for_outcomes_answered_after_it_came() {
+        let recording = Arc::new(Recording::default());
+        let before = recording.begin(at(100));
+        let summary = tokio::spawn({
+            let recording = Arc::clone(&recording);
+            async move {
+                recording
+                    .settled(window(0, 200), Duration::from_secs(600))
+                    .await
+            }
+        });
+        while recording.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        let _after = recording.begin(at(150));
+        drop(before);
+        assert!(
+            summary.await.unwrap(),
+            "settled with a later outcome still being recorded"
+        );
+        assert_eq!(recording.len(), 1);
     }
 }

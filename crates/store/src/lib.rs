@@ -14,8 +14,8 @@
 //! embedded one, [`postgres`] the one several instances share.
 //!
 //! With several instances every pending payment is *held* by one of them: the
-//! one that accepted it holds it under a lease it keeps renewing
-//! ([`Store::renew`]); when an instance dies its leases run out and the others
+//! one that accepted it, under that instance's lease, which it keeps
+//! renewing ([`Store::renew`]); when an instance dies its lease runs out and the others
 //! take its payments over ([`Store::reclaim`]), open attempts included, so
 //! the exactly-once rules go on at the same processor. One instance at a time
 //! leads the health probes ([`Store::lead_probes`]) and shares what it learns
@@ -319,12 +319,12 @@ pub trait Store: Send + Sync + 'static {
     /// Empties the queue and the ledger.
     fn purge(&self) -> StoreFuture<'_, ()>;
 
-    /// Extends, by the store's lease duration from now, the lease of every
-    /// pending payment this instance holds, so that no other instance
-    /// reclaims them. Call it well within the lease (every third of it): a
-    /// payment whose lease ran out may be taken over, and until it is
-    /// renewed this instance's [`Store::begin_attempt`] for it returns
-    /// `false`.
+    /// Extends, by the store's lease duration from now, this instance's
+    /// lease, under which it holds every pending payment it holds, so that
+    /// no other instance reclaims them. One write, however many payments it
+    /// holds. Call it well within the lease (every third of it): once the
+    /// lease has run out its payments may be taken over, and until it is
+    /// renewed this instance's [`Store::begin_attempt`] returns `false`.
     fn renew(&self) -> StoreFuture<'_, ()>;
 
     /// How long a lease lasts without renewal; `None` where leases never

@@ -61,7 +61,25 @@ pub struct Audit {
     pub fallback_difference: i64,
     /// What the official script adds to `payments_inconsistency`.
     pub inconsistencies: u64,
+    /// A check that disagreed is read again, same window, [`RECHECK_AFTER`]
+    /// later (not counted): whether the backend was late (it agrees then)
+    /// or wrong (it still does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub later: Option<Recheck>,
 }
+
+/// The same window read again after a disagreeing check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Recheck {
+    pub after_ms: u64,
+    pub default_difference: i64,
+    pub fallback_difference: i64,
+}
+
+/// How long after a disagreeing check its window is read again: past every
+/// send of the window that a processor could still be answering at the
+/// check (the final's slowest stage answers in 5 s).
+pub const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_secs(6);
 
 impl Audit {
     /// Compares the three answers for one window.
@@ -89,6 +107,7 @@ impl Audit {
             default_difference,
             fallback_difference,
             inconsistencies,
+            later: None,
         }
     }
 
@@ -159,7 +178,23 @@ pub async fn run(
             out.warnings.push(format!("audit: {e}; counted as zeros"));
             BackendSummary::default()
         });
-        let audit = Audit::compare(window, b, d, f, counting);
+        let mut audit = Audit::compare(window, b, d, f, counting);
+        if audit.disagrees() {
+            tokio::time::sleep(RECHECK_AFTER).await;
+            let (d, f, b) = tokio::join!(
+                default.summary(window),
+                fallback.summary(window),
+                backend.summary(window)
+            );
+            if let (Ok(d), Ok(f), Ok(b)) = (d, f, b) {
+                let again = Audit::compare(window, b, d, f, counting);
+                audit.later = Some(Recheck {
+                    after_ms: RECHECK_AFTER.as_millis() as u64,
+                    default_difference: again.default_difference,
+                    fallback_difference: again.fallback_difference,
+                });
+            }
+        }
         Live::add(&live.inconsistencies, audit.inconsistencies);
         tracing::debug!(?audit, "consistency check");
         out.audits.push(audit);

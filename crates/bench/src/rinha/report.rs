@@ -456,6 +456,23 @@ impl fmt::Display for RinhaReport {
             )?;
         }
         writeln!(f)?;
+        for a in d.audits.iter().filter(|a| a.disagrees()) {
+            write!(
+                f,
+                "    window to {}: backend - books = default {:+}, fallback {:+}",
+                a.to, a.default_difference, a.fallback_difference
+            )?;
+            match a.later {
+                Some(later) => writeln!(
+                    f,
+                    "; {} s later: default {:+}, fallback {:+}",
+                    later.after_ms / 1_000,
+                    later.default_difference,
+                    later.fallback_difference
+                )?,
+                None => writeln!(f)?,
+            }
+        }
         writeln!(
             f,
             "  p99           {} over {} requests -> bonus {}",

@@ -329,8 +329,8 @@ pub const SUMMARY_SETTLE: std::time::Duration = std::time::Duration::from_secs(2
 
 /// `GET /payments-summary`: the ledger's totals per processor (every
 /// processor of the registry, keyed by id, e.g. `default` and `fallback`),
-/// once the outcomes in the window that processors have answered are
-/// committed.
+/// once the outcomes in the window that processors had answered when it
+/// arrived are committed.
 #[utoipa::path(
     get,
     path = "/payments-summary",
@@ -354,8 +354,8 @@ pub async fn summary(
         bound(query.to.as_deref(), "to")?,
     );
     let window = Window::new(from, to);
-    // A payment its processor has answered is in the processor's books
-    // already: wait for its outcome's commit before reading the ledger.
+    // A payment its processor had answered when the summary arrived is in
+    // the processor's books already: wait for its outcome's commit.
     if !shared.recording.settled(window, SUMMARY_SETTLE).await {
         tracing::warn!(
             waited_ms = SUMMARY_SETTLE.as_millis() as u64,
