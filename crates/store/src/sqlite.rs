@@ -526,23 +526,7 @@ fn apply(
 ) -> rusqlite::Result<Applied> {
     match cmd {
         Command::Accept(p, plan, _) => {
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
-                                           processor, requested_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
-                )?
-                .execute(params![
-                    &p.id.as_bytes()[..],
-                    p.amount.minor(),
-                    p.payment_method,
-                    p.country,
-                    p.accepted_at.millis(),
-                    STATE_PENDING,
-                    &run[..],
-                    plan.as_ref().map(|a| a.processor.as_str()),
-                    plan.as_ref().map(|a| a.requested_at.millis()),
-                ])?;
+            let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref())?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
             }
@@ -589,24 +573,9 @@ fn apply(
         }
         Command::Restore(p, outcome, _) => {
             let (state, attempt) = outcome_columns(outcome);
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
-                                           processor, requested_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
-                )?
-                .execute(params![
-                    &p.id.as_bytes()[..],
-                    p.amount.minor(),
-                    p.payment_method,
-                    p.country,
-                    p.accepted_at.millis(),
-                    state,
-                    &run[..],
-                    attempt.processor,
-                    attempt.requested_at.millis(),
-                ])?;
-            Ok(Applied::Flag(inserted == 1))
+            Ok(Applied::Flag(
+                insert(tx, p, state, run, Some(attempt))? == 1,
+            ))
         }
         Command::Purge(_) => {
             tx.execute("DELETE FROM payments", [])?;
@@ -626,6 +595,33 @@ fn apply(
             Ok(Applied::Reclaimed(reclaimed))
         }
     }
+}
+
+/// Inserts `p` in `state`, held by this run, with `attempt`, unless its id
+/// is known; how many rows it inserted (0 or 1).
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    p: &NewPayment,
+    state: i64,
+    run: &[u8; 16],
+    attempt: Option<&Attempt>,
+) -> rusqlite::Result<usize> {
+    tx.prepare_cached(
+        "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
+                               processor, requested_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+    )?
+    .execute(params![
+        &p.id.as_bytes()[..],
+        p.amount.minor(),
+        p.payment_method,
+        p.country,
+        p.accepted_at.millis(),
+        state,
+        &run[..],
+        attempt.map(|a| a.processor.as_str()),
+        attempt.map(|a| a.requested_at.millis()),
+    ])
 }
 
 /// The state and attempt columns of a finished payment.

@@ -161,6 +161,32 @@ async fn lookup(State(fake): State<Fake>, Path(id): Path<String>) -> Response {
     }
 }
 
+/// The least a lane keeps in flight.
+pub const LANE_LEAST: usize = 8;
+
+/// Router flags that hold default's lane at [`LANE_LEAST`] sends, with a
+/// timeout and a patience longer than any test (nothing spills, nothing
+/// times out).
+pub const LANE_OF_EIGHT: &[&str] = &[
+    "--max-in-flight",
+    "8",
+    "--processor-timeout-ms",
+    "5000",
+    "--spill-wait-ms",
+    "600000",
+];
+
+/// `n` replies that each sleep in the processor until its sender is used
+/// (then store the payment): sends held in flight.
+pub fn held_sends(n: usize) -> (Vec<oneshot::Sender<()>>, Vec<Reply>) {
+    (0..n)
+        .map(|_| {
+            let (release, released) = oneshot::channel();
+            (release, Reply::StoreWhenReleased(released))
+        })
+        .unzip()
+}
+
 /// The router in front of the two scripted processors: a short processor
 /// timeout unless said otherwise, no patience (a freed payment goes to
 /// fallback at once), the default landing margin.
