@@ -2,7 +2,8 @@
 # Validates the Rinha deployments (deploy/docker-compose*.yml) and checks the
 # rules of the benchmark on what compose makes of them: resource limits adding
 # up to at most 1.5 CPU and 350 MB, the load balancer published on 9999, the
-# external `payment-processor` network joined, bridge networking only.
+# external `payment-processor` network joined, bridge networking only, and
+# every unix-socket upstream of a mounted nginx.conf served by a service.
 #
 # Validation uses `docker compose config` (Compose v2) when this machine has
 # it, else `docker-compose config` (v1, Debian's package, installed when
@@ -45,7 +46,7 @@ for file in "${files[@]}"; do
         echo "$normalized" >&2
         failed=1
     elif ! echo "$normalized" | /usr/bin/python3 -c '
-import sys, yaml
+import os, re, sys, yaml
 doc = yaml.safe_load(sys.stdin)
 name = sys.argv[1]
 def mb(text):
@@ -80,6 +81,24 @@ for net, spec in networks.items():
     driver = (spec or {}).get("driver", "bridge")
     if driver != "bridge" and not (spec or {}).get("external"):
         problems.append(f"network {net} uses the {driver} driver")
+# Every unix-socket upstream of a mounted nginx.conf is served by some
+# service (the path is named in its command or environment).
+served = set()
+for service, spec in doc["services"].items():
+    command = spec.get("command") or []
+    if isinstance(command, str):
+        command = command.split()
+    env = spec.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(e.split("=", 1) for e in env if "=" in e)
+    served.update(w for w in list(command) + [str(v) for v in env.values()] if w.endswith(".sock"))
+for service, spec in doc["services"].items():
+    for volume in spec.get("volumes", []):
+        source = volume.get("source") if isinstance(volume, dict) else str(volume).split(":")[0]
+        if source and source.endswith("nginx.conf") and os.path.isfile(source):
+            for path in re.findall(r"server\s+unix:([^\s;]+)", open(source).read()):
+                if path not in served:
+                    problems.append(f"{service}: its upstream unix:{path} is served by no service")
 if problems:
     print(f"{name}: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
