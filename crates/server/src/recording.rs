@@ -148,6 +148,21 @@ mod tests {
         Window::new(Some(at(from)), Some(at(to)))
     }
 
+    /// A summary of `window` in a task of its own, once it waits.
+    async fn waiting_summary(
+        recording: &Arc<Recording>,
+        window: Window,
+    ) -> tokio::task::JoinHandle<bool> {
+        let summary = tokio::spawn({
+            let recording = Arc::clone(recording);
+            async move { recording.settled(window, Duration::from_secs(600)).await }
+        });
+        while recording.waiting() == 0 {
+            tokio::task::yield_now().await;
+        }
+        summary
+    }
+
     #[tokio::test]
     async fn a_window_without_outcomes_being_recorded_is_settled_at_once() {
         let recording = Recording::default();
@@ -180,17 +195,7 @@ mod tests {
         let recording = Arc::new(Recording::default());
         let first = recording.begin(at(100));
         let second = recording.begin(at(100));
-        let summary = tokio::spawn({
-            let recording = Arc::clone(&recording);
-            async move {
-                recording
-                    .settled(window(0, 200), Duration::from_secs(600))
-                    .await
-            }
-        });
-        while recording.waiting() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let summary = waiting_summary(&recording, window(0, 200)).await;
         drop(first);
         assert_eq!(recording.len(), 1);
         // Woken by the first, it looks again and waits for the second.
@@ -210,17 +215,7 @@ mod tests {
     async fn a_summary_does_not_wait_for_outcomes_answered_after_it_came() {
         let recording = Arc::new(Recording::default());
         let before = recording.begin(at(100));
-        let summary = tokio::spawn({
-            let recording = Arc::clone(&recording);
-            async move {
-                recording
-                    .settled(window(0, 200), Duration::from_secs(600))
-                    .await
-            }
-        });
-        while recording.waiting() == 0 {
-            tokio::task::yield_now().await;
-        }
+        let summary = waiting_summary(&recording, window(0, 200)).await;
         let _after = recording.begin(at(150));
         drop(before);
         assert!(

@@ -62,18 +62,13 @@ async fn a_send_in_flight_across_a_purge_is_in_the_ledger_after_it(backing: Back
 /// paid, waiting behind the ninth. When one send returns, the ninth, which
 /// the purge dropped, must not be sent: the room goes to the tenth.
 async fn a_payment_dropped_by_a_purge_is_not_sent_afterwards(backing: Backing) {
-    let (releases, script) = held_sends(LANE_LEAST);
-    let mut default = Scripted::start(script).await;
-    let fallback = Scripted::start(vec![]).await;
-    let config = router_config(&default, &fallback, &backing.db(), LANE_OF_EIGHT);
-    let app = TestApp::start_on(&backing, config).await;
-    let http = Http::default();
-    for _ in 0..LANE_LEAST {
-        app.pay(&http, &new_id(), "1.00").await;
-    }
-    for _ in 0..LANE_LEAST {
-        assert_eq!(default.next_seen().await, Seen::Post);
-    }
+    let FullLane {
+        releases,
+        default,
+        app,
+        http,
+        ..
+    } = FullLane::start(&backing).await;
     let waiting = r#"reroute_lane_waiting{processor="default"}"#;
     let dropped = new_id();
     app.pay(&http, &dropped, "2.00").await;

@@ -104,18 +104,13 @@ async fn a_5xx_to_a_first_send_is_looked_up_before_the_payment_goes_elsewhere(ba
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_payment_is_sent_with_the_instant_of_its_first_send() {
     let backing = Backing::embedded();
-    let (releases, script) = held_sends(LANE_LEAST);
-    let mut default = Scripted::start(script).await;
-    let fallback = Scripted::start(vec![]).await;
-    let config = router_config(&default, &fallback, &backing.db(), LANE_OF_EIGHT);
-    let app = TestApp::start_on(&backing, config).await;
-    let http = Http::default();
-    for _ in 0..LANE_LEAST {
-        app.pay(&http, &new_id(), "1.00").await;
-    }
-    for _ in 0..LANE_LEAST {
-        assert_eq!(default.next_seen().await, Seen::Post);
-    }
+    let FullLane {
+        releases,
+        default,
+        app,
+        http,
+        ..
+    } = FullLane::start(&backing).await;
     let last = new_id();
     app.pay(&http, &last, "2.00").await;
     let (_, queued) = http.get(&format!("{}/payments/{last}", app.url)).await;

@@ -19,7 +19,7 @@ use reroute_store::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{Http, TestApp, eventually, parse_serve};
+use crate::common::{Backing, Http, TestApp, eventually, parse_serve};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -185,6 +185,40 @@ pub fn held_sends(n: usize) -> (Vec<oneshot::Sender<()>>, Vec<Reply>) {
             (release, Reply::StoreWhenReleased(released))
         })
         .unzip()
+}
+
+/// A router whose lane to default is full: [`LANE_LEAST`] payments sent
+/// and held in default until their `releases` are used.
+pub struct FullLane {
+    pub releases: Vec<oneshot::Sender<()>>,
+    pub default: Scripted,
+    pub fallback: Scripted,
+    pub app: TestApp,
+    pub http: Http,
+}
+
+impl FullLane {
+    pub async fn start(backing: &Backing) -> Self {
+        let (releases, script) = held_sends(LANE_LEAST);
+        let mut default = Scripted::start(script).await;
+        let fallback = Scripted::start(vec![]).await;
+        let config = router_config(&default, &fallback, &backing.db(), LANE_OF_EIGHT);
+        let app = TestApp::start_on(backing, config).await;
+        let http = Http::default();
+        for _ in 0..LANE_LEAST {
+            app.pay(&http, &crate::common::new_id(), "1.00").await;
+        }
+        for _ in 0..LANE_LEAST {
+            assert_eq!(default.next_seen().await, Seen::Post);
+        }
+        Self {
+            releases,
+            default,
+            fallback,
+            app,
+            http,
+        }
+    }
 }
 
 /// The router in front of the two scripted processors: a short processor
