@@ -14,14 +14,6 @@ use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 
-/// A router over the five TechCart processors, advisory only.
-async fn techcart(extra: &[&str]) -> (TestApp, Http, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let registry = techcart_advisory(dir.path());
-    let config = config_with_registry(&dir.path().join("r.db"), &registry, extra);
-    (TestApp::start(config).await, Http::default(), dir)
-}
-
 /// Records one outcome; answers the processor's status after it.
 async fn record(app: &TestApp, http: &Http, processor: &str, result: &str) -> String {
     let (s, v) = http

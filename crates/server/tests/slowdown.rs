@@ -21,22 +21,6 @@ async fn gauge(app: &TestApp, http: &Http, name: &str, processor: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
 }
 
-/// Posts `n` payments at once; all are accepted.
-async fn burst(app: &TestApp, n: usize) {
-    let mut posts = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let url = app.url.clone();
-        posts.spawn(async move {
-            let http = Http::default();
-            let body = format!(r#"{{"correlationId":"{}","amount":1.00}}"#, new_id());
-            http.post_json(&format!("{url}/payments"), &body).await.0
-        });
-    }
-    for status in posts.join_all().await {
-        assert_eq!(status, StatusCode::ACCEPTED);
-    }
-}
-
 /// Default answers in 2 s. With 128 routing slots and a lane starting at
 /// 128 sends, a fixed pool could never have more than 128 in flight; the
 /// lane grows past it while default keeps answering at its floor, and the

@@ -8,26 +8,9 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use hyper::StatusCode;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(40);
-
-/// Posts `n` payments at once; all are accepted.
-async fn burst(app: &TestApp, n: usize) {
-    let mut posts = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let url = app.url.clone();
-        posts.spawn(async move {
-            let http = Http::default();
-            let body = format!(r#"{{"correlationId":"{}","amount":1.00}}"#, new_id());
-            http.post_json(&format!("{url}/payments"), &body).await.0
-        });
-    }
-    for status in posts.join_all().await {
-        assert_eq!(status, StatusCode::ACCEPTED);
-    }
-}
 
 /// The anomaly alerts about `default` whose reason starts with `prefix`.
 async fn latency_alerts(app: &TestApp, http: &Http, prefix: &str) -> Vec<Value> {

@@ -2,6 +2,9 @@
 //! every test, plus a small JSON-over-HTTP client.
 #![allow(dead_code)]
 
+pub mod abuse;
+pub mod hostile;
+
 use std::future::Future;
 use std::net::SocketAddr;
 
@@ -299,8 +302,10 @@ pub fn parse_serve(argv: Vec<String>) -> ServeConfig {
     Cli::parse_from(argv).serve.into_config().unwrap()
 }
 
-pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig {
-    let mut argv = vec![
+/// The arguments every test router starts with: port 0 on loopback, the
+/// embedded store at `db`.
+fn router_argv(db: &std::path::Path) -> Vec<String> {
+    vec![
         "reroute".to_owned(),
         "--host".into(),
         "127.0.0.1".into(),
@@ -313,13 +318,19 @@ pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig 
         // schema of its own.
         "--store".into(),
         String::new(),
+    ]
+}
+
+pub fn config(sims: &Sims, db: &std::path::Path, extra: &[&str]) -> ServeConfig {
+    let mut argv = router_argv(db);
+    argv.extend([
         "--default-url".into(),
         sims.default.clone(),
         "--fallback-url".into(),
         sims.fallback.clone(),
         "--health-interval-ms".into(),
         "500".into(),
-    ];
+    ]);
     argv.extend(extra.iter().map(|s| s.to_string()));
     if !extra.contains(&"--processor-timeout-ms") {
         argv.extend(["--processor-timeout-ms".into(), "1000".into()]);
@@ -334,22 +345,8 @@ pub fn config_with_registry(
     registry: &std::path::Path,
     extra: &[&str],
 ) -> ServeConfig {
-    let mut argv = vec![
-        "reroute".to_owned(),
-        "--host".into(),
-        "127.0.0.1".into(),
-        "--port".into(),
-        "0".into(),
-        "--db".into(),
-        db.display().to_string(),
-        // The embedded store, whatever DATABASE_URL says: tests that want
-        // PostgreSQL open it themselves (`TestApp::start_on`), each in a
-        // schema of its own.
-        "--store".into(),
-        String::new(),
-        "--processors".into(),
-        registry.display().to_string(),
-    ];
+    let mut argv = router_argv(db);
+    argv.extend(["--processors".into(), registry.display().to_string()]);
     argv.extend(extra.iter().map(|s| s.to_string()));
     parse_serve(argv)
 }
@@ -367,6 +364,38 @@ pub fn techcart_advisory(dir: &std::path::Path) -> std::path::PathBuf {
     let path = dir.join("techcart.toml");
     std::fs::write(&path, advisory).unwrap();
     path
+}
+
+/// A router over the five TechCart processors, advisory only, on a fresh
+/// database in a temporary directory (kept as long as the returned guard).
+pub async fn techcart(extra: &[&str]) -> (TestApp, Http, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = techcart_advisory(dir.path());
+    let config = config_with_registry(&dir.path().join("r.db"), &registry, extra);
+    (TestApp::start(config).await, Http::default(), dir)
+}
+
+/// A router against `sims` with the arguments `extra`, on a fresh embedded
+/// database in a temporary directory (kept as long as the returned guard).
+pub async fn start_app(sims: &Sims, extra: &[&str]) -> (TestApp, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::start(config(sims, &dir.path().join("r.db"), extra)).await;
+    (app, dir)
+}
+
+/// A router against `sims` on a fresh embedded store that the test keeps
+/// too, to look at what was stored; `edit` adjusts the configuration first.
+pub async fn start_with_embedded_store(
+    sims: &Sims,
+    edit: impl FnOnce(&mut ServeConfig),
+) -> (tempfile::TempDir, Arc<dyn Store>, TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.db");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
+    let mut config = config(sims, &db, &[]);
+    edit(&mut config);
+    let app = TestApp::start_with_store(config, Arc::clone(&store)).await;
+    (dir, store, app)
 }
 
 impl TestApp {
@@ -429,6 +458,39 @@ impl TestApp {
             v[processor]["totalRequests"].as_u64().unwrap(),
             v[processor]["totalAmount"].as_f64().unwrap(),
         )
+    }
+}
+
+/// A GET of `path` (with its query) on the router.
+pub async fn get(app: &TestApp, http: &Http, path: &str) -> (StatusCode, Value) {
+    http.get(&format!("{}{path}", app.url)).await
+}
+
+/// Waits (up to 15 s) until the router's summary counts `n` payments on
+/// `processor`.
+pub async fn processed_on(app: &TestApp, http: &Http, processor: &str, n: u64) {
+    eventually(
+        &format!("{n} payments on {processor}"),
+        Duration::from_secs(15),
+        || async { (app.summary(http, processor).await.0 == n).then_some(()) },
+    )
+    .await;
+}
+
+/// Posts `n` payments of 1.00 at once, each on its own client; all are
+/// accepted.
+pub async fn burst(app: &TestApp, n: usize) {
+    let mut posts = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let url = app.url.clone();
+        posts.spawn(async move {
+            let http = Http::default();
+            let body = format!(r#"{{"correlationId":"{}","amount":1.00}}"#, new_id());
+            http.post_json(&format!("{url}/payments"), &body).await.0
+        });
+    }
+    for status in posts.join_all().await {
+        assert_eq!(status, StatusCode::ACCEPTED);
     }
 }
 
