@@ -33,13 +33,13 @@ async fn a_send_in_flight_across_a_purge_is_in_the_ledger_after_it(backing: Back
     let (release, released) = oneshot::channel();
     let mut default = Scripted::start(vec![Reply::StoreWhenReleased(released)]).await;
     let fallback = Scripted::start(vec![]).await;
-    let config = router_config(
+    let app = start_router(
+        &backing,
         &default,
         &fallback,
-        &backing.db(),
         &["--processor-timeout-ms", "5000"],
-    );
-    let app = TestApp::start_on(&backing, config).await;
+    )
+    .await;
     let http = Http::default();
     let id = new_id();
     app.pay(&http, &id, "19.90").await;
@@ -109,11 +109,7 @@ async fn a_pinned_payment_across_a_purge_is_resolved_not_dropped(backing: Backin
     let mut default =
         Scripted::start(vec![Reply::StoreWhenReleased(released), Reply::Refuse(429)]).await;
     let fallback = Scripted::start(vec![]).await;
-    let app = TestApp::start_on(
-        &backing,
-        router_config(&default, &fallback, &backing.db(), &["--trip-after", "2"]),
-    )
-    .await;
+    let app = start_router(&backing, &default, &fallback, &["--trip-after", "2"]).await;
     let http = Http::default();
     let id = new_id();
     app.pay(&http, &id, "19.90").await;

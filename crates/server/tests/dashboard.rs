@@ -235,12 +235,7 @@ async fn the_feed_sends_a_full_snapshot_at_once() {
     assert_eq!(r["payment_method"], "PIX");
     assert_eq!(r["country"], "BR");
     assert!(r["recommended"].is_string(), "{r}");
-    let (_, api) = http
-        .get(&format!(
-            "{}/api/v1/routing/recommend?payment_method=PIX&country=BR",
-            app.url
-        ))
-        .await;
+    let (_, api) = get(&app, &http, RECOMMEND_PIX_IN_BRAZIL).await;
     assert_eq!(r["recommended"], api["recommended"]);
     assert_eq!(r["count"], api["count"]);
     assert!(
@@ -319,10 +314,8 @@ async fn a_status_change_is_pushed_within_a_second() {
 async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
     let (sims, http) = (Sims::start().await, Http::default());
     sims.set_delay(&http, &sims.default, 2_000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
+    let (app, _dir) = start_app(
         &sims,
-        &dir.path().join("r.db"),
         &[
             "--max-in-flight",
             "8",
@@ -331,8 +324,8 @@ async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
             "--processor-timeout-ms",
             "5000",
         ],
-    );
-    let app = TestApp::start(config).await;
+    )
+    .await;
     // The router learns default's delay from its health endpoint.
     eventually(
         "default's delay announced",

@@ -16,14 +16,12 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use common::*;
 use hyper::{Method, StatusCode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reroute_core::{CorrelationId, Money};
-use reroute_store::Store;
 use serde_json::Value;
 
 /// The router's default body limit (`max_body_bytes`).
@@ -334,29 +332,16 @@ async fn engine(http: &Http, url: &str, ids: &[String]) -> Vec<Value> {
 
 #[test]
 fn fuzzed_bodies_get_documented_4xx_answers_never_a_5xx_and_store_nothing() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let http = Http::default();
     // The payments on the Rinha pair, with the store kept to look in; the
     // intelligence API on the TechCart registry, advisory only, so that
     // nothing but these requests feeds its health engine.
     let (_sims, dir, store, payments, intel) = rt.block_on(async {
         let sims = Sims::start().await;
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("p.db");
-        let store: Arc<dyn Store> = Arc::new(reroute_store::SqliteStore::open(&db).unwrap());
-        let payments = TestApp::start_with_store(config(&sims, &db, &[]), Arc::clone(&store)).await;
-        let registry = techcart_advisory(dir.path());
-        let intel = TestApp::start(config_with_registry(
-            &dir.path().join("i.db"),
-            &registry,
-            &[],
-        ))
-        .await;
-        (sims, dir, store, payments, intel)
+        let (payments_dir, store, payments) = start_with_embedded_store(&sims, |_| {}).await;
+        let (intel, _, intel_dir) = techcart(&[]).await;
+        (sims, (payments_dir, intel_dir), store, payments, intel)
     });
     let _dir = dir;
     let (doc, ids) = rt.block_on(async {

@@ -89,14 +89,7 @@ fn a_recommendation_lists_exactly_the_processors_that_take_the_method_in_the_cou
             .collect();
             let body = object(fields, 7, "");
             let url = format!("{}/api/v1/routing/recommend", app.url);
-            let (s, _, b) = http
-                .send_bytes(
-                    Method::POST,
-                    &url,
-                    &[("content-type", "application/json")],
-                    body.clone().into_bytes(),
-                )
-                .await;
+            let (s, _, b) = http.post_json_raw(&url, &body).await;
             (s, b, body)
         };
         let bad = StatusCode::BAD_REQUEST;

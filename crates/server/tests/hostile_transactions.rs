@@ -14,7 +14,7 @@ use std::cell::RefCell;
 
 use common::hostile::*;
 use common::*;
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use proptest::prelude::*;
 use reroute_core::{Money, Timestamp};
 use serde_json::Value;
@@ -313,14 +313,7 @@ fn every_transaction_body_gets_the_contract_answer_and_a_refused_one_records_not
     let alerts = RefCell::new(rt.block_on(http.get(&alerts_url)).1["count"].clone());
     run(&rt, 250, transaction_case(&registry), async |case| {
         let body = case.body();
-        let (status, _, answer) = http
-            .send_bytes(
-                Method::POST,
-                &url,
-                &[("content-type", "application/json")],
-                body.clone().into_bytes(),
-            )
-            .await;
+        let (status, _, answer) = http.post_json_raw(&url, &body).await;
         match judge_transaction(&case, &registry) {
             TxVerdict::Refused(want, field) => {
                 check_error(status, &answer, (want, Some(field)), &body)?;

@@ -235,14 +235,16 @@ async fn health_of_an_unknown_processor_is_404() {
     app.stop().await;
 }
 
-fn ranking(v: &Value) -> Vec<(String, bool)> {
+/// The recommendation's processors in rank order, each with whether it is
+/// recommended.
+fn ranking(v: &Value) -> Vec<(&str, bool)> {
     v["recommendations"]
         .as_array()
         .unwrap()
         .iter()
         .map(|l| {
             (
-                l["processor_id"].as_str().unwrap().to_owned(),
+                l["processor_id"].as_str().unwrap(),
                 l["recommended"].as_bool().unwrap(),
             )
         })
@@ -256,20 +258,9 @@ async fn recommendations_rank_by_score_and_move_away_from_a_down_processor() {
     record_n(&app, &http, 11, "processor_a", "PIX", "BR", "declined").await;
     record_n(&app, &http, 41, "processor_c", "PIX", "BR", "approved").await;
     record_n(&app, &http, 9, "processor_c", "PIX", "BR", "declined").await;
-    let (s, v) = get(
-        &app,
-        &http,
-        "/api/v1/routing/recommend?payment_method=PIX&country=BR",
-    )
-    .await;
+    let (s, v) = get(&app, &http, RECOMMEND_PIX_IN_BRAZIL).await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        ranking(&v),
-        [
-            ("processor_c".to_owned(), true),
-            ("processor_a".to_owned(), false)
-        ]
-    );
+    assert_eq!(ranking(&v), [("processor_c", true), ("processor_a", false)]);
     let best = &v["recommendations"][0];
     assert_eq!(best["rank"], 1);
     assert_eq!(best["status"], "HEALTHY");
@@ -290,13 +281,7 @@ async fn recommendations_rank_by_score_and_move_away_from_a_down_processor() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(
-        ranking(&v),
-        [
-            ("processor_c".to_owned(), true),
-            ("processor_a".to_owned(), false)
-        ]
-    );
+    assert_eq!(ranking(&v), [("processor_c", true), ("processor_a", false)]);
     let down = &v["recommendations"][1];
     assert_eq!(down["status"], "DOWN");
     assert_eq!(down["score"], 0.0);
@@ -308,7 +293,10 @@ async fn recommendations_rank_by_score_and_move_away_from_a_down_processor() {
 async fn recommendations_filter_by_method_and_by_country() {
     let (app, http, _dir) = techcart(&[]).await;
     let ids = |v: &Value| {
-        let mut ids: Vec<String> = ranking(v).into_iter().map(|(id, _)| id).collect();
+        let mut ids: Vec<String> = ranking(v)
+            .into_iter()
+            .map(|(id, _)| id.to_owned())
+            .collect();
         ids.sort();
         ids
     };
@@ -357,12 +345,7 @@ async fn when_all_are_down_nothing_is_recommended_and_a_warning_says_so() {
     let (app, http, _dir) = techcart(&[]).await;
     record_n(&app, &http, 10, "processor_a", "PIX", "BR", "error").await;
     record_n(&app, &http, 10, "processor_c", "PIX", "BR", "declined").await;
-    let (s, v) = get(
-        &app,
-        &http,
-        "/api/v1/routing/recommend?payment_method=PIX&country=BR",
-    )
-    .await;
+    let (s, v) = get(&app, &http, RECOMMEND_PIX_IN_BRAZIL).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(ranking(&v).iter().all(|(_, r)| !r), "{v}");
     assert_eq!(v["recommended"], Value::Null);

@@ -15,12 +15,8 @@ const WAIT: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn the_rinha_pair_is_served_by_the_same_api() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let (sims, http) = (Sims::start().await, Http::default());
+    let (app, _dir) = start_app(&sims, &[]).await;
     let (_, v) = get(&app, &http, "/api/v1/processors").await;
     assert_eq!(v["processors"][0]["processor_id"], "default");
     assert_eq!(v["processors"][0]["executes_payments"], true);
@@ -41,12 +37,7 @@ async fn the_rinha_pair_is_served_by_the_same_api() {
     assert!(v["latency_ms"]["p99"].is_u64(), "{v}");
     assert!(v["recent_transactions"][0]["amount"] == 10.0, "{v}");
     // Empty lists take anything: both are candidates.
-    let (_, v) = get(
-        &app,
-        &http,
-        "/api/v1/routing/recommend?payment_method=PIX&country=BR",
-    )
-    .await;
+    let (_, v) = get(&app, &http, RECOMMEND_PIX_IN_BRAZIL).await;
     assert_eq!(v["count"], 2, "{v}");
     app.stop().await;
 }
@@ -151,12 +142,7 @@ async fn executed_payments_feed_the_engine_avoid_a_down_segment_and_recover_by_t
     );
     assert_eq!(v["segments"][0]["payment_method"], "PIX");
     assert_eq!(v["segments"][0]["status"], "DOWN");
-    let (_, rec) = get(
-        &app,
-        &http,
-        "/api/v1/routing/recommend?payment_method=PIX&country=BR",
-    )
-    .await;
+    let (_, rec) = get(&app, &http, RECOMMEND_PIX_IN_BRAZIL).await;
     assert_eq!(rec["recommended"], "fallback", "{rec}");
     let (_, alerts) = get(&app, &http, "/api/v1/alerts").await;
     assert!(

@@ -24,12 +24,8 @@ fn value_of(text: &str, series: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_count_requests_attempts_and_the_ledger() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let (sims, http) = (Sims::start().await, Http::default());
+    let (app, _dir) = start_app(&sims, &[]).await;
     let id = new_id();
     assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::ACCEPTED);
     assert_eq!(app.pay(&http, &id, "19.90").await.0, StatusCode::OK);
@@ -105,12 +101,8 @@ async fn metrics_count_requests_attempts_and_the_ledger() {
 
 #[tokio::test]
 async fn liveness_and_readiness_answer_with_the_store_state() {
-    let (sims, http, dir) = (
-        Sims::start().await,
-        Http::default(),
-        tempfile::tempdir().unwrap(),
-    );
-    let app = TestApp::start(config(&sims, &dir.path().join("r.db"), &[])).await;
+    let (sims, http) = (Sims::start().await, Http::default());
+    let (app, _dir) = start_app(&sims, &[]).await;
     let (status, body) = http.get(&format!("{}/livez", app.url)).await;
     assert_eq!(
         (status, body["status"].as_str()),

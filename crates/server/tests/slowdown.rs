@@ -29,18 +29,7 @@ async fn gauge(app: &TestApp, http: &Http, name: &str, processor: &str) -> f64 {
 async fn a_processor_slowed_to_two_seconds_gets_more_sends_in_flight_and_its_backlog_drains() {
     let (sims, http) = (Sims::start().await, Http::default());
     sims.set_delay(&http, &sims.default, 2_000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        &sims,
-        &dir.path().join("r.db"),
-        &[
-            "--processor-timeout-ms",
-            "5000",
-            "--spill-wait-ms",
-            "600000",
-        ],
-    );
-    let app = TestApp::start(config).await;
+    let (app, _dir) = start_app(&sims, SLOW_BUT_WAITED_FOR).await;
     burst(&app, 600).await;
     let most_in_flight = std::sync::Mutex::new(0.0_f64);
     eventually("600 payments processed at default", WAIT, || async {
@@ -124,13 +113,7 @@ async fn probed(app: &TestApp, http: &Http, processor: &str) {
 async fn the_overflow_of_a_processor_that_cannot_keep_up_spills_to_the_next_and_comes_back() {
     let (sims, http) = (Sims::start().await, Http::default());
     sims.set_delay(&http, &sims.default, 300).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        &sims,
-        &dir.path().join("r.db"),
-        &["--max-in-flight", "16", "--spill-wait-ms", "1000"],
-    );
-    let app = TestApp::start(config).await;
+    let (app, _dir) = start_app(&sims, &["--max-in-flight", "16", "--spill-wait-ms", "1000"]).await;
     probed(&app, &http, "default").await;
     burst(&app, 600).await;
     let (on_default, on_fallback) = processed(&app, &http, 600).await;
@@ -162,13 +145,11 @@ async fn the_overflow_of_a_processor_that_cannot_keep_up_spills_to_the_next_and_
 async fn a_processor_slower_than_the_spill_wait_gets_nothing_while_the_next_is_quick() {
     let (sims, http) = (Sims::start().await, Http::default());
     sims.set_delay(&http, &sims.default, 2_000).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
+    let (app, _dir) = start_app(
         &sims,
-        &dir.path().join("r.db"),
         &["--processor-timeout-ms", "5000", "--spill-wait-ms", "1000"],
-    );
-    let app = TestApp::start(config).await;
+    )
+    .await;
     probed(&app, &http, "default").await;
     for _ in 0..20 {
         assert_eq!(

@@ -28,21 +28,19 @@ async fn latency_alerts(app: &TestApp, http: &Http, prefix: &str) -> Vec<Value> 
         .collect()
 }
 
+/// Waits for `what`: the first alerts of [`latency_alerts`] for `prefix`.
+async fn raised(app: &TestApp, http: &Http, what: &str, prefix: &str) -> Vec<Value> {
+    eventually(what, WAIT, || async {
+        let alerts = latency_alerts(app, http, prefix).await;
+        (!alerts.is_empty()).then_some(alerts)
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_slowed_to_two_seconds_raises_a_slowness_alert_and_one_when_it_returns() {
     let (sims, http) = (Sims::start().await, Http::default());
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(
-        &sims,
-        &dir.path().join("r.db"),
-        &[
-            "--processor-timeout-ms",
-            "5000",
-            "--spill-wait-ms",
-            "600000",
-        ],
-    );
-    let app = TestApp::start(config).await;
+    let (app, _dir) = start_app(&sims, SLOW_BUT_WAITED_FOR).await;
     // The baseline: default answers at once.
     burst(&app, 150).await;
     eventually("150 payments at default", WAIT, || async {
@@ -57,11 +55,7 @@ async fn a_processor_slowed_to_two_seconds_raises_a_slowness_alert_and_one_when_
 
     sims.set_delay(&http, &sims.default, 2_000).await;
     burst(&app, 40).await;
-    let slow = eventually("a slowness alert", WAIT, || async {
-        let alerts = latency_alerts(&app, &http, "Anomaly: p50 latency").await;
-        (!alerts.is_empty()).then_some(alerts)
-    })
-    .await;
+    let slow = raised(&app, &http, "a slowness alert", "Anomaly: p50 latency").await;
     assert_eq!(slow.len(), 1, "{slow:?}");
     let reason = slow[0]["reason"].as_str().unwrap();
     assert!(
@@ -88,11 +82,7 @@ async fn a_processor_slowed_to_two_seconds_raises_a_slowness_alert_and_one_when_
     })
     .await;
     burst(&app, 40).await;
-    let back = eventually("a recovery alert", WAIT, || async {
-        let alerts = latency_alerts(&app, &http, "Recovered: p50 latency").await;
-        (!alerts.is_empty()).then_some(alerts)
-    })
-    .await;
+    let back = raised(&app, &http, "a recovery alert", "Recovered: p50 latency").await;
     assert_eq!(back.len(), 1, "{back:?}");
     assert_eq!(
         latency_alerts(&app, &http, "Anomaly: p50 latency")

@@ -30,11 +30,7 @@ async fn a_refused_resend_keeps_a_payment_whose_first_send_may_still_land(
     ])
     .await;
     let fallback = Scripted::start(vec![]).await;
-    let app = TestApp::start_on(
-        &backing,
-        router_config(&default, &fallback, &backing.db(), &["--trip-after", "2"]),
-    )
-    .await;
+    let app = start_router(&backing, &default, &fallback, &["--trip-after", "2"]).await;
     let http = Http::default();
     let id = new_id();
     let (s, body) = app.pay(&http, &id, "19.90").await;
@@ -79,11 +75,7 @@ async fn an_instant_429_to_a_resend_keeps_a_payment_whose_first_send_may_still_l
 async fn a_5xx_to_a_first_send_is_looked_up_before_the_payment_goes_elsewhere(backing: Backing) {
     let default = Scripted::start(vec![Reply::StoreThenFail]).await;
     let fallback = Scripted::start(vec![]).await;
-    let app = TestApp::start_on(
-        &backing,
-        router_config(&default, &fallback, &backing.db(), &["--trip-after", "1"]),
-    )
-    .await;
+    let app = start_router(&backing, &default, &fallback, &["--trip-after", "1"]).await;
     let http = Http::default();
     let id = new_id();
     app.pay(&http, &id, "19.90").await;

@@ -15,14 +15,6 @@ use super::*;
 
 pub type CaseResult = Result<(), TestCaseError>;
 
-pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs `check` on `cases` generated values (`PROPTEST_CASES` overrides);
 /// panics with the smallest failing input found.
 pub fn run<S: Strategy>(

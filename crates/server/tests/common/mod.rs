@@ -1,108 +1,38 @@
 //! Test harness: a fresh simulator pair and a fresh router on port 0 for
-//! every test, plus a small JSON-over-HTTP client.
+//! every test, plus a small JSON-over-HTTP client (`client`), the store under
+//! the test (`backing`), and the harnesses that only some tests share
+//! (`abuse`, `hostile`, `generated`).
 #![allow(dead_code)]
 
 pub mod abuse;
+pub mod backing;
+pub mod client;
+pub mod generated;
 pub mod hostile;
+
+pub use backing::*;
+pub use client::*;
+pub use generated::*;
 
 use std::future::Future;
 use std::net::SocketAddr;
-
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::TokioExecutor;
+use hyper::{Method, StatusCode};
 use reroute_server::{App, ServeArgs, ServeConfig};
-use reroute_store::{PostgresConfig, PostgresStore, SqliteStore, Store};
+use reroute_store::{SqliteStore, Store};
 use serde_json::Value;
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub const TOKEN: &str = "123";
-
-pub struct Http(Client<HttpConnector, Full<Bytes>>);
-
-impl Default for Http {
-    fn default() -> Self {
-        Self(Client::builder(TokioExecutor::new()).build(HttpConnector::new()))
-    }
-}
-
-impl Http {
-    pub async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (StatusCode, Value) {
-        let (status, _, value) = self.send_with_headers(method, url, headers, body).await;
-        (status, value)
-    }
-
-    /// One request with any bytes as its body: the answer's head and body.
-    async fn exchange(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Bytes,
-    ) -> (hyper::http::response::Parts, Bytes) {
-        let mut req = Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(body)).unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
-            .await
-            .expect("request timed out")
-            .expect("request failed");
-        let (parts, body) = res.into_parts();
-        (parts, body.collect().await.unwrap().to_bytes())
-    }
-
-    /// A GET whose body is text, not JSON.
-    pub async fn get_text(&self, url: &str) -> (StatusCode, String) {
-        let req = Request::get(url).body(Full::new(Bytes::new())).unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(10), self.0.request(req))
-            .await
-            .expect("request timed out")
-            .expect("request failed");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
-    }
-
-    pub async fn get(&self, url: &str) -> (StatusCode, Value) {
-        self.send(Method::GET, url, &[], "").await
-    }
-
-    pub async fn post_json(&self, url: &str, body: &str) -> (StatusCode, Value) {
-        self.send(
-            Method::POST,
-            url,
-            &[("content-type", "application/json")],
-            body,
-        )
-        .await
-    }
-
-    /// A processor admin call with the token.
-    pub async fn admin(&self, method: Method, url: &str, body: &str) -> (StatusCode, Value) {
-        self.send(
-            method,
-            url,
-            &[
-                ("content-type", "application/json"),
-                ("x-rinha-token", TOKEN),
-            ],
-            body,
-        )
-        .await
-    }
+/// A runtime of two workers, for a test that drives it itself (a property
+/// test whose every case is a live request).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Polls `check` until it returns `Some`, or panics after `deadline`.
@@ -142,22 +72,20 @@ impl Sims {
     }
 
     pub async fn set_delay(&self, http: &Http, url: &str, ms: u64) {
-        let (s, _) = http
-            .admin(
-                Method::PUT,
-                &format!("{url}/admin/configurations/delay"),
-                &format!(r#"{{"delay":{ms}}}"#),
-            )
-            .await;
-        assert!(s.is_success());
+        self.configure(http, url, "delay", ms).await;
     }
 
     pub async fn set_failure(&self, http: &Http, url: &str, failing: bool) {
+        self.configure(http, url, "failure", failing).await;
+    }
+
+    /// Sets the simulator's `PUT /admin/configurations/{key}` to `value`.
+    async fn configure(&self, http: &Http, url: &str, key: &str, value: impl std::fmt::Display) {
         let (s, _) = http
             .admin(
                 Method::PUT,
-                &format!("{url}/admin/configurations/failure"),
-                &format!(r#"{{"failure":{failing}}}"#),
+                &format!("{url}/admin/configurations/{key}"),
+                &format!(r#"{{"{key}":{value}}}"#),
             )
             .await;
         assert!(s.is_success());
@@ -187,102 +115,6 @@ impl Sims {
     }
 }
 
-/// Which store a test runs on. Tests of behaviour run on both (see
-/// `on_both_stores!`): the embedded store in a temporary directory, or
-/// PostgreSQL (`DATABASE_URL`, default the local test database — never
-/// skipped) in a schema of the test's own, dropped at the end.
-pub enum Backing {
-    Embedded(tempfile::TempDir),
-    Postgres { url: String, schema: String },
-}
-
-impl Backing {
-    pub fn embedded() -> Self {
-        Backing::Embedded(tempfile::tempdir().unwrap())
-    }
-
-    pub fn postgres() -> Self {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let id = reroute_core::CorrelationId::new_random()
-            .to_string()
-            .replace('-', "");
-        Backing::Postgres {
-            url,
-            schema: format!("srv_{}", &id[..16]),
-        }
-    }
-
-    /// The embedded database file (unused on PostgreSQL).
-    pub fn db(&self) -> std::path::PathBuf {
-        match self {
-            Backing::Embedded(dir) => dir.path().join("r.db"),
-            Backing::Postgres { .. } => std::path::PathBuf::from("unused.db"),
-        }
-    }
-
-    /// A store for one run of the router; on PostgreSQL each call is a new
-    /// instance (a restart), with a short lease so that a stopped
-    /// instance's payments are taken over quickly.
-    pub async fn open(&self) -> Arc<dyn Store> {
-        match self {
-            Backing::Embedded(dir) => Arc::new(SqliteStore::open(dir.path().join("r.db")).unwrap()),
-            Backing::Postgres { url, schema } => {
-                let config = PostgresConfig {
-                    instance: "test".into(),
-                    lease: Duration::from_millis(1_000),
-                    schema: Some(schema.clone()),
-                    ..PostgresConfig::new(url.clone())
-                };
-                Arc::new(PostgresStore::connect(config).await.unwrap_or_else(|e| {
-                    panic!("cannot reach PostgreSQL at {url} (set DATABASE_URL): {e}")
-                }))
-            }
-        }
-    }
-}
-
-impl Drop for Backing {
-    fn drop(&mut self) {
-        let Backing::Postgres { url, schema } = self else {
-            return;
-        };
-        let (url, schema) = (url.clone(), schema.clone());
-        // Drop cannot await, and the test's runtime may be single-threaded.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let (client, connection) =
-                    tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-            })
-        })
-        .join();
-    }
-}
-
-/// Runs each named `async fn(Backing)` as two tests, `embedded::name` and
-/// `postgres::name`.
-#[macro_export]
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::Backing::embedded()).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name($crate::common::Backing::postgres()).await })*
-        }
-    };
-}
-
 /// A router on port 0 over a fresh database in `dir`.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -304,7 +136,7 @@ pub fn parse_serve(argv: Vec<String>) -> ServeConfig {
 
 /// The arguments every test router starts with: port 0 on loopback, the
 /// embedded store at `db`.
-fn router_argv(db: &std::path::Path) -> Vec<String> {
+pub fn router_argv(db: &std::path::Path) -> Vec<String> {
     vec![
         "reroute".to_owned(),
         "--host".into(),
@@ -374,6 +206,16 @@ pub async fn techcart(extra: &[&str]) -> (TestApp, Http, tempfile::TempDir) {
     let config = config_with_registry(&dir.path().join("r.db"), &registry, extra);
     (TestApp::start(config).await, Http::default(), dir)
 }
+
+/// The arguments for a processor slowed to seconds that must still be
+/// waited for: a processor timeout it stays under, and a spill wait so
+/// long that nothing spills.
+pub const SLOW_BUT_WAITED_FOR: &[&str] = &[
+    "--processor-timeout-ms",
+    "5000",
+    "--spill-wait-ms",
+    "600000",
+];
 
 /// A router against `sims` with the arguments `extra`, on a fresh embedded
 /// database in a temporary directory (kept as long as the returned guard).
@@ -461,6 +303,9 @@ impl TestApp {
     }
 }
 
+/// The recommendation most tests ask for: PIX in Brazil.
+pub const RECOMMEND_PIX_IN_BRAZIL: &str = "/api/v1/routing/recommend?payment_method=PIX&country=BR";
+
 /// A GET of `path` (with its query) on the router.
 pub async fn get(app: &TestApp, http: &Http, path: &str) -> (StatusCode, Value) {
     http.get(&format!("{}{path}", app.url)).await
@@ -496,129 +341,4 @@ pub async fn burst(app: &TestApp, n: usize) {
 
 pub fn new_id() -> String {
     reroute_core::CorrelationId::new_random().to_string()
-}
-
-impl Http {
-    /// A client whose connections leave from `local` (any 127.x.y.z reaches
-    /// the router on 127.0.0.1): another client, as the router sees it.
-    pub fn bound_to(local: std::net::IpAddr) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_local_address(Some(local));
-        Self(Client::builder(TokioExecutor::new()).build(connector))
-    }
-
-    /// A request whose answer's headers matter too.
-    pub async fn send_with_headers(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (StatusCode, hyper::HeaderMap, Value) {
-        let (parts, bytes) = self
-            .exchange(method, url, headers, Bytes::from(body.to_owned()))
-            .await;
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (parts.status, parts.headers, value)
-    }
-}
-
-impl Http {
-    /// Any bytes as the body (not necessarily UTF-8); the answer's status,
-    /// content type and raw body.
-    pub async fn send_bytes(
-        &self,
-        method: Method,
-        url: &str,
-        headers: &[(&str, &str)],
-        body: Vec<u8>,
-    ) -> (StatusCode, Option<String>, Bytes) {
-        let (parts, bytes) = self.exchange(method, url, headers, Bytes::from(body)).await;
-        let content_type = parts
-            .headers
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        (parts.status, content_type, bytes)
-    }
-}
-
-/// Every payment the store holds, pending or in the ledger, with its amount.
-pub async fn stored_payments(
-    store: &dyn Store,
-) -> std::collections::BTreeMap<reroute_core::CorrelationId, reroute_core::Money> {
-    let mut all: std::collections::BTreeMap<_, _> = store
-        .pending()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|p| (p.payment.id, p.payment.amount))
-        .collect();
-    all.extend(
-        store
-            .ledger()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| (e.id, e.amount)),
-    );
-    all
-}
-
-/// The number of cases for a property test over HTTP: `PROPTEST_CASES`
-/// when set (to run it at scale), else `default` (a few seconds in CI).
-pub fn proptest_cases(default: u32) -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Percent-encodes every byte but the unreserved ones, for query strings
-/// and path segments.
-pub fn percent_encode(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
-/// A JSON string literal; with `escaped`, every character as `\uXXXX`.
-pub fn json_string(s: &str, escaped: bool) -> String {
-    if !escaped {
-        return serde_json::to_string(s).unwrap();
-    }
-    let mut out = String::from("\"");
-    for unit in s.encode_utf16() {
-        out.push_str(&format!("\\u{unit:04x}"));
-    }
-    out.push('"');
-    out
-}
-
-/// Arbitrary JSON values, nested a little.
-pub fn json_value() -> impl proptest::strategy::Strategy<Value = Value> {
-    use proptest::prelude::*;
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
-        "\\PC{0,12}".prop_map(Value::String),
-    ];
-    leaf.prop_recursive(3, 24, 5, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
-            prop::collection::btree_map("\\PC{0,6}", inner, 0..5)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
 }

@@ -19,7 +19,7 @@ use reroute_store::{
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{Backing, Http, TestApp, eventually, parse_serve};
+use crate::common::{Backing, Http, TestApp, eventually, parse_serve, router_argv};
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
@@ -202,8 +202,7 @@ impl FullLane {
         let (releases, script) = held_sends(LANE_LEAST);
         let mut default = Scripted::start(script).await;
         let fallback = Scripted::start(vec![]).await;
-        let config = router_config(&default, &fallback, &backing.db(), LANE_OF_EIGHT);
-        let app = TestApp::start_on(backing, config).await;
+        let app = start_router(backing, &default, &fallback, LANE_OF_EIGHT).await;
         let http = Http::default();
         for _ in 0..LANE_LEAST {
             app.pay(&http, &crate::common::new_id(), "1.00").await;
@@ -230,31 +229,37 @@ pub fn router_config(
     db: &std::path::Path,
     extra: &[&str],
 ) -> reroute_server::ServeConfig {
-    let mut argv: Vec<String> = [
-        "reroute",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db",
-        &db.display().to_string(),
-        "--store",
-        "",
-        "--default-url",
-        &default.url,
-        "--fallback-url",
-        &fallback.url,
-        "--patience-ms",
-        "0",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut argv = router_argv(db);
+    argv.extend(
+        [
+            "--default-url",
+            &default.url,
+            "--fallback-url",
+            &fallback.url,
+            "--patience-ms",
+            "0",
+        ]
+        .map(str::to_owned),
+    );
     argv.extend(extra.iter().map(|s| s.to_string()));
     if !extra.contains(&"--processor-timeout-ms") {
         argv.extend(["--processor-timeout-ms".into(), "300".into()]);
     }
     parse_serve(argv)
+}
+
+/// The router of [`router_config`] on `backing`'s store.
+pub async fn start_router(
+    backing: &Backing,
+    default: &Scripted,
+    fallback: &Scripted,
+    extra: &[&str],
+) -> TestApp {
+    TestApp::start_on(
+        backing,
+        router_config(default, fallback, &backing.db(), extra),
+    )
+    .await
 }
 
 /// Where the router says the payment stands, once it has it and it is no
