@@ -42,6 +42,15 @@ struct SseEvent {
 }
 
 impl EventStream {
+    /// Opens the dashboard feed of `app` with `query` (`""` or `?...`),
+    /// which must be served.
+    async fn served(app: &TestApp, query: &str) -> EventStream {
+        let url = format!("{}/dashboard/events{query}", app.url);
+        EventStream::open(&url, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
     /// Opens `url`; the status and either the stream or the (error) body.
     async fn open(url: &str, headers: &[(&str, &str)]) -> Result<EventStream, (StatusCode, Value)> {
         let client: Client<HttpConnector, Full<Bytes>> =
@@ -210,12 +219,7 @@ async fn the_feed_sends_a_full_snapshot_at_once() {
         record(&app, &http, "processor_a", "approved").await;
     }
     let started = Instant::now();
-    let mut feed = EventStream::open(
-        &format!("{}/dashboard/events?payment_method=pix&country=br", app.url),
-        &[],
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut feed = EventStream::served(&app, "?payment_method=pix&country=br").await;
     let event = feed.next(Duration::from_secs(2)).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(event.name, "snapshot");
@@ -260,12 +264,7 @@ async fn the_feed_sends_a_full_snapshot_at_once() {
 #[tokio::test]
 async fn a_status_change_is_pushed_within_a_second() {
     let (app, http, _dir) = techcart(&[]).await;
-    let mut feed = EventStream::open(
-        &format!("{}/dashboard/events?payment_method=PIX&country=BR", app.url),
-        &[],
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut feed = EventStream::served(&app, "?payment_method=PIX&country=BR").await;
     let first = feed.next(Duration::from_secs(2)).await.unwrap();
     assert_eq!(processor(&first.data, "processor_a")["status"], "HEALTHY");
     let mut errors = 0;
@@ -337,9 +336,7 @@ async fn the_feed_shows_each_lane_its_backlog_and_its_spills() {
         },
     )
     .await;
-    let mut feed = EventStream::open(&format!("{}/dashboard/events", app.url), &[])
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut feed = EventStream::served(&app, "").await;
     let first = feed.next(Duration::from_secs(2)).await.unwrap();
     let idle = &processor(&first.data, "default")["lane"];
     assert_eq!(idle["limit"], 8, "{idle}");
@@ -492,9 +489,7 @@ async fn a_bad_selection_is_400_naming_the_field() {
 #[tokio::test]
 async fn an_open_feed_ends_when_the_router_stops() {
     let (app, _http, _dir) = techcart(&[]).await;
-    let mut feed = EventStream::open(&format!("{}/dashboard/events", app.url), &[])
-        .await
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let mut feed = EventStream::served(&app, "").await;
     feed.next(Duration::from_secs(2)).await.unwrap();
     tokio::time::timeout(Duration::from_secs(5), app.stop())
         .await
