@@ -1,5 +1,5 @@
-//! The pieces the `hostile_*` property tests share: a runtime and a
-//! runner whose every case is a live request to a router on port 0, the
+//! The pieces the `hostile_*` property tests share: a runner whose every
+//! case is a live request to a router on port 0 (on `common::runtime`), the
 //! generators of request text (valid and every way it can be wrong:
 //! numbers, strings, instants, query bounds), the error shape every refusal
 //! must have, and the TechCart registry as the API lists it, to judge the
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::*;
 
+/// One case's verdict: `prop_assert!` failures, or `Ok`.
 pub type CaseResult = Result<(), TestCaseError>;
 
 /// Runs `check` on `cases` generated values (`PROPTEST_CASES` overrides);
