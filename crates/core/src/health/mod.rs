@@ -30,7 +30,9 @@ pub mod engine;
 pub mod flapping;
 mod probation;
 pub mod recommend;
+mod report;
 pub mod status;
+mod tracker;
 pub mod window;
 
 pub use anomaly::{Anomaly, AnomalyConfig, Departures, Metric};
