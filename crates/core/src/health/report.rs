@@ -7,7 +7,7 @@ use std::fmt;
 
 use crate::{Money, ProcessorId, Timestamp};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use super::status::Status;
 use super::window::{Counts, Latency};
 
