@@ -42,6 +42,7 @@ use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use tokio::sync::oneshot;
 
+use crate::error::lock_path;
 use crate::{
     Acceptance, Attempt, Durability, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreError, StoreFuture, StoreResult, Totals,
@@ -164,13 +165,6 @@ impl Drop for Running {
             }
         }
     }
-}
-
-/// The file beside `db` whose OS lock says which process has the store.
-pub(crate) fn lock_path(db: &Path) -> PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
 }
 
 /// Takes the lock of the store at `db` for this process, or says which
