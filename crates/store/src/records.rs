@@ -60,7 +60,7 @@ pub struct NewPayment {
     pub accepted_at: Timestamp,
 }
 
-/// What [`Store::accept`] found.
+/// What [`Store::accept`](crate::Store::accept) found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Acceptance {
     /// Newly stored; it will be processed.
@@ -121,7 +121,7 @@ impl PaymentState {
     }
 }
 
-/// One payment as a store holds it ([`Store::find`]).
+/// One payment as a store holds it ([`Store::find`](crate::Store::find)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRecord {
     pub payment: NewPayment,

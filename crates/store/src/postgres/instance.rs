@@ -19,7 +19,7 @@ use super::schema::migrate;
 use super::writer::{MAX_BATCH, Write, Writers, write_loop};
 use crate::{Durability, Observer, StoreError, StoreFuture, StoreResult};
 
-/// PostgreSQL-backed [`Store`]. Cloning shares the pool, the writers and the
+/// PostgreSQL-backed [`Store`](crate::Store). Cloning shares the pool, the writers and the
 /// identity: one `PostgresStore` (and its clones) is one instance.
 #[derive(Clone)]
 pub struct PostgresStore {

@@ -18,7 +18,7 @@
 //! trip carry a whole group, as the embedded engine's writer does. Every
 //! statement runs under a server-side `statement_timeout` and a client-side
 //! bound; a database that cannot be reached makes operations fail with
-//! [`StoreError::Unavailable`], and the pool reconnects when it is back.
+//! [`StoreError::Unavailable`](crate::StoreError::Unavailable), and the pool reconnects when it is back.
 //!
 //! See docs/postgres.md for the schema, the migrations and the figures.
 //!

@@ -16,7 +16,7 @@ use super::schema::migrate;
 use super::writer::{Command, Sync, Writer, checkpoint_loop, write_loop, write_task};
 use crate::{Durability, ProbeReport, StoreError, StoreFuture, StoreResult};
 
-/// SQLite-backed [`Store`]. Cloning shares the same writer.
+/// SQLite-backed [`Store`](crate::Store). Cloning shares the same writer.
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) writer: Writer,

@@ -9,7 +9,7 @@
 //! so durability costs each of them microseconds. Reads use a second
 //! connection (WAL lets them run beside the writer).
 //!
-//! The sync follows [`Durability`]: at `Stable` a group holding an accept, an
+//! The sync follows [`Durability`](crate::Durability): at `Stable` a group holding an accept, an
 //! attempt, a reclaim or a purge commits with `synchronous=FULL` (the log is
 //! fdatasync'ed before anyone is answered); a group of outcomes alone commits
 //! with `synchronous=NORMAL` (no sync: the next synced commit or checkpoint
@@ -18,14 +18,14 @@
 //!
 //! One embedded store serves one instance, which holds every payment and
 //! always leads the probes. Each open is a new *run*: payments accepted by
-//! this run carry its id, and [`Store::reclaim`] hands back, once, those a
+//! this run carry its id, and [`Store::reclaim`](crate::Store::reclaim) hands back, once, those a
 //! previous run left pending. Leases never run out (nobody else could take
 //! them over), and probe reports live in memory.
 //!
 //! That holds only while one process has the file: a second one would take
 //! the first's payments for a previous run's and send them again. So an open
 //! takes an OS lock on a file beside the database (`<db>.lock`, holding the
-//! locker's PID) and fails with [`StoreError::InUse`] while another store
+//! locker's PID) and fails with [`StoreError::InUse`](crate::StoreError::InUse) while another store
 //! holds it. The OS drops the lock with the process, `kill -9` included;
 //! within a process, dropping the last clone of the store stops its threads
 //! and then releases it, so the same file can be opened again.
