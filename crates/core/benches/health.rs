@@ -7,9 +7,10 @@
 //! cargo bench -p reroute-core --bench health
 //! ```
 
+mod common;
+
 use std::cell::Cell;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use reroute_core::circuit::Gate;
@@ -192,9 +193,7 @@ fn gate(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion();
     targets = record, recommend, gate
 }
 criterion_main!(benches);

@@ -17,8 +17,9 @@
 //! cargo bench -p reroute-core --bench routing
 //! ```
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use reroute_core::circuit::{Circuit, CircuitConfig, Gate, Signal};
@@ -220,9 +221,7 @@ fn choose_by_worker_gate(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion();
     targets = choose, choose_by_worker_gate
 }
 criterion_main!(benches);

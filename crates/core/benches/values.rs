@@ -6,8 +6,9 @@
 //! cargo bench -p reroute-core --bench values
 //! ```
 
+mod common;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use reroute_core::{CorrelationId, Money, Timestamp};
@@ -72,9 +73,7 @@ fn correlation_id(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+    config = common::criterion();
     targets = money, timestamp, correlation_id
 }
 criterion_main!(benches);

@@ -34,7 +34,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-use super::Outcome;
+use super::outcome::Outcome;
 use super::status::percent;
 
 /// The detector's parameters; see the module documentation.

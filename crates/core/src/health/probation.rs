@@ -15,7 +15,7 @@
 use crate::Timestamp;
 use crate::circuit::Gate;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use super::status::Status;
 
 /// The gate of one health unit (segment or processor).

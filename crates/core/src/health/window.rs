@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use super::Outcome;
+use super::outcome::Outcome;
 use crate::Timestamp;
 
 /// One observed transaction, as the window keeps it.

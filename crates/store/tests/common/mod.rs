@@ -7,7 +7,7 @@
 //! It reads `DATABASE_URL` and falls back to the local test database: it
 //! never skips.
 
-#![allow(dead_code)] // each test binary uses its own part of the harness
+#![allow(dead_code, unused_macros)] // each test binary uses its own part of the harness
 
 use std::time::Duration;
 
@@ -164,4 +164,27 @@ pub fn attempt(processor: &str, at: i64) -> Attempt {
         processor: processor.into(),
         requested_at: Timestamp::from_millis(at),
     }
+}
+
+/// One `#[tokio::test]` per behaviour and engine: `sqlite::name` and
+/// `postgres::name`.
+macro_rules! behaviours {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name::<crate::common::Sqlite>().await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name::<crate::common::Postgres>().await
+                }
+            )*
+        }
+    };
 }

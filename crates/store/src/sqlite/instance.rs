@@ -1,0 +1,182 @@
+//! The embedded store's handle: [`SqliteStore`] opens the file for this
+//! process alone (lock, migrations, WAL), starts the writer and the
+//! checkpointer, sends writes to the writer and runs reads beside it.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::oneshot;
+
+use super::lock::lock;
+use super::schema::migrate;
+use super::writer::{Command, Sync, Writer, checkpoint_loop, write_loop, write_task};
+use crate::{Durability, ProbeReport, StoreError, StoreFuture, StoreResult};
+
+/// SQLite-backed [`Store`](crate::Store). Cloning shares the same writer.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(super) writer: Writer,
+    pub(super) reader: Arc<Mutex<Connection>>,
+    pub(super) path: PathBuf,
+    /// The latest probe report per processor: only this instance reads them.
+    pub(super) probes: Arc<Mutex<BTreeMap<String, ProbeReport>>>,
+    /// This open's run id: the holder of the payments it accepts.
+    pub(super) run: [u8; 16],
+    /// Dropped with the last clone, after `writer` (fields drop in order,
+    /// so every sender of commands is gone by then): stops the threads and
+    /// releases the file.
+    pub(super) _running: Arc<Running>,
+}
+
+/// The threads of one open and the lock that keeps the file to it.
+pub(super) struct Running {
+    writer: Option<thread::JoinHandle<()>>,
+    /// Dropping it tells the checkpointer to stop.
+    stop_checkpoints: Option<mpsc::Sender<()>>,
+    checkpointer: Option<thread::JoinHandle<()>>,
+    /// Holds the OS lock until dropped, after the threads are gone. A
+    /// writer task holds it instead, and drops it once its last commit is
+    /// done (so after the last clone is dropped, the file is free again a
+    /// moment later, when the task has run, not at once).
+    _lock: Option<File>,
+}
+
+impl Drop for Running {
+    /// Waits for the writer to commit what it was given and for the
+    /// checkpointer to stop, so that no connection of this open is left
+    /// when the lock goes: a reopen in the same process then finds the
+    /// file free and quiet.
+    fn drop(&mut self) {
+        drop(self.stop_checkpoints.take());
+        for thread in [self.writer.take(), self.checkpointer.take()]
+            .into_iter()
+            .flatten()
+        {
+            if thread.join().is_err() {
+                tracing::error!("a thread of the embedded store panicked");
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` for this process
+    /// alone, at the default durability ([`Durability::Stable`]).
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<Self> {
+        Self::open_with(path, Durability::default())
+    }
+
+    /// Opens (creating if needed) the database at `path` for this process
+    /// alone, applies pending migrations and starts the writer (a thread, or
+    /// at `Durability::Os` inside a runtime a task on it),
+    /// which commits at `durability`. [`StoreError::InUse`] if another store (of
+    /// this process or another) has it open.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> StoreResult<Self> {
+        let path = path.as_ref().to_path_buf();
+        // Before any connection: a second process must not even migrate.
+        let lock = lock(&path)?;
+        let mut writer_conn = Connection::open(&path)?;
+        writer_conn.pragma_update(None, "journal_mode", "WAL")?;
+        writer_conn.pragma_update(None, "synchronous", Sync::Full.pragma())?;
+        // Checkpoints (copying the WAL into the database, with an fsync of
+        // the database file) would otherwise run inside a commit every 1,000
+        // pages and stall every payment of that group; the checkpointer
+        // thread runs them beside the writer instead.
+        writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer_conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut writer_conn)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        reader.busy_timeout(std::time::Duration::from_secs(5))?;
+        let checkpoint_conn = Connection::open(&path)?;
+        checkpoint_conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let (alive, stopped) = mpsc::channel::<()>();
+        let run = *uuid::Uuid::new_v4().as_bytes();
+        let runtime = tokio::runtime::Handle::try_current()
+            .ok()
+            .filter(|_| durability == Durability::Os);
+        let mut running = Running {
+            writer: None,
+            stop_checkpoints: Some(alive),
+            checkpointer: None,
+            _lock: None,
+        };
+        running.checkpointer = Some(
+            thread::Builder::new()
+                .name("store-checkpoint".into())
+                .spawn(move || checkpoint_loop(checkpoint_conn, stopped))
+                .map_err(|e| {
+                    StoreError::Unavailable(format!("cannot start the checkpointer: {e}"))
+                })?,
+        );
+        // Last: once the writer runs nothing may fail, or `running` would
+        // wait, on its way out, for a writer whose sender (`tx`) is alive.
+        let writer = match runtime {
+            Some(runtime) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                runtime.spawn(write_task(writer_conn, rx, run, durability, lock));
+                Writer::Task(tx)
+            }
+            None => {
+                let (tx, rx) = mpsc::channel();
+                running._lock = Some(lock);
+                running.writer = Some(
+                    thread::Builder::new()
+                        .name("store-writer".into())
+                        .spawn(move || write_loop(writer_conn, rx, run, durability))
+                        .map_err(|e| {
+                            StoreError::Unavailable(format!("cannot start the writer: {e}"))
+                        })?,
+                );
+                Writer::Thread(tx)
+            }
+        };
+        Ok(Self {
+            writer,
+            reader: Arc::new(Mutex::new(reader)),
+            path,
+            probes: Arc::default(),
+            run,
+            _running: Arc::new(running),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(super) fn send<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<StoreResult<T>>) -> Command,
+    ) -> StoreFuture<'_, T> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.writer.send(make(tx));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::Closed)?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    pub(super) fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> StoreFuture<'_, T> {
+        let reader = Arc::clone(&self.reader);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let conn = reader
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                query(&conn).map_err(StoreError::from)
+            })
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        })
+    }
+}

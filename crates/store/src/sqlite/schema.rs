@@ -1,0 +1,82 @@
+//! The embedded tables: their migrations (`PRAGMA user_version` counts
+//! them), the payment states as stored, and rows mapped back to records.
+
+use reroute_core::{CorrelationId, Money, Timestamp};
+use rusqlite::Connection;
+
+use crate::{Attempt, NewPayment, Outcome, PendingPayment, StoreResult};
+
+pub(super) const STATE_PENDING: i64 = 0;
+pub(super) const STATE_PROCESSED: i64 = 1;
+pub(super) const STATE_DECLINED: i64 = 2;
+pub(super) const STATE_DUPLICATE: i64 = 3;
+
+/// Schema versions, applied in order; `PRAGMA user_version` says how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    "
+    CREATE TABLE payments (
+        id             BLOB PRIMARY KEY NOT NULL,
+        amount         INTEGER NOT NULL,
+        payment_method TEXT,
+        country        TEXT,
+        accepted_at    INTEGER NOT NULL,
+        state          INTEGER NOT NULL,
+        processor      TEXT,
+        requested_at   INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX payments_by_state_time ON payments (state, requested_at);
+",
+    // The run that holds a pending payment (16 random bytes per open).
+    "ALTER TABLE payments ADD COLUMN holder BLOB;",
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The state and attempt columns of a finished payment.
+pub(super) fn outcome_columns(outcome: &Outcome) -> (i64, &Attempt) {
+    match outcome {
+        Outcome::Processed(a) => (STATE_PROCESSED, a),
+        Outcome::Declined(a) => (STATE_DECLINED, a),
+        Outcome::Duplicate(a) => (STATE_DUPLICATE, a),
+    }
+}
+
+pub(super) fn id_from_row(bytes: Vec<u8>) -> rusqlite::Result<CorrelationId> {
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Blob,
+            "correlation id is not 16 bytes".into(),
+        )
+    })?;
+    Ok(CorrelationId::from_bytes(bytes))
+}
+
+/// A pending payment from `id, amount, payment_method, country, accepted_at,
+/// processor, requested_at`.
+pub(super) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingPayment> {
+    let processor: Option<String> = r.get(5)?;
+    let requested_at: Option<i64> = r.get(6)?;
+    Ok(PendingPayment {
+        payment: NewPayment {
+            id: id_from_row(r.get(0)?)?,
+            amount: Money::from_minor(r.get(1)?),
+            payment_method: r.get(2)?,
+            country: r.get(3)?,
+            accepted_at: Timestamp::from_millis(r.get(4)?),
+        },
+        attempt: processor.zip(requested_at).map(|(processor, at)| Attempt {
+            processor,
+            requested_at: Timestamp::from_millis(at),
+        }),
+    })
+}
