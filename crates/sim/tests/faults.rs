@@ -81,10 +81,7 @@ async fn an_error_rate_of_one_answers_500_and_stores_nothing() {
     assert!(!http.is_stored(&base, id).await);
     assert_eq!(http.stats(&base).await["payments_failed"], 1);
     // The health check still reports the Rinha flag only.
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(health["failing"], false);
 }
 

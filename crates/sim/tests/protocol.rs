@@ -150,10 +150,7 @@ async fn the_delay_comes_before_the_answer_and_is_reported() {
     );
     assert!(http.is_stored(&base, id).await);
 
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(
         health,
         serde_json::json!({"failing": false, "minResponseTime": 300})
@@ -175,10 +172,7 @@ async fn failure_mode_answers_500_and_stores_nothing() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!http.is_stored(&base, id).await);
     assert_eq!(http.summary(&base, "").await["totalRequests"], 0);
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(health["failing"], true);
 }
 
@@ -298,10 +292,7 @@ async fn admin_endpoints_answer_401_without_the_right_token() {
             );
         }
     }
-    let settings = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let settings = http.health(&base).await;
     assert_eq!(
         settings,
         serde_json::json!({"failing": false, "minResponseTime": 0}),

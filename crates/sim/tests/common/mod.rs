@@ -168,6 +168,13 @@ impl Http {
         self.get(&format!("{base}/payments/{id}")).await.status == StatusCode::OK
     }
 
+    /// The body of `GET /payments/service-health`, read as JSON.
+    pub async fn health(&self, base: &str) -> Value {
+        self.get(&format!("{base}/payments/service-health"))
+            .await
+            .json()
+    }
+
     /// `PUT /admin/configurations/delay` with the Rinha delay in ms.
     pub async fn set_delay(&self, base: &str, delay_ms: i64) -> Reply {
         self.admin_put(
