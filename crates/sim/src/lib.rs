@@ -11,7 +11,8 @@
 //! these) and exposes its books and counters so end-to-end tests can check
 //! the router against them.
 //!
-//! The flow of a payment: the HTTP layer (`http`) parses it at the edge,
+//! The flow of a payment: the HTTP layer (`http`, an axum router per
+//! processor served on hyper, as the product serves) parses it at the edge,
 //! [`processor::Processor`] decides its fate from the [`faults`] in force and
 //! records it in the [`book`]; the [`health_limit`] and [`concurrency`] limits
 //! sit in front, and [`stats`] counts everything.

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::SimConfig;
-use crate::http::server;
+use crate::http::{routes, server};
 use crate::processor::Processor;
 
 /// The simulator while it runs. Dropping it stops accepting connections too;
@@ -57,7 +57,7 @@ pub async fn spawn(config: SimConfig) -> anyhow::Result<Sim> {
         let processor = Arc::new(Processor::new(spec, &config));
         acceptors.push(tokio::spawn(server::serve(
             listener,
-            processor.clone(),
+            routes::router(processor.clone()),
             stopped.clone(),
         )));
         processors.push(Running {

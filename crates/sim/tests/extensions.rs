@@ -69,11 +69,7 @@ async fn admin_stats_count_what_happened() {
     let base = sim.url("default");
     let (id, _) = http.pay_one(&base).await;
     http.pay(&base, id, "19.90", "2025-07-15T12:00:00Z").await;
-    http.admin_put(
-        &format!("{base}/admin/configurations/failure"),
-        r#"{"failure": true}"#,
-    )
-    .await;
+    http.set_failure(&base, true).await;
     http.pay_one(&base).await;
     http.get(&format!("{base}/payments/service-health")).await;
     http.get(&format!("{base}/payments/{id}")).await;

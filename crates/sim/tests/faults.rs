@@ -81,10 +81,7 @@ async fn an_error_rate_of_one_answers_500_and_stores_nothing() {
     assert!(!http.is_stored(&base, id).await);
     assert_eq!(http.stats(&base).await["payments_failed"], 1);
     // The health check still reports the Rinha flag only.
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(health["failing"], false);
 }
 
@@ -186,11 +183,7 @@ async fn a_throttle_rate_of_one_answers_429_at_once_whatever_the_delay_and_store
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 2000}"#,
-    )
-    .await;
+    http.set_delay(&base, 2000).await;
     set_faults(&http, &base, r#"{"throttle_rate": 1.0}"#).await;
 
     let started = Instant::now();
@@ -217,21 +210,15 @@ async fn a_429_storm_while_a_first_send_sleeps_does_not_stop_it_being_stored() {
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 1000}"#,
-    )
-    .await;
+    http.set_delay(&base, 1000).await;
     let id = CorrelationId::new_random();
     let at = Timestamp::now().to_string();
     let first = tokio::spawn({
         let (http, base, at) = (http.clone(), base.clone(), at.clone());
         async move { http.pay(&base, id, "19.90", &at).await.status }
     });
-    eventually("the first send has arrived", || async {
-        http.stats(&base).await["payments_received"] == 1
-    })
-    .await;
+    http.until_received(&base, 1, "the first send has arrived")
+        .await;
 
     // What a router sees if it re-sends now: an instant 429, and a lookup
     // that finds nothing, although the first send will be stored.

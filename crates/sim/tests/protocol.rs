@@ -133,12 +133,7 @@ async fn the_delay_comes_before_the_answer_and_is_reported() {
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    let set = http
-        .admin_put(
-            &format!("{base}/admin/configurations/delay"),
-            r#"{"delay": 300}"#,
-        )
-        .await;
+    let set = http.set_delay(&base, 300).await;
     assert_eq!(set.status, StatusCode::OK);
     assert_eq!(
         set.json(),
@@ -155,10 +150,7 @@ async fn the_delay_comes_before_the_answer_and_is_reported() {
     );
     assert!(http.is_stored(&base, id).await);
 
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(
         health,
         serde_json::json!({"failing": false, "minResponseTime": 300})
@@ -170,12 +162,7 @@ async fn failure_mode_answers_500_and_stores_nothing() {
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("fallback");
-    let set = http
-        .admin_put(
-            &format!("{base}/admin/configurations/failure"),
-            r#"{"failure": true}"#,
-        )
-        .await;
+    let set = http.set_failure(&base, true).await;
     assert_eq!(
         set.json(),
         serde_json::json!({"config": "failure", "was": false, "is": true})
@@ -185,10 +172,7 @@ async fn failure_mode_answers_500_and_stores_nothing() {
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!http.is_stored(&base, id).await);
     assert_eq!(http.summary(&base, "").await["totalRequests"], 0);
-    let health = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let health = http.health(&base).await;
     assert_eq!(health["failing"], true);
 }
 
@@ -197,25 +181,12 @@ async fn the_failure_flag_is_read_when_the_delay_ends_not_on_arrival() {
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 1000}"#,
-    )
-    .await;
+    http.set_delay(&base, 1000).await;
 
-    let in_flight = tokio::spawn({
-        let (http, base) = (http.clone(), base.clone());
-        async move { http.pay_one(&base).await }
-    });
-    eventually("the payment has arrived", || async {
-        http.stats(&base).await["payments_received"] == 1
-    })
-    .await;
-    http.admin_put(
-        &format!("{base}/admin/configurations/failure"),
-        r#"{"failure": true}"#,
-    )
-    .await;
+    let in_flight = http.pay_one_in_background(&base);
+    http.until_received(&base, 1, "the payment has arrived")
+        .await;
+    http.set_failure(&base, true).await;
 
     let (id, reply) = in_flight.await.unwrap();
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -227,26 +198,13 @@ async fn a_request_sleeping_when_the_delay_is_changed_keeps_the_delay_it_arrived
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 1500}"#,
-    )
-    .await;
+    http.set_delay(&base, 1500).await;
 
     let started = Instant::now();
-    let sleeping = tokio::spawn({
-        let (http, base) = (http.clone(), base.clone());
-        async move { http.pay_one(&base).await }
-    });
-    eventually("the first payment has arrived", || async {
-        http.stats(&base).await["payments_received"] == 1
-    })
-    .await;
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 0}"#,
-    )
-    .await;
+    let sleeping = http.pay_one_in_background(&base);
+    http.until_received(&base, 1, "the first payment has arrived")
+        .await;
+    http.set_delay(&base, 0).await;
 
     // A new request is answered at the new delay, before the sleeping one.
     let (fresh, reply) = http.pay_one(&base).await;
@@ -268,11 +226,7 @@ async fn a_delayed_payment_abandoned_by_its_client_is_still_stored_when_the_dela
     let sim = spawn_rinha().await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 1500}"#,
-    )
-    .await;
+    http.set_delay(&base, 1500).await;
 
     let id = CorrelationId::new_random();
     let abandoned = tokio::time::timeout(
@@ -338,10 +292,7 @@ async fn admin_endpoints_answer_401_without_the_right_token() {
             );
         }
     }
-    let settings = http
-        .get(&format!("{base}/payments/service-health"))
-        .await
-        .json();
+    let settings = http.health(&base).await;
     assert_eq!(
         settings,
         serde_json::json!({"failing": false, "minResponseTime": 0}),
@@ -500,11 +451,7 @@ async fn beyond_the_in_flight_and_queued_limits_payments_are_refused_with_429() 
     let sim = spawn(config).await;
     let http = Http::default();
     let base = sim.url("default");
-    http.admin_put(
-        &format!("{base}/admin/configurations/delay"),
-        r#"{"delay": 2000}"#,
-    )
-    .await;
+    http.set_delay(&base, 2000).await;
 
     let waiting: Vec<_> = (0..3)
         .map(|_| {
@@ -512,10 +459,8 @@ async fn beyond_the_in_flight_and_queued_limits_payments_are_refused_with_429() 
             tokio::spawn(async move { http.pay_one(&base).await.1.status })
         })
         .collect();
-    eventually("three payments are in flight or queued", || async {
-        http.stats(&base).await["payments_received"] == 3
-    })
-    .await;
+    http.until_received(&base, 3, "three payments are in flight or queued")
+        .await;
     let (_, refused) = http.pay_one(&base).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     for status in waiting {

@@ -81,10 +81,7 @@ async fn shutdown_does_not_wait_forever_for_a_hanging_request() {
             ..Default::default()
         })
         .unwrap();
-    let hanging = tokio::spawn({
-        let (http, base) = (http.clone(), base.clone());
-        async move { http.pay_one(&base).await }
-    });
+    let hanging = http.pay_one_in_background(&base);
     common::eventually("the request hangs", || async {
         sim.processor("default").stats().payments_hung == 1
     })

@@ -2,12 +2,15 @@
 //! extensions (faults, schedule, the books in full, counters).
 //!
 //! Every one of them needs `X-Rinha-Token` equal to the processor's current
-//! token, else 401 with an empty body, as the reference answers.
+//! token, else 401 with an empty body, as the reference answers: that is
+//! [`require_token`], which [`super::routes`] puts in front of them all.
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Method, Request, StatusCode};
+use axum::body::Body;
+use axum::extract::{RawQuery, Request, State};
+use axum::middleware::Next;
+use hyper::StatusCode;
 use reroute_core::{Money, Window};
 use serde::{Deserialize, Serialize};
 
@@ -17,56 +20,41 @@ use crate::faults::{Faults, FaultsError, ScheduleState, ScheduleStep};
 use crate::fee::{ExactDecimal, FeeRate};
 use crate::processor::Processor;
 
-pub async fn handle(processor: Arc<Processor>, request: Request<Incoming>) -> Reply {
+type Admin = State<Arc<Processor>>;
+
+/// In front of every `/admin/*` route and of the 404s under `/admin`.
+pub async fn require_token(State(processor): Admin, request: Request, next: Next) -> Reply {
     let token = request.headers().get("x-rinha-token").map(|v| v.as_bytes());
     if !processor.token_matches(token) {
         return reply::empty(StatusCode::UNAUTHORIZED);
     }
-    route(&processor, request).await.unwrap_or_else(Reply::from)
+    next.run(request).await
 }
 
-async fn route(processor: &Processor, request: Request<Incoming>) -> Result<Reply, Refusal> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let query = request.uri().query().map(str::to_owned);
-    let body = move || reply::read_body(request.into_body());
+pub async fn not_found() -> Reply {
+    reply::empty(StatusCode::NOT_FOUND)
+}
 
-    Ok(match (method, path.as_str()) {
-        (Method::GET, "/admin/payments-summary") => {
-            summary(processor, query::window(query.as_deref())?)
-        }
-        (Method::PUT, "/admin/configurations/token") => {
-            set_token(processor, reply::parse_json(&body().await?)?)
-        }
-        (Method::PUT, "/admin/configurations/delay") => {
-            set_delay(processor, reply::parse_json(&body().await?)?)
-        }
-        (Method::PUT, "/admin/configurations/failure") => {
-            set_failure(processor, reply::parse_json(&body().await?)?)
-        }
-        (Method::POST, "/admin/purge-payments") => {
-            processor.purge();
-            reply::json_static(StatusCode::OK, r#"{"message":"All payments purged."}"#)
-        }
-        // Extensions.
-        (Method::GET, "/admin/faults") => faults(processor),
-        (Method::PUT, "/admin/faults") => {
-            set_faults(processor, reply::parse_json(&body().await?)?)?
-        }
-        (Method::PUT, "/admin/faults/schedule") => {
-            set_schedule(processor, reply::parse_json(&body().await?)?)?
-        }
-        (Method::GET, "/admin/payments") => reply::json(
-            StatusCode::OK,
-            &processor.payments(query::window(query.as_deref())?),
-        ),
-        (Method::GET, "/admin/stats") => reply::json(StatusCode::OK, &processor.stats()),
-        (Method::POST, "/admin/stats/reset") => {
-            processor.reset_stats();
-            reply::empty(StatusCode::NO_CONTENT)
-        }
-        _ => reply::empty(StatusCode::NOT_FOUND),
-    })
+pub async fn purge(State(processor): Admin) -> Reply {
+    processor.purge();
+    reply::json_static(StatusCode::OK, r#"{"message":"All payments purged."}"#)
+}
+
+pub async fn payments(
+    State(processor): Admin,
+    RawQuery(query): RawQuery,
+) -> Result<Reply, Refusal> {
+    let window = query::window(query.as_deref())?;
+    Ok(reply::json(StatusCode::OK, &processor.payments(window)))
+}
+
+pub async fn stats(State(processor): Admin) -> Reply {
+    reply::json(StatusCode::OK, &processor.stats())
+}
+
+pub async fn reset_stats(State(processor): Admin) -> Reply {
+    processor.reset_stats();
+    reply::empty(StatusCode::NO_CONTENT)
 }
 
 /// The reference's summary, field for field (its record's order).
@@ -79,10 +67,11 @@ struct Summary {
     fee_per_transaction: FeeRate,
 }
 
-fn summary(processor: &Processor, window: Window) -> Reply {
+pub async fn summary(State(processor): Admin, RawQuery(query): RawQuery) -> Result<Reply, Refusal> {
+    let window: Window = query::window(query.as_deref())?;
     let totals = processor.totals(window);
     let fee = processor.spec().fee;
-    reply::json(
+    Ok(reply::json(
         StatusCode::OK,
         &Summary {
             total_amount: totals.amount,
@@ -90,7 +79,7 @@ fn summary(processor: &Processor, window: Window) -> Reply {
             total_fee: fee.fee_on(totals.amount),
             fee_per_transaction: fee,
         },
-    )
+    ))
 }
 
 /// `{"config": "delay", "was": 0, "is": 100}`, as the reference answers.
@@ -101,14 +90,19 @@ struct Changed<T> {
     is: T,
 }
 
+fn changed<T: Serialize>(config: &'static str, was: T, is: T) -> Reply {
+    reply::json(StatusCode::OK, &Changed { config, was, is })
+}
+
 #[derive(Deserialize)]
 struct TokenBody {
     token: String,
 }
 
-fn set_token(processor: &Processor, body: TokenBody) -> Reply {
-    processor.set_token(body.token);
-    reply::empty(StatusCode::NO_CONTENT)
+pub async fn set_token(State(processor): Admin, body: Body) -> Result<Reply, Refusal> {
+    let TokenBody { token } = reply::read_json(body).await?;
+    processor.set_token(token);
+    Ok(reply::empty(StatusCode::NO_CONTENT))
 }
 
 #[derive(Deserialize)]
@@ -116,16 +110,10 @@ struct DelayBody {
     delay: i64,
 }
 
-fn set_delay(processor: &Processor, DelayBody { delay }: DelayBody) -> Reply {
+pub async fn set_delay(State(processor): Admin, body: Body) -> Result<Reply, Refusal> {
+    let DelayBody { delay } = reply::read_json(body).await?;
     let was = processor.set_delay(delay);
-    reply::json(
-        StatusCode::OK,
-        &Changed {
-            config: "delay",
-            was,
-            is: delay,
-        },
-    )
+    Ok(changed("delay", was, delay))
 }
 
 #[derive(Deserialize)]
@@ -133,16 +121,10 @@ struct FailureBody {
     failure: bool,
 }
 
-fn set_failure(processor: &Processor, FailureBody { failure }: FailureBody) -> Reply {
+pub async fn set_failure(State(processor): Admin, body: Body) -> Result<Reply, Refusal> {
+    let FailureBody { failure } = reply::read_json(body).await?;
     let was = processor.set_failure(failure);
-    reply::json(
-        StatusCode::OK,
-        &Changed {
-            config: "failure",
-            was,
-            is: failure,
-        },
-    )
+    Ok(changed("failure", was, failure))
 }
 
 #[derive(Serialize)]
@@ -153,7 +135,7 @@ struct FaultsView {
     schedule: ScheduleState,
 }
 
-fn faults(processor: &Processor) -> Reply {
+pub async fn faults(State(processor): Admin) -> Reply {
     let schedule = processor.schedule();
     let settings = processor.settings();
     reply::json(
@@ -167,7 +149,8 @@ fn faults(processor: &Processor) -> Reply {
     )
 }
 
-fn set_faults(processor: &Processor, faults: Faults) -> Result<Reply, Refusal> {
+pub async fn set_faults(State(processor): Admin, body: Body) -> Result<Reply, Refusal> {
+    let faults: Faults = reply::read_json(body).await?;
     let was = processor.set_faults(faults).map_err(|e| {
         let field = match &e {
             FaultsError::RateOutOfRange { field, .. } => Some(*field),
@@ -175,14 +158,7 @@ fn set_faults(processor: &Processor, faults: Faults) -> Result<Reply, Refusal> {
         };
         Refusal::bad_request(e.to_string(), field)
     })?;
-    Ok(reply::json(
-        StatusCode::OK,
-        &Changed {
-            config: "faults",
-            was,
-            is: faults,
-        },
-    ))
+    Ok(changed("faults", was, faults))
 }
 
 /// `{"steps": [...]}` or the bare list.
@@ -193,8 +169,9 @@ enum ScheduleBody {
     Bare(Vec<ScheduleStep>),
 }
 
-fn set_schedule(processor: &Processor, body: ScheduleBody) -> Result<Reply, Refusal> {
-    let (ScheduleBody::Wrapped { steps } | ScheduleBody::Bare(steps)) = body;
+pub async fn set_schedule(State(processor): Admin, body: Body) -> Result<Reply, Refusal> {
+    let (ScheduleBody::Wrapped { steps } | ScheduleBody::Bare(steps)) =
+        reply::read_json(body).await?;
     processor
         .set_schedule(steps)
         .map_err(|e| Refusal::bad_request(e.to_string(), Some("steps")))?;

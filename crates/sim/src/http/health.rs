@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::State;
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use serde::Serialize;
@@ -18,7 +19,7 @@ struct Health {
     min_response_time: i64,
 }
 
-pub async fn check(processor: Arc<Processor>) -> Reply {
+pub async fn check(State(processor): State<Arc<Processor>>) -> Reply {
     processor.stats.health_calls.add();
     // An injected storm refuses before the limiter, taking no permit.
     if processor

@@ -10,15 +10,18 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
+use axum::Extension;
+use axum::body::Body as RequestBody;
+use axum::extract::{Path, State};
+use axum::response::IntoResponse;
+use hyper::StatusCode;
 use reroute_core::{CorrelationId, Money, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use super::connection::Connection;
 use super::reply::{self, Refusal, Reply};
-use super::server::Connection;
 use crate::book::Payment;
 use crate::processor::{Outcome, PaymentRequest, Processor};
 
@@ -26,16 +29,16 @@ use crate::processor::{Outcome, PaymentRequest, Processor};
 const TOO_MANY: &str = "Too many payments in flight. Try again later.";
 
 pub async fn create(
-    processor: Arc<Processor>,
-    connection: Arc<Connection>,
-    request: Request<Incoming>,
+    State(processor): State<Arc<Processor>>,
+    Extension(connection): Extension<Arc<Connection>>,
+    body: RequestBody,
 ) -> Reply {
     processor.stats.payments_received.add();
     let Some(in_flight) = processor.concurrency.enter().await else {
         processor.stats.payments_throttled.add();
         return reply::text(StatusCode::TOO_MANY_REQUESTS, TOO_MANY);
     };
-    let parsed = match reply::read_body(request.into_body()).await {
+    let parsed = match reply::read_body(body).await {
         Ok(body) => parse(&body),
         Err(refusal) => Err(refusal),
     };
@@ -43,7 +46,7 @@ pub async fn create(
         Ok(payment) => payment,
         Err(refusal) => {
             processor.stats.payments_invalid.add();
-            return refusal.into();
+            return refusal.into_response();
         }
     };
 
@@ -109,7 +112,7 @@ pub async fn create(
     }
 }
 
-pub fn get(processor: &Processor, id: &str) -> Reply {
+pub async fn lookup(State(processor): State<Arc<Processor>>, Path(id): Path<String>) -> Reply {
     processor.stats.payments_looked_up.add();
     let Ok(id) = id.parse::<CorrelationId>() else {
         return reply::error(StatusCode::BAD_REQUEST, "id must be a UUID", Some("id"));

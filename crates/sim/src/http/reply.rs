@@ -1,14 +1,19 @@
 //! Building answers and reading bodies, in one place so every endpoint
 //! answers errors the same way: `{"error": "...", "field": "..."}`.
+//!
+//! The endpoints read bodies themselves rather than through axum's `Json`
+//! and `Bytes` extractors: the reference accepts a body whatever its
+//! `Content-Type`, and a refusal must keep this shape and its 64 KiB limit.
 
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Limited};
+use hyper::StatusCode;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
-use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-pub type Reply = Response<Full<Bytes>>;
+pub type Reply = Response;
 
 /// Large enough for any payment or setting, small enough to refuse abuse.
 const MAX_BODY: usize = 64 * 1024;
@@ -17,7 +22,7 @@ const JSON: HeaderValue = HeaderValue::from_static("application/json; charset=ut
 const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 
 fn with_body(status: StatusCode, content_type: HeaderValue, body: Bytes) -> Reply {
-    let mut reply = Response::new(Full::new(body));
+    let mut reply = Response::new(Body::from(body));
     *reply.status_mut() = status;
     reply.headers_mut().insert(CONTENT_TYPE, content_type);
     reply
@@ -40,7 +45,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Reply {
 }
 
 pub fn empty(status: StatusCode) -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::new()));
+    let mut reply = Response::new(Body::empty());
     *reply.status_mut() = status;
     reply
 }
@@ -78,14 +83,14 @@ impl Refusal {
     }
 }
 
-impl From<Refusal> for Reply {
-    fn from(refusal: Refusal) -> Reply {
-        error(refusal.status, &refusal.message, refusal.field)
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Reply {
+        error(self.status, &self.message, self.field)
     }
 }
 
 /// The whole body, or why it cannot be read.
-pub async fn read_body(body: Incoming) -> Result<Bytes, Refusal> {
+pub async fn read_body(body: Body) -> Result<Bytes, Refusal> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Refusal {
@@ -97,9 +102,11 @@ pub async fn read_body(body: Incoming) -> Result<Bytes, Refusal> {
     }
 }
 
-/// The JSON body as `T`, or a refusal naming the problem.
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| {
+/// The whole body read as JSON of the shape `T`, or a refusal naming the
+/// problem.
+pub async fn read_json<T: serde::de::DeserializeOwned>(body: Body) -> Result<T, Refusal> {
+    let body = read_body(body).await?;
+    serde_json::from_slice(&body).map_err(|e| {
         Refusal::bad_request(
             format!("body must be JSON of the documented shape: {e}"),
             None,

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use reroute_core::CorrelationId;
 use reroute_sim::{Sim, SimConfig};
 use serde_json::Value;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 pub const TOKEN: &str = "123";
@@ -165,6 +166,47 @@ impl Http {
 
     pub async fn is_stored(&self, base: &str, id: CorrelationId) -> bool {
         self.get(&format!("{base}/payments/{id}")).await.status == StatusCode::OK
+    }
+
+    /// The body of `GET /payments/service-health`, read as JSON.
+    pub async fn health(&self, base: &str) -> Value {
+        self.get(&format!("{base}/payments/service-health"))
+            .await
+            .json()
+    }
+
+    /// `PUT /admin/configurations/delay` with the Rinha delay in ms.
+    pub async fn set_delay(&self, base: &str, delay_ms: i64) -> Reply {
+        self.admin_put(
+            &format!("{base}/admin/configurations/delay"),
+            &format!(r#"{{"delay": {delay_ms}}}"#),
+        )
+        .await
+    }
+
+    /// `PUT /admin/configurations/failure` with the Rinha failure flag.
+    pub async fn set_failure(&self, base: &str, failure: bool) -> Reply {
+        self.admin_put(
+            &format!("{base}/admin/configurations/failure"),
+            &format!(r#"{{"failure": {failure}}}"#),
+        )
+        .await
+    }
+
+    /// [`Http::pay_one`] from a task of its own, for a test that acts while
+    /// the payment is in flight.
+    pub fn pay_one_in_background(&self, base: &str) -> JoinHandle<(CorrelationId, Reply)> {
+        let (http, base) = (self.clone(), base.to_owned());
+        tokio::spawn(async move { http.pay_one(&base).await })
+    }
+
+    /// Waits until the processor has received `count` payments, answered
+    /// or not: `what` names the moment in a timeout's message.
+    pub async fn until_received(&self, base: &str, count: u64, what: &str) {
+        eventually(what, || async {
+            self.stats(base).await["payments_received"] == count
+        })
+        .await;
     }
 }
 
