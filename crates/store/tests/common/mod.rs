@@ -20,6 +20,10 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/test"
 /// are orphaned quickly.
 pub const LEASE: Duration = Duration::from_millis(400);
 
+/// The lease of instances that must keep their payments for the whole test
+/// without renewing ([`Engine::open_holding`]).
+pub const HOLDING: Duration = Duration::from_secs(120);
+
 pub trait Engine: Sized {
     type Store: Store + Clone;
     /// What [`Store::exclusive`] must say.
@@ -30,6 +34,12 @@ pub trait Engine: Sized {
 
     /// A new instance on this database (a reopen, for the embedded engine).
     async fn open(&self) -> Self::Store;
+
+    /// A new instance whose lease outlasts the test without renewals, for
+    /// work that must not depend on how fast a loaded machine runs it.
+    async fn open_holding(&self) -> Self::Store {
+        self.open().await
+    }
 
     /// Waits until every lease taken so far has run out.
     async fn outlive_leases(&self);
@@ -110,6 +120,14 @@ impl Engine for Postgres {
 
     async fn open(&self) -> PostgresStore {
         self.open_with(self.config()).await
+    }
+
+    async fn open_holding(&self) -> PostgresStore {
+        self.open_with(PostgresConfig {
+            lease: HOLDING,
+            ..self.config()
+        })
+        .await
     }
 
     async fn outlive_leases(&self) {
