@@ -38,7 +38,6 @@ use reroute_core::{
 
 use reroute_store::Durability;
 
-use crate::ratelimit::RateLimit;
 use crate::telemetry::{LogFormat, OtlpConfig, TelemetryConfig};
 
 const DEFAULT_PORT: u16 = 9999;
@@ -314,6 +313,18 @@ pub struct ServeConfig {
     /// Whether this instance probes the processors' health endpoints.
     pub probes: bool,
     pub telemetry: TelemetryConfig,
+}
+
+/// The per-client limit of the public endpoints, as configured
+/// ([`crate::ratelimit`] applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests a second each client may make, on average.
+    pub per_second: NonZeroU32,
+    /// Requests a client may make at once before it is refused.
+    pub burst: NonZeroU32,
+    /// Whether the client is the last `X-Forwarded-For` address.
+    pub trust_forwarded_for: bool,
 }
 
 /// Where payments are kept.

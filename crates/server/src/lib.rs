@@ -21,6 +21,7 @@
 //! from starving the others (off by default); [`telemetry`] sends logs to
 //! stderr and, when configured, spans to an OpenTelemetry collector.
 
+pub mod alerts;
 pub mod api;
 pub mod app;
 pub mod breakers;
@@ -36,6 +37,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod recording;
 pub mod resolution;
+pub mod state;
 pub mod telemetry;
 pub mod timed_store;
 pub mod wire;

@@ -39,11 +39,11 @@ use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::Shared;
 use crate::lanes::Permit;
 use crate::processor::AttemptResult;
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
+use crate::state::Shared;
 
 /// Where `payment` goes if nothing changes before a worker takes it: the
 /// cheapest processor that takes it, when both its health gate and its
@@ -577,7 +577,7 @@ fn observe_health(
         at: now,
     };
     let recorded = shared.health.record(index, &tx, now);
-    crate::api::intel::log_alerts(shared, &recorded.alerts);
+    shared.raise(&recorded.alerts);
     if recorded.opened {
         tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
         shared.health_opened.notify_waiters();

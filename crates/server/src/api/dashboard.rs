@@ -43,8 +43,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use super::error::{ApiError, ErrorBody};
 use super::intel::{self, AlertJson, ProcessorHealthJson, RecommendationJson};
 use super::openapi::wire;
-use super::payments::{constant_time_eq, presented_token};
-use crate::app::Shared;
+use super::request::{constant_time_eq, presented_token};
+use crate::state::Shared;
 
 /// The page: markup, style and script in one file.
 const PAGE: &str = include_str!("../../assets/dashboard.html");

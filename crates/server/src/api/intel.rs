@@ -17,8 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use reroute_core::health::{
-    Alert, AlertKind, Counts, HealthReport, Latency, Outcome, Ranked, Scope, Transaction,
-    TransactionRecord,
+    Alert, Counts, HealthReport, Latency, Outcome, Ranked, Scope, Transaction, TransactionRecord,
 };
 use reroute_core::{Money, MoneyError, Processor, Status, Timestamp};
 use serde::Serialize;
@@ -26,39 +25,10 @@ use serde_json::value::RawValue;
 
 use super::error::{ApiError, ErrorBody};
 use super::openapi::wire;
-use super::payments::read_body;
-use crate::app::Shared;
+use super::request::read_body;
+use crate::alerts;
 use crate::config::{is_country, is_method};
-
-/// The `type` of an alert on the wire and in the metrics.
-pub fn kind_name(kind: AlertKind) -> &'static str {
-    match kind {
-        AlertKind::Transition => "transition",
-        AlertKind::Anomaly => "anomaly",
-        AlertKind::Flapping => "flapping",
-    }
-}
-
-/// Writes alerts to the log, wherever they were raised.
-pub fn log_alerts(shared: &Shared, alerts: &[Alert]) {
-    shared.metrics.alerts(alerts);
-    for a in alerts {
-        let segment = a.segment.as_ref().map(ToString::to_string);
-        match a.kind {
-            AlertKind::Transition => tracing::warn!(
-                processor = %a.processor, segment, from = %a.from, to = %a.to,
-                reason = %a.reason, "health transition"
-            ),
-            AlertKind::Anomaly => tracing::warn!(
-                processor = %a.processor, status = %a.to, reason = %a.reason, "health anomaly"
-            ),
-            AlertKind::Flapping => tracing::warn!(
-                processor = %a.processor, segment, from = %a.from, to = %a.to,
-                reason = %a.reason, "health flapping"
-            ),
-        }
-    }
-}
+use crate::state::Shared;
 
 // ---------------------------------------------------------------- parsing
 
@@ -303,7 +273,7 @@ impl<'a> From<&'a Alert> for AlertJson<'a> {
             to_status: a.to,
             timestamp: a.at,
             reason: &a.reason,
-            kind: kind_name(a.kind),
+            kind: alerts::kind_name(a.kind),
             scope: if segment.is_some() {
                 "segment"
             } else {
@@ -505,7 +475,7 @@ pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Res
         at,
     };
     let recorded = shared.health.record(report.processor, &tx, now);
-    log_alerts(&shared, &recorded.alerts);
+    shared.raise(&recorded.alerts);
     if recorded.opened {
         shared.health_opened.notify_waiters();
     }

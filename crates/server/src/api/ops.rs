@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::Shared;
+use crate::state::Shared;
 
 /// `GET /metrics`: Prometheus / OpenMetrics text.
 #[utoipa::path(
@@ -21,7 +21,7 @@ use crate::app::Shared;
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.render(&shared).await;
+    let body = shared.metrics.render(shared.live()).await;
     (
         [(
             header::CONTENT_TYPE,

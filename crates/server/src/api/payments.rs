@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -18,8 +18,9 @@ use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
-use crate::app::Shared;
+use super::request::{constant_time_eq, presented_token, read_body, require_json};
 use crate::queue::Job;
+use crate::state::Shared;
 
 // The body as sent, fields still raw so that each problem can be named.
 /// A payment to accept.
@@ -123,42 +124,6 @@ fn optional_code(value: Option<String>, field: &'static str) -> Result<Option<St
             format!("{field} must be 1-32 letters, digits, '_' or '-'"),
         )),
     }
-}
-
-pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType)
-    }
-}
-
-/// Reads a whole request body: past `limit` it is a 413; a body that cannot
-/// be read (malformed chunked encoding, a client that broke off) is a 400.
-pub(crate) async fn read_body(
-    body: Body,
-    limit: usize,
-    timeout: std::time::Duration,
-) -> Result<Bytes, ApiError> {
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
-        .await
-        .map_err(|_| ApiError::BodyTimeout {
-            seconds: timeout.as_secs().max(1),
-        })?;
-    read.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::UnreadableBody(e.to_string())
-        }
-    })
 }
 
 /// `POST /payments`: accepts a payment durably; a worker pays it later.
@@ -504,25 +469,6 @@ pub(crate) struct Message {
     message: &'static str,
 }
 
-pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(t) = headers.get("x-rinha-token").and_then(|v| v.to_str().ok()) {
-        return Some(t);
-    }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Compares secrets without an early exit that would leak, through timing,
-/// how many leading bytes matched.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,12 +546,5 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(field_of(&body), want, "{body}");
         }
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }
