@@ -109,13 +109,13 @@ impl Resolver<'_> {
     }
 
     /// The first of `args` (a flag and its aliases, in order) that is set,
-    /// else the file's value under `key`.
+    /// else `file`, the file's value under the setting's key.
     pub(super) fn pick<T, const N: usize>(
         &mut self,
-        key: &'static str,
         args: [(Arg, Option<T>); N],
         file: Option<T>,
     ) -> Picked<T> {
+        let key = args.first().map_or("", |(arg, _)| arg.key);
         let from_args = args
             .into_iter()
             .find_map(|(arg, value)| value.map(|v| (v, self.origin_of(arg))));

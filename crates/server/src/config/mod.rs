@@ -36,6 +36,8 @@ mod settings;
 mod validate;
 
 #[cfg(test)]
+mod docs_table;
+#[cfg(test)]
 mod tests;
 
 pub use args::ServeArgs;

@@ -59,39 +59,26 @@ impl ServeArgs {
 
         // [server]
         let host = r
-            .pick("server.host", [(HOST, self.host)], server.host)
+            .pick([(HOST, self.host)], server.host)
             .or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         let port = r
             .pick(
-                "server.port",
                 [(PORT, self.port), (SERVER_PORT, self.server_port)],
                 server.port,
             )
             .or(DEFAULT_PORT);
         let unix_socket = r
-            .pick(
-                "server.unix_socket",
-                [(UNIX_SOCKET, self.unix_socket)],
-                server.unix_socket,
-            )
+            .pick([(UNIX_SOCKET, self.unix_socket)], server.unix_socket)
             .value;
         let edge_socket = r
-            .pick(
-                "server.edge_socket",
-                [(EDGE_SOCKET, self.edge_socket)],
-                server.edge_socket,
-            )
+            .pick([(EDGE_SOCKET, self.edge_socket)], server.edge_socket)
             .value;
         let workers = r
-            .pick("server.workers", [(WORKERS, self.workers)], server.workers)
+            .pick([(WORKERS, self.workers)], server.workers)
             .check(&r, at_least(1))?
             .unwrap_or(DEFAULT_WORKERS);
         let admin_token = r
-            .pick(
-                "server.admin_token",
-                [(ADMIN_TOKEN, self.admin_token)],
-                server.admin_token,
-            )
+            .pick([(ADMIN_TOKEN, self.admin_token)], server.admin_token)
             .check(&r, |t| {
                 if t.is_empty() {
                     Err("must not be empty when set".to_owned())
@@ -100,11 +87,7 @@ impl ServeArgs {
                 }
             })?;
         let instance = match r
-            .pick(
-                "server.instance",
-                [(INSTANCE, self.instance)],
-                server.instance,
-            )
+            .pick([(INSTANCE, self.instance)], server.instance)
             .check(&r, not_empty)?
         {
             Some(name) => name,
@@ -117,15 +100,10 @@ impl ServeArgs {
 
         // [routing]
         let registry_file = r
-            .pick(
-                "routing.processors",
-                [(PROCESSORS, self.processors)],
-                routing.processors,
-            )
+            .pick([(PROCESSORS, self.processors)], routing.processors)
             .value;
         let default_url = r
             .pick(
-                "routing.default_url",
                 [
                     (DEFAULT_URL_ARG, self.default_url),
                     (PROCESSOR_DEFAULT_URL, self.processor_default_url),
@@ -136,7 +114,6 @@ impl ServeArgs {
             .unwrap_or_else(|| DEFAULT_URL.to_owned());
         let fallback_url = r
             .pick(
-                "routing.fallback_url",
                 [
                     (FALLBACK_URL_ARG, self.fallback_url),
                     (PROCESSOR_FALLBACK_URL, self.processor_fallback_url),
@@ -146,14 +123,9 @@ impl ServeArgs {
             .check(&r, check_url)?
             .unwrap_or_else(|| FALLBACK_URL.to_owned());
         let patience_ms = r
-            .pick(
-                "routing.patience_ms",
-                [(PATIENCE_MS, self.patience_ms)],
-                routing.patience_ms,
-            )
+            .pick([(PATIENCE_MS, self.patience_ms)], routing.patience_ms)
             .or(DEFAULT_PATIENCE_MS);
         let processor_timeout_ms = r.pick(
-            "routing.processor_timeout_ms",
             [(PROCESSOR_TIMEOUT_MS, self.processor_timeout_ms)],
             routing.processor_timeout_ms,
         );
@@ -163,24 +135,15 @@ impl ServeArgs {
             .unwrap_or(DEFAULT_PROCESSOR_TIMEOUT_MS);
         let landing_margin_ms = r
             .pick(
-                "routing.landing_margin_ms",
                 [(LANDING_MARGIN_MS, self.landing_margin_ms)],
                 routing.landing_margin_ms,
             )
             .or(DEFAULT_LANDING_MARGIN_MS);
         let spill_wait_ms = r
-            .pick(
-                "routing.spill_wait_ms",
-                [(SPILL_WAIT_MS, self.spill_wait_ms)],
-                routing.spill_wait_ms,
-            )
+            .pick([(SPILL_WAIT_MS, self.spill_wait_ms)], routing.spill_wait_ms)
             .or(DEFAULT_SPILL_WAIT_MS);
         let max_in_flight = r
-            .pick(
-                "routing.max_in_flight",
-                [(MAX_IN_FLIGHT, self.max_in_flight)],
-                routing.max_in_flight,
-            )
+            .pick([(MAX_IN_FLIGHT, self.max_in_flight)], routing.max_in_flight)
             .check(&r, |n| {
                 if (8..=100_000).contains(&n) {
                     Ok(n)
@@ -190,36 +153,24 @@ impl ServeArgs {
             })?
             .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         let trip_after = r
-            .pick(
-                "routing.trip_after",
-                [(TRIP_AFTER, self.trip_after)],
-                routing.trip_after,
-            )
+            .pick([(TRIP_AFTER, self.trip_after)], routing.trip_after)
             .check(&r, at_least(1))?
             .unwrap_or(DEFAULT_TRIP_AFTER);
 
         // [storage]
-        let db = r.pick("storage.db", [(DB, self.db)], storage.db);
+        let db = r.pick([(DB, self.db)], storage.db);
         let db_origin = db.origin.clone();
         let db = db.or_else_default(|| PathBuf::from(DEFAULT_DB));
-        let lease_ms = r.pick(
-            "storage.lease_ms",
-            [(LEASE_MS, self.lease_ms)],
-            storage.lease_ms,
-        );
+        let lease_ms = r.pick([(LEASE_MS, self.lease_ms)], storage.lease_ms);
         let lease_origin = lease_ms.origin.clone();
         let lease_ms = lease_ms
             .check(&r, at_least(1_000))?
             .unwrap_or(DEFAULT_LEASE_MS);
         let durability = r
-            .pick(
-                "storage.durability",
-                [(DURABILITY, self.durability)],
-                storage.durability,
-            )
+            .pick([(DURABILITY, self.durability)], storage.durability)
             .check(&r, |d| d.trim().parse::<Durability>())?
             .unwrap_or_default();
-        let store = r.pick("storage.store", [(STORE, self.database_url)], storage.store);
+        let store = r.pick([(STORE, self.database_url)], storage.store);
         // An embedded database named on the command line is what was asked
         // for: a DATABASE_URL left in the environment (or a file's store)
         // must not silently take its place. The same layering as every
@@ -251,10 +202,10 @@ impl ServeArgs {
             Some(url) => {
                 let timeout_from = match &processor_timeout_origin {
                     Origin::Default => "the default".to_owned(),
-                    origin => format!("from {}", r.name("routing.processor_timeout_ms", origin)),
+                    origin => format!("from {}", r.name(PROCESSOR_TIMEOUT_MS.key, origin)),
                 };
                 check_lease(lease_ms, processor_timeout_ms, &timeout_from)
-                    .map_err(|problem| r.invalid("storage.lease_ms", &lease_origin, problem))?;
+                    .map_err(|problem| r.invalid(LEASE_MS.key, &lease_origin, problem))?;
                 StoreChoice::Postgres {
                     url,
                     lease: Duration::from_millis(lease_ms),
@@ -263,12 +214,11 @@ impl ServeArgs {
         };
         // [health]
         let probes = r
-            .pick("health.probes", [(PROBES, self.probes)], health.probes)
+            .pick([(PROBES, self.probes)], health.probes)
             .value
             .unwrap_or(true);
         let health_interval_ms = r
             .pick(
-                "health.health_interval_ms",
                 [(HEALTH_INTERVAL_MS, self.health_interval_ms)],
                 health.health_interval_ms,
             )
@@ -281,7 +231,6 @@ impl ServeArgs {
         let mut engine = registry_text.health;
         if let Some(n) = r
             .pick(
-                "health.health_window_size",
                 [(HEALTH_WINDOW_SIZE, self.health_window_size)],
                 health.health_window_size,
             )
@@ -297,7 +246,6 @@ impl ServeArgs {
         }
         if let Some(ms) = r
             .pick(
-                "health.health_window_age_ms",
                 [(HEALTH_WINDOW_AGE_MS, self.health_window_age_ms)],
                 health.health_window_age_ms,
             )
@@ -307,7 +255,6 @@ impl ServeArgs {
         }
         if let Some(n) = r
             .pick(
-                "health.health_min_transactions",
                 [(HEALTH_MIN_TRANSACTIONS, self.health_min_transactions)],
                 health.health_min_transactions,
             )
@@ -317,7 +264,6 @@ impl ServeArgs {
         }
         if let Some(ms) = r
             .pick(
-                "health.health_trial_interval_ms",
                 [(HEALTH_TRIAL_INTERVAL_MS, self.health_trial_interval_ms)],
                 health.health_trial_interval_ms,
             )
@@ -327,7 +273,6 @@ impl ServeArgs {
         }
         if let Some(ms) = r
             .pick(
-                "health.health_flap_hold_ms",
                 [(HEALTH_FLAP_HOLD_MS, self.health_flap_hold_ms)],
                 health.health_flap_hold_ms,
             )
@@ -350,16 +295,11 @@ impl ServeArgs {
             let from_flag = matches
                 .and_then(|m| m.try_get_one::<LogFormat>(LOG_FORMAT.id).ok().flatten())
                 .copied();
-            r.pick(
-                "telemetry.log_format",
-                [(LOG_FORMAT, from_flag)],
-                telemetry.log_format,
-            )
-            .or(LogFormat::Json)
+            r.pick([(LOG_FORMAT, from_flag)], telemetry.log_format)
+                .or(LogFormat::Json)
         };
         let otlp_endpoint = r
             .pick(
-                "telemetry.otlp_endpoint",
                 [(OTLP_ENDPOINT, self.otlp_endpoint)],
                 telemetry.otlp_endpoint,
             )
@@ -375,7 +315,6 @@ impl ServeArgs {
             .flatten();
         let service_name = r
             .pick(
-                "telemetry.otlp_service_name",
                 [(OTLP_SERVICE_NAME, self.otlp_service_name)],
                 telemetry.otlp_service_name,
             )
@@ -385,14 +324,12 @@ impl ServeArgs {
         // [limits]
         let per_second = r
             .pick(
-                "limits.rate_limit_per_second",
                 [(RATE_LIMIT_PER_SECOND, self.rate_limit_per_second)],
                 limits.rate_limit_per_second,
             )
             .or(0);
         let burst = r
             .pick(
-                "limits.rate_limit_burst",
                 [(RATE_LIMIT_BURST, self.rate_limit_burst)],
                 limits.rate_limit_burst,
             )
@@ -401,7 +338,6 @@ impl ServeArgs {
             })?;
         let trust_forwarded_for = r
             .pick(
-                "limits.trust_forwarded_for",
                 [(TRUST_FORWARDED_FOR, self.trust_forwarded_for)],
                 limits.trust_forwarded_for,
             )
