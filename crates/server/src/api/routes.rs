@@ -25,12 +25,15 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<Shared>> {
         .routes(routes!(payments::summary))
         .routes(routes!(payments::find))
         .routes(routes!(payments::purge))
-        .routes(routes!(intel::record))
-        .routes(routes!(intel::health))
-        .routes(routes!(intel::processor))
-        .routes(routes!(intel::recommend_query, intel::recommend_body))
-        .routes(routes!(intel::alerts))
-        .routes(routes!(intel::processors))
+        .routes(routes!(intel::transactions::record))
+        .routes(routes!(intel::health::health))
+        .routes(routes!(intel::health::processor))
+        .routes(routes!(
+            intel::recommend::recommend_query,
+            intel::recommend::recommend_body
+        ))
+        .routes(routes!(intel::health::alerts))
+        .routes(routes!(intel::health::processors))
         .routes(routes!(ops::metrics))
         .routes(routes!(ops::livez))
         .routes(routes!(ops::readyz))
