@@ -37,6 +37,7 @@ pub mod queue;
 pub mod ratelimit;
 pub mod recording;
 pub mod resolution;
+pub mod routing;
 pub mod state;
 pub mod telemetry;
 pub mod timed_store;

@@ -223,7 +223,7 @@ pub(crate) async fn accept_and_queue(
     shared: Arc<Shared>,
     payment: NewPayment,
 ) -> Result<Acceptance, StoreError> {
-    let plan = crate::worker::plan(&shared, &payment, Timestamp::now());
+    let plan = crate::routing::plan(&shared, &payment, Timestamp::now());
     let acceptance = shared
         .store
         .accept_with_plan(payment.clone(), plan.clone())
