@@ -12,13 +12,13 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use reroute_store::{Acceptance, NewPayment, PaymentRecord, PendingPayment, StoreError};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
-use super::request::{constant_time_eq, presented_token, read_body, require_json};
+use super::request::{self, constant_time_eq, presented_token, read_body, require_json};
 use crate::queue::Job;
 use crate::state::Shared;
 
@@ -74,19 +74,7 @@ pub fn parse_payment(body: &[u8], now: Timestamp) -> Result<NewPayment, ApiError
     let amount_text = raw
         .amount
         .ok_or_else(|| ApiError::invalid("amount", "amount is required"))?;
-    let amount = Money::parse_exact(amount_text.get()).map_err(|e| {
-        let message = match e {
-            MoneyError::NotANumber => "amount must be a JSON number, e.g. 19.90".to_owned(),
-            other => other.to_string(),
-        };
-        ApiError::invalid("amount", message)
-    })?;
-    if !amount.is_positive() {
-        return Err(ApiError::invalid(
-            "amount",
-            "amount must be greater than zero",
-        ));
-    }
+    let amount = request::amount(amount_text.get(), "19.90")?;
     let payment_method =
         optional_code(raw.payment_method, "paymentMethod")?.map(|m| m.to_ascii_lowercase());
     let country = optional_code(raw.country, "country")?.map(|c| c.to_ascii_uppercase());

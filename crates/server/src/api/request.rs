@@ -1,12 +1,14 @@
 //! What every handler does with a request before it reads its meaning: the
 //! body read whole within its size and time limits, the `Content-Type`
-//! checked, the admin token compared. A payment passes here between the
+//! checked, the admin token compared; and the amount, which payments and
+//! the intelligence API's bodies both carry, read exactly. A payment passes here between the
 //! socket and its parsing ([`super::payments`]), as do recorded
 //! transactions ([`super::intel`]) and an edge's requests ([`crate::edge`]);
 //! the admin endpoints and the dashboard check the token here.
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, header};
+use reroute_core::{Money, MoneyError};
 
 use super::error::ApiError;
 
@@ -45,6 +47,25 @@ pub(crate) async fn read_body(
             ApiError::UnreadableBody(e.to_string())
         }
     })
+}
+
+/// A positive amount, exact to the cent, from a JSON number's text; a
+/// refusal names the `amount` field and shows `example`.
+pub(crate) fn amount(text: &str, example: &str) -> Result<Money, ApiError> {
+    let amount = Money::parse_exact(text).map_err(|e| {
+        let message = match e {
+            MoneyError::NotANumber => format!("amount must be a JSON number, e.g. {example}"),
+            other => other.to_string(),
+        };
+        ApiError::invalid("amount", message)
+    })?;
+    if !amount.is_positive() {
+        return Err(ApiError::invalid(
+            "amount",
+            "amount must be greater than zero",
+        ));
+    }
+    Ok(amount)
 }
 
 /// The admin token a request presents: `X-Rinha-Token`, else

@@ -35,6 +35,15 @@ fn resolve(args: &[&str]) -> Result<(ServeConfig, Origins), ConfigError> {
         .resolve(Some(&matches))
 }
 
+/// The registry's processor ids, cheapest first.
+fn ids(c: &ServeConfig) -> Vec<String> {
+    c.registry
+        .by_fee()
+        .iter()
+        .map(|p| p.id.to_string())
+        .collect()
+}
+
 /// A `--config` file with `text` in a fresh directory.
 fn config_file(text: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -77,12 +86,7 @@ fn an_embedded_database_on_the_command_line_beats_a_url_from_further_down() {
 fn defaults_suit_the_rinha_topology() {
     let c = parse(&[]).unwrap();
     assert_eq!(c.listen.port(), 9999);
-    let ids: Vec<_> = c
-        .registry
-        .by_fee()
-        .iter()
-        .map(|p| p.id.to_string())
-        .collect();
+    let ids = ids(&c);
     assert_eq!(ids, ["default", "fallback"]);
     assert_eq!(
         c.registry.by_fee()[0].url.as_deref(),
@@ -114,12 +118,7 @@ fn without_a_file_the_engine_runs_on_the_seed_defaults() {
 #[test]
 fn the_techcart_file_declares_the_five_processors() {
     let c = parse(&["--processors", &shipped("techcart.toml")]).unwrap();
-    let ids: Vec<_> = c
-        .registry
-        .by_fee()
-        .iter()
-        .map(|p| p.id.to_string())
-        .collect();
+    let ids = ids(&c);
     // Cheapest first.
     assert_eq!(
         ids,

@@ -3,10 +3,11 @@
 //! index) once, at the edge, each problem named by its field; the handlers
 //! and the dashboard's selection read only parsed values.
 
-use reroute_core::{Money, MoneyError};
+use reroute_core::Money;
 use serde_json::value::RawValue;
 
 use crate::api::error::ApiError;
+use crate::api::request;
 use crate::config::{is_country, is_method};
 use crate::state::Shared;
 
@@ -67,20 +68,7 @@ pub(crate) fn country(value: String) -> Result<String, ApiError> {
 
 /// A positive amount, exact to the cent, from a JSON number's text.
 pub(crate) fn amount(text: &str) -> Result<Money, ApiError> {
-    let amount = Money::parse_exact(text).map_err(|e| {
-        let message = match e {
-            MoneyError::NotANumber => "amount must be a JSON number, e.g. 150.00".to_owned(),
-            other => other.to_string(),
-        };
-        ApiError::invalid("amount", message)
-    })?;
-    if !amount.is_positive() {
-        return Err(ApiError::invalid(
-            "amount",
-            "amount must be greater than zero",
-        ));
-    }
-    Ok(amount)
+    request::amount(text, "150.00")
 }
 
 pub(crate) fn raw_amount(raw: Option<&RawValue>) -> Result<Option<Money>, ApiError> {
