@@ -1,6 +1,9 @@
-//! The application: [`App::build`] opens the store, resumes what was pending,
-//! binds the listener and starts workers and probes; `main` and the tests use
-//! the same path.
+//! The application, at the top of the crate: [`App::build`] opens the store,
+//! builds the [`Shared`] state, resumes what was pending, binds the
+//! listeners and starts workers, lease keeping and probes;
+//! [`App::run_until_stopped`] serves the routes (with the rate limit and
+//! tracing around them) until a signal, then drains. It wires the layers
+//! below and nothing imports it; `main` and the tests use the same path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

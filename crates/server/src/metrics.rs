@@ -1,5 +1,7 @@
 //! Prometheus metrics: what happened (counters, histograms, updated where it
-//! happens) and what is (gauges, read from the live state at scrape time).
+//! happens along the data path: an accept, a send and its answer, a spill, a
+//! probe, an alert) and what is (gauges, read from the live state, [`Live`],
+//! at scrape time).
 //!
 //! Served at `GET /metrics` in the OpenMetrics text format, which Prometheus
 //! scrapes natively. Names follow Prometheus conventions: a `reroute_` prefix,

@@ -1,5 +1,6 @@
-//! The API description: an OpenAPI 3.1 document served at
-//! `GET /openapi.json`.
+//! The API description: the fixed parts of the OpenAPI 3.1 document that
+//! [`super::routes`] completes from the handlers and serves at
+//! `GET /openapi.json`, and the schemas of the core's types on the wire.
 //!
 //! It is generated from the code: each handler carries a
 //! `#[utoipa::path]` attribute and each wire type a `ToSchema` derive, and

@@ -1,5 +1,6 @@
-//! Surface 3, operations: `GET /metrics`, `GET /livez`, `GET /readyz`, and
-//! the middleware that times every request.
+//! Surface 3, operations, beside the data path: `GET /metrics` (the
+//! [`crate::metrics`] the path updated, and gauges of the live state),
+//! `GET /livez`, `GET /readyz`, and the middleware that times every request.
 
 use std::sync::Arc;
 use std::time::Instant;

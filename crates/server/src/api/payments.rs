@@ -2,7 +2,9 @@
 //! `GET /payments-summary`, `POST /purge-payments`.
 //!
 //! A payment is parsed into domain types here, once; it is answered 2xx only
-//! after [`reroute_store::Store::accept`] has made it durable.
+//! after [`reroute_store::Store::accept`] has made it durable, and then
+//! queued ([`crate::queue`]) for a [`crate::worker`] to pay. The body's
+//! reading and the admin token are [`super::request`]'s.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
