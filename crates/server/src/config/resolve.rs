@@ -19,7 +19,9 @@ use super::layers::{Origin, Origins, Picked, Resolver};
 use super::processors::{REGISTRY_KEY, RegistryFile};
 use super::serve::{BODY_READ_TIMEOUT, MAX_BODY_BYTES, RateLimit, ServeConfig, StoreChoice};
 use super::settings::*;
-use super::validate::{at_least, check_lease, check_url, millis_i64, millis_or_off, not_empty};
+use super::validate::{
+    at_least, between, check_lease, check_url, millis_i64, millis_or_off, not_empty,
+};
 use crate::telemetry::{LogFormat, OtlpConfig, TelemetryConfig};
 
 impl ServeArgs {
@@ -144,13 +146,7 @@ impl ServeArgs {
             .or(DEFAULT_SPILL_WAIT_MS);
         let max_in_flight = r
             .pick([(MAX_IN_FLIGHT, self.max_in_flight)], routing.max_in_flight)
-            .check(&r, |n| {
-                if (8..=100_000).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err("must be between 8 and 100000".to_owned())
-                }
-            })?
+            .check(&r, between(8, 100_000))?
             .unwrap_or(DEFAULT_MAX_IN_FLIGHT);
         let trip_after = r
             .pick([(TRIP_AFTER, self.trip_after)], routing.trip_after)
@@ -234,13 +230,7 @@ impl ServeArgs {
                 [(HEALTH_WINDOW_SIZE, self.health_window_size)],
                 health.health_window_size,
             )
-            .check(&r, |n| {
-                if (1..=100_000).contains(&n) {
-                    Ok(n)
-                } else {
-                    Err("must be between 1 and 100000".to_owned())
-                }
-            })?
+            .check(&r, between(1, 100_000))?
         {
             engine.window_size = n;
         }

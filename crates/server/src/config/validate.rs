@@ -20,6 +20,19 @@ pub(super) fn at_least<T: PartialOrd + fmt::Display>(
     }
 }
 
+pub(super) fn between<T: PartialOrd + fmt::Display>(
+    min: T,
+    max: T,
+) -> impl FnOnce(T) -> Result<T, String> {
+    move |v| {
+        if v >= min && v <= max {
+            Ok(v)
+        } else {
+            Err(format!("must be between {min} and {max}"))
+        }
+    }
+}
+
 pub(super) fn not_empty(v: String) -> Result<String, String> {
     if v.trim().is_empty() {
         Err("must not be empty when set".into())
