@@ -123,3 +123,22 @@ pub fn is_method(name: &str) -> bool {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_range_takes_its_bounds_and_names_them_when_refusing() {
+        assert_eq!(between(8u32, 100_000)(8), Ok(8));
+        assert_eq!(between(8u32, 100_000)(100_000), Ok(100_000));
+        assert_eq!(
+            between(8u32, 100_000)(7),
+            Err("must be between 8 and 100000".to_owned())
+        );
+        assert_eq!(
+            between(1usize, 100_000)(100_001),
+            Err("must be between 1 and 100000".to_owned())
+        );
+    }
+}
