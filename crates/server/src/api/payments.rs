@@ -208,7 +208,7 @@ pub(crate) fn receipt(
 }
 
 /// Stores a payment durably, with the attempt it would get now (see
-/// [`crate::worker::plan`]), and, if it is new, queues it for a worker.
+/// [`crate::routing::plan`]), and, if it is new, queues it for a worker.
 pub(crate) async fn accept_and_queue(
     shared: Arc<Shared>,
     payment: NewPayment,
