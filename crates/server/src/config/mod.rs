@@ -24,13 +24,13 @@
 //! Rinha pair and the engine runs on the seed's defaults; the `--health-*`
 //! settings override its `[health]` table.
 //!
-//! By concern: [`settings`] names every setting once (flag, variable, file
-//! key) and holds the defaults; [`args`] is layers 1 and 2, [`file`] layer 3,
-//! [`processors`] the registry file; [`layers`] lays them on one another and
-//! remembers origins; [`validate`] checks values; [`resolve`] builds the
-//! typed [`ServeConfig`] ([`serve`]); [`render`] prints it back for
+//! By concern: `settings` names every setting once (flag, variable, file
+//! key) and holds the defaults; `args` is layers 1 and 2, `file` layer 3,
+//! `processors` the registry file; `layers` lays them on one another and
+//! remembers origins; `validate` checks values; `resolve` builds the
+//! typed [`ServeConfig`] (`serve`); `render` prints it back for
 //! `reroute config`. `docs/configuration.md` lists every setting, generated
-//! from [`settings`] and clap's help (checked by a test). Nothing here
+//! from `settings` and clap's help (checked by a test). Nothing here
 //! imports the rest of the router but [`crate::telemetry`]'s settings types:
 //! the configuration sits under every layer that reads it.
 
