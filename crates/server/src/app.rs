@@ -236,7 +236,7 @@ impl App {
                 tasks.clone(),
             ));
         }
-        let router = api::router(Arc::clone(&shared));
+        let router = api::routes::router(Arc::clone(&shared));
         let router = ratelimit::layer(router, &shared);
         let router = telemetry::layer(router, &shared.config.telemetry);
         let served = listen::serve(listeners, router, cancel.clone()).await;

@@ -17,5 +17,3 @@ pub mod ops;
 pub mod payments;
 pub mod request;
 pub mod routes;
-
-pub use routes::router;

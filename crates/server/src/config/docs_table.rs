@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
+use super::args::ServeArgs;
+use super::serve::ServeConfig;
 use super::settings::{ALL, Arg, LOG_FORMAT};
-use super::{ServeArgs, ServeConfig};
 use crate::telemetry::LogFormat;
 
 const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use reroute_core::{FeeRate, HealthConfig, Registry};
 
+use super::args::ServeArgs;
+use super::error::ConfigError;
+use super::layers::{Origin, Origins};
+use super::serve::{ServeConfig, StoreChoice};
 use super::validate::check_lease;
-use super::*;
 use clap::Parser;
 
 #[derive(Parser)]
