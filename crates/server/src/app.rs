@@ -1,11 +1,14 @@
-//! The application: [`App::build`] opens the store, resumes what was pending,
-//! binds the listener and starts workers and probes; `main` and the tests use
-//! the same path.
+//! The application, at the top of the crate: [`App::build`] opens the store,
+//! builds the [`Shared`] state, resumes what was pending, binds the
+//! listeners and starts workers, lease keeping and probes;
+//! [`App::run_until_stopped`] serves the routes (with the rate limit and
+//! tracing around them) until a signal, then drains. It wires the layers
+//! below and nothing imports it; `main` and the tests use the same path.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use reroute_core::{HealthEngine, Registry};
+use reroute_core::HealthEngine;
 use reroute_store::{PostgresConfig, PostgresStore, SqliteStore, Store, StoreError};
 
 use tokio::net::UnixListener;
@@ -21,41 +24,9 @@ use crate::processor::ProcessorClient;
 use crate::queue::Queue;
 use crate::recording::Recording;
 use crate::resolution::Landing;
+use crate::state::Shared;
 use crate::timed_store::TimedStore;
 use crate::{api, leases, listen, probe, ratelimit, telemetry, worker};
-
-/// Everything the handlers, workers and probes share.
-pub struct Shared {
-    pub config: ServeConfig,
-    pub registry: Registry,
-    pub store: Arc<dyn Store>,
-    pub client: ProcessorClient,
-    pub breakers: Breakers,
-    /// How long a send to each processor may take to land, from the delays
-    /// its health endpoint announces: the bound of the unknown-outcome rule.
-    pub landing: Landing,
-    /// Sends in flight per processor, within each one's adaptive limit.
-    pub lanes: Lanes,
-    /// Segment and processor health, fed by the workers' attempts and by
-    /// `POST /api/v1/transactions`; read by the intelligence API and used
-    /// by the workers to route.
-    pub health: HealthEngine,
-    /// Notified when a send reopens a DOWN segment's health gate, so that
-    /// workers waiting for it resume at once (as [`Breakers::changed`] does
-    /// for circuits).
-    pub health_opened: tokio::sync::Notify,
-    pub queue: Queue,
-    /// Outcomes answered by a processor and not yet committed: summaries
-    /// wait for those in their window.
-    pub recording: Recording,
-    pub metrics: Metrics,
-    /// Cancelled when the app stops: workers and probes are then gone.
-    pub stopping: CancellationToken,
-    /// Whether the last renewal of this instance's leases succeeded: when
-    /// not, other instances may take its payments over, and it should not
-    /// take new ones (`GET /readyz` says not ready).
-    pub leases_renewed: std::sync::atomic::AtomicBool,
-}
 
 /// Why the router did not start. The cause of `Store` and `Bind` is their
 /// `source`, which a report of the chain (`{:#}` of anyhow, as `main`
@@ -265,7 +236,7 @@ impl App {
                 tasks.clone(),
             ));
         }
-        let router = api::router(Arc::clone(&shared));
+        let router = api::routes::router(Arc::clone(&shared));
         let router = ratelimit::layer(router, &shared);
         let router = telemetry::layer(router, &shared.config.telemetry);
         let served = listen::serve(listeners, router, cancel.clone()).await;

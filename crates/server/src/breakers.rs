@@ -1,5 +1,7 @@
 //! The passive/active health state shared by every worker and probe: one
-//! circuit breaker per processor, each behind its own lock.
+//! circuit breaker per processor, each behind its own lock. A worker's send
+//! ([`crate::routing::gate`]) asks it before going out and feeds it the
+//! answer; a probe feeds it what the health endpoint says.
 //!
 //! Workers that must wait (everything down, or patience not yet run out) wait
 //! on [`Breakers::changed`] as well as on a deadline, so a processor coming

@@ -10,8 +10,8 @@ use std::time::Duration;
 use reroute_store::{PendingPayment, StoreFuture};
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
 use crate::queue::Job;
+use crate::state::Shared;
 
 /// Payments taken over per store call.
 pub const RECLAIM_BATCH: usize = 1_000;

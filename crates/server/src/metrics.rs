@@ -1,5 +1,7 @@
 //! Prometheus metrics: what happened (counters, histograms, updated where it
-//! happens) and what is (gauges, read from the live state at scrape time).
+//! happens along the data path: an accept, a send and its answer, a spill, a
+//! probe, an alert) and what is (gauges, read from the live state, [`Live`],
+//! at scrape time).
 //!
 //! Served at `GET /metrics` in the OpenMetrics text format, which Prometheus
 //! scrapes natively. Names follow Prometheus conventions: a `reroute_` prefix,
@@ -18,8 +20,16 @@ use prometheus_client::registry::Registry;
 use reroute_core::Timestamp;
 use reroute_core::health::{Alert, Status};
 
-use crate::app::Shared;
+use reroute_core::HealthEngine;
+use reroute_store::Store;
+
+use crate::alerts;
+use crate::breakers::Breakers;
+use crate::lanes::Lanes;
 use crate::processor::{AttemptResult, Probe};
+use crate::queue::Queue;
+use crate::recording::Recording;
+use crate::resolution::Landing;
 use crate::timed_store::StoreMetrics;
 
 type Labels = Vec<(&'static str, String)>;
@@ -382,7 +392,7 @@ impl Metrics {
 
     pub fn alerts(&self, alerts: &[Alert]) {
         for a in alerts {
-            let kind = crate::api::intel::kind_name(a.kind);
+            let kind = alerts::kind_name(a.kind);
             let labels = vec![
                 ("processor", a.processor.to_string()),
                 ("kind", kind.to_owned()),
@@ -393,7 +403,7 @@ impl Metrics {
     }
 
     /// Reads the live state into the gauges and encodes everything.
-    pub async fn render(&self, shared: &Shared) -> String {
+    pub async fn render(&self, shared: Live<'_>) -> String {
         let now = Timestamp::now();
         self.queue_depth.set(shared.queue.depth() as i64);
         self.outcomes_recording.set(shared.recording.len() as i64);
@@ -461,6 +471,19 @@ impl Metrics {
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
     }
+}
+
+/// What the gauges read at scrape time: the live parts of the shared state
+/// ([`crate::state::Shared::live`]), borrowed for one scrape.
+pub struct Live<'a> {
+    pub queue: &'a Queue,
+    pub recording: &'a Recording,
+    pub registry: &'a reroute_core::Registry,
+    pub lanes: &'a Lanes,
+    pub landing: &'a Landing,
+    pub breakers: &'a Breakers,
+    pub health: &'a HealthEngine,
+    pub store: &'a dyn Store,
 }
 
 /// Counts one send in flight while alive.

@@ -28,8 +28,8 @@ use reroute_core::{Signal, Timestamp};
 use reroute_store::ProbeReport;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::Shared;
 use crate::processor::Probe;
+use crate::state::Shared;
 
 pub async fn run(shared: Arc<Shared>, index: usize, interval: Duration, cancel: CancellationToken) {
     let processor = &shared.registry.by_fee()[index];
@@ -127,7 +127,7 @@ fn apply(shared: &Shared, index: usize, report: &ProbeReport) {
     };
     shared.breakers.observe(index, signal, now);
     let recorded = shared.health.health_check(index, failing, now);
-    crate::api::intel::log_alerts(shared, &recorded.alerts);
+    shared.raise(&recorded.alerts);
     if recorded.opened {
         shared.health_opened.notify_waiters();
     }

@@ -1,5 +1,7 @@
 //! The HTTP client that talks to processors: payments, status queries and
 //! health probes, each with a timeout, over pooled keep-alive connections.
+//! In the data path it is the step between a worker's place in a lane
+//! ([`crate::lanes`]) and what the answer proves ([`crate::resolution`]).
 //!
 //! Its job is to turn every answer (or the lack of one) into an
 //! [`AttemptResult`] that says what is known about the payment: in

@@ -1,4 +1,6 @@
-//! The in-memory queue of accepted payments waiting for a worker.
+//! The in-memory queue of accepted payments waiting for a worker: between
+//! the store's accept ([`crate::api::payments`], [`crate::api::frames`],
+//! or a takeover by [`crate::leases`]) and [`crate::worker`].
 //!
 //! It is only a fast path: every payment in it is already durable in the
 //! store, which is the queue that survives a crash ([`reroute_store::Store::pending`]

@@ -23,7 +23,6 @@
 //! (`burst / per_second`), plus at most [`SWEEP_EVERY`] more.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -39,21 +38,11 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 
 use crate::api::error::ErrorBody;
-use crate::app::Shared;
+use crate::config::RateLimit;
+use crate::state::Shared;
 
 /// Checks between two sweeps of the client table.
 pub const SWEEP_EVERY: u64 = 1024;
-
-/// The limit, as configured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RateLimit {
-    /// Requests a second each client may make, on average.
-    pub per_second: NonZeroU32,
-    /// Requests a client may make at once before it is refused.
-    pub burst: NonZeroU32,
-    /// Whether the client is the last `X-Forwarded-For` address.
-    pub trust_forwarded_for: bool,
-}
 
 /// Whom a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -227,6 +216,7 @@ mod tests {
     use super::*;
     use governor::clock::FakeRelativeClock;
     use std::net::Ipv4Addr;
+    use std::num::NonZeroU32;
 
     fn limit(per_second: u32, burst: u32) -> RateLimit {
         RateLimit {

@@ -152,7 +152,7 @@ impl Telemetry {
     }
 
     /// Sends the spans not sent yet and stops the exporter (at most
-    /// [`SHUTDOWN_TIMEOUT`]). Call it from the runtime given to
+    /// `SHUTDOWN_TIMEOUT`). Call it from the runtime given to
     /// [`Telemetry::init`], which must still run.
     pub async fn shutdown(self) {
         let Some(provider) = self.provider else {

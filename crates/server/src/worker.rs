@@ -4,7 +4,7 @@
 //! - before every send, the attempt (processor + `requestedAt`) is made
 //!   durable, so that after a crash the payment is resolved where it may
 //!   have gone. On a lone embedded store that write is usually the
-//!   acceptance itself: the edge asks [`plan`] where the payment would go now
+//!   acceptance itself: the edge asks [`routing::plan`] where the payment would go now
 //!   and records that attempt with the payment; the worker sends it as
 //!   planned if the policy still agrees, and records another attempt only if
 //!   not. On shared storage the worker always records the attempt, which
@@ -39,46 +39,12 @@ use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::app::Shared;
 use crate::lanes::Permit;
 use crate::processor::AttemptResult;
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
-
-/// Where `payment` goes if nothing changes before a worker takes it: the
-/// cheapest processor that takes it, when both its health gate and its
-/// circuit say go (the policy picks it then, whatever its patience). `None`
-/// when that processor is in any doubt: the worker decides then. Takes no
-/// trial slot. Always `None` on shared storage: there the worker records
-/// every attempt, since that write is also the check that this instance
-/// still holds the payment (an instance stalled past its lease must not send
-/// a plan another instance has taken over and sent elsewhere).
-pub fn plan(shared: &Shared, payment: &NewPayment, now: Timestamp) -> Option<Attempt> {
-    if !shared.store.exclusive() {
-        return None;
-    }
-    let method = payment.payment_method.as_deref();
-    let country = payment.country.as_deref();
-    let (index, processor) = shared
-        .registry
-        .by_fee()
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.url.is_some() && p.supports(method, country))?;
-    believed_up(shared, index, payment, now).then(|| Attempt {
-        processor: processor.id.to_string(),
-        requested_at: payment.accepted_at,
-    })
-}
-
-/// Whether processor `index` is believed up for `payment` now: its health
-/// gate for the payment's segment and its circuit both say go (no trial,
-/// no wait). Takes no trial slot.
-fn believed_up(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> bool {
-    let method = payment.payment_method.as_deref();
-    let country = payment.country.as_deref();
-    shared.breakers.is_up(index) && shared.health.gate(index, method, country, now) == Gate::Go
-}
+use crate::routing;
+use crate::state::Shared;
 
 /// Takes payments off the queue until shutdown, each into a task of its
 /// own. A payment holds one of `workers` routing slots from the moment it
@@ -197,14 +163,14 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
     let payment = &work.payment.payment;
     let index = match shared.config.policy.choose_by(
         &work.eligible,
-        |index| gate(shared, index, payment, now),
+        |index| routing::gate(shared, index, payment, now),
         payment.accepted_at,
         now,
     ) {
         Decision::Send {
             processor,
             trial: false,
-        } => spill(shared, work, processor, now),
+        } => routing::spill(shared, payment, &work.eligible, processor, now),
         Decision::Send { processor, .. } => processor,
         Decision::WaitUntil(until) => {
             tokio::select! {
@@ -266,34 +232,6 @@ async fn enter_lane<'a>(shared: &'a Shared, work: &mut Work, processor: usize) -
     lane
 }
 
-/// Where a payment the policy sends to `chosen` goes when `chosen` would
-/// take too long ([`reroute_core::Policy::spill`]): the time a processor is
-/// expected to take is its lane's backlog over what it carries, plus its
-/// latency.
-fn spill(shared: &Shared, work: &Work, chosen: usize, now: Timestamp) -> usize {
-    let payment = &work.payment.payment;
-    let to = shared.config.policy.spill(
-        chosen,
-        &work.eligible,
-        // As for any fresh payment: a processor this instance left DOWN
-        // (it sent it nothing for a while) takes spilled payments as
-        // trials, and recovers by them.
-        |i| !matches!(gate(shared, i, payment, now), Gate::WaitUntil(_)),
-        |i| {
-            shared
-                .lanes
-                .expected_done_ms(i, shared.landing.announced(i), now)
-        },
-    );
-    if to != chosen {
-        shared.metrics.spilled(
-            shared.registry.by_fee()[chosen].id.as_str(),
-            shared.registry.by_fee()[to].id.as_str(),
-        );
-    }
-    to
-}
-
 /// Records `attempt` as about to be sent, which also checks that the payment
 /// is still pending and still this instance's ([`reroute_store::Store::begin_attempt`]).
 /// `None`: send it. Otherwise do not, and the step ends: `Done` when the
@@ -323,30 +261,6 @@ async fn begin(shared: &Shared, payment: &PendingPayment, attempt: &Attempt) -> 
 /// to finished or held by another instance.
 async fn purged(shared: &Shared, payment: &PendingPayment) -> bool {
     matches!(shared.store.find(payment.payment.id).await, Ok(None))
-}
-
-/// Whether a fresh payment may go to this processor now: the health gate of
-/// its segment first, then the circuit. A trial slot is taken only when both
-/// let the payment through (the circuit's claim may take one of its own).
-fn gate(shared: &Shared, index: usize, payment: &NewPayment, now: Timestamp) -> Gate {
-    let method = payment.payment_method.as_deref();
-    let country = payment.country.as_deref();
-    let health = shared.health.gate(index, method, country, now);
-    if let Gate::WaitUntil(_) = health {
-        return health;
-    }
-    let circuit = shared.breakers.claim(index, now);
-    if let Gate::WaitUntil(_) = circuit {
-        return circuit;
-    }
-    if health == Gate::Trial {
-        // Another worker may have taken the trial since the peek.
-        return match shared.health.claim(index, method, country, now) {
-            Gate::WaitUntil(until) => Gate::WaitUntil(until),
-            _ => Gate::Trial,
-        };
-    }
-    circuit
 }
 
 /// Resolves an open attempt at its processor: once every send of it that
@@ -415,7 +329,7 @@ async fn send(
     // The answer to a send made while the processor was believed down (a
     // trial, a re-send let through) may measure the outage rather than how
     // fast it pays once back ([`Sample::Trial`]).
-    let believed_up = believed_up(shared, index, payment, left);
+    let believed_up = routing::believed_up(shared, index, payment, left);
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
     let result = shared
@@ -577,7 +491,7 @@ fn observe_health(
         at: now,
     };
     let recorded = shared.health.record(index, &tx, now);
-    crate::api::intel::log_alerts(shared, &recorded.alerts);
+    shared.raise(&recorded.alerts);
     if recorded.opened {
         tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
         shared.health_opened.notify_waiters();

@@ -41,10 +41,12 @@ use serde::Serialize;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::error::{ApiError, ErrorBody};
-use super::intel::{self, AlertJson, ProcessorHealthJson, RecommendationJson};
+use super::intel::json::{AlertJson, ProcessorHealthJson, processor_health};
+use super::intel::parse::{country, method};
+use super::intel::recommend::{RecommendationJson, recommendation};
 use super::openapi::wire;
-use super::payments::{constant_time_eq, presented_token};
-use crate::app::Shared;
+use super::request::{constant_time_eq, presented_token};
+use crate::state::Shared;
 
 /// The page: markup, style and script in one file.
 const PAGE: &str = include_str!("../../assets/dashboard.html");
@@ -118,8 +120,8 @@ impl FeedQuery {
         match (given(self.payment_method), given(self.country)) {
             (None, None) => Ok(None),
             (Some(m), Some(c)) => Ok(Some(Selection {
-                method: intel::method(m.trim().to_owned())?,
-                country: intel::country(c.trim().to_owned())?,
+                method: method(m.trim().to_owned())?,
+                country: country(c.trim().to_owned())?,
             })),
             (None, Some(_)) => Err(ApiError::invalid(
                 "payment_method",
@@ -405,7 +407,7 @@ impl<'a> Snapshot<'a> {
             .iter()
             .enumerate()
             .map(|(i, p)| ProcessorLine {
-                health: intel::processor_health(shared, i, now),
+                health: processor_health(shared, i, now),
                 fee: p.fee.as_fraction(),
                 executes_payments: p.url.is_some(),
                 circuit_up: shared.breakers.is_up(i),
@@ -444,8 +446,7 @@ impl<'a> Snapshot<'a> {
             processors,
             queue,
             alerts: alerts.iter().map(Into::into).collect(),
-            recommendation: selection
-                .map(|s| intel::recommendation(shared, &s.method, &s.country, now)),
+            recommendation: selection.map(|s| recommendation(shared, &s.method, &s.country, now)),
             options: Options {
                 payment_methods: methods,
                 countries,

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::payments::{accept_and_queue, receipt, routable};
-use crate::app::Shared;
+use crate::state::Shared;
 use crate::wire::{self, Hello};
 
 /// How long an edge may take to say hello once connected.

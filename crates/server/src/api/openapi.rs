@@ -1,5 +1,6 @@
-//! The API description: an OpenAPI 3.1 document served at
-//! `GET /openapi.json`.
+//! The API description: the fixed parts of the OpenAPI 3.1 document that
+//! [`super::routes`] completes from the handlers and serves at
+//! `GET /openapi.json`, and the schemas of the core's types on the wire.
 //!
 //! It is generated from the code: each handler carries a
 //! `#[utoipa::path]` attribute and each wire type a `ToSchema` derive, and
@@ -12,10 +13,6 @@
 //! stays free of HTTP concerns); the [`wire`] module says how each of them
 //! looks on the wire, and fields point at it with `value_type`.
 
-use std::sync::LazyLock;
-
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -59,34 +56,6 @@ impl Modify for AdminToken {
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::new("token"))),
         );
     }
-}
-
-/// The whole document, built once from the same registration that builds
-/// the router.
-pub fn document() -> utoipa::openapi::OpenApi {
-    super::routes().split_for_parts().1
-}
-
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    document()
-        .to_json()
-        .expect("an OpenAPI document of strings and maps always serializes")
-});
-
-/// `GET /openapi.json`: this document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    operation_id = "openapi",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = Object))
-)]
-pub async fn openapi_json() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        DOCUMENT.as_str(),
-    )
-        .into_response()
 }
 
 /// How the core's domain types look on the wire. Never built: they exist
@@ -133,13 +102,4 @@ pub mod wire {
     #[derive(ToSchema)]
     #[schema(value_type = f64, example = 19.9)]
     pub struct Money(f64);
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_document_is_json_and_describes_itself() {
-        let doc: serde_json::Value = serde_json::from_str(&super::DOCUMENT).unwrap();
-        assert!(doc["paths"]["/openapi.json"]["get"].is_object());
-    }
 }

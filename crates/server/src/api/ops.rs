@@ -1,5 +1,6 @@
-//! Surface 3, operations: `GET /metrics`, `GET /livez`, `GET /readyz`, and
-//! the middleware that times every request.
+//! Surface 3, operations, beside the data path: `GET /metrics` (the
+//! [`crate::metrics`] the path updated, and gauges of the live state),
+//! `GET /livez`, `GET /readyz`, and the middleware that times every request.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +10,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::Shared;
+use crate::state::Shared;
 
 /// `GET /metrics`: Prometheus / OpenMetrics text.
 #[utoipa::path(
@@ -21,7 +22,7 @@ use crate::app::Shared;
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String))
 )]
 pub async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
-    let body = shared.metrics.render(&shared).await;
+    let body = shared.metrics.render(shared.live()).await;
     (
         [(
             header::CONTENT_TYPE,

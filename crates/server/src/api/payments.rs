@@ -2,24 +2,27 @@
 //! `GET /payments-summary`, `POST /purge-payments`.
 //!
 //! A payment is parsed into domain types here, once; it is answered 2xx only
-//! after [`reroute_store::Store::accept`] has made it durable.
+//! after [`reroute_store::Store::accept`] has made it durable, and then
+//! queued ([`crate::queue`]) for a [`crate::worker`] to pay. The body's
+//! reading and the admin token are [`super::request`]'s.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use reroute_core::{CorrelationId, Money, MoneyError, Timestamp, Window};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use reroute_store::{Acceptance, NewPayment, PaymentRecord, PendingPayment, StoreError};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
 use super::error::{ApiError, ErrorBody};
-use crate::app::Shared;
+use super::request::{self, constant_time_eq, presented_token, read_body, require_json};
 use crate::queue::Job;
+use crate::state::Shared;
 
 // The body as sent, fields still raw so that each problem can be named.
 /// A payment to accept.
@@ -73,19 +76,7 @@ pub fn parse_payment(body: &[u8], now: Timestamp) -> Result<NewPayment, ApiError
     let amount_text = raw
         .amount
         .ok_or_else(|| ApiError::invalid("amount", "amount is required"))?;
-    let amount = Money::parse_exact(amount_text.get()).map_err(|e| {
-        let message = match e {
-            MoneyError::NotANumber => "amount must be a JSON number, e.g. 19.90".to_owned(),
-            other => other.to_string(),
-        };
-        ApiError::invalid("amount", message)
-    })?;
-    if !amount.is_positive() {
-        return Err(ApiError::invalid(
-            "amount",
-            "amount must be greater than zero",
-        ));
-    }
+    let amount = request::amount(amount_text.get(), "19.90")?;
     let payment_method =
         optional_code(raw.payment_method, "paymentMethod")?.map(|m| m.to_ascii_lowercase());
     let country = optional_code(raw.country, "country")?.map(|c| c.to_ascii_uppercase());
@@ -123,42 +114,6 @@ fn optional_code(value: Option<String>, field: &'static str) -> Result<Option<St
             format!("{field} must be 1-32 letters, digits, '_' or '-'"),
         )),
     }
-}
-
-pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
-    if is_json {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType)
-    }
-}
-
-/// Reads a whole request body: past `limit` it is a 413; a body that cannot
-/// be read (malformed chunked encoding, a client that broke off) is a 400.
-pub(crate) async fn read_body(
-    body: Body,
-    limit: usize,
-    timeout: std::time::Duration,
-) -> Result<Bytes, ApiError> {
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit))
-        .await
-        .map_err(|_| ApiError::BodyTimeout {
-            seconds: timeout.as_secs().max(1),
-        })?;
-    read.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::TooLarge { limit }
-        } else {
-            ApiError::UnreadableBody(e.to_string())
-        }
-    })
 }
 
 /// `POST /payments`: accepts a payment durably; a worker pays it later.
@@ -253,12 +208,12 @@ pub(crate) fn receipt(
 }
 
 /// Stores a payment durably, with the attempt it would get now (see
-/// [`crate::worker::plan`]), and, if it is new, queues it for a worker.
+/// [`crate::routing::plan`]), and, if it is new, queues it for a worker.
 pub(crate) async fn accept_and_queue(
     shared: Arc<Shared>,
     payment: NewPayment,
 ) -> Result<Acceptance, StoreError> {
-    let plan = crate::worker::plan(&shared, &payment, Timestamp::now());
+    let plan = crate::routing::plan(&shared, &payment, Timestamp::now());
     let acceptance = shared
         .store
         .accept_with_plan(payment.clone(), plan.clone())
@@ -504,25 +459,6 @@ pub(crate) struct Message {
     message: &'static str,
 }
 
-pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(t) = headers.get("x-rinha-token").and_then(|v| v.to_str().ok()) {
-        return Some(t);
-    }
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-}
-
-/// Compares secrets without an early exit that would leak, through timing,
-/// how many leading bytes matched.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -600,12 +536,5 @@ mod tests {
         for (body, want) in cases {
             assert_eq!(field_of(&body), want, "{body}");
         }
-    }
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
     }
 }

@@ -31,7 +31,8 @@ use reroute_store::StoreError;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::error::ApiError;
-use crate::api::payments::{parse_payment, read_body, require_json};
+use crate::api::payments::parse_payment;
+use crate::api::request::{read_body, require_json};
 use crate::config::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
 use crate::listen::{self, Listeners, SocketFile};
 use link::{CoreLink, LinkError};
