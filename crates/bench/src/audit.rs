@@ -2,8 +2,8 @@
 //!
 //! Three views of the same payments must agree:
 //! - the client's: every payment answered 2xx (the traffic's record);
-//! - the router's: its ledger, payment by payment (read from the store the
-//!   routers leave behind), and its `GET /payments-summary`;
+//! - the router's: its ledger, payment by payment (read with `reroute ledger`
+//!   from the store the routers leave behind), and its `GET /payments-summary`;
 //! - the processors': their books, payment by payment (`GET /admin/payments`).
 //!
 //! [`audit`] is pure: it compares what [`drain`] and the store read-back
@@ -19,7 +19,8 @@ use reroute_core::{CorrelationId, Money};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::fleet::{RouterApi, StoreView, SummaryLine};
+use crate::fleet::{RouterApi, SummaryLine};
+use crate::ledger::StoreView;
 use crate::processors::{BookEntry, ProcessorAdmin};
 use crate::traffic::{Fate, Payment};
 
@@ -505,8 +506,8 @@ pub async fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::LedgerEntry;
     use reroute_core::Timestamp;
-    use reroute_store::LedgerEntry;
 
     fn id(n: u8) -> CorrelationId {
         CorrelationId::from_bytes([n; 16])

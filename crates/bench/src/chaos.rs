@@ -653,7 +653,7 @@ pub async fn run_scenario(
     }
     fleet.kill_all();
     let mut warnings = Vec::new();
-    let store_view = match store.read_back().await {
+    let store_view = match store.read_back(&fleet.settings().bin).await {
         Ok(view) => Some(view),
         Err(e) => {
             warnings.push(format!("cannot read the store back: {e:#}"));

@@ -510,7 +510,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     )
     .await?;
     fleet.kill_all();
-    let store_view = match store.read_back().await {
+    let store_view = match store.read_back(&fleet.settings().bin).await {
         Ok(view) => Some(view),
         Err(e) => {
             warnings.push(format!("cannot read the store back: {e:#}"));

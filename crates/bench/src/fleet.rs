@@ -8,6 +8,7 @@
 //! when an audit fails).
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,12 +16,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hyper::Method;
-use reroute_core::{CorrelationId, Money, Timestamp};
-use reroute_store::{LedgerEntry, Store};
+use reroute_core::{Money, Timestamp};
 use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::http::{BodyUse, Connection, Endpoint};
+use crate::ledger::{self, StoreView};
 
 /// Where the routers keep their queue and ledger.
 #[derive(Debug, Clone)]
@@ -37,33 +38,19 @@ pub enum RouterStore {
 }
 
 impl RouterStore {
-    /// What the routers left in the store, read once they are all stopped:
-    /// the ledger (processed payments) and how many payments are still
-    /// pending. The store's own code reads it, as the router would.
-    pub async fn read_back(&self) -> anyhow::Result<StoreView> {
-        let (ledger, pending) = match self {
-            RouterStore::Sqlite(path) => read_sqlite(path).await?,
-            RouterStore::Edges { dir } => read_sqlite(&dir.join(CORE_DB)).await?,
-            RouterStore::Postgres(url) => {
-                let mut config = reroute_store::PostgresConfig::new(url.clone());
-                config.instance = "reroute-bench-audit".into();
-                let store = reroute_store::PostgresStore::connect(config).await?;
-                (store.ledger().await?, store.pending().await?)
-            }
+    /// What the routers left in the store, read once they are all stopped
+    /// with `bin ledger`, as an operator would: the ledger (processed
+    /// payments) and the payments still pending.
+    pub async fn read_back(&self, bin: &Path) -> anyhow::Result<StoreView> {
+        let source: Vec<OsString> = match self {
+            RouterStore::Sqlite(path) => vec!["--db".into(), path.into()],
+            RouterStore::Edges { dir } => vec!["--db".into(), dir.join(CORE_DB).into()],
+            RouterStore::Postgres(url) => ["--store", url, "--instance", "reroute-bench-audit"]
+                .map(OsString::from)
+                .into(),
         };
-        Ok(StoreView {
-            ledger,
-            pending: pending.into_iter().map(|p| p.payment.id).collect(),
-        })
+        ledger::export(bin, source).await
     }
-}
-
-async fn read_sqlite(
-    path: &Path,
-) -> anyhow::Result<(Vec<LedgerEntry>, Vec<reroute_store::PendingPayment>)> {
-    let store = reroute_store::SqliteStore::open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok((store.ledger().await?, store.pending().await?))
 }
 
 /// Instance `index`'s name.
@@ -75,14 +62,6 @@ fn instance_name(index: usize) -> String {
 const CORE_DB: &str = "core.db";
 const CORE_SOCKET: &str = "core.sock";
 const CORE_HTTP_SOCKET: &str = "core-http.sock";
-
-/// The store as the routers left it.
-#[derive(Debug, Clone)]
-pub struct StoreView {
-    pub ledger: Vec<LedgerEntry>,
-    /// Accepted payments without a known outcome.
-    pub pending: Vec<CorrelationId>,
-}
 
 /// How every instance is started.
 #[derive(Debug, Clone)]

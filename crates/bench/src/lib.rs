@@ -41,6 +41,7 @@ pub mod fleet;
 pub mod http;
 pub mod intel;
 pub mod json_number;
+pub mod ledger;
 pub mod pg_cluster;
 pub mod processors;
 pub mod relay;

@@ -1,0 +1,110 @@
+//! `reroute ledger`, through the binary: the reconciliation export prints
+//! the store's processed payments, then its pending ones, as JSON lines with
+//! amounts in cents; a declined payment is in neither; a missing store file
+//! is an error, not an empty export.
+
+use std::process::Command;
+
+use reroute_core::{CorrelationId, Money, Timestamp};
+use reroute_store::{Attempt, NewPayment, Outcome, SqliteStore, Store};
+use serde_json::{Value, json};
+
+fn payment(n: u8, cents: i64) -> NewPayment {
+    NewPayment {
+        id: CorrelationId::from_bytes([n; 16]),
+        amount: Money::from_minor(cents),
+        payment_method: None,
+        country: None,
+        accepted_at: Timestamp::from_millis(1_752_582_896_000),
+    }
+}
+
+fn attempt(processor: &str, ms: i64) -> Attempt {
+    Attempt {
+        processor: processor.into(),
+        requested_at: Timestamp::from_millis(ms),
+    }
+}
+
+fn ledger(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_reroute"))
+        .arg("ledger")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("reroute runs")
+}
+
+#[tokio::test]
+async fn the_export_lists_the_ledger_then_the_pending_payments_in_cents() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("reroute.db");
+    {
+        let store = SqliteStore::open(&db).unwrap();
+        for (n, cents) in [(1, 1990), (2, 5), (3, 700), (4, 12_345)] {
+            store.accept(payment(n, cents)).await.unwrap();
+        }
+        let charged = attempt("default", 1_752_582_896_123);
+        let id = |n| CorrelationId::from_bytes([n; 16]);
+        assert!(store.begin_attempt(id(1), charged.clone()).await.unwrap());
+        assert!(
+            store
+                .finish(id(1), Outcome::Processed(charged))
+                .await
+                .unwrap()
+        );
+        let sent = attempt("fallback", 1_752_582_897_000);
+        assert!(store.begin_attempt(id(2), sent).await.unwrap());
+        let refused = attempt("default", 1_752_582_898_000);
+        assert!(store.begin_attempt(id(3), refused.clone()).await.unwrap());
+        assert!(
+            store
+                .finish(id(3), Outcome::Declined(refused))
+                .await
+                .unwrap()
+        );
+    }
+
+    let out = ledger(&["--db".as_ref(), db.as_os_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = |n| CorrelationId::from_bytes([n; 16]).to_string();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(
+        lines[0],
+        json!({"correlationId": id(1), "amountCents": 1990, "processor": "default",
+               "requestedAt": "2025-07-15T12:34:56.123Z", "status": "processed"})
+    );
+    let pending: Vec<&Value> = lines[1..].iter().collect();
+    assert!(pending.iter().all(|l| l["status"] == "pending"));
+    let sent = pending
+        .iter()
+        .find(|l| l["correlationId"] == id(2))
+        .unwrap();
+    assert_eq!(sent["amountCents"], 5);
+    assert_eq!(sent["processor"], "fallback");
+    let waiting = pending
+        .iter()
+        .find(|l| l["correlationId"] == id(4))
+        .unwrap();
+    assert_eq!(waiting["amountCents"], 12_345);
+    assert_eq!(waiting["processor"], Value::Null);
+}
+
+#[test]
+fn a_missing_store_file_is_an_error_not_an_empty_ledger() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("absent.db");
+    let out = ledger(&["--db".as_ref(), db.as_os_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
+    assert!(!db.exists(), "the export must not create a store");
+}
