@@ -15,7 +15,7 @@ use reroute_core::{CorrelationId, Timestamp, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::timeline::REQUEST_TIMEOUT;
+use super::scenario::REQUEST_TIMEOUT;
 use crate::http::{BodyUse, Connection, Endpoint, Exchange, ExchangeError, HttpStats};
 
 /// The token every processor starts with; the script always sets the token

@@ -35,8 +35,8 @@ pub mod timeline;
 pub mod users;
 
 pub use report::RinhaReport;
+pub use scenario::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 pub use scenario::{Scenario, Script};
-pub use timeline::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 
 use crate::duration::parse_duration;
 use crate::http::{Endpoint, HttpStats};

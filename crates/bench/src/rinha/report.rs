@@ -14,8 +14,8 @@ use serde::Serialize;
 
 use super::api::{BackendSummary, ProcessorSummary};
 use super::auditor::Audit;
-use super::scenario::Scenario;
-use super::timeline::{ProcessorSetting, Timeline};
+use super::scenario::{ProcessorSetting, Scenario};
+use super::timeline::Timeline;
 use super::users::StageTally;
 use crate::json_number;
 use crate::score::{self, Score, round2};
