@@ -44,12 +44,14 @@ use reroute_core::Timestamp;
 use reroute_sim::StatsSnapshot;
 use serde::Serialize;
 
-use crate::audit::{self, Audit, Books};
+use crate::audit::Audit;
+use crate::drain;
 use crate::duration::parse_duration;
-use crate::fleet::{self, Alert, Fleet, QueueAgeSampler, RouterApi, RouterSettings, RouterStore};
+use crate::fleet::{self, Alert, Fleet, QueueAgeSampler, RouterSettings, RouterStore};
 use crate::processors::{ProcessorAdmin, Processors};
+use crate::report::{self, row};
 use crate::run_store::{RunStore, StorePlan};
-use crate::traffic::{Fate, Finished, Traffic, TrafficOptions};
+use crate::traffic::{Finished, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
 
 pub mod judge;
@@ -305,10 +307,7 @@ pub async fn run_scenario(
     let store = settings.store.clone();
     let run_store_name = run_store.name.clone();
     let mut fleet = Fleet::new(settings, instances)?;
-    for index in 0..instances {
-        fleet.start(index)?;
-        fleet.wait_ready(index, Duration::from_secs(60)).await?;
-    }
+    fleet.start_all().await?;
 
     let traffic = Traffic::start(
         fleet.endpoints(),
@@ -365,16 +364,10 @@ pub async fn run_scenario(
     let Finished { payments, .. } = traffic.stop().await;
     let max_queue_age_ms = sampler.stop().await;
 
-    let accepted = payments
-        .iter()
-        .filter(|p| matches!(p.fate, Fate::Accepted { .. }))
-        .map(|p| p.id)
-        .collect();
-    let mut api: Vec<RouterApi> = fleet.endpoints().into_iter().map(RouterApi::new).collect();
-    let drained = audit::drain(
-        &mut api,
+    let (mut api, drained) = drain::drain_run(
+        &fleet,
         &mut processors.admins,
-        &accepted,
+        &payments,
         args.drain_timeout,
     )
     .await?;
@@ -390,19 +383,17 @@ pub async fn run_scenario(
     for admin in &mut processors.admins {
         health.insert(admin.id().to_owned(), admin.stats().await?);
     }
-    fleet.kill_all();
     let mut warnings = Vec::new();
-    let store_view = match store.read_back(&fleet.settings().bin).await {
-        Ok(view) => Some(view),
-        Err(e) => {
-            warnings.push(format!("cannot read the store back: {e:#}"));
-            None
-        }
-    };
+    let audit = drain::stop_and_audit(
+        &mut fleet,
+        &mut processors.admins,
+        &payments,
+        &drained,
+        &mut warnings,
+    )
+    .await?;
     drop(fleet);
     warnings.extend(run_store.remove().await);
-    let books = Books::read(&mut processors.admins).await?;
-    let audit = audit::audit(&payments, &books, &drained.summary, store_view.as_ref());
     processors.shutdown().await;
 
     let (checks, hot) = judge::checks(&Observed {
@@ -469,39 +460,29 @@ impl fmt::Display for ScenarioReport {
             self.store
         )?;
         if let Some(p) = &self.pause {
-            writeln!(
+            let taken = match p.taken_over_after_ms {
+                Some(ms) => format!("all completed by the other instance {ms} ms later"),
+                None => format!("{} still pending", p.pending_at_resume),
+            };
+            row(
                 f,
-                "  pause         {} SIGSTOP at {:.1}s with {} payments pending; {}; SIGCONT at {:.1}s",
-                p.instance,
-                p.paused_at_s,
-                p.pending_at_pause,
-                match p.taken_over_after_ms {
-                    Some(ms) => format!("all completed by the other instance {ms} ms later"),
-                    None => format!("{} still pending", p.pending_at_resume),
-                },
-                p.resumed_at_s
+                "pause",
+                format_args!(
+                    "{} SIGSTOP at {:.1}s with {} payments pending; {taken}; SIGCONT at {:.1}s",
+                    p.instance, p.paused_at_s, p.pending_at_pause, p.resumed_at_s
+                ),
             )?;
         }
         self.audit.write_payments(f, "")?;
         self.audit.write_lines(f)?;
-        writeln!(
-            f,
-            "  max queue age {} ms (the router's oldest waiting payment, sampled every 250 ms)",
-            self.max_queue_age_ms
-        )?;
+        let age = self.max_queue_age_ms;
+        let sampled = "(the router's oldest waiting payment, sampled every 250 ms)";
+        row(f, "max queue age", format_args!("{age} ms {sampled}"))?;
         for c in &self.checks {
-            writeln!(
-                f,
-                "  {:<13} {}  {}",
-                c.name,
-                if c.passed { "ok" } else { "FAILED" },
-                c.detail
-            )?;
+            let ok = if c.passed { "ok" } else { "FAILED" };
+            row(f, c.name, format_args!("{ok}  {}", c.detail))?;
         }
-        for w in &self.warnings {
-            writeln!(f, "  warning       {w}")?;
-        }
-        write!(f, "  verdict       {}", audit::verdict(self.passed))
+        report::write_end(f, &self.warnings, None, self.passed)
     }
 }
 
@@ -524,7 +505,7 @@ impl fmt::Display for ChaosReport {
         if let Some(dir) = &self.work_dir {
             writeln!(f, "logs: {}", dir.display())?;
         }
-        write!(f, "chaos verdict: {}", audit::verdict(self.passed))
+        write!(f, "chaos verdict: {}", report::verdict(self.passed))
     }
 }
 

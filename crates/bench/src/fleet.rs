@@ -264,6 +264,15 @@ impl Fleet {
         Ok(())
     }
 
+    /// Starts every instance, each once the one before is ready.
+    pub async fn start_all(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.len() {
+            self.start(index)?;
+            self.wait_ready(index, Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+
     /// SIGKILL: no shutdown code runs. Returns once the process is gone.
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.instances[index].child.take() {

@@ -8,10 +8,11 @@ use std::time::Duration;
 use reroute_sim::StatsSnapshot;
 use serde::Serialize;
 
-use crate::audit::{Audit, Drained};
+use crate::audit::Audit;
 use crate::chaos::pause::PauseReport;
 use crate::chaos::scenario::Scenario;
 use crate::chaos::watch::Second;
+use crate::drain::Drained;
 use crate::fleet::Alert;
 
 /// Sends during `both-down`, per second, that still count as holding the

@@ -38,6 +38,7 @@ use reroute_sim::{Faults, ScheduleStep};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::duration::millis;
 use crate::fleet::Fleet;
 use crate::ledger;
 use crate::processors::ProcessorAdmin;
@@ -190,10 +191,6 @@ pub async fn play(
         taken_over_after_ms,
         resumed_at_s: resumed_at.as_secs_f64(),
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

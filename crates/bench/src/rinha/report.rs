@@ -17,6 +17,7 @@ use super::auditor::Audit;
 use super::scenario::{ProcessorSetting, Scenario};
 use super::timeline::Timeline;
 use super::users::StageTally;
+use crate::duration::millis;
 use crate::json_number;
 use crate::score::{self, Score, round2};
 
@@ -237,10 +238,6 @@ impl StageRow {
         let total = self.booked_default + self.booked_fallback;
         (total > 0).then(|| (self.booked_fallback * 100 + total / 2) / total)
     }
-}
-
-fn millis(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Serialize)]
