@@ -31,6 +31,7 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod stages;
+pub mod summary;
 pub mod timeline;
 pub mod users;
 
