@@ -17,15 +17,14 @@ use serde::Serialize;
 
 /// Where to read the ledger from: one of `--db` or `--store`.
 #[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false, id = "source")]
 pub struct LedgerArgs {
     /// The embedded store's file, as given to `serve --db`. Open it once the
     /// router on it has stopped: a store file has one process at a time.
-    #[arg(long, group = "source")]
+    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
     db: Option<PathBuf>,
     /// A PostgreSQL URL, as given to `serve --store`; may be read while
     /// routers run.
-    #[arg(long, group = "source")]
+    #[arg(long)]
     store: Option<String>,
     /// The name this reader shows in PostgreSQL (`application_name`).
     #[arg(long, default_value = "reroute-ledger", requires = "store")]

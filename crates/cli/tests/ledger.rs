@@ -1,13 +1,18 @@
 //! `reroute ledger`, through the binary: the reconciliation export prints
 //! the store's processed payments, then its pending ones, as JSON lines with
 //! amounts in cents; a declined payment is in neither; a missing store file
-//! is an error, not an empty export.
+//! is an error, not an empty export. PostgreSQL is read the same way, with
+//! a name of the reader's own (`--instance`).
 
 use std::process::Command;
 
 use reroute_core::{CorrelationId, Money, Timestamp};
-use reroute_store::{Attempt, NewPayment, Outcome, SqliteStore, Store};
+use reroute_store::{
+    Attempt, NewPayment, Outcome, PostgresConfig, PostgresStore, SqliteStore, Store,
+};
 use serde_json::{Value, json};
+
+mod common;
 
 fn payment(n: u8, cents: i64) -> NewPayment {
     NewPayment {
@@ -107,4 +112,62 @@ fn a_missing_store_file_is_an_error_not_an_empty_ledger() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no store at"));
     assert!(!db.exists(), "the export must not create a store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_is_exported_under_the_reader_s_own_name() {
+    let db = common::Database::create().await;
+    {
+        let store = PostgresStore::connect(PostgresConfig::new(db.url()))
+            .await
+            .unwrap();
+        store.accept(payment(1, 1990)).await.unwrap();
+        store.accept(payment(2, 5)).await.unwrap();
+        let id = CorrelationId::from_bytes([1; 16]);
+        let charged = attempt("fallback", 1_752_582_896_123);
+        assert!(store.begin_attempt(id, charged.clone()).await.unwrap());
+        assert!(store.finish(id, Outcome::Processed(charged)).await.unwrap());
+    }
+    let url = db.url();
+    let out = tokio::task::spawn_blocking(move || {
+        ledger(&[
+            "--store".as_ref(),
+            url.as_ref(),
+            "--instance".as_ref(),
+            "audit".as_ref(),
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = |n| CorrelationId::from_bytes([n; 16]).to_string();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["correlationId"], id(1));
+    assert_eq!(lines[0]["processor"], "fallback");
+    assert_eq!(lines[0]["status"], "processed");
+    assert_eq!(lines[1]["correlationId"], id(2));
+    assert_eq!(lines[1]["amountCents"], 5);
+    assert_eq!(lines[1]["status"], "pending");
+}
+
+#[test]
+fn the_store_is_named_once() {
+    let out = ledger(&[
+        "--db".as_ref(),
+        "a.db".as_ref(),
+        "--store".as_ref(),
+        "postgres://x".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    let out = ledger(&[]);
+    assert!(!out.status.success());
 }
