@@ -108,7 +108,7 @@ impl Scenario {
     /// its last step puts the processor back to normal at the fault's end:
     /// `fault`, or later if one cycle of the scenario needs longer. `rng`
     /// (the run's seed) moves the phases of the at-most-once scenarios.
-    /// `pg-pause` is played by [`pause::play`] from [`PausePlan`] instead.
+    /// `pg-pause` is played by [`crate::chaos::pause::play`] from [`PausePlan`] instead.
     pub fn schedules(
         self,
         fault: Duration,

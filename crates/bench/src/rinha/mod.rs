@@ -14,7 +14,8 @@
 //! 3. teardown: the summaries over the script's last 70 s or 360 s;
 //! 4. the [`crate::score`], from the backend's summary (preview) or the
 //!    processors' (final), written as the official result JSON ([`report`]),
-//!    with the final's stage timeline.
+//!    with the final's stage timeline, and printed as a readable
+//!    [`summary`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
