@@ -40,6 +40,21 @@ fn ledger(args: &[&std::ffi::OsStr]) -> std::process::Output {
         .expect("reroute runs")
 }
 
+/// The export's lines, once it succeeded.
+fn exported(args: &[&std::ffi::OsStr]) -> Vec<Value> {
+    let out = ledger(args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_export_lists_the_ledger_then_the_pending_payments_in_cents() {
     let dir = tempfile::tempdir().unwrap();
@@ -70,17 +85,7 @@ async fn the_export_lists_the_ledger_then_the_pending_payments_in_cents() {
         );
     }
 
-    let out = ledger(&["--db".as_ref(), db.as_os_str()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = exported(&["--db".as_ref(), db.as_os_str()]);
     let id = |n| CorrelationId::from_bytes([n; 16]).to_string();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert_eq!(
@@ -129,26 +134,12 @@ async fn a_postgres_store_is_exported_under_the_reader_s_own_name() {
         assert!(store.finish(id, Outcome::Processed(charged)).await.unwrap());
     }
     let url = db.url();
-    let out = tokio::task::spawn_blocking(move || {
-        ledger(&[
-            "--store".as_ref(),
-            url.as_ref(),
-            "--instance".as_ref(),
-            "audit".as_ref(),
-        ])
+    let lines = tokio::task::spawn_blocking(move || {
+        let args = ["--store", &url, "--instance", "audit"].map(std::ffi::OsStr::new);
+        exported(&args)
     })
     .await
     .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
     let id = |n| CorrelationId::from_bytes([n; 16]).to_string();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(lines[0]["correlationId"], id(1));
