@@ -47,7 +47,7 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::drain;
 use crate::duration::parse_duration;
-use crate::fleet::{self, Alert, Fleet, QueueAgeSampler, RouterSettings, RouterStore};
+use crate::fleet::{Alert, Fleet, QueueAgeSampler, RouterFlags, RouterStore};
 use crate::processors::{ProcessorAdmin, Processors};
 use crate::report::{self, row};
 use crate::run_store::{RunStore, StorePlan};
@@ -102,21 +102,9 @@ pub struct ChaosArgs {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub workers: u32,
 
-    /// The router's `--processor-timeout-ms` (`slow` waits beyond it).
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub processor_timeout_ms: u64,
-
-    /// The router's `--health-interval-ms`, and the simulator's health window.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub health_interval_ms: u64,
-
     /// Longest wait, after the load, for every accepted payment to be charged.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
-
-    /// The `reroute` executable to run as the router (default: this one).
-    #[arg(long, value_name = "PATH")]
-    pub reroute_bin: Option<PathBuf>,
 
     /// Seed of the amounts and of the phases of the at-most-once scenarios
     /// (random when absent; the report prints it).
@@ -147,9 +135,8 @@ pub struct ChaosArgs {
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// One more `reroute serve` argument (repeatable).
-    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub serve_args: Vec<String>,
+    #[command(flatten)]
+    pub routers: RouterFlags,
 
     /// Write the result JSON to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -286,25 +273,16 @@ pub async fn run_scenario(
     seed: u64,
     dir: PathBuf,
 ) -> anyhow::Result<ScenarioReport> {
-    let interval = Duration::from_millis(args.health_interval_ms);
+    let interval = Duration::from_millis(args.routers.health_interval_ms);
     let mut processors = Processors::prepare(None, TOKEN, interval).await?;
     let instances = scenario.instances();
     let run_store = RunStore::set_up(plan, &dir, args.pg_bin.clone(), "reroute_chaos").await?;
-    let mut serve_args = vec!["--workers".to_owned(), args.workers.to_string()];
-    serve_args.extend(scenario.serve_args().iter().map(|a| (*a).to_owned()));
-    serve_args.extend(args.serve_args.iter().cloned());
-    let settings = RouterSettings {
-        bin: fleet::reroute_bin(args.reroute_bin.as_deref())?,
-        default_url: processors.default_url.clone(),
-        fallback_url: processors.fallback_url.clone(),
-        store: run_store.store.clone(),
-        health_interval_ms: args.health_interval_ms,
-        processor_timeout_ms: args.processor_timeout_ms,
-        lease_ms: args.lease_ms,
-        extra_args: serve_args,
-        log_dir: dir,
-    };
-    let store = settings.store.clone();
+    let mut extra = vec!["--workers".to_owned(), args.workers.to_string()];
+    extra.extend(scenario.serve_args().iter().map(|a| (*a).to_owned()));
+    let store = run_store.store.clone();
+    let settings = args
+        .routers
+        .settings(&processors, store.clone(), args.lease_ms, extra, dir)?;
     let run_store_name = run_store.name.clone();
     let mut fleet = Fleet::new(settings, instances)?;
     fleet.start_all().await?;
@@ -329,10 +307,10 @@ pub async fn run_scenario(
     // Each scenario's phases from the run's seed, whatever ran before it.
     let mut rng = StdRng::seed_from_u64(seed ^ scenario as u64);
     let pause_plan = (scenario == Scenario::PgPause)
-        .then(|| PausePlan::draw(args.processor_timeout_ms, &mut rng));
+        .then(|| PausePlan::draw(args.routers.processor_timeout_ms, &mut rng));
     let schedules = match &pause_plan {
         Some(plan) => vec![("default", plan.steps.clone())],
-        None => scenario.schedules(args.fault, args.processor_timeout_ms, &mut rng),
+        None => scenario.schedules(args.fault, args.routers.processor_timeout_ms, &mut rng),
     };
     let schedule_end = schedules
         .iter()
@@ -400,7 +378,7 @@ pub async fn run_scenario(
         scenario,
         rate: args.rate,
         workers: args.workers,
-        health_interval_ms: args.health_interval_ms,
+        health_interval_ms: args.routers.health_interval_ms,
         drain_timeout: args.drain_timeout,
         audit: &audit,
         drained: &drained,

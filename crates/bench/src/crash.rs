@@ -29,7 +29,7 @@ use reroute_core::Timestamp;
 use crate::balancer::Nginx;
 use crate::drain;
 use crate::duration::{millis, parse_duration};
-use crate::fleet::{self, Fleet, QueueAgeSampler, RouterSettings};
+use crate::fleet::{Fleet, QueueAgeSampler, RouterFlags};
 use crate::pg_cluster::StopMode;
 use crate::processors::Processors;
 use crate::report::Spread;
@@ -109,10 +109,6 @@ pub struct CrashArgs {
     #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
 
-    /// The `reroute` executable to run as the router (default: this one).
-    #[arg(long, value_name = "PATH")]
-    pub reroute_bin: Option<PathBuf>,
-
     /// Base URL of a running `default` processor (with --fallback; default:
     /// the bench starts the simulator in-process). Its books are purged.
     #[arg(long = "default", value_name = "URL", requires = "fallback_url")]
@@ -131,15 +127,6 @@ pub struct CrashArgs {
     #[arg(long, value_name = "MS", default_value_t = 20)]
     pub delay_ms: u64,
 
-    /// The routers' `--processor-timeout-ms`.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub processor_timeout_ms: u64,
-
-    /// The routers' `--health-interval-ms`, and the in-process simulator's
-    /// health window.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub health_interval_ms: u64,
-
     /// The routers' `--lease-ms` (PostgreSQL): how soon a dead instance's
     /// payments are taken over.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -155,10 +142,8 @@ pub struct CrashArgs {
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// One more `reroute serve` argument (repeatable), e.g.
-    /// `--serve-arg=--workers=64`.
-    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub serve_args: Vec<String>,
+    #[command(flatten)]
+    pub routers: RouterFlags,
 
     /// Write the result JSON to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -210,7 +195,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let mut processors = Processors::prepare(
         given,
         &args.token,
-        Duration::from_millis(args.health_interval_ms),
+        Duration::from_millis(args.routers.health_interval_ms),
     )
     .await?;
     processors.admins[0].set_delay(args.delay_ms).await?;
@@ -220,17 +205,13 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let (store, store_name) = (run_store.store.clone(), run_store.name.clone());
     let cluster = run_store.cluster();
 
-    let settings = RouterSettings {
-        bin: fleet::reroute_bin(args.reroute_bin.as_deref())?,
-        default_url: processors.default_url.clone(),
-        fallback_url: processors.fallback_url.clone(),
-        store: store.clone(),
-        health_interval_ms: args.health_interval_ms,
-        processor_timeout_ms: args.processor_timeout_ms,
-        lease_ms: args.lease_ms,
-        extra_args: args.serve_args.clone(),
-        log_dir: work.path().to_path_buf(),
-    };
+    let settings = args.routers.settings(
+        &processors,
+        store.clone(),
+        args.lease_ms,
+        Vec::new(),
+        work.path().to_path_buf(),
+    )?;
     let mut fleet = Fleet::new(settings, args.instances as usize)?;
     fleet.start_all().await?;
     let balancer = match args.balancer {

@@ -22,6 +22,7 @@ use tokio::time::Instant;
 
 use crate::http::{BodyUse, Connection, Endpoint};
 use crate::ledger::{self, StoreView};
+use crate::processors::Processors;
 
 /// Where the routers keep their queue and ledger.
 #[derive(Debug, Clone)]
@@ -79,6 +80,54 @@ pub struct RouterSettings {
     pub extra_args: Vec<String>,
     /// Where the logs go.
     pub log_dir: PathBuf,
+}
+
+/// The flags `crash` and `chaos` share for the routers they start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterFlags {
+    /// The `reroute` executable to run as the router (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub reroute_bin: Option<PathBuf>,
+
+    /// The routers' `--processor-timeout-ms` (chaos `slow` waits beyond it).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub processor_timeout_ms: u64,
+
+    /// The routers' `--health-interval-ms`, and the in-process simulator's
+    /// health window.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub health_interval_ms: u64,
+
+    /// One more `reroute serve` argument (repeatable), e.g.
+    /// `--serve-arg=--workers=64`.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+}
+
+impl RouterFlags {
+    /// How every instance of a run starts: against `processors`, on
+    /// `store`, with `extra` serve arguments before the `--serve-arg`s, its
+    /// log in `log_dir`.
+    pub fn settings(
+        &self,
+        processors: &Processors,
+        store: RouterStore,
+        lease_ms: u64,
+        extra: Vec<String>,
+        log_dir: PathBuf,
+    ) -> anyhow::Result<RouterSettings> {
+        Ok(RouterSettings {
+            bin: reroute_bin(self.reroute_bin.as_deref())?,
+            default_url: processors.default_url.clone(),
+            fallback_url: processors.fallback_url.clone(),
+            store,
+            health_interval_ms: self.health_interval_ms,
+            processor_timeout_ms: self.processor_timeout_ms,
+            lease_ms,
+            extra_args: extra.into_iter().chain(self.serve_args.clone()).collect(),
+            log_dir,
+        })
+    }
 }
 
 /// One router instance: a fixed port, and the process while it runs.
