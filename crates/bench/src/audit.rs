@@ -17,10 +17,10 @@ use std::fmt;
 use reroute_core::CorrelationId;
 use serde::Serialize;
 
-use crate::fleet::SummaryLine;
 use crate::ledger::StoreView;
 use crate::processors::{BookEntry, Books, Totals};
 use crate::report::{Spread, row};
+use crate::router_api::SummaryLine;
 use crate::traffic::{Fate, Payment};
 
 /// How the payments of the run ended, from the client's side.

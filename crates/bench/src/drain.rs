@@ -11,8 +11,9 @@ use reroute_core::CorrelationId;
 use tokio::time::Instant;
 
 use crate::audit::{self, Audit};
-use crate::fleet::{Fleet, RouterApi, SummaryLine};
+use crate::fleet::Fleet;
 use crate::processors::{Books, ProcessorAdmin};
+use crate::router_api::{RouterApi, SummaryLine};
 use crate::traffic::{Fate, Payment};
 
 /// Drains the run: every instance of `fleet` asked, the payments of

@@ -50,6 +50,7 @@ pub mod processors;
 pub mod relay;
 pub mod report;
 pub mod rinha;
+pub mod router_api;
 pub mod run_store;
 pub mod score;
 pub mod traffic;

@@ -13,7 +13,7 @@ use crate::chaos::pause::PauseReport;
 use crate::chaos::scenario::Scenario;
 use crate::chaos::watch::Second;
 use crate::drain::Drained;
-use crate::fleet::Alert;
+use crate::router_api::Alert;
 
 /// Sends during `both-down`, per second, that still count as holding the
 /// queue: trials and probes, not the load.
