@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use super::report::{RinhaReport, StageRow};
 use super::scenario::{ProcessorSetting, Scenario};
 use crate::json_number;
+use crate::report::row;
 use crate::score::round2;
 
 /// Money with two decimals, exactly rounded (`333364.8` -> `333364.80`).
@@ -34,18 +35,24 @@ impl fmt::Display for RinhaReport {
             d.backend
         )?;
         let timeouts = d.payments.statuses.get(&0).copied().unwrap_or(0);
-        writeln!(
+        row(
             f,
-            "  payments      {} accepted, {} failed ({} without an answer)",
-            self.requested.accepted, self.requested.failed, timeouts
+            "payments",
+            format_args!(
+                "{} accepted, {} failed ({} without an answer)",
+                self.requested.accepted, self.requested.failed, timeouts
+            ),
         )?;
-        writeln!(
+        row(
             f,
-            "  processed     default {} ({}), fallback {} ({})",
-            self.processed_default.payments,
-            Amount(self.processed_default.amount),
-            self.processed_fallback.payments,
-            Amount(self.processed_fallback.amount),
+            "processed",
+            format_args!(
+                "default {} ({}), fallback {} ({})",
+                self.processed_default.payments,
+                Amount(self.processed_default.amount),
+                self.processed_fallback.payments,
+                Amount(self.processed_fallback.amount)
+            ),
         )?;
         // The other side of the teardown, when it disagrees with the scored one.
         let books = &d.teardown;
@@ -54,19 +61,25 @@ impl fmt::Display for RinhaReport {
             if backend.default.total_requests != self.processed_default.payments
                 || backend.fallback.total_requests != self.processed_fallback.payments
             {
-                writeln!(
+                row(
                     f,
-                    "  backend       reports default {}, fallback {} (not scored)",
-                    backend.default.total_requests, backend.fallback.total_requests
+                    "backend",
+                    format_args!(
+                        "reports default {}, fallback {} (not scored)",
+                        backend.default.total_requests, backend.fallback.total_requests
+                    ),
                 )?;
             }
         } else if books.default.total_requests != self.processed_default.payments
             || books.fallback.total_requests != self.processed_fallback.payments
         {
-            writeln!(
+            row(
                 f,
-                "  books         the processors count default {}, fallback {}",
-                books.default.total_requests, books.fallback.total_requests
+                "books",
+                format_args!(
+                    "the processors count default {}, fallback {}",
+                    books.default.total_requests, books.fallback.total_requests
+                ),
             )?;
         }
         let lag_note = if self.slush_fund.detected {
@@ -74,7 +87,7 @@ impl fmt::Display for RinhaReport {
         } else {
             ""
         };
-        writeln!(f, "  lag           {}{lag_note}", self.lag.lag)?;
+        row(f, "lag", format_args!("{}{lag_note}", self.lag.lag))?;
         let netted = d
             .audits
             .iter()
@@ -110,15 +123,21 @@ impl fmt::Display for RinhaReport {
                 None => writeln!(f)?,
             }
         }
-        writeln!(
+        row(
             f,
-            "  p99           {} over {} requests -> bonus {}",
-            self.p99.value, d.http.expected_responses, self.p99.bonus
+            "p99",
+            format_args!(
+                "{} over {} requests -> bonus {}",
+                self.p99.value, d.http.expected_responses, self.p99.bonus
+            ),
         )?;
-        writeln!(
+        row(
             f,
-            "  fine          {}%",
-            json_number::to_text(self.fine.rate * Decimal::ONE_HUNDRED)
+            "fine",
+            format_args!(
+                "{}%",
+                json_number::to_text(self.fine.rate * Decimal::ONE_HUNDRED)
+            ),
         )?;
         writeln!(
             f,
@@ -128,11 +147,14 @@ impl fmt::Display for RinhaReport {
             Amount(self.gross - self.fees)
         )?;
         if final_test {
-            writeln!(
+            row(
                 f,
-                "  fee rates     default {}%, fallback {}% (the processors' feePerTransaction)",
-                json_number::to_text(books.default.fee_per_transaction * Decimal::ONE_HUNDRED),
-                json_number::to_text(books.fallback.fee_per_transaction * Decimal::ONE_HUNDRED),
+                "fee rates",
+                format_args!(
+                    "default {}%, fallback {}% (the processors' feePerTransaction)",
+                    json_number::to_text(books.default.fee_per_transaction * Decimal::ONE_HUNDRED),
+                    json_number::to_text(books.fallback.fee_per_transaction * Decimal::ONE_HUNDRED)
+                ),
             )?;
         }
         write!(f, "  score         {}", Amount(self.score))?;
