@@ -20,14 +20,24 @@ use serde::Serialize;
 pub struct LedgerArgs {
     /// The embedded store's file, as given to `serve --db`. Open it once the
     /// router on it has stopped: a store file has one process at a time.
-    #[arg(long, required_unless_present = "store", conflicts_with = "store")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        required_unless_present = "store",
+        conflicts_with = "store"
+    )]
     db: Option<PathBuf>,
     /// A PostgreSQL URL, as given to `serve --store`; may be read while
     /// routers run.
-    #[arg(long)]
+    #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// The name this reader shows in PostgreSQL (`application_name`).
-    #[arg(long, default_value = "reroute-ledger", requires = "store")]
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "reroute-ledger",
+        requires = "store"
+    )]
     instance: String,
 }
 
