@@ -1,8 +1,9 @@
-//! The readable side of the reports: every bench prints a summary on
-//! stderr (the JSON goes to `--out` or stdout) as a title line, then rows of
-//! `  label         text` with the label in a column of its own, then a
-//! verdict. This module is that printer, and the figures the reports share
-//! ([`Spread`]: percentiles with their unit); it knows no bench.
+//! The readable side of the reports: each bench prints a summary on stderr
+//! (the JSON goes to `--out` or stdout). Rinha, crash and chaos print a
+//! title line, then rows of `  label         text` with the label in a
+//! column of its own, then (crash, chaos) a verdict; intel keeps its
+//! latency table. This module is that printer, and the figures the reports
+//! share ([`Spread`]: percentiles with their unit); it knows no bench.
 
 use std::fmt;
 use std::path::Path;
