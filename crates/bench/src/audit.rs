@@ -2,81 +2,26 @@
 //!
 //! Three views of the same payments must agree:
 //! - the client's: every payment answered 2xx (the traffic's record);
-//! - the router's: its ledger, payment by payment (read from the store the
-//!   routers leave behind), and its `GET /payments-summary`;
+//! - the router's: its ledger, payment by payment (read with `reroute ledger`
+//!   from the store the routers leave behind), and its `GET /payments-summary`;
 //! - the processors': their books, payment by payment (`GET /admin/payments`).
 //!
-//! [`audit`] is pure: it compares what [`drain`] and the store read-back
-//! collected. Nothing may be lost (accepted, not charged), doubled (charged
+//! [`audit`] is pure: it compares what [`crate::drain`] and the store
+//! read-back collected. Nothing may be lost (accepted, not charged), doubled (charged
 //! by two processors, or twice by one), or charged without having been
 //! accepted; the ledger must be the books; nothing may stay pending.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::time::Duration;
 
-use reroute_core::{CorrelationId, Money};
+use reroute_core::CorrelationId;
 use serde::Serialize;
-use tokio::time::Instant;
 
-use crate::fleet::{RouterApi, StoreView, SummaryLine};
-use crate::processors::{BookEntry, ProcessorAdmin};
+use crate::ledger::StoreView;
+use crate::processors::{BookEntry, Books, Totals};
+use crate::report::{Spread, row};
+use crate::router_api::SummaryLine;
 use crate::traffic::{Fate, Payment};
-
-/// Every processor's books, by processor id, in registry order.
-#[derive(Debug, Clone, Default)]
-pub struct Books {
-    pub processors: Vec<(String, Vec<BookEntry>)>,
-}
-
-impl Books {
-    pub async fn read(processors: &mut [ProcessorAdmin]) -> anyhow::Result<Self> {
-        let mut books = Vec::with_capacity(processors.len());
-        for p in processors.iter_mut() {
-            books.push((p.id().to_owned(), p.books().await?));
-        }
-        Ok(Self { processors: books })
-    }
-
-    fn ids(&self) -> HashSet<CorrelationId> {
-        self.processors
-            .iter()
-            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
-            .collect()
-    }
-
-    /// Whether some payment is in the books twice (two processors, or
-    /// twice at one): nothing can undo that, and no summary can match it.
-    pub fn has_double(&self) -> bool {
-        let mut seen = HashSet::new();
-        self.processors
-            .iter()
-            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
-            .any(|id| !seen.insert(id))
-    }
-
-    fn totals(&self) -> BTreeMap<String, Totals> {
-        self.processors
-            .iter()
-            .map(|(id, entries)| {
-                (
-                    id.clone(),
-                    Totals {
-                        requests: entries.len() as u64,
-                        amount: entries.iter().map(|e| e.amount).sum(),
-                    },
-                )
-            })
-            .collect()
-    }
-}
-
-/// A count and an amount.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Totals {
-    pub requests: u64,
-    pub amount: Money,
-}
 
 /// How the payments of the run ended, from the client's side.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -121,43 +66,6 @@ impl LedgerCheck {
 pub struct SummaryCheck {
     pub router: Totals,
     pub books: Totals,
-}
-
-/// Percentiles of a duration, in milliseconds.
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Spread {
-    pub count: u64,
-    pub p50_ms: u64,
-    pub p99_ms: u64,
-    pub max_ms: u64,
-}
-
-impl Spread {
-    /// Nearest-rank percentiles of `values` (ms); `None` when empty.
-    pub fn of(mut values: Vec<u64>) -> Option<Self> {
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_unstable();
-        let rank =
-            |q: f64| values[((q * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-        Some(Self {
-            count: values.len() as u64,
-            p50_ms: rank(0.50),
-            p99_ms: rank(0.99),
-            max_ms: *values.last().expect("not empty"),
-        })
-    }
-}
-
-impl fmt::Display for Spread {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "p50 {} ms, p99 {} ms, max {} ms (n={})",
-            self.p50_ms, self.p99_ms, self.max_ms, self.count
-        )
-    }
 }
 
 /// The verdict on one run.
@@ -207,21 +115,16 @@ impl Audit {
     }
 }
 
-/// A report's verdict word.
-pub fn verdict(passed: bool) -> &'static str {
-    if passed { "PASSED" } else { "FAILED" }
-}
-
 impl Audit {
     /// The report's payments line (crash and chaos); `more` goes inside
     /// its parentheses, after the number of sends.
     pub fn write_payments(&self, f: &mut fmt::Formatter<'_>, more: &str) -> fmt::Result {
         let p = &self.payments;
-        writeln!(
-            f,
-            "  payments      {} created: {} accepted, {} refused, {} unresolved ({} sends{more})",
+        let text = format!(
+            "{} created: {} accepted, {} refused, {} unresolved ({} sends{more})",
             p.created, p.accepted, p.refused, p.unresolved, p.sends
-        )
+        );
+        row(f, "payments", text)
     }
 
     /// The audit's lines of a readable report (crash and chaos).
@@ -232,7 +135,7 @@ impl Audit {
             .iter()
             .map(|(p, t)| format!("{p} {} ({})", t.requests, t.amount))
             .collect();
-        writeln!(f, "  books         {}", books.join(", "))?;
+        row(f, "books", books.join(", "))?;
         let charged: u64 = a.books.values().map(|t| t.requests).sum();
         let ledger = a.ledger.map_or("?".to_owned(), |l| l.entries.to_string());
         let equal = a.ledger.is_some_and(|l| l.entries == a.payments.accepted)
@@ -256,22 +159,25 @@ impl Audit {
             a.stuck.map_or("?".to_owned(), |s| s.to_string())
         )?;
         if let Some(l) = &a.ledger {
-            writeln!(
+            row(
                 f,
-                "  ledger        {} entries; missing {}, extra {}, other processor {}, other requestedAt {}, other amount {}",
-                l.entries,
-                l.missing,
-                l.extra,
-                l.other_processor,
-                l.other_requested_at,
-                l.other_amount
+                "ledger",
+                format_args!(
+                    "{} entries; missing {}, extra {}, other processor {}, other requestedAt {}, other amount {}",
+                    l.entries,
+                    l.missing,
+                    l.extra,
+                    l.other_processor,
+                    l.other_requested_at,
+                    l.other_amount
+                ),
             )?;
         }
         if let Some(age) = &a.queue_age {
-            writeln!(f, "  queue age     2xx -> charging send: {age}")?;
+            row(f, "queue age", format_args!("2xx -> charging send: {age}"))?;
         }
         for e in &a.examples {
-            writeln!(f, "  example       {e}")?;
+            row(f, "example", e)?;
         }
         Ok(())
     }
@@ -446,67 +352,12 @@ pub fn audit(
     }
 }
 
-/// What [`drain`] saw last.
-pub struct Drained {
-    /// Every accepted payment was charged, the summary matched the books and
-    /// every instance was idle, before the deadline.
-    pub settled: bool,
-    pub took: Duration,
-    pub books: Books,
-    pub summary: HashMap<String, SummaryLine>,
-}
-
-/// Polls until every accepted payment is in the books, the router's summary
-/// counts exactly the books, and no instance holds work (queue and attempts
-/// in flight empty), or `within` passes. `routers` are the live instances;
-/// the first one's summary is read (any instance answers for all). Once a
-/// payment is charged twice the summary can never count the books exactly:
-/// then the rest is waited for without it (the audit reports the double),
-/// instead of spending the whole `within`.
-pub async fn drain(
-    routers: &mut [RouterApi],
-    processors: &mut [ProcessorAdmin],
-    accepted: &HashSet<CorrelationId>,
-    within: Duration,
-) -> anyhow::Result<Drained> {
-    let began = Instant::now();
-    let deadline = began + within;
-    loop {
-        let books = Books::read(processors).await?;
-        let summary = routers[0].summary().await.unwrap_or_default();
-        let charged = books.ids();
-        let totals = books.totals();
-        let summary_matches = totals.iter().all(|(id, t)| {
-            summary
-                .get(id)
-                .is_some_and(|s| s.total_requests == t.requests && s.total_amount == t.amount)
-        });
-        let mut idle = true;
-        if accepted.is_subset(&charged) && (summary_matches || books.has_double()) {
-            for router in routers.iter_mut() {
-                idle &= router.busy().await.is_ok_and(|busy| busy == 0.0);
-            }
-        } else {
-            idle = false;
-        }
-        let now = Instant::now();
-        if idle || now >= deadline {
-            return Ok(Drained {
-                settled: idle,
-                took: now - began,
-                books,
-                summary,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reroute_core::Timestamp;
-    use reroute_store::LedgerEntry;
+    use crate::ledger::LedgerEntry;
+    use reroute_core::{Money, Timestamp};
+    use std::time::Duration;
 
     fn id(n: u8) -> CorrelationId {
         CorrelationId::from_bytes([n; 16])
@@ -728,12 +579,5 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("doubled 1"), "{text}");
-    }
-
-    #[test]
-    fn spreads_use_the_nearest_rank() {
-        let s = Spread::of((1..=100).collect()).unwrap();
-        assert_eq!((s.p50_ms, s.p99_ms, s.max_ms, s.count), (50, 99, 100, 100));
-        assert!(Spread::of(vec![]).is_none());
     }
 }

@@ -17,8 +17,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use serde::Serialize;
 
 use crate::http::Endpoint;
+
+/// What spreads the load over the instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalancerKind {
+    /// The bench itself, round-robin.
+    None,
+    /// nginx, as in the Rinha topology.
+    Nginx,
+}
 
 /// Where nginx is looked for, in order, after `$REROUTE_NGINX`.
 const CANDIDATES: [&str; 3] = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"];

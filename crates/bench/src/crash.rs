@@ -17,8 +17,6 @@
 //! it checks; the figures (recovery after each restart, how long accepted
 //! payments waited) say how well.
 
-use std::collections::HashSet;
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,18 +25,25 @@ use anyhow::{Context, bail};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reroute_core::Timestamp;
-use serde::Serialize;
-use tokio::time::Instant;
 
-use crate::audit::{self, Audit, Books, Spread};
 use crate::balancer::Nginx;
-use crate::duration::parse_duration;
-use crate::fleet::{self, Fleet, QueueAgeSampler, RouterApi, RouterSettings};
+use crate::drain;
+use crate::duration::{millis, parse_duration};
+use crate::fleet::{Fleet, RouterFlags};
 use crate::pg_cluster::StopMode;
 use crate::processors::Processors;
+use crate::report::Spread;
+use crate::router_api::QueueAgeSampler;
 use crate::run_store::{RunStore, StorePlan};
-use crate::traffic::{Fate, Finished, Payment, RequestCounts, Traffic, TrafficOptions};
+use crate::traffic::{Finished, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
+
+pub mod report;
+pub mod supervision;
+
+pub use crate::balancer::BalancerKind;
+pub use report::{CrashReport, Exit, Kill, PgRestart};
+use supervision::{KillRecord, Supervision, first_accepted_after, kills_with_recovery};
 
 /// `reroute bench crash`: its flags, which are also its library options
 /// (`CrashArgs::parse_from` in tests).
@@ -105,10 +110,6 @@ pub struct CrashArgs {
     #[arg(long, value_name = "DIR")]
     pub pg_bin: Option<PathBuf>,
 
-    /// The `reroute` executable to run as the router (default: this one).
-    #[arg(long, value_name = "PATH")]
-    pub reroute_bin: Option<PathBuf>,
-
     /// Base URL of a running `default` processor (with --fallback; default:
     /// the bench starts the simulator in-process). Its books are purged.
     #[arg(long = "default", value_name = "URL", requires = "fallback_url")]
@@ -127,15 +128,6 @@ pub struct CrashArgs {
     #[arg(long, value_name = "MS", default_value_t = 20)]
     pub delay_ms: u64,
 
-    /// The routers' `--processor-timeout-ms`.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub processor_timeout_ms: u64,
-
-    /// The routers' `--health-interval-ms`, and the in-process simulator's
-    /// health window.
-    #[arg(long, value_name = "MS", default_value_t = 1000)]
-    pub health_interval_ms: u64,
-
     /// The routers' `--lease-ms` (PostgreSQL): how soon a dead instance's
     /// payments are taken over.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
@@ -151,164 +143,12 @@ pub struct CrashArgs {
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
 
-    /// One more `reroute serve` argument (repeatable), e.g.
-    /// `--serve-arg=--workers=64`.
-    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
-    pub serve_args: Vec<String>,
+    #[command(flatten)]
+    pub routers: RouterFlags,
 
     /// Write the result JSON to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
-}
-
-/// What spreads the load over the instances.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BalancerKind {
-    /// The bench itself, round-robin.
-    None,
-    /// nginx, as in the Rinha topology.
-    Nginx,
-}
-
-/// One kill and what followed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Kill {
-    /// Since the load started.
-    pub at_ms: u64,
-    pub instance: String,
-    /// How long the killed process had been running.
-    pub uptime_ms: u64,
-    /// Whether it had answered a 2xx since it started (no: killed during
-    /// start-up or before it took a payment); `None` through a balancer.
-    pub had_answered: Option<bool>,
-    /// From the restart to the restarted process's first 2xx; `None` when
-    /// it was killed again first, or through a balancer.
-    pub recovery_ms: Option<u64>,
-}
-
-/// One PostgreSQL restart and what followed.
-#[derive(Debug, Clone, Serialize)]
-pub struct PgRestart {
-    pub at_ms: u64,
-    pub mode: StopMode,
-    /// `pg_ctl restart`, stop to accepting connections again.
-    pub down_ms: u64,
-    /// From PostgreSQL accepting again to the next 2xx of any instance.
-    pub recovery_ms: Option<u64>,
-}
-
-/// An instance that exited without being killed.
-#[derive(Debug, Clone, Serialize)]
-pub struct Exit {
-    pub at_ms: u64,
-    pub instance: String,
-    pub status: String,
-}
-
-/// How soon an instance that exited by itself is started again.
-const RESTART_BACKOFF: Duration = Duration::from_millis(500);
-
-/// The bench as the instances' supervisor: when each started, and which
-/// exited by themselves.
-struct Supervision {
-    /// When each instance's current process started, since the load started.
-    spawned_at: Vec<Duration>,
-    exits: Vec<Exit>,
-}
-
-impl Supervision {
-    fn started(&mut self, instance: usize, at: Duration) {
-        self.spawned_at[instance] = at;
-    }
-
-    /// Waits until `deadline`, starting again any instance that exits.
-    async fn until(
-        &mut self,
-        fleet: &mut Fleet,
-        t0: Instant,
-        deadline: Instant,
-    ) -> anyhow::Result<()> {
-        loop {
-            self.restart_exited(fleet, t0)?;
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(());
-            }
-            tokio::time::sleep_until(deadline.min(now + Duration::from_millis(50))).await;
-        }
-    }
-
-    /// Starts again the instances that exited, each no sooner than
-    /// [`RESTART_BACKOFF`] after its last start (as an orchestrator's
-    /// restart policy would).
-    fn restart_exited(&mut self, fleet: &mut Fleet, t0: Instant) -> anyhow::Result<()> {
-        for index in 0..fleet.len() {
-            if t0.elapsed() < self.spawned_at[index] + RESTART_BACKOFF {
-                continue;
-            }
-            if let Some(status) = fleet.exited(index) {
-                fleet.kill(index); // reaps it
-                self.exits.push(Exit {
-                    at_ms: millis(t0.elapsed()),
-                    instance: fleet.instance(index).name.clone(),
-                    status: status.to_string(),
-                });
-                fleet.start(index)?;
-                self.started(index, t0.elapsed());
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits until every instance is ready, starting again any that exits
-    /// on the way.
-    async fn all_ready(&mut self, fleet: &mut Fleet, t0: Instant) -> anyhow::Result<()> {
-        for index in 0..fleet.len() {
-            let mut tries = 0;
-            while let Err(e) = fleet.wait_ready(index, Duration::from_secs(60)).await {
-                tries += 1;
-                if tries == 5 || fleet.exited(index).is_none() {
-                    return Err(e.context("an instance never became ready after the kills"));
-                }
-                self.restart_exited(fleet, t0)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The result of `reroute bench crash`.
-#[derive(Debug, Clone, Serialize)]
-pub struct CrashReport {
-    pub bench: &'static str,
-    pub started_at: Timestamp,
-    pub seed: u64,
-    pub duration_s: f64,
-    pub rate: f64,
-    pub users: usize,
-    pub instances: u32,
-    pub store: String,
-    pub balancer: BalancerKind,
-    pub kills_requested: u32,
-    pub kills: Vec<Kill>,
-    /// Over the restarts that reached a 2xx.
-    pub recovery: Option<Spread>,
-    pub pg_restarts: Vec<PgRestart>,
-    /// Instances that exited by themselves (and were started again).
-    pub exits: Vec<Exit>,
-    pub requests: RequestCounts,
-    /// The largest `reroute_queue_oldest_age_seconds` seen on any instance
-    /// (sampled every 250 ms during the load), in ms.
-    pub max_queue_age_ms: u64,
-    pub drain_settled: bool,
-    pub drain_ms: u64,
-    pub audit: Audit,
-    /// Every kill made, and the audit passed.
-    pub passed: bool,
-    /// Where the logs are, when kept.
-    pub work_dir: Option<PathBuf>,
-    pub warnings: Vec<String>,
 }
 
 /// Where the routers' store lives for this run: `--store`, or by default
@@ -356,7 +196,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let mut processors = Processors::prepare(
         given,
         &args.token,
-        Duration::from_millis(args.health_interval_ms),
+        Duration::from_millis(args.routers.health_interval_ms),
     )
     .await?;
     processors.admins[0].set_delay(args.delay_ms).await?;
@@ -366,22 +206,15 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let (store, store_name) = (run_store.store.clone(), run_store.name.clone());
     let cluster = run_store.cluster();
 
-    let settings = RouterSettings {
-        bin: fleet::reroute_bin(args.reroute_bin.as_deref())?,
-        default_url: processors.default_url.clone(),
-        fallback_url: processors.fallback_url.clone(),
-        store: store.clone(),
-        health_interval_ms: args.health_interval_ms,
-        processor_timeout_ms: args.processor_timeout_ms,
-        lease_ms: args.lease_ms,
-        extra_args: args.serve_args.clone(),
-        log_dir: work.path().to_path_buf(),
-    };
+    let settings = args.routers.settings(
+        &processors,
+        store.clone(),
+        args.lease_ms,
+        Vec::new(),
+        work.path().to_path_buf(),
+    )?;
     let mut fleet = Fleet::new(settings, args.instances as usize)?;
-    for index in 0..fleet.len() {
-        fleet.start(index)?;
-        fleet.wait_ready(index, Duration::from_secs(60)).await?;
-    }
+    fleet.start_all().await?;
     let balancer = match args.balancer {
         BalancerKind::None => None,
         BalancerKind::Nginx => {
@@ -496,29 +329,21 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     );
 
     // Drain, stop, read back, audit.
-    let accepted: HashSet<_> = payments
-        .iter()
-        .filter(|p| matches!(p.fate, Fate::Accepted { .. }))
-        .map(|p| p.id)
-        .collect();
-    let mut apis: Vec<RouterApi> = fleet.endpoints().into_iter().map(RouterApi::new).collect();
-    let drained = audit::drain(
-        &mut apis,
+    let (_, drained) = drain::drain_run(
+        &fleet,
         &mut processors.admins,
-        &accepted,
+        &payments,
         args.drain_timeout,
     )
     .await?;
-    fleet.kill_all();
-    let store_view = match store.read_back().await {
-        Ok(view) => Some(view),
-        Err(e) => {
-            warnings.push(format!("cannot read the store back: {e:#}"));
-            None
-        }
-    };
-    let books = Books::read(&mut processors.admins).await?;
-    let audit = audit::audit(&payments, &books, &drained.summary, store_view.as_ref());
+    let audit = drain::stop_and_audit(
+        &mut fleet,
+        &mut processors.admins,
+        &payments,
+        &drained,
+        &mut warnings,
+    )
+    .await?;
 
     drop(balancer);
     let kills = kills_with_recovery(&kill_log, &payments, &fleet, args.balancer);
@@ -566,163 +391,4 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
         work_dir,
         warnings,
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The first 2xx (of any instance) noticed at or after `from`, as a time
-/// since the load started.
-fn first_accepted_after(payments: &[Payment], from: Duration) -> Option<Duration> {
-    payments
-        .iter()
-        .filter_map(|p| match p.fate {
-            Fate::Accepted { after, .. } if after >= from => Some(after),
-            _ => None,
-        })
-        .min()
-}
-
-/// One kill as the loop made it.
-struct KillRecord {
-    at: Duration,
-    instance: usize,
-    uptime: Duration,
-    /// The generation of the process killed, and of the one started after.
-    killed: u32,
-    restarted: u32,
-    restarted_at: Duration,
-}
-
-/// Each kill with its recovery: the first 2xx answered by the process
-/// started after it (by generation, so an answer of the killed process
-/// noticed late is not taken for one), if there was one before that process
-/// died in turn.
-fn kills_with_recovery(
-    kills: &[KillRecord],
-    payments: &[Payment],
-    fleet: &Fleet,
-    balancer: BalancerKind,
-) -> Vec<Kill> {
-    let attributed = balancer == BalancerKind::None;
-    let first_answer = |instance: usize, generation: u32| {
-        payments
-            .iter()
-            .filter_map(|p| match p.fate {
-                Fate::Accepted {
-                    instance: i,
-                    generation: g,
-                    after,
-                    ..
-                } if i == instance && g == generation => Some(after),
-                _ => None,
-            })
-            .min()
-    };
-    kills
-        .iter()
-        .map(|k| Kill {
-            at_ms: millis(k.at),
-            instance: fleet.instance(k.instance).name.clone(),
-            uptime_ms: millis(k.uptime),
-            had_answered: attributed.then(|| first_answer(k.instance, k.killed).is_some()),
-            recovery_ms: first_answer(k.instance, k.restarted)
-                .filter(|_| attributed)
-                .map(|first| millis(first.saturating_sub(k.restarted_at))),
-        })
-        .collect()
-}
-
-impl fmt::Display for CrashReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let a = &self.audit;
-        let through = match self.balancer {
-            BalancerKind::None => "",
-            BalancerKind::Nginx => " behind nginx",
-        };
-        writeln!(
-            f,
-            "crash: {:.0}s at {} payments/s, {} instance(s){through} on {}, seed {}",
-            self.duration_s, self.rate, self.instances, self.store, self.seed
-        )?;
-        let startup = self
-            .kills
-            .iter()
-            .filter(|k| k.had_answered == Some(false))
-            .count();
-        write!(
-            f,
-            "  kills         {} of {} (SIGKILL",
-            self.kills.len(),
-            self.kills_requested,
-        )?;
-        match self.balancer {
-            BalancerKind::None => {
-                writeln!(f, "; {startup} before the process had answered a 2xx)")?;
-                match &self.recovery {
-                    Some(r) => writeln!(f, "  recovery      restart -> first 2xx: {r}")?,
-                    None => writeln!(f, "  recovery      no restart reached a 2xx")?,
-                }
-            }
-            BalancerKind::Nginx => writeln!(
-                f,
-                ")\n  recovery      not measured: through nginx a 2xx cannot be told apart by instance"
-            )?,
-        }
-        for r in &self.pg_restarts {
-            writeln!(
-                f,
-                "  postgres      restarted ({:?}) at {:.1}s, down {} ms, first 2xx {} after",
-                r.mode,
-                r.at_ms as f64 / 1000.0,
-                r.down_ms,
-                r.recovery_ms
-                    .map_or("never".to_owned(), |ms| format!("{ms} ms"))
-            )?;
-        }
-        a.write_payments(
-            f,
-            &format!(
-                "; {} answered 5xx/429, {} unanswered, {} connections refused",
-                self.requests.server_errors,
-                self.requests.unanswered,
-                self.requests.refused_connections
-            ),
-        )?;
-        a.write_lines(f)?;
-        writeln!(
-            f,
-            "  max queue age {} ms (the routers' oldest waiting payment, sampled every 250 ms)",
-            self.max_queue_age_ms
-        )?;
-        writeln!(
-            f,
-            "  drain         {} in {} ms",
-            if self.drain_settled {
-                "settled"
-            } else {
-                "NOT settled"
-            },
-            self.drain_ms
-        )?;
-        if let (Some(first), Some(last)) = (self.exits.first(), self.exits.last()) {
-            writeln!(
-                f,
-                "  self-exits    {} (instances that exited by themselves and were started again, from {:.1}s to {:.1}s; first: {} {})",
-                self.exits.len(),
-                first.at_ms as f64 / 1000.0,
-                last.at_ms as f64 / 1000.0,
-                first.instance,
-                first.status
-            )?;
-        }
-        for w in &self.warnings {
-            writeln!(f, "  warning       {w}")?;
-        }
-        if let Some(dir) = &self.work_dir {
-            writeln!(f, "  logs          {}", dir.display())?;
-        }
-        write!(f, "  verdict       {}", audit::verdict(self.passed))
-    }
 }

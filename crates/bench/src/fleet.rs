@@ -7,7 +7,7 @@
 //! `<work dir>/router-<name>.log` across restarts (the logs are what to read
 //! when an audit fails).
 
-use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -15,12 +15,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use hyper::Method;
-use reroute_core::{CorrelationId, Money, Timestamp};
-use reroute_store::{LedgerEntry, Store};
-use serde::Deserialize;
 use tokio::time::Instant;
 
 use crate::http::{BodyUse, Connection, Endpoint};
+use crate::ledger::{self, StoreView};
+use crate::processors::Processors;
 
 /// Where the routers keep their queue and ledger.
 #[derive(Debug, Clone)]
@@ -37,33 +36,19 @@ pub enum RouterStore {
 }
 
 impl RouterStore {
-    /// What the routers left in the store, read once they are all stopped:
-    /// the ledger (processed payments) and how many payments are still
-    /// pending. The store's own code reads it, as the router would.
-    pub async fn read_back(&self) -> anyhow::Result<StoreView> {
-        let (ledger, pending) = match self {
-            RouterStore::Sqlite(path) => read_sqlite(path).await?,
-            RouterStore::Edges { dir } => read_sqlite(&dir.join(CORE_DB)).await?,
-            RouterStore::Postgres(url) => {
-                let mut config = reroute_store::PostgresConfig::new(url.clone());
-                config.instance = "reroute-bench-audit".into();
-                let store = reroute_store::PostgresStore::connect(config).await?;
-                (store.ledger().await?, store.pending().await?)
-            }
+    /// What the routers left in the store, read once they are all stopped
+    /// with `bin ledger`, as an operator would: the ledger (processed
+    /// payments) and the payments still pending.
+    pub async fn read_back(&self, bin: &Path) -> anyhow::Result<StoreView> {
+        let source: Vec<OsString> = match self {
+            RouterStore::Sqlite(path) => vec!["--db".into(), path.into()],
+            RouterStore::Edges { dir } => vec!["--db".into(), dir.join(CORE_DB).into()],
+            RouterStore::Postgres(url) => ["--store", url, "--instance", "reroute-bench-audit"]
+                .map(OsString::from)
+                .into(),
         };
-        Ok(StoreView {
-            ledger,
-            pending: pending.into_iter().map(|p| p.payment.id).collect(),
-        })
+        ledger::export(bin, source).await
     }
-}
-
-async fn read_sqlite(
-    path: &Path,
-) -> anyhow::Result<(Vec<LedgerEntry>, Vec<reroute_store::PendingPayment>)> {
-    let store = reroute_store::SqliteStore::open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok((store.ledger().await?, store.pending().await?))
 }
 
 /// Instance `index`'s name.
@@ -75,14 +60,6 @@ fn instance_name(index: usize) -> String {
 const CORE_DB: &str = "core.db";
 const CORE_SOCKET: &str = "core.sock";
 const CORE_HTTP_SOCKET: &str = "core-http.sock";
-
-/// The store as the routers left it.
-#[derive(Debug, Clone)]
-pub struct StoreView {
-    pub ledger: Vec<LedgerEntry>,
-    /// Accepted payments without a known outcome.
-    pub pending: Vec<CorrelationId>,
-}
 
 /// How every instance is started.
 #[derive(Debug, Clone)]
@@ -100,6 +77,54 @@ pub struct RouterSettings {
     pub extra_args: Vec<String>,
     /// Where the logs go.
     pub log_dir: PathBuf,
+}
+
+/// The flags `crash` and `chaos` share for the routers they start.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterFlags {
+    /// The `reroute` executable to run as the router (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub reroute_bin: Option<PathBuf>,
+
+    /// The routers' `--processor-timeout-ms` (chaos `slow` waits beyond it).
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub processor_timeout_ms: u64,
+
+    /// The routers' `--health-interval-ms`, and the in-process simulator's
+    /// health window.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub health_interval_ms: u64,
+
+    /// One more `reroute serve` argument (repeatable), e.g.
+    /// `--serve-arg=--workers=64`.
+    #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub serve_args: Vec<String>,
+}
+
+impl RouterFlags {
+    /// How every instance of a run starts: against `processors`, on
+    /// `store`, with `extra` serve arguments before the `--serve-arg`s, its
+    /// log in `log_dir`.
+    pub fn settings(
+        &self,
+        processors: &Processors,
+        store: RouterStore,
+        lease_ms: u64,
+        extra: Vec<String>,
+        log_dir: PathBuf,
+    ) -> anyhow::Result<RouterSettings> {
+        Ok(RouterSettings {
+            bin: reroute_bin(self.reroute_bin.as_deref())?,
+            default_url: processors.default_url.clone(),
+            fallback_url: processors.fallback_url.clone(),
+            store,
+            health_interval_ms: self.health_interval_ms,
+            processor_timeout_ms: self.processor_timeout_ms,
+            lease_ms,
+            extra_args: extra.into_iter().chain(self.serve_args.clone()).collect(),
+            log_dir,
+        })
+    }
 }
 
 /// One router instance: a fixed port, and the process while it runs.
@@ -285,6 +310,15 @@ impl Fleet {
         Ok(())
     }
 
+    /// Starts every instance, each once the one before is ready.
+    pub async fn start_all(&mut self) -> anyhow::Result<()> {
+        for index in 0..self.len() {
+            self.start(index)?;
+            self.wait_ready(index, Duration::from_secs(60)).await?;
+        }
+        Ok(())
+    }
+
     /// SIGKILL: no shutdown code runs. Returns once the process is gone.
     pub fn kill(&mut self, index: usize) {
         if let Some(mut child) = self.instances[index].child.take() {
@@ -392,130 +426,6 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-/// One processor's line of the router's `GET /payments-summary`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryLine {
-    pub total_requests: u64,
-    pub total_amount: Money,
-}
-
-/// A router's view through its HTTP API: summary, metrics, alerts.
-pub struct RouterApi {
-    connection: Connection,
-}
-
-/// One alert of `GET /api/v1/alerts`, the fields the benches read.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct Alert {
-    pub processor_id: String,
-    pub from_status: String,
-    pub to_status: String,
-    pub timestamp: Timestamp,
-    pub reason: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub scope: String,
-}
-
-impl RouterApi {
-    pub fn new(endpoint: Arc<Endpoint>) -> Self {
-        Self {
-            connection: Connection::new(endpoint),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> anyhow::Result<bytes::Bytes> {
-        let request = self.connection.endpoint().request(Method::GET, path, None);
-        let answer = self
-            .connection
-            .exchange(request, BodyUse::Keep, Duration::from_secs(5))
-            .await
-            .with_context(|| format!("GET {path} at {}", self.connection.endpoint()))?;
-        if !answer.status.is_success() {
-            bail!(
-                "GET {path} at {}: HTTP {}",
-                self.connection.endpoint(),
-                answer.status
-            );
-        }
-        Ok(answer.body)
-    }
-
-    /// The all-time summary, by processor id.
-    pub async fn summary(&mut self) -> anyhow::Result<HashMap<String, SummaryLine>> {
-        let body = self.get("/payments-summary").await?;
-        serde_json::from_slice(&body).context("reading the router's summary")
-    }
-
-    /// `reroute_queue_depth + reroute_attempts_in_flight`: payments the
-    /// instance has taken from its queue or holds in flight. Zero once it
-    /// has nothing left to do.
-    pub async fn busy(&mut self) -> anyhow::Result<f64> {
-        let body = self.get("/metrics").await?;
-        let text = String::from_utf8_lossy(&body);
-        Ok(metric(&text, "reroute_queue_depth") + metric(&text, "reroute_attempts_in_flight"))
-    }
-
-    /// `reroute_queue_oldest_age_seconds`.
-    pub async fn queue_oldest_age(&mut self) -> anyhow::Result<f64> {
-        let body = self.get("/metrics").await?;
-        Ok(metric(
-            &String::from_utf8_lossy(&body),
-            "reroute_queue_oldest_age_seconds",
-        ))
-    }
-
-    /// Every alert the instance keeps, oldest first.
-    pub async fn alerts(&mut self) -> anyhow::Result<Vec<Alert>> {
-        #[derive(Deserialize)]
-        struct Alerts {
-            alerts: Vec<Alert>,
-        }
-        let body = self.get("/api/v1/alerts").await?;
-        Ok(serde_json::from_slice::<Alerts>(&body)
-            .context("reading the router's alerts")?
-            .alerts)
-    }
-
-    /// Each processor's current health status, by id.
-    pub async fn statuses(&mut self) -> anyhow::Result<HashMap<String, String>> {
-        #[derive(Deserialize)]
-        struct Line {
-            processor_id: String,
-            status: String,
-        }
-        #[derive(Deserialize)]
-        struct Processors {
-            processors: Vec<Line>,
-        }
-        let body = self.get("/api/v1/processors").await?;
-        let list: Processors =
-            serde_json::from_slice(&body).context("reading the router's processors")?;
-        Ok(list
-            .processors
-            .into_iter()
-            .map(|p| (p.processor_id, p.status))
-            .collect())
-    }
-}
-
-/// The sum of a metric's samples in Prometheus text (0 when absent).
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let value = match rest.chars().next()? {
-                ' ' => rest,
-                '{' => &rest[rest.find('}')? + 1..],
-                _ => return None,
-            };
-            value.split_whitespace().next()?.parse::<f64>().ok()
-        })
-        .sum()
-}
-
 /// The executable to run as the router: `--reroute-bin`, else this one.
 /// When this one was replaced on disk while running (a rebuild), Linux
 /// names it `... (deleted)`: the new file at the same path is used.
@@ -529,60 +439,5 @@ pub fn reroute_bin(given: Option<&Path>) -> anyhow::Result<PathBuf> {
                 _ => Ok(exe),
             }
         }
-    }
-}
-
-/// Samples every instance's `reroute_queue_oldest_age_seconds` (the age of
-/// the oldest accepted payment waiting for a worker) four times a second
-/// while a run goes on, and keeps the largest value seen: the router's own
-/// view of its maximum queue age. An instance that is down is skipped.
-pub struct QueueAgeSampler {
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<f64>,
-}
-
-impl QueueAgeSampler {
-    pub fn start(endpoints: Vec<Arc<Endpoint>>) -> Self {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
-            let mut apis: Vec<RouterApi> = endpoints.into_iter().map(RouterApi::new).collect();
-            let mut ticker = tokio::time::interval(Duration::from_millis(250));
-            let mut max = 0.0_f64;
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => return max,
-                    _ = ticker.tick() => {}
-                }
-                for api in &mut apis {
-                    if let Ok(age) = api.queue_oldest_age().await {
-                        max = max.max(age);
-                    }
-                }
-            }
-        });
-        Self { stop, task }
-    }
-
-    /// The largest age seen, in milliseconds.
-    pub async fn stop(self) -> u64 {
-        let _ = self.stop.send(());
-        let seconds = self.task.await.unwrap_or(0.0);
-        (seconds * 1000.0).round() as u64
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metrics_are_read_from_prometheus_text_by_exact_name() {
-        let text = "# HELP reroute_queue_depth x\n# TYPE reroute_queue_depth gauge\n\
-                    reroute_queue_depth 3\nreroute_queue_depth_other 100\n\
-                    reroute_attempts_in_flight{processor=\"default\"} 2\n\
-                    reroute_attempts_in_flight{processor=\"fallback\"} 1.5\n";
-        assert_eq!(metric(text, "reroute_queue_depth"), 3.0);
-        assert_eq!(metric(text, "reroute_attempts_in_flight"), 3.5);
-        assert_eq!(metric(text, "reroute_missing"), 0.0);
     }
 }

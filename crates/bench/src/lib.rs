@@ -20,9 +20,11 @@
 //! [`crash`] and [`chaos`] judge reliability rather than speed: they start
 //! the routers themselves ([`fleet`]), kill them or make the processors
 //! misbehave ([`processors`]) under a steady load ([`traffic`]), then
-//! [`audit`] the payments answered 2xx against the router's ledger and the
+//! [`drain`] the run and [`audit`] the payments answered 2xx against the
+//! router's ledger (read with `reroute ledger`, [`ledger`]) and the
 //! processors' books, correlationId by correlationId. [`pg_cluster`] gives
-//! them a PostgreSQL of their own to restart.
+//! them a PostgreSQL of their own to restart. Every bench prints its
+//! summary with the rows of [`report`].
 //!
 //! The load generator shares the machine with the system under test, so it is
 //! kept light: one small Tokio runtime, one keep-alive connection per virtual
@@ -36,15 +38,19 @@ pub mod audit;
 pub mod balancer;
 pub mod chaos;
 pub mod crash;
+pub mod drain;
 pub mod duration;
 pub mod fleet;
 pub mod http;
 pub mod intel;
 pub mod json_number;
+pub mod ledger;
 pub mod pg_cluster;
 pub mod processors;
 pub mod relay;
+pub mod report;
 pub mod rinha;
+pub mod router_api;
 pub mod run_store;
 pub mod score;
 pub mod traffic;

@@ -6,6 +6,7 @@
 //! payment by payment. [`Processors`] is the Rinha pair of a run, simulated
 //! in-process or given by URL.
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use hyper::Method;
 use hyper::header::{HeaderName, HeaderValue};
 use reroute_core::{CorrelationId, Money, Timestamp};
 use reroute_sim::{ScheduleStep, StatsSnapshot};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::http::{BodyUse, Connection, Endpoint};
 
@@ -27,6 +28,61 @@ pub struct BookEntry {
     pub id: CorrelationId,
     pub amount: Money,
     pub requested_at: Timestamp,
+}
+
+/// Every processor's books, by processor id, in registry order.
+#[derive(Debug, Clone, Default)]
+pub struct Books {
+    pub processors: Vec<(String, Vec<BookEntry>)>,
+}
+
+impl Books {
+    pub async fn read(processors: &mut [ProcessorAdmin]) -> anyhow::Result<Self> {
+        let mut books = Vec::with_capacity(processors.len());
+        for p in processors.iter_mut() {
+            books.push((p.id().to_owned(), p.books().await?));
+        }
+        Ok(Self { processors: books })
+    }
+
+    pub fn ids(&self) -> HashSet<CorrelationId> {
+        self.processors
+            .iter()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
+            .collect()
+    }
+
+    /// Whether some payment is in the books twice (two processors, or
+    /// twice at one): nothing can undo that, and no summary can match it.
+    pub fn has_double(&self) -> bool {
+        let mut seen = HashSet::new();
+        self.processors
+            .iter()
+            .flat_map(|(_, entries)| entries.iter().map(|e| e.id))
+            .any(|id| !seen.insert(id))
+    }
+
+    pub fn totals(&self) -> BTreeMap<String, Totals> {
+        self.processors
+            .iter()
+            .map(|(id, entries)| {
+                (
+                    id.clone(),
+                    Totals {
+                        requests: entries.len() as u64,
+                        amount: entries.iter().map(|e| e.amount).sum(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// A count and an amount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Totals {
+    pub requests: u64,
+    pub amount: Money,
 }
 
 /// One simulated processor, reached through its admin API.

@@ -3,15 +3,10 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use reroute_bench::intel::{self, IntelOptions};
-use reroute_server::{App, ServeArgs};
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
+mod common;
+use common::{get_json, spawn_router};
 
 /// The shipped TechCart registry without its URLs: the processors are
 /// advisory, only the intelligence API is exercised.
@@ -32,28 +27,8 @@ fn techcart_advisory(dir: &std::path::Path) -> std::path::PathBuf {
 async fn a_fixed_rate_of_records_and_recommendations_is_measured_per_endpoint() {
     let dir = tempfile::tempdir().unwrap();
     let registry = techcart_advisory(dir.path());
-    let db = dir.path().join("reroute.db");
-    let config = Cli::parse_from([
-        "reroute",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db",
-        db.to_str().unwrap(),
-        // The embedded store, whatever DATABASE_URL says.
-        "--store",
-        "",
-        "--processors",
-        registry.to_str().unwrap(),
-    ])
-    .serve
-    .into_config()
-    .unwrap();
-    let app = App::build(config).await.unwrap();
-    let url = format!("http://127.0.0.1:{}", app.port());
-    let stop = app.shutdown_token();
-    let served = tokio::spawn(app.run_until_stopped());
+    let router = spawn_router(dir.path(), &["--processors", registry.to_str().unwrap()]).await;
+    let url = router.url.clone();
 
     let options = IntelOptions {
         target: url.parse().unwrap(),
@@ -79,18 +54,7 @@ async fn a_fixed_rate_of_records_and_recommendations_is_measured_per_endpoint() 
     assert!(text.contains("400 req/s for 2s"), "{text}");
 
     // The records reached the health engine: every processor has a window.
-    let health: serde_json::Value = {
-        use http_body_util::{BodyExt, Full};
-        use hyper_util::client::legacy::Client;
-        let client = Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http::<Full<bytes::Bytes>>();
-        let response = client
-            .get(format!("{url}/api/v1/health").parse().unwrap())
-            .await
-            .unwrap();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        serde_json::from_slice(&body).unwrap()
-    };
+    let health = get_json(&format!("{url}/api/v1/health")).await;
     let processors = health["processors"].as_array().unwrap();
     assert_eq!(processors.len(), 5);
     for p in processors {
@@ -98,6 +62,5 @@ async fn a_fixed_rate_of_records_and_recommendations_is_measured_per_endpoint() 
         assert_eq!(p["status"], "HEALTHY", "{p}");
     }
 
-    stop.cancel();
-    served.await.unwrap().unwrap();
+    router.stop().await;
 }

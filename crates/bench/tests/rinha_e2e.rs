@@ -20,7 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use bytes::Bytes;
 use clap::Parser;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -28,10 +28,12 @@ use reroute_bench::rinha::{
     self, FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, RinhaOptions, Scenario, Stage,
 };
 use reroute_core::{Money, Timestamp, Window};
-use reroute_server::{App, ServeArgs};
 use reroute_sim::{Sim, SimArgs, SimConfig};
 use rust_decimal::Decimal;
 use tokio::net::TcpListener;
+
+mod common;
+use common::{get_json, spawn_router};
 
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
@@ -135,14 +137,7 @@ async fn spawn_backend(default_url: String) -> (String, Arc<Ledger>) {
 
 /// A processor's own books, read straight from its admin API.
 async fn books(url: &str, path: &str) -> serde_json::Value {
-    let request = hyper::Request::get(format!("{url}{path}"))
-        .header("X-Rinha-Token", "123")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = http_client().request(request).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    serde_json::from_slice(&body).unwrap()
+    get_json(&format!("{url}{path}")).await
 }
 
 fn d(text: &str) -> Decimal {
@@ -317,12 +312,6 @@ struct SimCli {
     sim: SimArgs,
 }
 
-#[derive(Parser)]
-struct ServeCli {
-    #[command(flatten)]
-    serve: ServeArgs,
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fees() {
     // The simulator as `reroute sim --default-fee 0.07 --fallback-fee 0.10`
@@ -345,29 +334,15 @@ async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fee
 
     // The real router, on the embedded store.
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("reroute.db");
-    let config = ServeCli::parse_from([
-        "reroute",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--db",
-        db.to_str().unwrap(),
-        "--store",
-        "",
+    let (default_url, fallback_url) = (sim.url("default"), sim.url("fallback"));
+    let args = [
         "--default-url",
-        &sim.url("default"),
+        &default_url,
         "--fallback-url",
-        &sim.url("fallback"),
-    ])
-    .serve
-    .into_config()
-    .unwrap();
-    let app = App::build(config).await.unwrap();
-    let router = format!("http://127.0.0.1:{}", app.port());
-    let stop = app.shutdown_token();
-    let served = tokio::spawn(app.run_until_stopped());
+        &fallback_url,
+    ];
+    let server = spawn_router(dir.path(), &args).await;
+    let router = server.url.clone();
 
     // The final's 300 s in 6 s: a stage every 0.6 s, audits every 0.2 s.
     let options = RinhaOptions {
@@ -454,7 +429,6 @@ async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fee
         .sum();
     assert!(booked >= recorded, "{booked} < {recorded}");
 
-    stop.cancel();
-    served.await.unwrap().unwrap();
+    server.stop().await;
     sim.shutdown().await;
 }

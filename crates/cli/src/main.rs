@@ -8,6 +8,8 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
 use reroute_server::{EdgeArgs, LogFormat, ServeArgs, Telemetry};
 use tracing_subscriber::EnvFilter;
 
+mod ledger;
+
 /// reroute — a payment failover router.
 ///
 /// Executes each payment through the cheapest healthy processor, never charges
@@ -39,6 +41,9 @@ enum Command {
     Config(ServeArgs),
     /// Run payment processor simulators (Rinha protocol, fault injection).
     Sim(reroute_sim::SimArgs),
+    /// Print the ledger and the pending payments of a store (`--db` or
+    /// `--store`) as JSON lines, for reconciliation. Read-only.
+    Ledger(ledger::LedgerArgs),
     /// Run a load test and score it.
     Bench(reroute_bench::BenchArgs),
     /// Replay TechCart's processor outage end to end on this machine:
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
             .map(|(config, origins)| print!("{}", config.render_masked(&origins)))
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}")),
         Command::Sim(args) => init_logs(log_format, "info").and_then(|()| reroute_sim::run(args)),
+        Command::Ledger(args) => ledger::run(args),
         Command::Bench(args) => {
             init_logs(log_format, "info").and_then(|()| reroute_bench::run(args))
         }

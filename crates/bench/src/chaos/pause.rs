@@ -35,11 +35,12 @@ use anyhow::Context;
 use rand::Rng;
 use reroute_core::CorrelationId;
 use reroute_sim::{Faults, ScheduleStep};
-use reroute_store::Store;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::duration::millis;
 use crate::fleet::Fleet;
+use crate::ledger;
 use crate::processors::ProcessorAdmin;
 
 /// The instance that is stopped (the second: the first keeps answering the
@@ -132,22 +133,25 @@ pub async fn play(
     fault_from: Duration,
     longest: Duration,
 ) -> anyhow::Result<PauseReport> {
-    let mut config = reroute_store::PostgresConfig::new(database_url.to_owned());
-    config.instance = "reroute-bench-observer".into();
-    let observer = reroute_store::PostgresStore::connect(config)
-        .await
-        .context("connecting to the routers' database to watch the takeover")?;
+    // Watched with `reroute ledger`, as an operator would watch it.
+    let bin = fleet.settings().bin.clone();
+    let pending_now = || async {
+        let source = [
+            "--store",
+            database_url,
+            "--instance",
+            "reroute-bench-observer",
+        ];
+        let view = ledger::export(&bin, source.map(Into::into).into())
+            .await
+            .context("reading the pending payments")?;
+        anyhow::Ok(view.pending.into_iter().collect::<HashSet<CorrelationId>>())
+    };
 
     tokio::time::sleep_until(t0 + fault_from + Duration::from_millis(plan.pause_ms)).await;
     fleet.pause(PAUSED)?;
     let paused_at = t0.elapsed();
-    let pending: HashSet<CorrelationId> = observer
-        .pending()
-        .await
-        .context("reading the pending payments")?
-        .into_iter()
-        .map(|p| p.payment.id)
-        .collect();
+    let pending = pending_now().await?;
     tracing::info!(pending = pending.len(), "chaos pg-pause: instance stopped");
 
     // Not before the storm: until then the other instance has nothing to
@@ -156,13 +160,7 @@ pub async fn play(
     let deadline = (t0 + paused_at + longest).max(storm);
     tokio::time::sleep_until(storm).await;
     let (left, taken_over_after_ms) = loop {
-        let still: HashSet<CorrelationId> = observer
-            .pending()
-            .await
-            .context("reading the pending payments")?
-            .into_iter()
-            .map(|p| p.payment.id)
-            .collect();
+        let still = pending_now().await?;
         let left = pending.intersection(&still).count();
         if left == 0 {
             break (0, Some(millis(t0.elapsed() - paused_at)));
@@ -193,10 +191,6 @@ pub async fn play(
         taken_over_after_ms,
         resumed_at_s: resumed_at.as_secs_f64(),
     })
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use reroute_core::{CorrelationId, Timestamp, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::timeline::REQUEST_TIMEOUT;
+use super::scenario::REQUEST_TIMEOUT;
 use crate::http::{BodyUse, Connection, Endpoint, Exchange, ExchangeError, HttpStats};
 
 /// The token every processor starts with; the script always sets the token
@@ -88,6 +88,30 @@ pub enum CallError {
         target: String,
         detail: String,
     },
+}
+
+impl CallError {
+    fn status(what: &'static str, target: String, answer: &Exchange, expected: StatusCode) -> Self {
+        CallError::Status {
+            what,
+            target,
+            status: answer.status.as_u16(),
+            expected: expected.as_u16(),
+        }
+    }
+}
+
+/// The answer's JSON body, or why it cannot be read.
+fn read_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    target: String,
+    answer: &Exchange,
+) -> Result<T, CallError> {
+    serde_json::from_slice(&answer.body).map_err(|e| CallError::Body {
+        what,
+        target,
+        detail: e.to_string(),
+    })
 }
 
 /// One payment processor, seen through one user's connection.
@@ -193,11 +217,7 @@ impl Processor {
         let token = self.token.clone();
         let answer = self.call(WHAT, Method::GET, &path, None, &token).await?;
         self.expect(WHAT, &answer, StatusCode::OK)?;
-        serde_json::from_slice(&answer.body).map_err(|e| CallError::Body {
-            what: WHAT,
-            target: self.target(),
-            detail: e.to_string(),
-        })
+        read_json(WHAT, self.target(), &answer)
     }
 
     pub fn into_stats(self) -> HttpStats {
@@ -233,12 +253,7 @@ impl Processor {
         if answer.status == expected {
             Ok(())
         } else {
-            Err(CallError::Status {
-                what,
-                target: self.target(),
-                status: answer.status.as_u16(),
-                expected: expected.as_u16(),
-            })
+            Err(CallError::status(what, self.target(), answer, expected))
         }
     }
 
@@ -267,12 +282,12 @@ impl Backend {
         if answer.is_expected() {
             Ok(())
         } else {
-            Err(CallError::Status {
-                what: WHAT,
-                target: self.target(),
-                status: answer.status.as_u16(),
-                expected: 200,
-            })
+            Err(CallError::status(
+                WHAT,
+                self.target(),
+                &answer,
+                StatusCode::OK,
+            ))
         }
     }
 
@@ -288,18 +303,14 @@ impl Backend {
             )
             .await?;
         if answer.status != StatusCode::OK {
-            return Err(CallError::Status {
-                what: WHAT,
-                target: self.target(),
-                status: answer.status.as_u16(),
-                expected: 200,
-            });
+            return Err(CallError::status(
+                WHAT,
+                self.target(),
+                &answer,
+                StatusCode::OK,
+            ));
         }
-        serde_json::from_slice(&answer.body).map_err(|e| CallError::Body {
-            what: WHAT,
-            target: self.target(),
-            detail: e.to_string(),
-        })
+        read_json(WHAT, self.target(), &answer)
     }
 
     pub fn into_stats(self) -> HttpStats {

@@ -18,34 +18,9 @@ use tokio::time::Instant;
 
 use super::api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
 use super::progress::Live;
-use super::timeline::{AUDIT_LOOKBACK, Timeline};
+use super::scenario::{AUDIT_LOOKBACK, Counting};
+use super::timeline::Timeline;
 use crate::http::{Endpoint, HttpStats};
-
-/// How a check turns the differences into inconsistencies (`bd`, `bf`: the
-/// backend's `totalRequests` for default and fallback; `d`, `f`: the
-/// processors').
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counting {
-    /// `|(bd - d) + (bf - f)|` (rinha.js): a payment booked under the wrong
-    /// processor nets out.
-    Netted,
-    /// `|bd - d| + |bf - f|` (rinha-final.js): it counts twice.
-    PerProcessor,
-}
-
-impl Counting {
-    /// The inconsistencies of one check.
-    pub fn count(self, default_difference: i64, fallback_difference: i64) -> u64 {
-        match self {
-            Counting::Netted => default_difference
-                .saturating_add(fallback_difference)
-                .unsigned_abs(),
-            Counting::PerProcessor => default_difference
-                .unsigned_abs()
-                .saturating_add(fallback_difference.unsigned_abs()),
-        }
-    }
-}
 
 /// One check: what each side said for one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -208,9 +183,9 @@ pub async fn run(
 
 #[cfg(test)]
 mod tests {
-    use super::Counting::{Netted, PerProcessor};
     use super::*;
     use crate::rinha::api::Totals;
+    use crate::rinha::scenario::Counting::{Netted, PerProcessor};
 
     fn backend(default: u64, fallback: u64) -> BackendSummary {
         BackendSummary {

@@ -14,7 +14,8 @@
 //! 3. teardown: the summaries over the script's last 70 s or 360 s;
 //! 4. the [`crate::score`], from the backend's summary (preview) or the
 //!    processors' (final), written as the official result JSON ([`report`]),
-//!    with the final's stage timeline.
+//!    with the final's stage timeline, and printed as a readable
+//!    [`summary`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,12 +32,13 @@ pub mod progress;
 pub mod report;
 pub mod scenario;
 pub mod stages;
+pub mod summary;
 pub mod timeline;
 pub mod users;
 
 pub use report::RinhaReport;
+pub use scenario::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 pub use scenario::{Scenario, Script};
-pub use timeline::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 
 use crate::duration::parse_duration;
 use crate::http::{Endpoint, HttpStats};

@@ -8,90 +8,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use super::scenario::Script;
-
-/// The client timeout of every request the official scripts send.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
-
-/// A virtual user sleeps this long after each payment.
-pub const THINK_TIME: Duration = Duration::from_secs(1);
-
-/// The auditor sleeps this long after each check (official timeline, both
-/// scripts).
-pub const AUDIT_INTERVAL: Duration = Duration::from_secs(10);
-
-/// An audit compares the window `[now - 15 s, now - margin]` (the margin is
-/// the script's: 1.5 s in the preview, 2 s in the final). Not scaled: the
-/// window is about how long a payment may be in flight, not about test length.
-pub const AUDIT_LOOKBACK: Duration = Duration::from_secs(15);
-
-/// What one processor is told to do: answer after `delay_ms`, and fail (500)
-/// or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ProcessorSetting {
-    pub delay_ms: u64,
-    pub failing: bool,
-}
-
-impl ProcessorSetting {
-    pub const fn new(delay_ms: u64, failing: bool) -> Self {
-        Self { delay_ms, failing }
-    }
-}
-
-/// A stage: at `at` (on the official script's timeline), both processors
-/// change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stage {
-    pub at: Duration,
-    pub default: ProcessorSetting,
-    pub fallback: ProcessorSetting,
-}
-
-/// The six stages of the preview (rinha.js), on its 60 s timeline
-/// (default | fallback): 1 s all well; 10 s default slow (100 ms); 20 s
-/// default failing; 30 s both failing and slow (2000 | 1000 ms); 40 s both
-/// well again at 20 ms; 50 s default instant, fallback 5 s slow.
-pub const PREVIEW_STAGES: [Stage; 6] = [
-    stage(1, (0, false), (0, false)),
-    stage(10, (100, false), (0, false)),
-    stage(20, (100, true), (0, false)),
-    stage(30, (2000, true), (1000, true)),
-    stage(40, (20, false), (20, false)),
-    stage(50, (0, false), (5000, false)),
-];
-
-/// The ten stages of the final (rinha-final.js), on its 300 s timeline,
-/// one every 30 s (default | fallback): all well; default slow (1 s), then
-/// less so (500 ms); default failing and slow with fallback slow (1 s);
-/// default failing and very slow (5 s) with fallback quick; default well and
-/// fallback failing; both quick (100 | 5, 50 | 0, 103 | 10 ms); and to the
-/// end default slow (2 s) while fallback answers at once.
-///
-/// The script starts its first stage at 1 s, not 0 s (`startTime: "1s"`), as
-/// the preview's: until then the processors keep whatever they were left with.
-pub const FINAL_STAGES: [Stage; 10] = [
-    stage(1, (0, false), (0, false)),
-    stage(30, (1000, false), (0, false)),
-    stage(60, (500, false), (0, false)),
-    stage(90, (2000, true), (1000, false)),
-    stage(120, (5000, true), (5, false)),
-    stage(150, (0, false), (5, true)),
-    stage(180, (100, false), (5, false)),
-    stage(210, (50, false), (0, false)),
-    stage(240, (103, false), (10, false)),
-    stage(270, (2000, false), (0, false)),
-];
-
-const fn stage(at_secs: u64, default: (u64, bool), fallback: (u64, bool)) -> Stage {
-    Stage {
-        at: Duration::from_secs(at_secs),
-        default: ProcessorSetting::new(default.0, default.1),
-        fallback: ProcessorSetting::new(fallback.0, fallback.1),
-    }
-}
+use super::scenario::{AUDIT_INTERVAL, Script, Stage};
 
 /// The schedule of one run: the script's timeline stretched to `duration`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +140,7 @@ fn nanos(n: u128) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rinha::scenario::{FINAL, PREVIEW};
+    use crate::rinha::scenario::{FINAL, PREVIEW, PREVIEW_STAGES, ProcessorSetting};
 
     fn preview(duration: Duration, max_users: u32, stages: &[Stage]) -> Timeline {
         Timeline::new(&PREVIEW, duration, max_users, stages)

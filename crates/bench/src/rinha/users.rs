@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use super::api::payment_body;
 use super::progress::Live;
-use super::timeline::{REQUEST_TIMEOUT, THINK_TIME, Timeline};
+use super::scenario::{REQUEST_TIMEOUT, THINK_TIME};
+use super::timeline::Timeline;
 use crate::http::{BodyUse, Connection, Endpoint, HttpStats};
 
 /// What the users saw, all together.
