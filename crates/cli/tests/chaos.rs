@@ -205,36 +205,49 @@ mod at_most_one_charge {
         assert!(refused > 0, "nothing was refused at default\n{report}");
     }
 
+    /// A scenario whose first sends sleep at default beyond the timeout,
+    /// run for 12 s on `store`: sends were refused meanwhile (`refused`
+    /// reads how many from default's counters) and yet every payment was
+    /// charged once.
+    async fn charged_once_while_first_sends_sleep(
+        scenario: Scenario,
+        store: &str,
+        refused: fn(&ScenarioReport) -> u64,
+    ) {
+        let report = run(scenario, store, "12s").await;
+        assert_sends_were_refused_while_others_slept(&report, refused(&report));
+        assert_charged_once(&report);
+    }
+
+    fn failed_at_default(report: &ScenarioReport) -> u64 {
+        report.health["default"].payments_failed
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn re_sends_refused_while_the_first_sends_sleep_charge_each_payment_once() {
-        let report = run(Scenario::ResendRefused, "sqlite", "12s").await;
-        let refused = report.health["default"].payments_failed;
-        assert_sends_were_refused_while_others_slept(&report, refused);
-        assert_charged_once(&report);
+        charged_once_while_first_sends_sleep(Scenario::ResendRefused, "sqlite", failed_at_default)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn re_sends_refused_while_the_first_sends_sleep_charge_each_payment_once_on_postgres() {
-        let report = run(Scenario::ResendRefused, &database_url(), "12s").await;
-        let refused = report.health["default"].payments_failed;
-        assert_sends_were_refused_while_others_slept(&report, refused);
-        assert_charged_once(&report);
+        let store = database_url();
+        charged_once_while_first_sends_sleep(Scenario::ResendRefused, &store, failed_at_default)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_delay_lowered_while_the_first_sends_sleep_charges_each_payment_once() {
-        let report = run(Scenario::DelayDrop, "sqlite", "12s").await;
-        let refused = report.health["default"].payments_failed;
-        assert_sends_were_refused_while_others_slept(&report, refused);
-        assert_charged_once(&report);
+        charged_once_while_first_sends_sleep(Scenario::DelayDrop, "sqlite", failed_at_default)
+            .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_429_storm_while_the_first_sends_sleep_charges_each_payment_once() {
-        let report = run(Scenario::Storm429, "sqlite", "12s").await;
-        let refused = report.health["default"].payments_storm_refused;
-        assert_sends_were_refused_while_others_slept(&report, refused);
-        assert_charged_once(&report);
+        charged_once_while_first_sends_sleep(Scenario::Storm429, "sqlite", |report| {
+            report.health["default"].payments_storm_refused
+        })
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

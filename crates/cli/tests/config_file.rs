@@ -4,9 +4,11 @@
 //! and the key named and a non-zero exit.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Output};
 use std::time::Duration;
+
+mod common;
+use common::finish_within;
 
 /// Every variable `reroute serve` reads, so that the machine's environment
 /// (DATABASE_URL is set where the tests run) does not leak into the answers.
@@ -50,24 +52,9 @@ fn reroute(args: &[&str], env: &[(&str, &str)]) -> Command {
 
 /// Runs `command` to its end; a command still running after 30 s (a router
 /// that started when it should have refused to) is killed and fails the test.
-fn finish(mut command: Command) -> Output {
-    let child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("reroute runs");
-    let pid = child.id();
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    match finished.recv_timeout(Duration::from_secs(30)) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("reroute did not exit: it should have refused its configuration");
-        }
-    }
+fn finish(command: Command) -> Output {
+    finish_within(command, Duration::from_secs(30))
+        .expect("reroute did not exit: it should have refused its configuration")
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> String {

@@ -111,6 +111,25 @@ fn router(dir: &Path, port: u16, sim: &reroute_sim::Sim, env: &[(&str, String)])
         .expect("reroute starts")
 }
 
+/// A router started with `env` on a fresh store, before the simulator's
+/// processors: pays once, waits for the payment to settle, stops the router
+/// gracefully (its exporter flushes then). The payment's correlationId.
+async fn pay_once_through_a_router(env: &[(&str, String)]) -> String {
+    let sim = reroute_sim::spawn(reroute_sim::SimConfig::rinha_on_free_ports())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = router(dir.path(), port, &sim, env);
+    let http = http();
+    wait_ready(&http, &base).await;
+    let id = pay_and_settle(&http, &base).await;
+    stop(child, &dir.path().join("router.log")).await;
+    sim.shutdown().await;
+    id
+}
+
 /// Pays once through the router at `base` and waits until the payment is
 /// in the ledger (its span has ended then).
 async fn pay_and_settle(http: &Http, base: &str) -> String {
@@ -165,27 +184,11 @@ fn text(value: &str) -> any_value::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payments_span_reaches_the_collector_by_the_time_the_router_stops() {
     let (collector, received) = collector().await;
-    let sim = reroute_sim::spawn(reroute_sim::SimConfig::rinha_on_free_ports())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let child = router(
-        dir.path(),
-        port,
-        &sim,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
-            ("OTEL_SERVICE_NAME", "reroute-otlp-test".to_owned()),
-        ],
-    );
-    let http = http();
-    wait_ready(&http, &base).await;
-    let id = pay_and_settle(&http, &base).await;
-    stop(child, &dir.path().join("router.log")).await;
-
-    sim.shutdown().await;
+    let id = pay_once_through_a_router(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{collector}")),
+        ("OTEL_SERVICE_NAME", "reroute-otlp-test".to_owned()),
+    ])
+    .await;
     let received = std::mem::take(&mut *received.lock().unwrap());
     assert!(!received.is_empty(), "the collector received nothing");
     for (content_type, _) in received.iter() {
@@ -244,27 +247,12 @@ async fn a_payments_span_reaches_the_collector_by_the_time_the_router_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_endpoint_nothing_is_sent() {
     let (collector, received) = collector().await;
-    let sim = reroute_sim::spawn(reroute_sim::SimConfig::rinha_on_free_ports())
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     // The SDK's own per-signal variable, which an exporter built on its
     // defaults would follow: the router builds none.
-    let child = router(
-        dir.path(),
-        port,
-        &sim,
-        &[(
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            format!("http://{collector}/v1/traces"),
-        )],
-    );
-    let http = http();
-    wait_ready(&http, &base).await;
-    pay_and_settle(&http, &base).await;
-    stop(child, &dir.path().join("router.log")).await;
+    pay_once_through_a_router(&[(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        format!("http://{collector}/v1/traces"),
+    )])
+    .await;
     assert_eq!(received.lock().unwrap().len(), 0);
-    sim.shutdown().await;
 }

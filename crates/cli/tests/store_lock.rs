@@ -4,8 +4,7 @@
 //! the first goes on serving. Once the first dies (kill -9 included) the
 //! file is free again.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -33,27 +32,6 @@ impl Drop for Router {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-/// Runs `command` to its end, or kills it after `within` and says so.
-fn finish_within(mut command: Command, within: Duration) -> Option<Output> {
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("reroute runs");
-    let pid = child.id();
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()));
-    match finished.recv_timeout(within) {
-        Ok(output) => Some(output.expect("its output")),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            None
-        }
     }
 }
 

@@ -148,7 +148,7 @@ fn healthy_engine(registry: &Registry) -> HealthEngine {
     engine
 }
 
-/// The worker's gate (crates/server/src/worker.rs): the segment's health
+/// The worker's gate (crates/server/src/routing.rs): the segment's health
 /// gate first, then the circuit's claim.
 fn worker_gate(
     engine: &HealthEngine,

@@ -30,7 +30,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections waiting to be accepted. Tokio's default (128) drops the
 /// connection attempts of a burst beyond it, and their clients retry a
 /// second later: 10,000 connections opened at once took ~50 s to be
-/// accepted, 0.9 s with this backlog (crates/server/tests/abuse.rs).
+/// accepted, 0.9 s with this backlog (crates/server/tests/abuse_malformed_and_idle.rs).
 const BACKLOG: u32 = 4096;
 
 /// The sockets one process serves HTTP on.

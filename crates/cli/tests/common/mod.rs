@@ -209,3 +209,28 @@ pub fn need_nginx() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `command` to its end with its output captured, or kills it after
+/// `within` (SIGKILL) and says so with `None`.
+pub fn finish_within(
+    mut command: std::process::Command,
+    within: Duration,
+) -> Option<std::process::Output> {
+    let child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("reroute runs");
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(within) {
+        Ok(output) => Some(output.expect("its output")),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            None
+        }
+    }
+}
