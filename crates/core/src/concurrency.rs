@@ -12,9 +12,10 @@
 //!   send at this limit: by half a send per answer, so about +50%
 //!   per round trip (a limit of 128 reaches 800 in about five round trips);
 //! - **cut** by a fifth on overload (a 429, a timeout), and by a tenth when
-//!   latency rises well above its floor while the limit is in use (the
-//!   processor queues what we send), at most once per round trip, so that
-//!   one burst of refusals is one cut;
+//!   latency rises well above its floor while the limit is in use and no
+//!   payment waits for it (the processor queues what we send; with payments
+//!   waiting, a pace the floor has not learnt yet would look the same), at
+//!   most once per round trip, so that one burst of refusals is one cut;
 //! - always within `[min, max]`, `max` being the configured ceiling.
 //!
 //! The latency *floor* is what the processor takes when it is not queueing:
@@ -305,11 +306,16 @@ impl Limit {
             if in_use && wait_ms > f64::from(self.config.grow_after_wait_ms) {
                 self.limit += 0.5;
             }
-        } else if in_use {
+        } else if in_use && waiting == 0 {
             // Queueing that this limit causes shows while it is in use; a
             // processor that slows down with few of our sends in flight has
             // changed its pace (a new floor, learnt within two buckets), and
-            // a cut would only make its backlog look long and spill.
+            // a cut would only make its backlog look long and spill. Nor is
+            // the limit cut for latency while payments wait for it: a new
+            // pace then looks like queueing until the floor has learnt it
+            // (in flight grows with latency either way), and a cut each
+            // round trip would take the limit to its minimum meanwhile, the
+            // backlog with it. Overload (429s, timeouts) still cuts.
             self.cut(0.9, in_flight, now);
         }
     }

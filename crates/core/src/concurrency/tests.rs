@@ -124,6 +124,21 @@ fn a_slower_pace_with_the_limit_unused_is_not_congestion() {
     assert_eq!(l.current(), 100);
 }
 
+/// The final's 180 s stage as one core sees it: default was draining a
+/// backlog at once (the limit in use) and now answers in 100 ms, while the
+/// floor still remembers 1 ms for a few seconds. Payments wait for it: a
+/// cut would only lengthen their wait (and make them spill), so the limit
+/// holds until the floor has learnt the new pace.
+#[test]
+fn a_slower_pace_with_payments_waiting_is_not_cut() {
+    let mut l = Limit::new(config());
+    l.observe(answered(1, 100), quiet(), 500, at(0));
+    for trip in 1..30 {
+        l.observe(answered(100, 100), quiet(), 500, at(trip * 100));
+    }
+    assert_eq!(l.current(), 100);
+}
+
 #[test]
 fn the_floor_forgets_latencies_older_than_two_buckets() {
     let mut l = Limit::new(config());
