@@ -9,7 +9,10 @@
 //! every processed outcome [`Recording::begin`] until its commit, and
 //! `GET /payments-summary` first waits ([`Recording::settled`]) until none
 //! of them falls in its window (RELIABILITY.md, "The ledger agrees with the
-//! processors' books").
+//! processors' books"). The outcomes other instances sharing the store are
+//! recording are out of sight: there a summary also waits a fixed settle
+//! ([`Recording::hold_until`]) and counts only what was answered by the
+//! time it was asked.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -115,6 +118,15 @@ impl Recording {
                 return !self.any_in(window, before);
             }
         }
+    }
+
+    /// Waits until `deadline`, counted among the waiting summaries: the
+    /// settle a summary gives the other instances sharing the store to
+    /// commit the outcomes they had been answered when it was asked.
+    pub async fn hold_until(&self, deadline: tokio::time::Instant) {
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
+        tokio::time::sleep_until(deadline).await;
     }
 }
 

@@ -169,11 +169,27 @@ impl Store for TimedStore {
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
         self.timed(Op::BeginAttempt, self.inner.begin_attempt(id, attempt))
     }
-    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.timed(Op::Finish, self.inner.finish(id, outcome))
+    fn finish_answered(
+        &self,
+        id: CorrelationId,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.timed(
+            Op::Finish,
+            self.inner.finish_answered(id, outcome, answered_at),
+        )
     }
-    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.timed(Op::Restore, self.inner.restore(payment, outcome))
+    fn restore(
+        &self,
+        payment: NewPayment,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.timed(
+            Op::Restore,
+            self.inner.restore(payment, outcome, answered_at),
+        )
     }
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
         self.timed(Op::Find, self.inner.find(id))
@@ -183,6 +199,17 @@ impl Store for TimedStore {
     }
     fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>> {
         self.timed(Op::Summary, self.inner.summary(window))
+    }
+
+    fn summary_answered_by(
+        &self,
+        window: Window,
+        answered_by: Timestamp,
+    ) -> StoreFuture<'_, Vec<Totals>> {
+        self.timed(
+            Op::Summary,
+            self.inner.summary_answered_by(window, answered_by),
+        )
     }
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
         self.timed(Op::Ledger, self.inner.ledger())

@@ -500,6 +500,8 @@ fn observe_health(
 
 async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> Next {
     let id = payment.payment.id;
+    // Summaries count by it, however long the commit (or its retries) take.
+    let answered_at = Timestamp::now();
     // The processor's books have a processed payment from now on: summaries
     // wait for its commit ([`crate::recording`]).
     let _recording = match &outcome {
@@ -507,7 +509,11 @@ async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> 
         _ => None,
     };
     loop {
-        match shared.store.finish(id, outcome.clone()).await {
+        match shared
+            .store
+            .finish_answered(id, outcome.clone(), answered_at)
+            .await
+        {
             Ok(true) => {
                 tracing::debug!(?outcome, "payment completed");
                 return Next::Done;
@@ -518,7 +524,7 @@ async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> 
             // still has the payment).
             Ok(false) => match shared
                 .store
-                .restore(payment.payment.clone(), outcome.clone())
+                .restore(payment.payment.clone(), outcome.clone(), answered_at)
                 .await
             {
                 Ok(true) => {

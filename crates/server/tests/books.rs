@@ -167,6 +167,71 @@ async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backin
     app.stop().await;
 }
 
+/// Two instances share a PostgreSQL database. Default has stored a
+/// payment and answered instance B, whose commit of the outcome is slow;
+/// an auditor then asks instance A for the summary. A must count it — it
+/// waits `--summary-settle-ms` for the other instances' commits — but not
+/// a payment answered after the summary arrived, even one committed before
+/// A reads: default's books, asked at the same moment, did not have it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_summary_counts_what_another_instance_had_answered_when_it_arrived() {
+    let backing = Backing::postgres();
+    let default = Scripted::start(vec![]).await;
+    let fallback = Scripted::start(vec![]).await;
+    let b_store = Hooked::new(backing.open_as("b").await);
+    let (called, finishing) = oneshot::channel();
+    let (release, released) = oneshot::channel();
+    b_store.hooks().stall_finish = Some((called, released));
+    // Long enough for the steps below on any machine, short of the test
+    // client's 10 s; a summary that answered before them makes the test
+    // fail, not pass.
+    let settle = ["--summary-settle-ms", "5000"];
+    let b = TestApp::start_with_store(
+        router_config(&default, &fallback, &backing.db(), &settle),
+        b_store.clone(),
+    )
+    .await;
+    let a = TestApp::start_with_store(
+        router_config(&default, &fallback, &backing.db(), &settle),
+        backing.open_as("a").await,
+    )
+    .await;
+    let http = Http::default();
+    let answered_before = new_id();
+    b.pay(&http, &answered_before, "19.90").await;
+    finishing.await.unwrap();
+    assert!(default.stored(&answered_before).is_some());
+    let summary = tokio::spawn({
+        let url = a.url.clone();
+        async move {
+            Http::default()
+                .get(&format!("{url}/payments-summary"))
+                .await
+        }
+    });
+    eventually("A's summary settles", WAIT, || async {
+        (gauge(&http, &a, "reroute_summaries_settling").await == Some(1.0)).then_some(())
+    })
+    .await;
+    release.send(()).unwrap();
+    let answered_after = new_id();
+    b.pay(&http, &answered_after, "5.00").await;
+    for id in [&answered_before, &answered_after] {
+        let view = settled(&b, &http, id).await;
+        assert_eq!(view["state"], "processed", "{view}");
+    }
+    assert!(
+        !summary.is_finished(),
+        "the summary answered before both outcomes were committed: a longer settle is needed here"
+    );
+    let (status, totals) = summary.await.unwrap();
+    assert_eq!(status, hyper::StatusCode::OK, "{totals}");
+    assert_eq!(totals["default"]["totalRequests"], 1, "{totals}");
+    assert_eq!(totals["default"]["totalAmount"], 19.9, "{totals}");
+    a.stop().await;
+    b.stop().await;
+}
+
 on_both_stores!(
     a_send_in_flight_across_a_purge_is_in_the_ledger_after_it,
     a_payment_dropped_by_a_purge_is_not_sent_afterwards,

@@ -262,15 +262,17 @@ impl reroute_store::Store for LosesAnswers {
         &self,
         payment: reroute_store::NewPayment,
         outcome: reroute_store::Outcome,
+        answered_at: reroute_core::Timestamp,
     ) -> reroute_store::StoreFuture<'_, bool> {
-        self.inner.restore(payment, outcome)
+        self.inner.restore(payment, outcome, answered_at)
     }
-    fn finish(
+    fn finish_answered(
         &self,
         id: reroute_core::CorrelationId,
         outcome: reroute_store::Outcome,
+        answered_at: reroute_core::Timestamp,
     ) -> reroute_store::StoreFuture<'_, bool> {
-        self.inner.finish(id, outcome)
+        self.inner.finish_answered(id, outcome, answered_at)
     }
     fn find(
         &self,
@@ -286,6 +288,13 @@ impl reroute_store::Store for LosesAnswers {
         window: reroute_core::Window,
     ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::Totals>> {
         self.inner.summary(window)
+    }
+    fn summary_answered_by(
+        &self,
+        window: reroute_core::Window,
+        by: reroute_core::Timestamp,
+    ) -> reroute_store::StoreFuture<'_, Vec<reroute_store::Totals>> {
+        self.inner.summary_answered_by(window, by)
     }
     fn ledger(&self) -> reroute_store::StoreFuture<'_, Vec<reroute_store::LedgerEntry>> {
         self.inner.ledger()

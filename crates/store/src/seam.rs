@@ -69,16 +69,34 @@ pub trait Store: Send + Sync + 'static {
     /// stops a stale holder.
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool>;
 
-    /// Records the known outcome. `false` if the payment was no longer pending.
-    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool>;
+    /// Records the known outcome, which its processor answered at
+    /// `answered_at` (what [`Store::summary_answered_by`] counts by).
+    /// `false` if the payment was no longer pending.
+    fn finish_answered(
+        &self,
+        id: CorrelationId,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool>;
+
+    /// As [`Store::finish_answered`], answered now.
+    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
+        self.finish_answered(id, outcome, Timestamp::now())
+    }
 
     /// Records `payment` with its known `outcome` when the store does not
     /// have it at all: it was purged while a send of it was in flight, and
     /// the processor, whose books were purged before, has it now; the
     /// ledger must too. `false` when the store has the payment, in whatever
     /// state (finished by another instance, pending elsewhere): nothing
-    /// changes. Held to the durability of an accept.
-    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool>;
+    /// changes. Held to the durability of an accept. `answered_at` as for
+    /// [`Store::finish_answered`].
+    fn restore(
+        &self,
+        payment: NewPayment,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool>;
 
     /// One payment, whatever its state; `None` if this store never accepted it.
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>>;
@@ -91,6 +109,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Processed payments per processor whose `requestedAt` is in `window`.
     fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>>;
+
+    /// As [`Store::summary`], counting only the payments whose outcome was
+    /// handed to the store (by this instance or any other) at or before
+    /// `answered_by`, by the clock of the instance that handed it: what the
+    /// processors' books held when a summary was asked at `answered_by`,
+    /// read once the outcomes answered by then are committed. Outcomes
+    /// recorded before a store kept that instant count as answered before.
+    fn summary_answered_by(
+        &self,
+        window: Window,
+        answered_by: Timestamp,
+    ) -> StoreFuture<'_, Vec<Totals>>;
 
     /// Every processed payment (for audits and tests).
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>>;

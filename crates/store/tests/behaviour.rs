@@ -319,6 +319,61 @@ async fn summaries_count_processed_payments_by_requested_at_inclusively<E: Engin
     assert!(store.summary(w(21, 29)).await.unwrap().is_empty());
 }
 
+/// A summary asked at an instant counts the outcomes answered by then
+/// (inclusively), finished or restored, and none answered after, whenever
+/// their commits landed.
+async fn a_summary_counts_only_outcomes_answered_by_its_instant<E: Engine>() {
+    let engine = E::new().await;
+    let store = engine.open().await;
+    let answered = |ms| Timestamp::from_millis(ms);
+    for (cents, at) in [(100, 1_000), (200, 2_000), (400, 3_000)] {
+        let p = payment(cents, 0);
+        store.accept(p.clone()).await.unwrap();
+        assert!(
+            store
+                .finish_answered(
+                    p.id,
+                    Outcome::Processed(attempt("default", 10)),
+                    answered(at)
+                )
+                .await
+                .unwrap()
+        );
+    }
+    let restored = payment(800, 0);
+    assert!(
+        store
+            .restore(
+                restored,
+                Outcome::Processed(attempt("default", 10)),
+                answered(1_500)
+            )
+            .await
+            .unwrap()
+    );
+    let requests_and_cents = |totals: Vec<reroute_store::Totals>| {
+        totals
+            .iter()
+            .map(|t| (t.requests, t.amount.minor()))
+            .collect::<Vec<_>>()
+    };
+    let by = |ms| store.summary_answered_by(Window::ALL, answered(ms));
+    assert_eq!(requests_and_cents(by(999).await.unwrap()), vec![]);
+    assert_eq!(
+        requests_and_cents(by(2_000).await.unwrap()),
+        vec![(3, 1_100)]
+    );
+    assert_eq!(
+        requests_and_cents(by(5_000).await.unwrap()),
+        vec![(4, 1_500)]
+    );
+    assert_eq!(
+        requests_and_cents(store.summary(Window::ALL).await.unwrap()),
+        vec![(4, 1_500)],
+        "a summary without an instant counts every outcome"
+    );
+}
+
 async fn concurrent_accepts_are_committed_in_groups_and_all_stand<E: Engine>() {
     let engine = E::new().await;
     let store = engine.open().await;
@@ -405,7 +460,11 @@ async fn an_outcome_restored_after_a_purge_is_in_the_ledger_once<E: Engine>() {
     );
     assert!(
         store
-            .restore(sent.clone(), Outcome::Processed(attempt("default", 7)))
+            .restore(
+                sent.clone(),
+                Outcome::Processed(attempt("default", 7)),
+                Timestamp::now()
+            )
             .await
             .unwrap()
     );
@@ -433,14 +492,22 @@ async fn an_outcome_restored_after_a_purge_is_in_the_ledger_once<E: Engine>() {
     // changes nothing.
     assert!(
         !store
-            .restore(sent.clone(), Outcome::Processed(attempt("fallback", 9)))
+            .restore(
+                sent.clone(),
+                Outcome::Processed(attempt("fallback", 9)),
+                Timestamp::now()
+            )
             .await
             .unwrap()
     );
     store.accept(kept.clone()).await.unwrap();
     assert!(
         !store
-            .restore(kept.clone(), Outcome::Processed(attempt("default", 8)))
+            .restore(
+                kept.clone(),
+                Outcome::Processed(attempt("default", 8)),
+                Timestamp::now()
+            )
             .await
             .unwrap()
     );
@@ -460,6 +527,7 @@ behaviours!(
     held_lists_this_instances_pending_payments_accepted_before_a_time,
     a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open,
     summaries_count_processed_payments_by_requested_at_inclusively,
+    a_summary_counts_only_outcomes_answered_by_its_instant,
     concurrent_accepts_are_committed_in_groups_and_all_stand,
     concurrent_attempts_and_outcomes_of_many_payments_all_stand,
     purge_empties_queue_and_ledger,

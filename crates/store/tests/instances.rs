@@ -284,7 +284,7 @@ async fn instances_starting_together_migrate_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -469,10 +469,11 @@ async fn a_big_group_is_joined_by_hashing() {
     let ids = array(payments.iter().map(|p| p.id.to_string()).collect(), "uuid");
     let explain = format!(
         "EXPLAIN EXECUTE g('{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', \
-         {ids}, {}, {}, {}, 'someone', '{{}}', '{{}}')",
+         {ids}, {}, {}, {}, 'someone', '{{}}', '{{}}', {})",
         array(vec!["1".into(); n], "int2"),
         array(vec!["default".into(); n], "text"),
         array(vec!["5".into(); n], "int8"),
+        array(vec!["6".into(); n], "int8"),
     );
     let plan: Vec<String> = client
         .simple_query(&explain)

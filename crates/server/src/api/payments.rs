@@ -285,7 +285,9 @@ pub const SUMMARY_SETTLE: std::time::Duration = std::time::Duration::from_secs(2
 /// `GET /payments-summary`: the ledger's totals per processor (every
 /// processor of the registry, keyed by id, e.g. `default` and `fallback`),
 /// once the outcomes in the window that processors had answered when it
-/// arrived are committed.
+/// arrived are committed. On a store shared by several instances it reads
+/// `--summary-settle-ms` after it arrived and counts only the outcomes
+/// answered by then, whichever instance got them.
 #[utoipa::path(
     get,
     path = "/payments-summary",
@@ -309,6 +311,7 @@ pub async fn summary(
         bound(query.to.as_deref(), "to")?,
     );
     let window = Window::new(from, to);
+    let (asked, asked_instant) = (Timestamp::now(), tokio::time::Instant::now());
     // A payment its processor had answered when the summary arrived is in
     // the processor's books already: wait for its outcome's commit.
     if !shared.recording.settled(window, SUMMARY_SETTLE).await {
@@ -317,7 +320,19 @@ pub async fn summary(
             "summary answered while outcomes in its window are still being recorded"
         );
     }
-    let totals = shared.store.summary(window).await?;
+    let totals = if shared.store.exclusive() {
+        shared.store.summary(window).await?
+    } else {
+        // Other instances record outcomes this one cannot see: give them
+        // the settle to commit what they had been answered, and count
+        // nothing answered after the summary was asked (the processors,
+        // asked at the same moment, did not have it).
+        shared
+            .recording
+            .hold_until(asked_instant + shared.config.summary_settle)
+            .await;
+        shared.store.summary_answered_by(window, asked).await?
+    };
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()

@@ -152,6 +152,14 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_LEASE_MS")]
     pub lease_ms: Option<u64>,
 
+    /// How long a summary waits before it reads, on a store shared by
+    /// several instances (PostgreSQL), in ms [default: 100]: time for the
+    /// other instances to commit the outcomes they had when it was asked.
+    /// It counts those and none answered later; one whose commit takes
+    /// longer is missed (docs/postgres.md, "Summaries across instances").
+    #[arg(long, env = "REROUTE_SUMMARY_SETTLE_MS")]
+    pub summary_settle_ms: Option<u64>,
+
     /// Consecutive failures that take a processor out of rotation [default: 3].
     #[arg(long, env = "REROUTE_TRIP_AFTER")]
     pub trip_after: Option<u32>,

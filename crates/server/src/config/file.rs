@@ -53,6 +53,7 @@ pub(super) struct StorageTable {
     pub(super) db: Option<PathBuf>,
     pub(super) store: Option<String>,
     pub(super) lease_ms: Option<u64>,
+    pub(super) summary_settle_ms: Option<u64>,
     pub(super) durability: Option<String>,
 }
 

@@ -114,6 +114,10 @@ impl ServeConfig {
             }
         }
         line(set(
+            "storage.summary_settle_ms",
+            self.summary_settle.as_millis().to_string(),
+        ));
+        line(set(
             "storage.durability",
             quoted(&self.durability.to_string()),
         ));

@@ -162,6 +162,13 @@ impl ServeArgs {
         let lease_ms = lease_ms
             .check(&r, at_least(1_000))?
             .unwrap_or(DEFAULT_LEASE_MS);
+        let summary_settle_ms = r
+            .pick(
+                [(SUMMARY_SETTLE_MS, self.summary_settle_ms)],
+                storage.summary_settle_ms,
+            )
+            .value
+            .unwrap_or(DEFAULT_SUMMARY_SETTLE_MS);
         let durability = r
             .pick([(DURABILITY, self.durability)], storage.durability)
             .check(&r, |d| d.trim().parse::<Durability>())?
@@ -372,6 +379,7 @@ impl ServeArgs {
             },
             processor_timeout: Duration::from_millis(processor_timeout_ms),
             landing_margin: Duration::from_millis(landing_margin_ms),
+            summary_settle: Duration::from_millis(summary_settle_ms),
             health_interval: Duration::from_millis(health_interval_ms),
             workers,
             admin_token,

@@ -46,6 +46,9 @@ pub struct ServeConfig {
     /// How long past its announced delay a processor may still store a
     /// send ([`crate::resolution::Landing`]).
     pub landing_margin: Duration,
+    /// How long a summary waits for the other instances' commits on a
+    /// shared store (`GET /payments-summary`).
+    pub summary_settle: Duration,
     pub health_interval: Duration,
     pub workers: usize,
     pub admin_token: Option<String>,

@@ -20,6 +20,7 @@ pub(super) const MIN_IN_FLIGHT: u32 = 8;
 pub(super) const DEFAULT_HEALTH_INTERVAL_MS: u64 = 5_000;
 pub(super) const DEFAULT_WORKERS: usize = 128;
 pub(super) const DEFAULT_LEASE_MS: u64 = 10_000;
+pub(super) const DEFAULT_SUMMARY_SETTLE_MS: u64 = 100;
 pub(super) const DEFAULT_TRIP_AFTER: u32 = 3;
 pub(super) const DEFAULT_SERVICE_NAME: &str = "reroute";
 
@@ -68,6 +69,7 @@ args! {
     DB = "db", "--db", "REROUTE_DB", "storage.db";
     STORE = "database_url", "--store", "DATABASE_URL", "storage.store";
     LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS", "storage.lease_ms";
+    SUMMARY_SETTLE_MS = "summary_settle_ms", "--summary-settle-ms", "REROUTE_SUMMARY_SETTLE_MS", "storage.summary_settle_ms";
     DURABILITY = "durability", "--durability", "REROUTE_DURABILITY", "storage.durability";
     PROBES = "probes", "--probes", "REROUTE_PROBES", "health.probes";
     HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL", "health.health_interval_ms";

@@ -270,6 +270,7 @@ fn the_example_file_parses_and_equals_the_defaults() {
         "routing.patience_ms",
         "storage.db",
         "storage.lease_ms",
+        "storage.summary_settle_ms",
         "health.health_interval_ms",
         "health.health_window_size",
         "telemetry.log_format",

@@ -45,11 +45,17 @@ impl Backing {
     /// instance (a restart), with a short lease so that a stopped
     /// instance's payments are taken over quickly.
     pub async fn open(&self) -> Arc<dyn Store> {
+        self.open_as("test").await
+    }
+
+    /// As [`Backing::open`], on PostgreSQL as the instance `instance`: two
+    /// names are two live instances sharing the database.
+    pub async fn open_as(&self, instance: &str) -> Arc<dyn Store> {
         match self {
             Backing::Embedded(dir) => Arc::new(SqliteStore::open(dir.path().join("r.db")).unwrap()),
             Backing::Postgres { url, schema } => {
                 let config = PostgresConfig {
-                    instance: "test".into(),
+                    instance: instance.into(),
                     lease: Duration::from_millis(1_000),
                     schema: Some(schema.clone()),
                     ..PostgresConfig::new(url.clone())

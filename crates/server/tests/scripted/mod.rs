@@ -324,18 +324,28 @@ impl Store for Hooked {
             Ok(begun)
         })
     }
-    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
+    fn finish_answered(
+        &self,
+        id: CorrelationId,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
         let stall = self.hooks().stall_finish.take();
         Box::pin(async move {
             if let Some((called, release)) = stall {
                 let _ = called.send(id);
                 let _ = release.await;
             }
-            self.inner.finish(id, outcome).await
+            self.inner.finish_answered(id, outcome, answered_at).await
         })
     }
-    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.inner.restore(payment, outcome)
+    fn restore(
+        &self,
+        payment: NewPayment,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.inner.restore(payment, outcome, answered_at)
     }
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
         self.inner.find(id)
@@ -345,6 +355,9 @@ impl Store for Hooked {
     }
     fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>> {
         self.inner.summary(window)
+    }
+    fn summary_answered_by(&self, window: Window, by: Timestamp) -> StoreFuture<'_, Vec<Totals>> {
+        self.inner.summary_answered_by(window, by)
     }
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
         self.inner.ledger()

@@ -38,21 +38,31 @@ impl Store for PostgresStore {
 
     /// Any instance may record an outcome it learnt from the processor (a
     /// former holder whose answer arrives late included); the first stands.
-    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.write(|tx| Write::Finish(id, outcome, tx))
+    fn finish_answered(
+        &self,
+        id: CorrelationId,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.write(|tx| Write::Finish(id, outcome, answered_at, tx))
     }
 
     /// Rare (a purge with sends in flight), so a statement of its own on
     /// the pool rather than a place in every group.
-    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
+    fn restore(
+        &self,
+        payment: NewPayment,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
         let holder = Arc::clone(&self.inner.holder);
         self.query(move |client| async move {
             let (state, attempt) = outcome_columns(&outcome);
             let statement = client
                 .prepare_cached(
                     "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state,
-                                           processor, requested_at, holder, lease_until)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)
+                                           processor, requested_at, holder, lease_until, finished_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)
                      ON CONFLICT (id) DO NOTHING",
                 )
                 .await?;
@@ -69,6 +79,7 @@ impl Store for PostgresStore {
                         &attempt.processor,
                         &attempt.requested_at.millis(),
                         &&*holder,
+                        &answered_at.millis(),
                     ],
                 )
                 .await?;
@@ -128,14 +139,37 @@ impl Store for PostgresStore {
             let rows = client
                 .query(&statement, &[&window.from.millis(), &window.to.millis()])
                 .await?;
-            Ok(rows
-                .iter()
-                .map(|r| Totals {
-                    processor: r.get(0),
-                    requests: r.get::<_, i64>(1).unsigned_abs(),
-                    amount: Money::from_minor(r.get(2)),
-                })
-                .collect())
+            Ok(rows.iter().map(totals_from_row).collect())
+        })
+    }
+
+    fn summary_answered_by(
+        &self,
+        window: Window,
+        answered_by: Timestamp,
+    ) -> StoreFuture<'_, Vec<Totals>> {
+        self.query(move |client| async move {
+            // Outcomes finished before the column existed have none: they
+            // were answered before any summary asked now.
+            let statement = client
+                .prepare_cached(
+                    "SELECT processor, count(*), sum(amount)::int8 FROM payments
+                     WHERE state = 1 AND requested_at BETWEEN $1 AND $2
+                       AND (finished_at IS NULL OR finished_at <= $3)
+                     GROUP BY processor ORDER BY processor",
+                )
+                .await?;
+            let rows = client
+                .query(
+                    &statement,
+                    &[
+                        &window.from.millis(),
+                        &window.to.millis(),
+                        &answered_by.millis(),
+                    ],
+                )
+                .await?;
+            Ok(rows.iter().map(totals_from_row).collect())
         })
     }
 
@@ -304,5 +338,14 @@ impl Store for PostgresStore {
                 })
                 .collect())
         })
+    }
+}
+
+/// A summary's line from `processor, count(*), sum(amount)`.
+fn totals_from_row(r: &tokio_postgres::Row) -> Totals {
+    Totals {
+        processor: r.get(0),
+        requests: r.get::<_, i64>(1).unsigned_abs(),
+        amount: Money::from_minor(r.get(2)),
     }
 }

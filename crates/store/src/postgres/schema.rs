@@ -68,6 +68,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
         lease_until timestamptz NOT NULL
     );
 ",
+    "
+    -- When each outcome was handed to the store (ms, the instance's clock):
+    -- a summary counts the payments answered by the instant it was asked,
+    -- read once every instance has committed those (docs/postgres.md,
+    -- summaries across instances). Not in the ledger's index: a summary
+    -- reads its window's rows (rare, and small); every outcome would
+    -- write the wider entry.
+    ALTER TABLE payments ADD COLUMN finished_at bigint;
+",
 ];
 
 /// Applies `MIGRATIONS` not yet recorded, in one transaction under an

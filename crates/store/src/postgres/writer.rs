@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use reroute_core::{CorrelationId, Money};
+use reroute_core::{CorrelationId, Money, Timestamp};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -28,14 +28,20 @@ pub(super) enum Write {
         oneshot::Sender<StoreResult<Acceptance>>,
     ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
+    /// The instant is when the outcome was handed to the store.
+    Finish(
+        CorrelationId,
+        Outcome,
+        Timestamp,
+        oneshot::Sender<StoreResult<bool>>,
+    ),
 }
 
 impl Write {
     fn id(&self) -> CorrelationId {
         match self {
             Write::Accept(p, _, _) => p.id,
-            Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _) => *id,
+            Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _, _) => *id,
         }
     }
 
@@ -43,7 +49,7 @@ impl Write {
         // A caller that went away no longer needs the answer.
         match self {
             Write::Accept(_, _, tx) => drop(tx.send(Err(e))),
-            Write::BeginAttempt(_, _, tx) | Write::Finish(_, _, tx) => drop(tx.send(Err(e))),
+            Write::BeginAttempt(_, _, tx) | Write::Finish(_, _, _, tx) => drop(tx.send(Err(e))),
         }
     }
 }
@@ -117,7 +123,7 @@ impl Answer {
         match (write, self) {
             (Write::Accept(_, _, tx), Answer::Acceptance(a)) => drop(tx.send(Ok(a))),
             (Write::BeginAttempt(_, _, tx), Answer::Flag(f))
-            | (Write::Finish(_, _, tx), Answer::Flag(f)) => drop(tx.send(Ok(f))),
+            | (Write::Finish(_, _, _, tx), Answer::Flag(f)) => drop(tx.send(Ok(f))),
             (write, _) => write.fail(StoreError::Unavailable(
                 "internal: a write got another kind's answer".into(),
             )),
@@ -148,8 +154,10 @@ pub const APPLY_GROUP: &str = "WITH accepted AS (
         RETURNING p.id
     ), finished AS (
         UPDATE payments p
-        SET state = f.state, processor = f.processor, requested_at = f.requested_at, lease_until = NULL
-        FROM unnest($9::uuid[], $10::int2[], $11::text[], $12::int8[]) AS f(id, state, processor, requested_at)
+        SET state = f.state, processor = f.processor, requested_at = f.requested_at, lease_until = NULL,
+            finished_at = f.finished_at
+        FROM unnest($9::uuid[], $10::int2[], $11::text[], $12::int8[], $16::int8[])
+             AS f(id, state, processor, requested_at, finished_at)
         WHERE p.id = ANY($9) AND p.id = f.id AND p.state = 0
         RETURNING p.id
     )
@@ -183,12 +191,13 @@ pub(super) async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResu
                 b.processor.push(attempt.processor.as_str());
                 b.at.push(attempt.requested_at.millis());
             }
-            Write::Finish(id, outcome, _) => {
+            Write::Finish(id, outcome, finished_at, _) => {
                 let (state, attempt) = outcome_columns(outcome);
                 f.id.push(*id.as_uuid());
                 f.state.push(state);
                 f.processor.push(attempt.processor.as_str());
                 f.at.push(attempt.requested_at.millis());
+                f.finished_at.push(finished_at.millis());
             }
         }
     }
@@ -219,6 +228,7 @@ pub(super) async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResu
                     &holder,
                     &a.planned,
                     &a.planned_at,
+                    &f.finished_at,
                 ],
             )
             .await;
@@ -271,7 +281,7 @@ pub(super) async fn apply_group(writers: &Writers, group: &[Write]) -> StoreResu
                     "the payment was purged while being accepted".into(),
                 )),
             },
-            Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _) => {
+            Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _, _) => {
                 Ok(Answer::Flag(changed.contains(id.as_uuid())))
             }
         })
@@ -291,4 +301,6 @@ pub(super) struct Columns<'a> {
     /// The planned attempts of accepts.
     planned: Vec<Option<&'a str>>,
     planned_at: Vec<Option<i64>>,
+    /// When outcomes were handed to the store.
+    finished_at: Vec<i64>,
 }

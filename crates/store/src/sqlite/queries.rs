@@ -30,12 +30,22 @@ impl Store for SqliteStore {
         self.send(|tx| Command::BeginAttempt(id, attempt, tx))
     }
 
-    fn finish(&self, id: CorrelationId, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.send(|tx| Command::Finish(id, outcome, tx))
+    fn finish_answered(
+        &self,
+        id: CorrelationId,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.send(|tx| Command::Finish(id, outcome, answered_at, tx))
     }
 
-    fn restore(&self, payment: NewPayment, outcome: Outcome) -> StoreFuture<'_, bool> {
-        self.send(|tx| Command::Restore(payment, outcome, tx))
+    fn restore(
+        &self,
+        payment: NewPayment,
+        outcome: Outcome,
+        answered_at: Timestamp,
+    ) -> StoreFuture<'_, bool> {
+        self.send(|tx| Command::Restore(payment, outcome, answered_at, tx))
     }
 
     fn purge(&self) -> StoreFuture<'_, ()> {
@@ -111,13 +121,34 @@ impl Store for SqliteStore {
             )?;
             let rows = stmt.query_map(
                 params![STATE_PROCESSED, window.from.millis(), window.to.millis()],
-                |r| {
-                    Ok(Totals {
-                        processor: r.get(0)?,
-                        requests: r.get::<_, i64>(1)? as u64,
-                        amount: Money::from_minor(r.get(2)?),
-                    })
-                },
+                totals_from_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    fn summary_answered_by(
+        &self,
+        window: Window,
+        answered_by: Timestamp,
+    ) -> StoreFuture<'_, Vec<Totals>> {
+        self.read(move |conn| {
+            // Outcomes finished before the column existed have none: they
+            // were answered before any summary asked now.
+            let mut stmt = conn.prepare_cached(
+                "SELECT processor, COUNT(*), SUM(amount) FROM payments
+                 WHERE state = ?1 AND requested_at BETWEEN ?2 AND ?3
+                   AND (finished_at IS NULL OR finished_at <= ?4)
+                 GROUP BY processor ORDER BY processor",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    STATE_PROCESSED,
+                    window.from.millis(),
+                    window.to.millis(),
+                    answered_by.millis()
+                ],
+                totals_from_row,
             )?;
             rows.collect()
         })
@@ -176,4 +207,13 @@ impl Store for SqliteStore {
         let reports = probes.values().cloned().collect();
         Box::pin(async { Ok(reports) })
     }
+}
+
+/// A summary's line from `processor, COUNT(*), SUM(amount)`.
+fn totals_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Totals> {
+    Ok(Totals {
+        processor: r.get(0)?,
+        requests: r.get::<_, i64>(1)? as u64,
+        amount: Money::from_minor(r.get(2)?),
+    })
 }

@@ -16,6 +16,7 @@ fn finish() -> Command {
     Command::Finish(
         CorrelationId::from_bytes([1; 16]),
         Outcome::Processed(attempt),
+        Timestamp::from_millis(0),
         oneshot::channel().0,
     )
 }

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use reroute_core::{CorrelationId, Money};
+use reroute_core::{CorrelationId, Money, Timestamp};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
@@ -26,8 +26,19 @@ pub(super) enum Command {
         oneshot::Sender<StoreResult<Acceptance>>,
     ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    Finish(CorrelationId, Outcome, oneshot::Sender<StoreResult<bool>>),
-    Restore(NewPayment, Outcome, oneshot::Sender<StoreResult<bool>>),
+    /// The instant is when the outcome was handed to the store.
+    Finish(
+        CorrelationId,
+        Outcome,
+        Timestamp,
+        oneshot::Sender<StoreResult<bool>>,
+    ),
+    Restore(
+        NewPayment,
+        Outcome,
+        Timestamp,
+        oneshot::Sender<StoreResult<bool>>,
+    ),
     Purge(oneshot::Sender<StoreResult<()>>),
     Reclaim(usize, oneshot::Sender<StoreResult<Vec<PendingPayment>>>),
 }
@@ -250,7 +261,7 @@ pub(super) fn apply(
 ) -> rusqlite::Result<Applied> {
     match cmd {
         Command::Accept(p, plan, _) => {
-            let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref())?;
+            let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref(), None)?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
             }
@@ -279,11 +290,12 @@ pub(super) fn apply(
                 ])?;
             Ok(Applied::Flag(changed == 1))
         }
-        Command::Finish(id, outcome, _) => {
+        Command::Finish(id, outcome, at, _) => {
             let (state, attempt) = outcome_columns(outcome);
             let changed = tx
                 .prepare_cached(
-                    "UPDATE payments SET state = ?2, processor = ?3, requested_at = ?4
+                    "UPDATE payments SET state = ?2, processor = ?3, requested_at = ?4,
+                                         finished_at = ?6
                      WHERE id = ?1 AND state = ?5",
                 )?
                 .execute(params![
@@ -291,14 +303,15 @@ pub(super) fn apply(
                     state,
                     attempt.processor,
                     attempt.requested_at.millis(),
-                    STATE_PENDING
+                    STATE_PENDING,
+                    at.millis(),
                 ])?;
             Ok(Applied::Flag(changed == 1))
         }
-        Command::Restore(p, outcome, _) => {
+        Command::Restore(p, outcome, at, _) => {
             let (state, attempt) = outcome_columns(outcome);
             Ok(Applied::Flag(
-                insert(tx, p, state, run, Some(attempt))? == 1,
+                insert(tx, p, state, run, Some(attempt), Some(*at))? == 1,
             ))
         }
         Command::Purge(_) => {
@@ -321,19 +334,21 @@ pub(super) fn apply(
     }
 }
 
-/// Inserts `p` in `state`, held by this run, with `attempt`, unless its id
-/// is known; how many rows it inserted (0 or 1).
+/// Inserts `p` in `state`, held by this run, with `attempt` (and, finished,
+/// when its outcome was handed over), unless its id is known; how many rows
+/// it inserted (0 or 1).
 pub(super) fn insert(
     tx: &rusqlite::Transaction<'_>,
     p: &NewPayment,
     state: i64,
     run: &[u8; 16],
     attempt: Option<&Attempt>,
+    finished_at: Option<Timestamp>,
 ) -> rusqlite::Result<usize> {
     tx.prepare_cached(
         "INSERT INTO payments (id, amount, payment_method, country, accepted_at, state, holder,
-                               processor, requested_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+                               processor, requested_at, finished_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
     )?
     .execute(params![
         &p.id.as_bytes()[..],
@@ -345,6 +360,7 @@ pub(super) fn insert(
         &run[..],
         attempt.map(|a| a.processor.as_str()),
         attempt.map(|a| a.requested_at.millis()),
+        finished_at.map(|t| t.millis()),
     ])
 }
 
@@ -354,14 +370,14 @@ pub(super) fn respond(cmd: Command, applied: StoreResult<Applied>) {
     match (cmd, applied) {
         (Command::Accept(_, _, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
         (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
-        | (Command::Finish(_, _, tx), Ok(Applied::Flag(f)))
-        | (Command::Restore(_, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
+        | (Command::Finish(_, _, _, tx), Ok(Applied::Flag(f)))
+        | (Command::Restore(_, _, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
         (Command::Accept(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::BeginAttempt(_, _, tx), Err(e))
-        | (Command::Finish(_, _, tx), Err(e))
-        | (Command::Restore(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
+        | (Command::Finish(_, _, _, tx), Err(e))
+        | (Command::Restore(_, _, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (_, Ok(_)) => unreachable!("apply yields the variant matching its command"),
