@@ -111,11 +111,13 @@ pub trait Store: Send + Sync + 'static {
     fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>>;
 
     /// As [`Store::summary`], counting only the payments whose outcome was
-    /// handed to the store (by this instance or any other) at or before
-    /// `answered_by`, by the clock of the instance that handed it: what the
+    /// answered (to this instance or any other) at or before `answered_by`,
+    /// by the clock of the instance that got the answer: what the
     /// processors' books held when a summary was asked at `answered_by`,
     /// read once the outcomes answered by then are committed. Outcomes
     /// recorded before a store kept that instant count as answered before.
+    /// Kept apart from [`Store::summary`], which on PostgreSQL reads the
+    /// ledger's index alone.
     fn summary_answered_by(
         &self,
         window: Window,

@@ -69,7 +69,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
 ",
     "
-    -- When each outcome was handed to the store (ms, the instance's clock):
+    -- When each outcome was answered (ms, the answering instance's clock):
     -- a summary counts the payments answered by the instant it was asked,
     -- read once every instance has committed those (docs/postgres.md,
     -- summaries across instances). Not in the ledger's index: a summary

@@ -28,7 +28,7 @@ pub(super) enum Write {
         oneshot::Sender<StoreResult<Acceptance>>,
     ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    /// The instant is when the outcome was handed to the store.
+    /// The instant is when the processor answered.
     Finish(
         CorrelationId,
         Outcome,
@@ -301,6 +301,6 @@ pub(super) struct Columns<'a> {
     /// The planned attempts of accepts.
     planned: Vec<Option<&'a str>>,
     planned_at: Vec<Option<i64>>,
-    /// When outcomes were handed to the store.
+    /// When the outcomes were answered.
     finished_at: Vec<i64>,
 }

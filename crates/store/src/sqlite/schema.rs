@@ -28,7 +28,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
 ",
     // The run that holds a pending payment (16 random bytes per open).
     "ALTER TABLE payments ADD COLUMN holder BLOB;",
-    // When the outcome was handed to the store (ms): a summary counts the
+    // When the outcome was answered (ms): a summary counts the
     // payments answered by the instant it was asked (`Store::summary_answered_by`).
     "ALTER TABLE payments ADD COLUMN finished_at INTEGER;",
 ];

@@ -26,7 +26,7 @@ pub(super) enum Command {
         oneshot::Sender<StoreResult<Acceptance>>,
     ),
     BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    /// The instant is when the outcome was handed to the store.
+    /// The instant is when the processor answered.
     Finish(
         CorrelationId,
         Outcome,
@@ -335,7 +335,7 @@ pub(super) fn apply(
 }
 
 /// Inserts `p` in `state`, held by this run, with `attempt` (and, finished,
-/// when its outcome was handed over), unless its id is known; how many rows
+/// when its outcome was answered), unless its id is known; how many rows
 /// it inserted (0 or 1).
 pub(super) fn insert(
     tx: &rusqlite::Transaction<'_>,
