@@ -26,6 +26,27 @@ async fn gauge(http: &Http, app: &TestApp, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// `GET /payments-summary` in a task of its own, once `app` says it waits
+/// (for outcomes being committed, or its settle).
+async fn settling_summary(
+    http: &Http,
+    app: &TestApp,
+) -> tokio::task::JoinHandle<(hyper::StatusCode, serde_json::Value)> {
+    let summary = tokio::spawn({
+        let url = app.url.clone();
+        async move {
+            Http::default()
+                .get(&format!("{url}/payments-summary"))
+                .await
+        }
+    });
+    eventually("the summary waits", WAIT, || async {
+        (gauge(http, app, "reroute_summaries_settling").await == Some(1.0)).then_some(())
+    })
+    .await;
+    summary
+}
+
 /// A payment is in flight at default (sleeping in the processor) when the
 /// router is purged; then default stores it. Its processor's books have it
 /// after the purge, so the ledger must too, with the same `requestedAt`.
@@ -148,18 +169,7 @@ async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backin
     assert_eq!(default.next_seen().await, Seen::Post);
     finishing.await.unwrap();
     assert!(default.stored(&id).is_some(), "default's books have it");
-    let summary = tokio::spawn({
-        let url = app.url.clone();
-        async move {
-            Http::default()
-                .get(&format!("{url}/payments-summary"))
-                .await
-        }
-    });
-    eventually("the summary waits for the commit", WAIT, || async {
-        (gauge(&http, &app, "reroute_summaries_settling").await == Some(1.0)).then_some(())
-    })
-    .await;
+    let summary = settling_summary(&http, &app).await;
     release.send(()).unwrap();
     let (status, totals) = summary.await.unwrap();
     assert_eq!(status, hyper::StatusCode::OK, "{totals}");
@@ -201,18 +211,7 @@ async fn a_summary_counts_what_another_instance_had_answered_when_it_arrived() {
     b.pay(&http, &answered_before, "19.90").await;
     finishing.await.unwrap();
     assert!(default.stored(&answered_before).is_some());
-    let summary = tokio::spawn({
-        let url = a.url.clone();
-        async move {
-            Http::default()
-                .get(&format!("{url}/payments-summary"))
-                .await
-        }
-    });
-    eventually("A's summary settles", WAIT, || async {
-        (gauge(&http, &a, "reroute_summaries_settling").await == Some(1.0)).then_some(())
-    })
-    .await;
+    let summary = settling_summary(&http, &a).await;
     release.send(()).unwrap();
     let answered_after = new_id();
     b.pay(&http, &answered_after, "5.00").await;
