@@ -56,30 +56,27 @@ impl fmt::Display for RinhaReport {
         )?;
         // The other side of the teardown, when it disagrees with the scored one.
         let books = &d.teardown;
-        if final_test {
+        let (label, says, counts, note) = if final_test {
             let backend = &books.backend;
-            if backend.default.total_requests != self.processed_default.payments
-                || backend.fallback.total_requests != self.processed_fallback.payments
-            {
-                row(
-                    f,
-                    "backend",
-                    format_args!(
-                        "reports default {}, fallback {} (not scored)",
-                        backend.default.total_requests, backend.fallback.total_requests
-                    ),
-                )?;
-            }
-        } else if books.default.total_requests != self.processed_default.payments
-            || books.fallback.total_requests != self.processed_fallback.payments
+            let counts = (
+                backend.default.total_requests,
+                backend.fallback.total_requests,
+            );
+            ("backend", "reports", counts, " (not scored)")
+        } else {
+            let counts = (books.default.total_requests, books.fallback.total_requests);
+            ("books", "the processors count", counts, "")
+        };
+        if counts
+            != (
+                self.processed_default.payments,
+                self.processed_fallback.payments,
+            )
         {
             row(
                 f,
-                "books",
-                format_args!(
-                    "the processors count default {}, fallback {}",
-                    books.default.total_requests, books.fallback.total_requests
-                ),
+                label,
+                format_args!("{says} default {}, fallback {}{note}", counts.0, counts.1),
             )?;
         }
         let lag_note = if self.slush_fund.detected {

@@ -9,6 +9,16 @@ pub(crate) fn d(text: &str) -> Decimal {
     text.parse().unwrap()
 }
 
+/// A processor's summary of `requests` totalling `amount` at fee `rate`.
+fn books(requests: u64, amount: Decimal, rate: &str) -> ProcessorSummary {
+    ProcessorSummary {
+        total_requests: requests,
+        total_amount: amount,
+        total_fee: amount * d(rate),
+        fee_per_transaction: d(rate),
+    }
+}
+
 /// The published best run: 16,752 payments on default, p99 1.25 ms.
 pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
     let amount = d("19.90") * Decimal::from(16_752);
@@ -28,12 +38,6 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
         },
     });
     let at = Timestamp::from_millis(1_752_150_896_789);
-    let books = |requests: u64, amount: Decimal, rate: &str| ProcessorSummary {
-        total_requests: requests,
-        total_amount: amount,
-        total_fee: amount * d(rate),
-        fee_per_transaction: d(rate),
-    };
     RinhaReport::new(Parts {
         participant: "best".to_owned(),
         max_users: 550,
@@ -103,12 +107,6 @@ pub(crate) fn final_run() -> RinhaReport {
         },
     });
     let at = Timestamp::from_millis(1_752_150_896_789);
-    let books = |requests: u64, amount: Decimal, rate: &str| ProcessorSummary {
-        total_requests: requests,
-        total_amount: amount,
-        total_fee: amount * d(rate),
-        fee_per_transaction: d(rate),
-    };
     let timeline = Timeline::new(
         &crate::rinha::scenario::FINAL,
         std::time::Duration::from_secs(30),
