@@ -16,6 +16,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
 use reroute_core::{CorrelationId, Money, Timestamp};
+use reroute_store::NewPayment;
 
 /// What one POST /payments told us.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +69,8 @@ pub struct ProcessorClient {
 }
 
 impl ProcessorClient {
-    /// `timeout` bounds every call: connect, send and the whole answer.
+    /// `timeout` bounds every call: connect, send and the whole answer
+    /// (a payment's send is given its own bound, [`ProcessorClient::pay`]).
     pub fn new(timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -80,26 +82,32 @@ impl ProcessorClient {
         Self { http, timeout }
     }
 
-    /// Sends a payment with the given `requestedAt`, and its `paymentMethod`
+    /// Sends `payment` with the given `requestedAt`, and its `paymentMethod`
     /// and `country` when it has them (omitted when `None`; the Rinha
-    /// processors ignore them, TechCart's read them).
+    /// processors ignore them, TechCart's read them). `wait` bounds this
+    /// call instead of the client's timeout: a processor that announced a
+    /// longer delay answers later ([`crate::resolution::Landing::send_wait`]).
     pub async fn pay(
         &self,
         base_url: &str,
-        id: CorrelationId,
-        amount: Money,
+        payment: &NewPayment,
         requested_at: Timestamp,
-        payment_method: Option<&str>,
-        country: Option<&str>,
+        wait: Duration,
     ) -> AttemptResult {
-        let body = payment_body(id, amount, requested_at, payment_method, country);
+        let body = payment_body(
+            payment.id,
+            payment.amount,
+            requested_at,
+            payment.payment_method.as_deref(),
+            payment.country.as_deref(),
+        );
         let request = Request::builder()
             .method(Method::POST)
             .uri(format!("{base_url}/payments"))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("a request built from valid parts");
-        match self.call(request).await {
+        match self.call(request, wait).await {
             Call::Answered(answer) => classify(answer.status),
             Call::NotSent => AttemptResult::Refused,
             Call::Lost => AttemptResult::Unknown,
@@ -111,7 +119,7 @@ impl ProcessorClient {
         let request = Request::get(format!("{base_url}/payments/{id}"))
             .body(Full::new(Bytes::new()))
             .expect("a request built from valid parts");
-        match self.call(request).await {
+        match self.call(request, self.timeout).await {
             Call::Answered(a) if a.status == StatusCode::NOT_FOUND => Lookup::NotFound,
             Call::Answered(a) if a.status.is_success() => {
                 #[derive(serde::Deserialize)]
@@ -135,7 +143,7 @@ impl ProcessorClient {
         let request = Request::get(format!("{base_url}/payments/service-health"))
             .body(Full::new(Bytes::new()))
             .expect("a request built from valid parts");
-        match self.call(request).await {
+        match self.call(request, self.timeout).await {
             Call::Answered(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
                 Probe::RetryAfter(a.retry_after.unwrap_or(Duration::from_secs(5)))
             }
@@ -158,7 +166,7 @@ impl ProcessorClient {
         }
     }
 
-    async fn call(&self, request: Request<Full<Bytes>>) -> Call {
+    async fn call(&self, request: Request<Full<Bytes>>, timeout: Duration) -> Call {
         let exchange = async {
             let response = self.http.request(request).await?;
             let status = response.status();
@@ -175,7 +183,7 @@ impl ProcessorClient {
                 retry_after,
             })
         };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(answer)) => Call::Answered(answer),
             Ok(Err(e)) if is_connect_error(e.as_ref()) => Call::NotSent,
             Ok(Err(_)) | Err(_) => Call::Lost,

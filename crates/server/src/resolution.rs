@@ -208,6 +208,24 @@ impl Landing {
             })
     }
 
+    /// How long a send to `processor` leaving at `now` waits for its
+    /// answer: the processor timeout, or, when the processor announced a
+    /// longer delay within two probe intervals, that delay and the margin
+    /// (at most [`LONGEST_SEND_WAIT`]). A send given up while the processor
+    /// may still store it leaves the payment in doubt until a lookup after
+    /// its landing bound, seconds in which the processor's books count a
+    /// payment the ledger cannot; waiting as long as the processor said it
+    /// takes gets its answer instead. A send that still times out has then
+    /// passed its landing bound (unless the announced delay exceeds the
+    /// cap), so the lookup that follows decides.
+    pub fn send_wait(&self, processor: usize, now: Timestamp) -> Duration {
+        let window_ms = i64::try_from(self.probe_interval.as_millis()).unwrap_or(i64::MAX);
+        let since = now.plus_millis(-window_ms.saturating_mul(2));
+        let announced = self.history(processor).largest_since(since, now);
+        let slow = Duration::from_millis(u64::from(announced)) + self.margin;
+        self.timeout.max(slow.min(LONGEST_SEND_WAIT))
+    }
+
     /// The instant by which a send to `processor` that left at `left` has
     /// landed, if it ever does, as far as is known at `now`.
     pub fn deadline(&self, processor: usize, left: Timestamp, now: Timestamp) -> Timestamp {
@@ -221,6 +239,10 @@ impl Landing {
         left.plus_millis(ms)
     }
 }
+
+/// The longest a send waits for its answer whatever delay its processor
+/// announced: a lane's place is not held for longer on a processor's word.
+pub const LONGEST_SEND_WAIT: Duration = Duration::from_secs(60);
 
 /// One processor's announced delays, kept for [`HORIZON_MS`].
 #[derive(Debug, Default)]
@@ -473,6 +495,26 @@ mod tests {
         assert_eq!(l.deadline(0, at(6_000), at(6_100)), at(9_000));
         l.announce(0, 20, at(10_000), false);
         assert_eq!(l.announced(0).delay_ms, 20);
+    }
+
+    #[test]
+    fn a_send_waits_the_timeout_unless_a_longer_delay_was_announced() {
+        let l = landing();
+        assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(2_000));
+        // Announced delay and margin within the timeout: the timeout.
+        l.announce(0, 0, at(-1_000), false);
+        assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(2_000));
+        // Equal to the timeout, while failing too (the reference processor
+        // sleeps before it checks its failure flag): delay and margin.
+        l.announce(0, 2_000, at(-500), true);
+        assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(3_000));
+        // A send that waited that long has passed its landing bound.
+        assert_eq!(l.deadline(0, at(0), at(0)), at(3_000));
+        // Another processor's delay does not count.
+        assert_eq!(l.send_wait(1, at(0)), Duration::from_millis(2_000));
+        // Capped, whatever the processor says.
+        l.announce(0, u32::MAX, at(0), false);
+        assert_eq!(l.send_wait(0, at(0)), LONGEST_SEND_WAIT);
     }
 
     #[test]

@@ -332,16 +332,10 @@ async fn send(
     let believed_up = routing::believed_up(shared, index, payment, left);
     let started = std::time::Instant::now();
     let counted = shared.metrics.attempt_started();
+    let wait = shared.landing.send_wait(index, left);
     let result = shared
         .client
-        .pay(
-            url,
-            id,
-            payment.amount,
-            attempt.requested_at,
-            payment.payment_method.as_deref(),
-            payment.country.as_deref(),
-        )
+        .pay(url, payment, attempt.requested_at, wait)
         .await;
     drop(counted);
     drop(lane);

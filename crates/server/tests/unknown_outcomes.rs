@@ -177,7 +177,55 @@ async fn a_resend_found_by_the_sweep_after_the_payment_finished_is_not_sent(back
     app.stop().await;
 }
 
+/// Default announces a delay longer than the router's processor timeout
+/// and takes that long to store the payment, as the reference processor
+/// does. The send must wait for that answer: a send given up while the
+/// processor is still storing it leaves the payment pending, unknown, until
+/// a lookup seconds later, while default's books already count it (the
+/// final test's check after its 150 s stage, where default's 5,000 ms delay
+/// equals the router's timeout, found the ledger one payment short).
+async fn a_send_waits_for_the_delay_its_processor_announced(backing: Backing) {
+    const DELAY_MS: u64 = 600;
+    let delay = std::time::Duration::from_millis(DELAY_MS);
+    let mut default = Scripted::announcing(vec![Reply::StoreAfter(delay)], DELAY_MS).await;
+    let fallback = Scripted::start(vec![]).await;
+    let (probed, mut probes) = mpsc::unbounded_channel();
+    let store = Hooked::new(backing.open().await);
+    store.hooks().probed = Some(probed);
+    // The processor timeout is router_config's 300 ms.
+    let config = router_config(&default, &fallback, &backing.db(), &[]);
+    let app = TestApp::start_with_store(config, store.clone()).await;
+    // The router has applied default's announcement before the payment.
+    loop {
+        let report = tokio::time::timeout(WAIT, probes.recv())
+            .await
+            .expect("default was probed")
+            .expect("the router is running");
+        if report.processor == "default" {
+            assert_eq!(u64::from(report.min_response_ms), DELAY_MS);
+            break;
+        }
+    }
+    let http = Http::default();
+    let id = new_id();
+    let (s, body) = app.pay(&http, &id, "19.90").await;
+    assert_eq!(s, hyper::StatusCode::ACCEPTED, "{body}");
+    let view = settled(&app, &http, &id).await;
+    assert_eq!(view["state"], "processed", "{view}");
+    assert_eq!(view["processor"], "default", "{view}");
+    assert_eq!(default.next_seen().await, Seen::Post);
+    assert_eq!(
+        default.unread(),
+        None,
+        "the send was given up before default answered, and the payment resolved by asking again"
+    );
+    assert_eq!(default.posts(), 1);
+    assert_eq!(fallback.posts(), 0);
+    app.stop().await;
+}
+
 on_both_stores!(
+    a_send_waits_for_the_delay_its_processor_announced,
     a_500_to_a_resend_keeps_a_payment_whose_first_send_may_still_land,
     an_instant_429_to_a_resend_keeps_a_payment_whose_first_send_may_still_land,
     a_5xx_to_a_first_send_is_looked_up_before_the_payment_goes_elsewhere,

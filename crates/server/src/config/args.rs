@@ -76,7 +76,8 @@ pub struct ServeArgs {
     pub patience_ms: Option<u64>,
 
     /// Timeout of every call to a processor (connect, send, answer), in ms
-    /// [default: 5000].
+    /// [default: 5000]. A payment's send waits longer when the processor
+    /// announced a longer delay: that delay plus the landing margin.
     #[arg(long, env = "REQUEST_TIMEOUT")]
     pub processor_timeout_ms: Option<u64>,
 

@@ -36,6 +36,9 @@ pub enum Reply {
     /// Stores it, then answers 500: a processor (or a proxy in front of it)
     /// whose failure answer does not mean "not stored".
     StoreThenFail,
+    /// Sleeps this long, then stores it (the caller may have given up): the
+    /// reference processor under a delay.
+    StoreAfter(Duration),
 }
 
 /// What the scripted processor saw, in order.
@@ -61,7 +64,8 @@ struct Fake {
 
 /// A processor on port 0 that answers `POST /payments` as scripted (then
 /// [`Reply::Store`]), `GET /payments/{id}` from what it stored, and has no
-/// working health endpoint (probes learn nothing).
+/// working health endpoint (probes learn nothing) unless started
+/// [`Scripted::announcing`] a delay.
 pub struct Scripted {
     pub url: String,
     books: Arc<Mutex<Books>>,
@@ -70,6 +74,15 @@ pub struct Scripted {
 
 impl Scripted {
     pub async fn start(script: Vec<Reply>) -> Self {
+        Self::serve(script, None).await
+    }
+
+    /// Its health endpoint says it works and answers in `delay_ms`.
+    pub async fn announcing(script: Vec<Reply>, delay_ms: u64) -> Self {
+        Self::serve(script, Some(delay_ms)).await
+    }
+
+    async fn serve(script: Vec<Reply>, announced_ms: Option<u64>) -> Self {
         let books = Arc::new(Mutex::new(Books {
             script: script.into(),
             ..Books::default()
@@ -83,7 +96,15 @@ impl Scripted {
             .route("/payments", post(pay))
             .route(
                 "/payments/service-health",
-                get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+                get(move || async move {
+                    match announced_ms {
+                        Some(ms) => axum::Json(serde_json::json!({
+                            "failing": false, "minResponseTime": ms
+                        }))
+                        .into_response(),
+                        None => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                    }
+                }),
             )
             .route("/payments/{id}", get(lookup))
             .with_state(fake);
@@ -99,6 +120,11 @@ impl Scripted {
             .await
             .expect("the processor was called")
             .expect("the processor is running")
+    }
+
+    /// What it saw that the test has not read yet; `None` when nothing.
+    pub fn unread(&mut self) -> Option<Seen> {
+        self.seen.try_recv().ok()
     }
 
     pub fn posts(&self) -> usize {
@@ -143,6 +169,14 @@ async fn pay(State(fake): State<Fake>, body: axum::Json<Value>) -> Response {
         Reply::StoreThenFail => {
             store_once(&fake.books, &body);
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+        Reply::StoreAfter(delay) => {
+            let books = Arc::clone(&fake.books);
+            let stored = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                store_once(&books, &body)
+            });
+            stored.await.unwrap().into_response()
         }
     }
 }
@@ -289,6 +323,9 @@ pub struct Hooks {
     /// Holds the next [`Store::finish`] before it reaches the store: tells
     /// the first sender it was called, then waits for the receiver.
     pub stall_finish: Option<(oneshot::Sender<CorrelationId>, oneshot::Receiver<()>)>,
+    /// Told every [`Store::publish_probe`]: the router has applied the
+    /// report by then.
+    pub probed: Option<mpsc::UnboundedSender<ProbeReport>>,
 }
 
 impl Hooked {
@@ -384,6 +421,9 @@ impl Store for Hooked {
         self.inner.lead_probes(term)
     }
     fn publish_probe(&self, report: ProbeReport) -> StoreFuture<'_, ()> {
+        if let Some(tell) = &self.hooks().probed {
+            let _ = tell.send(report.clone());
+        }
         self.inner.publish_probe(report)
     }
     fn probes(&self) -> StoreFuture<'_, Vec<ProbeReport>> {
