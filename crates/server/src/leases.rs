@@ -57,12 +57,11 @@ const ADOPT_AFTER_MS: i64 = 5_000;
 /// on (see [`reroute_store::Store::held`]); returns how many.
 pub async fn adopt_unqueued(shared: &Shared) -> Result<usize, reroute_store::StoreError> {
     let before = reroute_core::Timestamp::now().plus_millis(-ADOPT_AFTER_MS);
+    // Begun before the read: payments finished after its snapshot are not
+    // queued again.
+    let sweep = shared.queue.sweep();
     let held = shared.store.held(before, RECLAIM_BATCH).await?;
-    Ok(held
-        .into_iter()
-        .map(|p| shared.queue.push(Job::reclaimed(p)))
-        .filter(|&queued| queued)
-        .count())
+    Ok(sweep.adopt(held))
 }
 
 /// Renews and reclaims every `period` (a third of the lease) until stopped.

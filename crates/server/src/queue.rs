@@ -65,6 +65,10 @@ struct Inner {
     /// Every payment waiting or being worked on ([`Queue::done`] when a
     /// worker lets go of it): a payment is queued once, whoever finds it.
     known: HashSet<CorrelationId>,
+    /// Sweeps reading the store now ([`Queue::sweep`]).
+    sweeps: usize,
+    /// The payments workers let go of while a sweep was reading.
+    let_go: HashSet<CorrelationId>,
 }
 
 impl Queue {
@@ -102,7 +106,22 @@ impl Queue {
 
     /// A worker let go of this payment (finished, or no longer held).
     pub fn done(&self, id: CorrelationId) {
-        self.inner().known.remove(&id);
+        let mut inner = self.inner();
+        inner.known.remove(&id);
+        if inner.sweeps > 0 {
+            inner.let_go.insert(id);
+        }
+    }
+
+    /// Starts a sweep: a read of the store for payments this instance
+    /// holds but may not have queued ([`crate::leases::adopt_unqueued`]).
+    /// Begin it before the read. What the read finds pending may have been
+    /// finished by a worker since its snapshot, and let go of (no longer
+    /// known here) before [`Sweep::adopt`]: the sweep remembers every
+    /// payment let go of while it runs, and does not queue those again.
+    pub fn sweep(&self) -> Sweep<'_> {
+        self.inner().sweeps += 1;
+        Sweep { queue: self }
     }
 
     /// Drops everything waiting (after a purge); returns how many. The
@@ -111,7 +130,7 @@ impl Queue {
     pub fn clear(&self) -> usize {
         let mut inner = self.inner();
         self.purges.fetch_add(1, Ordering::AcqRel);
-        let Inner { items, known } = &mut *inner;
+        let Inner { items, known, .. } = &mut *inner;
         let dropped = items.len();
         for job in items.drain(..) {
             known.remove(&job.pending.payment.id);
@@ -135,6 +154,45 @@ impl Queue {
     /// Payments waiting for a worker (not counting those being worked on).
     pub fn depth(&self) -> usize {
         self.inner().items.len()
+    }
+}
+
+/// A read of the store for unqueued payments, begun by [`Queue::sweep`].
+pub struct Sweep<'a> {
+    queue: &'a Queue,
+}
+
+impl Sweep<'_> {
+    /// Queues what the read found, except payments waiting or worked on and
+    /// those let go of since the sweep began (finished after the read's
+    /// snapshot); returns how many were queued.
+    pub fn adopt(self, found: Vec<PendingPayment>) -> usize {
+        let mut queued = 0;
+        {
+            let mut inner = self.queue.inner();
+            for pending in found {
+                let id = pending.payment.id;
+                if inner.let_go.contains(&id) || !inner.known.insert(id) {
+                    continue;
+                }
+                inner.items.push_back(Job::reclaimed(pending));
+                queued += 1;
+            }
+        }
+        for _ in 0..queued {
+            self.queue.ready.notify_one();
+        }
+        queued
+    }
+}
+
+impl Drop for Sweep<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.queue.inner();
+        inner.sweeps -= 1;
+        if inner.sweeps == 0 {
+            inner.let_go.clear();
+        }
     }
 }
 
@@ -184,6 +242,32 @@ mod tests {
         assert!(q.push(again()), "known no more once done");
         assert_eq!(q.clear(), 1);
         assert!(q.push(again()), "cleared");
+    }
+
+    /// The sweep's read saw the payment pending; a worker finished it and
+    /// let go of it before the sweep queued what it read. Queued again, it
+    /// would be routed and fenced by the store for nothing (and reported as
+    /// a payment "never queued").
+    #[tokio::test]
+    async fn a_payment_let_go_while_a_sweep_reads_is_not_queued_again() {
+        let q = Queue::default();
+        let finished = pending(1).pending;
+        let unqueued = pending(2).pending;
+        q.push(Job::accepted(finished.clone()));
+        q.pop().await;
+        let sweep = q.sweep();
+        // The read's snapshot: both pending. Then the worker lets go.
+        let read = vec![finished.clone(), unqueued.clone()];
+        q.done(finished.payment.id);
+        assert_eq!(sweep.adopt(read), 1);
+        let adopted = q.pop().await;
+        assert_eq!(adopted.pending.payment.id, unqueued.payment.id);
+        assert!(!adopted.unsent_plan, "a swept payment may have been sent");
+        assert_eq!(q.depth(), 0);
+        // Let go of before the next sweep began: that sweep's read cannot
+        // have seen it pending unless it still is.
+        let next = q.sweep();
+        assert_eq!(next.adopt(vec![finished.clone()]), 1);
     }
 
     #[tokio::test]
