@@ -120,6 +120,7 @@ impl App {
                 registry.len(),
                 config.processor_timeout,
                 config.landing_margin,
+                crate::resolution::longest_send_wait(store.lease()),
                 config.health_interval,
             ),
             health: HealthEngine::new(&registry, config.health),

@@ -155,6 +155,8 @@ pub fn on_lookup(
 pub struct Landing {
     timeout: Duration,
     margin: Duration,
+    /// The longest [`Landing::send_wait`] ([`longest_send_wait`]).
+    longest_send: Duration,
     probe_interval: Duration,
     /// Indexed like the fee-ordered registry.
     history: Vec<Mutex<History>>,
@@ -165,11 +167,13 @@ impl Landing {
         processors: usize,
         timeout: Duration,
         margin: Duration,
+        longest_send: Duration,
         probe_interval: Duration,
     ) -> Self {
         Landing {
             timeout,
             margin,
+            longest_send,
             probe_interval,
             history: (0..processors)
                 .map(|_| Mutex::new(History::default()))
@@ -211,7 +215,7 @@ impl Landing {
     /// How long a send to `processor` leaving at `now` waits for its
     /// answer: the processor timeout, or, when the processor announced a
     /// longer delay within two probe intervals, that delay and the margin
-    /// (at most [`LONGEST_SEND_WAIT`]). A send given up while the processor
+    /// (at most [`longest_send_wait`]). A send given up while the processor
     /// may still store it leaves the payment in doubt until a lookup after
     /// its landing bound, seconds in which the processor's books count a
     /// payment the ledger cannot; waiting as long as the processor said it
@@ -223,7 +227,7 @@ impl Landing {
         let since = now.plus_millis(-window_ms.saturating_mul(2));
         let announced = self.history(processor).largest_since(since, now);
         let slow = Duration::from_millis(u64::from(announced)) + self.margin;
-        self.timeout.max(slow.min(LONGEST_SEND_WAIT))
+        self.timeout.max(slow.min(self.longest_send))
     }
 
     /// The instant by which a send to `processor` that left at `left` has
@@ -242,7 +246,24 @@ impl Landing {
 
 /// The longest a send waits for its answer whatever delay its processor
 /// announced: a lane's place is not held for longer on a processor's word.
-pub const LONGEST_SEND_WAIT: Duration = Duration::from_secs(60);
+const LONGEST_SEND_WAIT: Duration = Duration::from_secs(60);
+
+/// The longest a send may wait for its answer, on a store whose payments
+/// are held under `lease` (shared storage) or not. A leased payment may be
+/// taken over by another instance once its holder stops renewing; its
+/// holder's send must have been answered or given up by then, which the
+/// lease check at start-up guarantees for the processor timeout
+/// ([`crate::config::lease_renewal_interval`]: the lease left when a send
+/// leaves). A send waiting for an announced delay stays within the same
+/// bound.
+pub fn longest_send_wait(lease: Option<Duration>) -> Duration {
+    lease.map_or(LONGEST_SEND_WAIT, |lease| {
+        let left = lease.saturating_sub(crate::config::lease_renewal_interval(lease));
+        // Whole milliseconds, strictly below what is left.
+        let ms = u64::try_from(left.as_millis().saturating_sub(1)).unwrap_or(u64::MAX);
+        Duration::from_millis(ms).min(LONGEST_SEND_WAIT)
+    })
+}
 
 /// One processor's announced delays, kept for [`HORIZON_MS`].
 #[derive(Debug, Default)]
@@ -456,6 +477,7 @@ mod tests {
             2,
             Duration::from_millis(2_000),
             Duration::from_millis(1_000),
+            Duration::from_millis(10_000),
             Duration::from_millis(5_000),
         )
     }
@@ -514,7 +536,22 @@ mod tests {
         assert_eq!(l.send_wait(1, at(0)), Duration::from_millis(2_000));
         // Capped, whatever the processor says.
         l.announce(0, u32::MAX, at(0), false);
-        assert_eq!(l.send_wait(0, at(0)), LONGEST_SEND_WAIT);
+        assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(10_000));
+    }
+
+    #[test]
+    fn a_leased_payments_send_ends_before_another_instance_may_take_it_over() {
+        assert_eq!(longest_send_wait(None), LONGEST_SEND_WAIT);
+        // A 10 s lease renewed every 3,333.3 ms: 6,666.7 ms left at worst
+        // when a send leaves; the send ends before.
+        assert_eq!(
+            longest_send_wait(Some(Duration::from_secs(10))),
+            Duration::from_millis(6_665)
+        );
+        assert_eq!(
+            longest_send_wait(Some(Duration::from_secs(600))),
+            LONGEST_SEND_WAIT
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub fn lease_renewal_interval(lease: Duration) -> Duration {
 /// Refuses a lease that could run out while a send is in flight. A holder
 /// checks its lease before a send; the lease was last renewed up to one
 /// renewal interval earlier, so it may have only `lease - renewal` left;
-/// the send may take the processor timeout. Unless the lease outlasts
+/// the send may take the processor timeout (a send waiting for a longer
+/// announced delay is capped below `lease - renewal`:
+/// [`crate::resolution::longest_send_wait`]). Unless the lease outlasts
 /// `timeout + renewal`, another instance could take the payment over (and
 /// send it elsewhere) while this send may still land: a double charge.
 /// `timeout_from` says where the timeout was set.
