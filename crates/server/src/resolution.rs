@@ -214,8 +214,9 @@ impl Landing {
 
     /// How long a send to `processor` leaving at `now` waits for its
     /// answer: the processor timeout, or, when the processor announced a
-    /// longer delay within two probe intervals, that delay and the margin
-    /// (at most [`longest_send_wait`]). A send given up while the processor
+    /// delay at least as long within two probe intervals, that delay and the
+    /// margin (at most [`longest_send_wait`]). A shorter announced delay
+    /// leaves the timeout as the operator set it. A send given up while the processor
     /// may still store it leaves the payment in doubt until a lookup after
     /// its landing bound, seconds in which the processor's books count a
     /// payment the ledger cannot; waiting as long as the processor said it
@@ -225,9 +226,13 @@ impl Landing {
     pub fn send_wait(&self, processor: usize, now: Timestamp) -> Duration {
         let window_ms = i64::try_from(self.probe_interval.as_millis()).unwrap_or(i64::MAX);
         let since = now.plus_millis(-window_ms.saturating_mul(2));
-        let announced = self.history(processor).largest_since(since, now);
-        let slow = Duration::from_millis(u64::from(announced)) + self.margin;
-        self.timeout.max(slow.min(self.longest_send))
+        let announced =
+            Duration::from_millis(u64::from(self.history(processor).largest_since(since, now)));
+        if announced < self.timeout {
+            return self.timeout;
+        }
+        self.timeout
+            .max((announced + self.margin).min(self.longest_send))
     }
 
     /// The instant by which a send to `processor` that left at `left` has
@@ -523,8 +528,11 @@ mod tests {
     fn a_send_waits_the_timeout_unless_a_longer_delay_was_announced() {
         let l = landing();
         assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(2_000));
-        // Announced delay and margin within the timeout: the timeout.
+        // A shorter delay announced: the timeout, even where the delay and
+        // the margin together are longer.
         l.announce(0, 0, at(-1_000), false);
+        assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(2_000));
+        l.announce(0, 1_500, at(-900), false);
         assert_eq!(l.send_wait(0, at(0)), Duration::from_millis(2_000));
         // Equal to the timeout, while failing too (the reference processor
         // sleeps before it checks its failure flag): delay and margin.

@@ -77,7 +77,8 @@ pub struct ServeArgs {
 
     /// Timeout of every call to a processor (connect, send, answer), in ms
     /// [default: 5000]. A payment's send waits longer when the processor
-    /// announced a longer delay: that delay plus the landing margin.
+    /// announced a delay at least this long: that delay plus the landing
+    /// margin.
     #[arg(long, env = "REQUEST_TIMEOUT")]
     pub processor_timeout_ms: Option<u64>,
 
