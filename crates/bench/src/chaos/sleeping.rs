@@ -10,7 +10,9 @@
 //! the cycle's start, `T` being the router's processor timeout:
 //!
 //! ```text
-//! 0          default's delay -> `long_delay` (> T): what arrives now sleeps
+//! 0          default sleeps `long_delay` (> T) on what arrives now: as
+//!            extra latency its health check does not announce (a router
+//!            waits out an announced delay), except in `delay-drop`
 //! slow       (just under T) the answers change (below); the first sends
 //!            time out from T on, are looked up (404) and re-sent
 //! until      back to normal answers, delay 0 (every first send has timed
@@ -26,9 +28,9 @@
 //!
 //! | scenario | from `slow` to `until` |
 //! | --- | --- |
-//! | `resend-refused` | delay 0 and failing: every re-send refused at once (500), the health check says `failing` |
-//! | `delay-drop` | delay 0, half of the answers 500 (`error_rate` 0.5): the delay lowered mid-flight, the health check says `minResponseTime: 0` |
-//! | `storm-429` | every payment refused at once with 429 (`throttle_rate` 1), the delay unchanged: the health check sees nothing |
+//! | `resend-refused` | no latency, delay 0 and failing: every re-send refused at once (500), the health check says `failing` |
+//! | `delay-drop` | (the long sleep is the announced delay) delay 0, half of the answers 500 (`error_rate` 0.5): the delay lowered mid-flight, the health check says `minResponseTime: 0` |
+//! | `storm-429` | every payment refused at once with 429 (`throttle_rate` 1): the health check sees nothing |
 //!
 //! The seed moves each cycle's phases a little (the slow phase, the end of
 //! the window, the start), so that several seeds meet the router's probes
@@ -108,7 +110,12 @@ impl Cycle {
             failure,
         };
         let window = match refusal {
-            Refusal::Failing => step(at(self.slow_ms), None, Some(0), Some(true)),
+            Refusal::Failing => step(
+                at(self.slow_ms),
+                Some(Faults::default()),
+                Some(0),
+                Some(true),
+            ),
             Refusal::DelayDrop => step(
                 at(self.slow_ms),
                 Some(Faults {
@@ -128,9 +135,29 @@ impl Cycle {
                 None,
             ),
         };
-        let delay = i64::try_from(self.long_delay_ms).unwrap_or(i64::MAX);
+        let sleep = match refusal {
+            // The health check announces the long delay, then 0: the landing
+            // bound must count the delay in force when the first sends left.
+            Refusal::DelayDrop => {
+                let delay = i64::try_from(self.long_delay_ms).unwrap_or(i64::MAX);
+                step(at(0), Some(Faults::default()), Some(delay), Some(false))
+            }
+            // The first sends sleep without the health check saying so (extra
+            // latency, not the delay): a router waits out a delay announced
+            // at least as long as its timeout (RELIABILITY.md), so only an
+            // unannounced one is sure to outlast the timeout.
+            Refusal::Failing | Refusal::Storm => step(
+                at(0),
+                Some(Faults {
+                    latency_ms: self.long_delay_ms,
+                    ..Faults::default()
+                }),
+                Some(0),
+                Some(false),
+            ),
+        };
         vec![
-            step(at(0), Some(Faults::default()), Some(delay), Some(false)),
+            sleep,
             window,
             step(
                 at(self.until_ms),
@@ -205,9 +232,16 @@ mod tests {
                 steps[0].after_ms >= 6000,
                 "the second cycle starts after the first"
             );
+            let long = i64::try_from(cycle.long_delay_ms).unwrap();
+            let (delay, latency) = match refusal {
+                Refusal::DelayDrop => (Some(long), 0),
+                _ => (Some(0), cycle.long_delay_ms),
+            };
+            assert_eq!(steps[0].delay, delay, "{refusal:?}");
             assert_eq!(
-                steps[0].delay,
-                Some(i64::try_from(cycle.long_delay_ms).unwrap())
+                steps[0].settings.unwrap().latency_ms,
+                latency,
+                "{refusal:?}"
             );
             let last = steps.last().unwrap();
             assert_eq!(
@@ -217,6 +251,11 @@ mod tests {
         }
         let failing = &cycle.steps(Refusal::Failing)[1];
         assert_eq!((failing.delay, failing.failure), (Some(0), Some(true)));
+        assert_eq!(
+            failing.settings,
+            Some(Faults::default()),
+            "re-sends are refused at once, without the first sends' latency"
+        );
         let storm = &cycle.steps(Refusal::Storm)[1];
         assert_eq!(storm.settings.unwrap().throttle_rate, 1.0);
         assert_eq!(storm.delay, None, "the delay is unchanged during the storm");
