@@ -6,12 +6,14 @@
 //! commands waiting at that moment (up to [`MAX_BATCH`]), applies them in one
 //! transaction and commits once: at most one sync for the whole group, then
 //! every caller is answered. Under load a commit carries hundreds of payments,
-//! so durability costs each of them microseconds. Reads use a second
-//! connection (WAL lets them run beside the writer).
+//! so durability costs each of them microseconds. Outcomes are held back (up
+//! to [`OUTCOME_DELAY`]) and committed in groups of their own, so an accept's
+//! commit never carries them. Reads use a second connection (WAL lets them
+//! run beside the writer).
 //!
 //! The sync follows [`Durability`](crate::Durability): at `Stable` a group holding an accept, an
 //! attempt, a reclaim or a purge commits with `synchronous=FULL` (the log is
-//! fdatasync'ed before anyone is answered); a group of outcomes alone commits
+//! fdatasync'ed before anyone is answered); a group of outcomes commits
 //! with `synchronous=NORMAL` (no sync: the next synced commit or checkpoint
 //! carries it to the disk). At `Os` every commit is `NORMAL`: the log reaches
 //! the OS at commit and the disk at the next checkpoint.

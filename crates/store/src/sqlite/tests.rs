@@ -1,64 +1,122 @@
 //! The writer's grouping rules, without a file.
 
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::schema::migrate;
 use super::writer::*;
-use std::sync::mpsc;
 
 use reroute_core::{CorrelationId, Money, Timestamp};
 use tokio::sync::oneshot;
 
-use crate::{Attempt, Durability, NewPayment, Outcome};
+use crate::{Acceptance, Attempt, Durability, NewPayment, Outcome, StoreResult};
 
-fn finish() -> Command {
+const ID: [u8; 16] = [2; 16];
+
+fn finish() -> (Command, oneshot::Receiver<StoreResult<bool>>) {
     let attempt = Attempt {
         processor: "default".into(),
         requested_at: Timestamp::from_millis(0),
     };
-    Command::Finish(
-        CorrelationId::from_bytes([1; 16]),
+    let (tx, rx) = oneshot::channel();
+    let cmd = Command::Finish(
+        CorrelationId::from_bytes(ID),
         Outcome::Processed(attempt),
         Timestamp::from_millis(0),
-        oneshot::channel().0,
-    )
+        tx,
+    );
+    (cmd, rx)
 }
 
-fn accept() -> Command {
-    Command::Accept(
-        NewPayment {
-            id: CorrelationId::from_bytes([2; 16]),
-            amount: Money::from_minor(100),
-            payment_method: None,
-            country: None,
-            accepted_at: Timestamp::from_millis(0),
-        },
-        None,
-        oneshot::channel().0,
-    )
+fn accept() -> (Command, oneshot::Receiver<StoreResult<Acceptance>>) {
+    let payment = NewPayment {
+        id: CorrelationId::from_bytes(ID),
+        amount: Money::from_minor(100),
+        payment_method: None,
+        country: None,
+        accepted_at: Timestamp::from_millis(0),
+    };
+    let (tx, rx) = oneshot::channel();
+    (Command::Accept(payment, None, tx), rx)
+}
+
+fn purge() -> (Command, oneshot::Receiver<StoreResult<()>>) {
+    let (tx, rx) = oneshot::channel();
+    (Command::Purge(tx), rx)
+}
+
+fn database() -> Connection {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate(&mut conn).unwrap();
+    conn
+}
+
+fn writing(conn: &mut Connection) -> Writing<'_> {
+    Writing {
+        conn,
+        run: [7; 16],
+        durability: Durability::Os,
+        sync: Sync::Full,
+    }
 }
 
 #[test]
 fn only_a_group_with_something_relied_on_waits_for_the_disk_and_only_when_stable() {
     use Durability::{Os, Stable};
+    let (finish, accept) = (|| finish().0, || accept().0);
     assert_eq!(Sync::for_group(Stable, &[finish(), finish()]), Sync::Normal);
     assert_eq!(Sync::for_group(Stable, &[finish(), accept()]), Sync::Full);
     assert_eq!(Sync::for_group(Os, &[finish(), accept()]), Sync::Normal);
 }
 
 #[test]
-fn outcomes_wait_for_company_and_an_accept_ends_the_wait() {
-    let (tx, rx) = mpsc::channel();
-    tx.send(accept()).unwrap();
-    let mut batch = vec![finish()];
-    gather_outcomes(&rx, &mut batch);
-    assert_eq!(batch.len(), 2, "the accept joins the outcome's group");
+fn an_accept_is_committed_at_once_and_an_outcome_beside_it_is_held_until_due() {
+    let mut conn = database();
+    let mut writing = writing(&mut conn);
+    let mut held = Held::default();
+    let before = Instant::now();
+    let (accept, mut accepted) = accept();
+    held.take(&mut vec![accept], &mut writing);
+    assert!(matches!(accepted.try_recv(), Ok(Ok(Acceptance::New))));
 
-    // An accept first: nothing waits.
-    tx.send(finish()).unwrap();
-    let mut batch = vec![accept()];
-    gather_outcomes(&rx, &mut batch);
-    assert_eq!(batch.len(), 1);
+    // An outcome arriving with an accept: the accept does not carry it.
+    let (finish, mut finished) = finish();
+    let (again, mut again_answered) = self::accept();
+    held.take(&mut vec![finish, again], &mut writing);
+    assert!(
+        matches!(again_answered.try_recv(), Ok(Ok(Acceptance::Duplicate))),
+        "the accept is answered at once"
+    );
+    assert!(finished.try_recv().is_err(), "the outcome is held");
+    let due = held.due().expect("held outcomes are due");
+    assert!(due >= before + OUTCOME_DELAY && due <= Instant::now() + OUTCOME_DELAY);
 
-    // Outcomes alone: they go once the delay has passed.
-    let mut batch = vec![finish()];
-    gather_outcomes(&rx, &mut batch);
-    assert_eq!(batch.len(), 2, "the queued outcome joins");
+    held.commit(&mut writing);
+    assert!(
+        matches!(finished.try_recv(), Ok(Ok(true))),
+        "committed when due"
+    );
+    assert_eq!(held.due(), None);
+}
+
+#[test]
+fn a_purge_commits_the_outcomes_held_before_it() {
+    let mut conn = database();
+    let mut writing = writing(&mut conn);
+    let mut held = Held::default();
+    let (accept, _accepted) = accept();
+    held.take(&mut vec![accept], &mut writing);
+    let (finish, mut finished) = finish();
+    held.take(&mut vec![finish], &mut writing);
+    assert!(finished.try_recv().is_err(), "the outcome is held");
+
+    let (purge, mut purged) = purge();
+    held.take(&mut vec![purge], &mut writing);
+    assert!(matches!(purged.try_recv(), Ok(Ok(()))));
+    assert!(
+        matches!(finished.try_recv(), Ok(Ok(true))),
+        "the outcome was recorded before the purge, on the payment it finished"
+    );
+    assert_eq!(held.due(), None);
 }

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reroute_core::{CorrelationId, Money, Timestamp};
 use rusqlite::{Connection, params};
@@ -75,31 +75,77 @@ impl Writer {
     }
 }
 
-/// How long outcomes may wait for company before they are committed.
-pub const OUTCOME_DELAY: Duration = Duration::from_millis(5);
+/// How long an outcome may wait before it is committed.
+pub const OUTCOME_DELAY: Duration = Duration::from_millis(50);
 
-/// Lets a group of outcomes alone wait up to [`OUTCOME_DELAY`] for more
-/// commands: under a steady load the next accept arrives meanwhile and one
-/// commit carries both, where each would otherwise commit on its own (a
-/// payment then costs one commit, not two). Nobody waits for an outcome's
-/// commit but its worker, and the ledger is read seconds later. Anything
-/// else ends the wait at once: an accept is never held back.
-pub(super) fn gather_outcomes(commands: &mpsc::Receiver<Command>, batch: &mut Vec<Command>) {
-    let outcome = |c: &Command| matches!(c, Command::Finish(..));
-    if !batch.iter().all(outcome) {
-        return;
+/// The outcomes the writer holds back, and when they are due.
+///
+/// Accepts, attempts, reclaims and purges are committed as soon as the
+/// writer has them, in groups of their own: an accept never waits for an
+/// outcome, nor carries an outcome's pages in its commit. Outcomes are held
+/// up to [`OUTCOME_DELAY`] (or until [`MAX_BATCH`] of them wait) and
+/// committed together, so that a payment costs one small commit on its
+/// request's path and a share of a large one after. Nobody waits for an
+/// outcome's commit but the worker that recorded it (its routing slot is
+/// already free) and the summaries asked meanwhile (`recording` in the
+/// server). Holding an outcome back reorders it only after commands about
+/// other payments: the one worker that holds a payment sends its commands
+/// one at a time, each after the answer to the one before, so commands about
+/// one payment are never reordered. A purge or a reclaim, which touch every
+/// payment, first commits the outcomes held.
+#[derive(Default)]
+pub(super) struct Held {
+    outcomes: Vec<Command>,
+    due: Option<Instant>,
+}
+
+impl Held {
+    /// When the held outcomes must be committed, if any are held.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.due
     }
-    let deadline = std::time::Instant::now() + OUTCOME_DELAY;
-    while batch.len() < MAX_BATCH {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let Ok(cmd) = commands.recv_timeout(left) else {
-            return;
-        };
-        let more = outcome(&cmd);
-        batch.push(cmd);
-        if !more {
-            return;
+
+    /// Commits a group just received: holds its outcomes back and commits
+    /// the rest at once; `batch` is left empty.
+    pub(super) fn take(&mut self, batch: &mut Vec<Command>, writing: &mut Writing<'_>) {
+        let arrived = Instant::now();
+        self.outcomes
+            .extend(batch.extract_if(.., |cmd| matches!(cmd, Command::Finish(..))));
+        let touches_all = |cmd: &Command| matches!(cmd, Command::Purge(_) | Command::Reclaim(..));
+        if batch.iter().any(touches_all) {
+            self.commit(writing);
         }
+        if !batch.is_empty() {
+            writing.commit(batch);
+        }
+        if self.outcomes.len() >= MAX_BATCH {
+            self.commit(writing);
+        } else if !self.outcomes.is_empty() && self.due.is_none() {
+            self.due = Some(arrived + OUTCOME_DELAY);
+        }
+    }
+
+    /// Commits the outcomes held, if any.
+    pub(super) fn commit(&mut self, writing: &mut Writing<'_>) {
+        self.due = None;
+        if !self.outcomes.is_empty() {
+            writing.commit(&mut self.outcomes);
+        }
+    }
+}
+
+/// What a commit needs besides its group: the connection, this open's run,
+/// the durability and the sync the connection is at.
+pub(super) struct Writing<'a> {
+    pub(super) conn: &'a mut Connection,
+    pub(super) run: [u8; 16],
+    pub(super) durability: Durability,
+    pub(super) sync: Sync,
+}
+
+impl Writing<'_> {
+    fn commit(&mut self, batch: &mut Vec<Command>) {
+        commit(self.conn, batch, &self.run, self.durability, &mut self.sync);
     }
 }
 
@@ -138,19 +184,38 @@ pub(super) fn write_loop(
     run: [u8; 16],
     durability: Durability,
 ) {
+    let mut writing = Writing {
+        conn: &mut conn,
+        run,
+        durability,
+        sync: Sync::Full,
+    };
+    let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut sync = Sync::Full;
-    while let Ok(first) = commands.recv() {
-        batch.push(first);
+    loop {
+        let first = match held.due() {
+            None => commands
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(due) => commands.recv_timeout(due.saturating_duration_since(Instant::now())),
+        };
+        match first {
+            Ok(cmd) => batch.push(cmd),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                held.commit(&mut writing);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
         while batch.len() < MAX_BATCH {
             match commands.try_recv() {
                 Ok(cmd) => batch.push(cmd),
                 Err(_) => break,
             }
         }
-        gather_outcomes(&commands, &mut batch);
-        commit(&mut conn, &mut batch, &run, durability, &mut sync);
+        held.take(&mut batch, &mut writing);
     }
+    held.commit(&mut writing);
 }
 
 /// The writer as a task ([`Writer::Task`]): the same groups and commits as
@@ -163,24 +228,35 @@ pub(super) async fn write_task(
     durability: Durability,
     lock: File,
 ) {
+    let mut writing = Writing {
+        conn: &mut conn,
+        run,
+        durability,
+        sync: Sync::Full,
+    };
+    let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut sync = Sync::Full;
-    while commands.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Outcomes alone wait a little for company, as on the thread.
-        let outcome = |c: &Command| matches!(c, Command::Finish(..));
-        let deadline = tokio::time::Instant::now() + OUTCOME_DELAY;
-        let mut alone = batch.iter().all(outcome);
-        while alone && batch.len() < MAX_BATCH {
-            match tokio::time::timeout_at(deadline, commands.recv()).await {
-                Ok(Some(cmd)) => {
-                    alone = outcome(&cmd);
-                    batch.push(cmd);
+    loop {
+        let received = match held.due() {
+            None => commands.recv_many(&mut batch, MAX_BATCH).await,
+            Some(due) => {
+                let due = tokio::time::Instant::from_std(due);
+                match tokio::time::timeout_at(due, commands.recv_many(&mut batch, MAX_BATCH)).await
+                {
+                    Ok(received) => received,
+                    Err(_) => {
+                        held.commit(&mut writing);
+                        continue;
+                    }
                 }
-                Ok(None) | Err(_) => break,
             }
+        };
+        if received == 0 {
+            break;
         }
-        commit(&mut conn, &mut batch, &run, durability, &mut sync);
+        held.take(&mut batch, &mut writing);
     }
+    held.commit(&mut writing);
     drop(conn);
     drop(lock);
 }
