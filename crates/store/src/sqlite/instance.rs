@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 
@@ -26,6 +27,9 @@ pub struct SqliteStore {
     pub(super) probes: Arc<Mutex<BTreeMap<String, ProbeReport>>>,
     /// This open's run id: the holder of the payments it accepts.
     pub(super) run: [u8; 16],
+    /// Set once a reclaim has handed back every payment previous runs left
+    /// pending (`Store::reclaim`).
+    pub(super) reclaimed_all: Arc<AtomicBool>,
     /// Dropped with the last clone, after `writer` (fields drop in order,
     /// so every sender of commands is gone by then): stops the threads and
     /// releases the file.
@@ -143,6 +147,7 @@ impl SqliteStore {
             path,
             probes: Arc::default(),
             run,
+            reclaimed_all: Arc::default(),
             _running: Arc::new(running),
         })
     }

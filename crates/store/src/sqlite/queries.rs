@@ -2,6 +2,8 @@
 //! for the writer, reads run on the reader connection, and the lease work
 //! is trivial (one instance holds everything and always leads).
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
@@ -16,6 +18,24 @@ use crate::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreFuture, Totals,
 };
+
+/// Processed payments in a window, by processor. `state = 1` is
+/// `STATE_PROCESSED`, written out: the partial index on processed payments
+/// is then the plan whatever the bindings (with a parameter SQLite can only
+/// choose it by planning again with the bound value).
+pub(super) const SUMMARY: &str = "SELECT processor, COUNT(*), SUM(amount) FROM payments
+     WHERE state = 1 AND requested_at BETWEEN ?1 AND ?2
+     GROUP BY processor ORDER BY processor";
+
+/// [`SUMMARY`], of the outcomes answered by an instant.
+pub(super) const SUMMARY_ANSWERED_BY: &str = "SELECT processor, COUNT(*), SUM(amount) FROM payments
+     WHERE state = 1 AND requested_at BETWEEN ?1 AND ?2
+     AND (finished_at IS NULL OR finished_at <= ?3)
+     GROUP BY processor ORDER BY processor";
+
+/// Every processed payment, by `requestedAt`.
+pub(super) const LEDGER: &str = "SELECT id, amount, processor, requested_at FROM payments
+     WHERE state = 1 ORDER BY requested_at";
 
 impl Store for SqliteStore {
     fn accept_with_plan(
@@ -114,13 +134,9 @@ impl Store for SqliteStore {
 
     fn summary(&self, window: Window) -> StoreFuture<'_, Vec<Totals>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT processor, COUNT(*), SUM(amount) FROM payments
-                 WHERE state = ?1 AND requested_at BETWEEN ?2 AND ?3
-                 GROUP BY processor ORDER BY processor",
-            )?;
+            let mut stmt = conn.prepare_cached(SUMMARY)?;
             let rows = stmt.query_map(
-                params![STATE_PROCESSED, window.from.millis(), window.to.millis()],
+                params![window.from.millis(), window.to.millis()],
                 totals_from_row,
             )?;
             rows.collect()
@@ -135,15 +151,9 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             // Outcomes finished before the column existed have none: they
             // were answered before any summary asked now.
-            let mut stmt = conn.prepare_cached(
-                "SELECT processor, COUNT(*), SUM(amount) FROM payments
-                 WHERE state = ?1 AND requested_at BETWEEN ?2 AND ?3
-                   AND (finished_at IS NULL OR finished_at <= ?4)
-                 GROUP BY processor ORDER BY processor",
-            )?;
+            let mut stmt = conn.prepare_cached(SUMMARY_ANSWERED_BY)?;
             let rows = stmt.query_map(
                 params![
-                    STATE_PROCESSED,
                     window.from.millis(),
                     window.to.millis(),
                     answered_by.millis()
@@ -156,11 +166,8 @@ impl Store for SqliteStore {
 
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, amount, processor, requested_at FROM payments
-                 WHERE state = ?1 ORDER BY requested_at",
-            )?;
-            let rows = stmt.query_map([STATE_PROCESSED], |r| {
+            let mut stmt = conn.prepare(LEDGER)?;
+            let rows = stmt.query_map([], |r| {
                 Ok(LedgerEntry {
                     id: id_from_row(r.get(0)?)?,
                     amount: Money::from_minor(r.get(1)?),
@@ -182,8 +189,24 @@ impl Store for SqliteStore {
         Box::pin(async { Ok(()) })
     }
 
+    /// Only this process writes the file, and every payment it accepts or
+    /// restores is its own run's: once a reclaim comes back short, no
+    /// payment of a previous run is left, nor can one appear, and later
+    /// reclaims answer at once (they would otherwise scan every pending
+    /// payment on the writer, which accepts wait behind).
     fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
-        self.send(|tx| Command::Reclaim(limit, tx))
+        if self.reclaimed_all.load(Ordering::Acquire) {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        let sent = self.send(|tx| Command::Reclaim(limit, tx));
+        let reclaimed_all = Arc::clone(&self.reclaimed_all);
+        Box::pin(async move {
+            let found = sent.await?;
+            if found.len() < limit {
+                reclaimed_all.store(true, Ordering::Release);
+            }
+            Ok(found)
+        })
     }
 
     /// Always: this is the only instance.

@@ -31,6 +31,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // When the outcome was answered (ms): a summary counts the
     // payments answered by the instant it was asked (`Store::summary_answered_by`).
     "ALTER TABLE payments ADD COLUMN finished_at INTEGER;",
+    // Only processed payments are indexed (summaries and the ledger read
+    // them by `requestedAt`): an accept or an attempt then writes the
+    // payment's own page and no index page. `1` is `STATE_PROCESSED`; the
+    // queries name it literally too (`queries::SUMMARY`).
+    "DROP INDEX payments_by_state_time;
+     CREATE INDEX payments_processed_by_time ON payments (requested_at) WHERE state = 1;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use super::schema::migrate;
+use super::queries::{LEDGER, SUMMARY, SUMMARY_ANSWERED_BY};
+use super::schema::{STATE_PROCESSED, migrate};
 use super::writer::*;
 
 use reroute_core::{CorrelationId, Money, Timestamp};
@@ -119,4 +120,32 @@ fn a_purge_commits_the_outcomes_held_before_it() {
         "the outcome was recorded before the purge, on the payment it finished"
     );
     assert_eq!(held.due(), None);
+}
+
+/// The plan SQLite chooses for `sql`, one line per step.
+fn plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let params = stmt.parameter_count();
+    let steps = stmt
+        .query_map(rusqlite::params_from_iter(vec![0; params]), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap();
+    steps.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn summaries_and_the_ledger_read_processed_payments_by_their_index() {
+    assert_eq!(
+        STATE_PROCESSED, 1,
+        "the index and the queries say `state = 1`"
+    );
+    let conn = database();
+    for sql in [SUMMARY, SUMMARY_ANSWERED_BY, LEDGER] {
+        let plan = plan(&conn, sql);
+        assert!(
+            plan.contains("USING INDEX payments_processed_by_time"),
+            "{sql}\n  is planned as\n{plan}"
+        );
+    }
 }
