@@ -192,8 +192,8 @@ impl Store for SqliteStore {
     /// Only this process writes the file, and every payment it accepts or
     /// restores is its own run's: once a reclaim comes back short, no
     /// payment of a previous run is left, nor can one appear, and later
-    /// reclaims answer at once (they would otherwise scan every pending
-    /// payment on the writer, which accepts wait behind).
+    /// reclaims answer at once (no index leads to pending payments: each
+    /// would scan the table on the writer, which accepts wait behind).
     fn reclaim(&self, limit: usize) -> StoreFuture<'_, Vec<PendingPayment>> {
         if self.reclaimed_all.load(Ordering::Acquire) {
             return Box::pin(async { Ok(Vec::new()) });

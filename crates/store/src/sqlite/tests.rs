@@ -1,4 +1,4 @@
-//! The writer's grouping rules, without a file.
+//! The writer's grouping rules and the queries' plans, on a database in memory.
 
 use std::time::Instant;
 
