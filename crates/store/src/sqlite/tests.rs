@@ -78,13 +78,13 @@ fn an_accept_is_committed_at_once_and_an_outcome_beside_it_is_held_until_due() {
     let mut held = Held::default();
     let before = Instant::now();
     let (accept, mut accepted) = accept();
-    held.take(&mut vec![accept], &mut writing);
+    held.take(&mut vec![accept], &mut writing, Instant::now());
     assert!(matches!(accepted.try_recv(), Ok(Ok(Acceptance::New))));
 
     // An outcome arriving with an accept: the accept does not carry it.
     let (finish, mut finished) = finish();
     let (again, mut again_answered) = self::accept();
-    held.take(&mut vec![finish, again], &mut writing);
+    held.take(&mut vec![finish, again], &mut writing, Instant::now());
     assert!(
         matches!(again_answered.try_recv(), Ok(Ok(Acceptance::Duplicate))),
         "the accept is answered at once"
@@ -107,13 +107,13 @@ fn a_purge_commits_the_outcomes_held_before_it() {
     let mut writing = writing(&mut conn);
     let mut held = Held::default();
     let (accept, _accepted) = accept();
-    held.take(&mut vec![accept], &mut writing);
+    held.take(&mut vec![accept], &mut writing, Instant::now());
     let (finish, mut finished) = finish();
-    held.take(&mut vec![finish], &mut writing);
+    held.take(&mut vec![finish], &mut writing, Instant::now());
     assert!(finished.try_recv().is_err(), "the outcome is held");
 
     let (purge, mut purged) = purge();
-    held.take(&mut vec![purge], &mut writing);
+    held.take(&mut vec![purge], &mut writing, Instant::now());
     assert!(matches!(purged.try_recv(), Ok(Ok(()))));
     assert!(
         matches!(finished.try_recv(), Ok(Ok(true))),
@@ -148,4 +148,27 @@ fn summaries_and_the_ledger_read_processed_payments_by_their_index() {
             "{sql}\n  is planned as\n{plan}"
         );
     }
+}
+
+#[test]
+fn outcomes_past_due_are_committed_even_while_commands_keep_coming() {
+    let mut conn = database();
+    let mut writing = writing(&mut conn);
+    let mut held = Held::default();
+    let start = Instant::now();
+    let (accept, _accepted) = accept();
+    held.take(&mut vec![accept], &mut writing, start);
+    let (finish, mut finished) = finish();
+    held.take(&mut vec![finish], &mut writing, start);
+    assert!(finished.try_recv().is_err(), "the outcome is held");
+
+    // The writer never found its queue empty until the outcome was due: the
+    // next group to arrive after that instant carries it out.
+    let (again, _) = self::accept();
+    held.take(&mut vec![again], &mut writing, start + OUTCOME_DELAY);
+    assert!(
+        matches!(finished.try_recv(), Ok(Ok(true))),
+        "an outcome past due is committed with the next group"
+    );
+    assert_eq!(held.due(), None);
 }

@@ -105,10 +105,14 @@ impl Held {
         self.due
     }
 
-    /// Commits a group just received: holds its outcomes back and commits
-    /// the rest at once; `batch` is left empty.
-    pub(super) fn take(&mut self, batch: &mut Vec<Command>, writing: &mut Writing<'_>) {
-        let arrived = Instant::now();
+    /// Commits a group received at `arrived`: holds its outcomes back and
+    /// commits the rest at once; `batch` is left empty.
+    pub(super) fn take(
+        &mut self,
+        batch: &mut Vec<Command>,
+        writing: &mut Writing<'_>,
+        arrived: Instant,
+    ) {
         self.outcomes
             .extend(batch.extract_if(.., |cmd| matches!(cmd, Command::Finish(..))));
         let touches_all = |cmd: &Command| matches!(cmd, Command::Purge(_) | Command::Reclaim(..));
@@ -118,7 +122,10 @@ impl Held {
         if !batch.is_empty() {
             writing.commit(batch);
         }
-        if self.outcomes.len() >= MAX_BATCH {
+        // Past due: a writer whose queue is never empty (its wait for the
+        // due instant then never times out) still commits them.
+        let overdue = self.due.is_some_and(|due| arrived >= due);
+        if self.outcomes.len() >= MAX_BATCH || overdue {
             self.commit(writing);
         } else if !self.outcomes.is_empty() && self.due.is_none() {
             self.due = Some(arrived + OUTCOME_DELAY);
@@ -213,7 +220,7 @@ pub(super) fn write_loop(
                 Err(_) => break,
             }
         }
-        held.take(&mut batch, &mut writing);
+        held.take(&mut batch, &mut writing, Instant::now());
     }
     held.commit(&mut writing);
 }
@@ -254,7 +261,7 @@ pub(super) async fn write_task(
         if received == 0 {
             break;
         }
-        held.take(&mut batch, &mut writing);
+        held.take(&mut batch, &mut writing, Instant::now());
     }
     held.commit(&mut writing);
     drop(conn);
