@@ -54,12 +54,7 @@ fn database() -> Connection {
 }
 
 fn writing(conn: &mut Connection) -> Writing<'_> {
-    Writing {
-        conn,
-        run: [7; 16],
-        durability: Durability::Os,
-        sync: Sync::Full,
-    }
+    Writing::new(conn, [7; 16], Durability::Os)
 }
 
 #[test]

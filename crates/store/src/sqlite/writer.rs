@@ -16,7 +16,8 @@ use crate::{
     Acceptance, Attempt, Durability, NewPayment, Outcome, PendingPayment, StoreError, StoreResult,
 };
 
-/// The most commands one commit carries.
+/// The most commands the writer takes at once; a group of held outcomes
+/// may reach just under twice as many before it is committed.
 pub const MAX_BATCH: usize = 4096;
 
 pub(super) enum Command {
@@ -144,13 +145,23 @@ impl Held {
 /// What a commit needs besides its group: the connection, this open's run,
 /// the durability and the sync the connection is at.
 pub(super) struct Writing<'a> {
-    pub(super) conn: &'a mut Connection,
-    pub(super) run: [u8; 16],
-    pub(super) durability: Durability,
-    pub(super) sync: Sync,
+    conn: &'a mut Connection,
+    run: [u8; 16],
+    durability: Durability,
+    sync: Sync,
 }
 
-impl Writing<'_> {
+impl<'a> Writing<'a> {
+    /// Before its first commit: the connection opens at `synchronous=FULL`.
+    pub(super) fn new(conn: &'a mut Connection, run: [u8; 16], durability: Durability) -> Self {
+        Writing {
+            conn,
+            run,
+            durability,
+            sync: Sync::Full,
+        }
+    }
+
     fn commit(&mut self, batch: &mut Vec<Command>) {
         commit(self.conn, batch, &self.run, self.durability, &mut self.sync);
     }
@@ -191,12 +202,7 @@ pub(super) fn write_loop(
     run: [u8; 16],
     durability: Durability,
 ) {
-    let mut writing = Writing {
-        conn: &mut conn,
-        run,
-        durability,
-        sync: Sync::Full,
-    };
+    let mut writing = Writing::new(&mut conn, run, durability);
     let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -235,12 +241,7 @@ pub(super) async fn write_task(
     durability: Durability,
     lock: File,
 ) {
-    let mut writing = Writing {
-        conn: &mut conn,
-        run,
-        durability,
-        sync: Sync::Full,
-    };
+    let mut writing = Writing::new(&mut conn, run, durability);
     let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
