@@ -300,7 +300,7 @@ pub async fn run_scenario(
         },
     );
     let t0 = traffic.started();
-    let watch = Watch::start(&processors, TOKEN, t0)?;
+    let watch = Watch::start(&processors, t0)?;
     let sampler = QueueAgeSampler::start(fleet.endpoints());
 
     tokio::time::sleep_until(t0 + args.warmup).await;

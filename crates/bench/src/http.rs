@@ -15,6 +15,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
@@ -250,6 +251,32 @@ impl Connection {
             }
         }
         outcome
+    }
+
+    /// Sends `request`, keeps the body and wants the status `expected` (any
+    /// 2xx when `None`): no answer, or another status, is an error that
+    /// names the call.
+    pub async fn call(
+        &mut self,
+        request: Request<Full<Bytes>>,
+        expected: Option<StatusCode>,
+        timeout: Duration,
+    ) -> anyhow::Result<Bytes> {
+        let call = format!(
+            "{} {} at {}",
+            request.method(),
+            request.uri(),
+            self.endpoint
+        );
+        let answer = self.exchange(request, BodyUse::Keep, timeout).await;
+        let answer = answer.with_context(|| call.clone())?;
+        let status = answer.status;
+        anyhow::ensure!(
+            expected.map_or(status.is_success(), |e| status == e),
+            "{call}: HTTP {status}: {}",
+            String::from_utf8_lossy(&answer.body).trim()
+        );
+        Ok(answer.body)
     }
 
     /// What this connection saw; consumes it (the socket closes).

@@ -1,6 +1,6 @@
-//! The processors' side of the crash and chaos benches: their admin API
-//! (purge, delay, failure, faults, schedules), their books in full and their
-//! counters, as `reroute sim` serves them (see docs/sim.md).
+//! The processors' side of every bench: their admin API (token, purge,
+//! delay, failure, summary; faults, schedules, books in full and counters,
+//! as `reroute sim` serves them, see docs/sim.md).
 //!
 //! The books are the auditor's truth: what each processor actually charged,
 //! payment by payment. [`Processors`] is the Rinha pair of a run, simulated
@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use hyper::Method;
+use http_body_util::Full;
 use hyper::header::{HeaderName, HeaderValue};
-use reroute_core::{CorrelationId, Money, Timestamp};
+use hyper::{Method, Request, StatusCode};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use reroute_sim::{ScheduleStep, StatsSnapshot};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::http::{BodyUse, Connection, Endpoint};
+use crate::http::{BodyUse, Connection, Endpoint, ExchangeError, HttpStats};
 
 const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-rinha-token");
 
@@ -85,24 +87,47 @@ pub struct Totals {
     pub amount: Money,
 }
 
-/// One simulated processor, reached through its admin API.
+/// The token every processor starts with; the Rinha script always sets its
+/// own with this one in the header.
+pub const INITIAL_TOKEN: &str = "123";
+
+/// A processor's own books for a window (`GET /admin/payments-summary`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProcessorSummary {
+    pub total_requests: u64,
+    #[serde(with = "crate::json_number")]
+    pub total_amount: Decimal,
+    #[serde(with = "crate::json_number")]
+    pub total_fee: Decimal,
+    #[serde(with = "crate::json_number")]
+    pub fee_per_transaction: Decimal,
+}
+
+/// One processor's admin API, on a connection of its own. The calls the
+/// Rinha script makes want the status it wants (an abort otherwise); the
+/// others any 2xx. Every call's duration lands in the connection's
+/// statistics ([`ProcessorAdmin::into_stats`]).
 pub struct ProcessorAdmin {
     id: String,
     connection: Connection,
     token: HeaderValue,
+    timeout: Duration,
 }
 
 impl ProcessorAdmin {
     pub fn new(
         id: impl Into<String>,
         endpoint: Arc<Endpoint>,
-        token: &str,
-    ) -> anyhow::Result<Self> {
-        Ok(Self {
+        token: &HeaderValue,
+        timeout: Duration,
+    ) -> Self {
+        Self {
             id: id.into(),
             connection: Connection::new(endpoint),
-            token: HeaderValue::from_str(token).context("the token is not a valid header value")?,
-        })
+            token: token.clone(),
+            timeout,
+        }
     }
 
     /// The processor id (`default`, `fallback`).
@@ -110,8 +135,13 @@ impl ProcessorAdmin {
         &self.id
     }
 
-    pub fn endpoint(&self) -> &Endpoint {
-        self.connection.endpoint()
+    fn request(&self, method: Method, path: &str, body: Option<String>) -> Request<Full<Bytes>> {
+        let endpoint = self.connection.endpoint();
+        let mut request = endpoint.request(method, path, body.map(Bytes::from));
+        request
+            .headers_mut()
+            .insert(TOKEN_HEADER, self.token.clone());
+        request
     }
 
     async fn call(
@@ -119,67 +149,90 @@ impl ProcessorAdmin {
         method: Method,
         path: &str,
         body: Option<String>,
+        expected: Option<StatusCode>,
     ) -> anyhow::Result<Bytes> {
-        let mut request =
-            self.connection
-                .endpoint()
-                .request(method.clone(), path, body.map(Bytes::from));
-        request
-            .headers_mut()
-            .insert(TOKEN_HEADER, self.token.clone());
+        let request = self.request(method, path, body);
+        let answer = self.connection.call(request, expected, self.timeout).await;
+        answer.with_context(|| format!("processor {}", self.id))
+    }
+
+    /// `PUT /admin/configurations/token`, authorised with the initial token,
+    /// expecting 204. If the processor already holds ours (a second run with
+    /// a custom `--token`) the initial one is refused with 401; the call is
+    /// then repeated with ours, where the script would stop.
+    pub async fn set_token(&mut self) -> anyhow::Result<()> {
+        let (ours, initial) = (self.token.clone(), HeaderValue::from_static(INITIAL_TOKEN));
+        let mut status = self.put_token(initial.clone()).await;
+        if status
+            .as_ref()
+            .is_ok_and(|s| *s == StatusCode::UNAUTHORIZED)
+            && ours != initial
+        {
+            status = self.put_token(ours).await;
+        }
+        match status {
+            Ok(StatusCode::NO_CONTENT) => Ok(()),
+            Ok(other) => bail!(
+                "setting the token at {}: HTTP {other}, expected 204",
+                self.id
+            ),
+            Err(e) => Err(e).with_context(|| format!("setting the token at {}", self.id)),
+        }
+    }
+
+    /// Our token, put with `auth` in the header.
+    async fn put_token(&mut self, auth: HeaderValue) -> Result<StatusCode, ExchangeError> {
+        let body = token_body(&self.token);
+        let mut request = self.request(Method::PUT, "/admin/configurations/token", Some(body));
+        request.headers_mut().insert(TOKEN_HEADER, auth);
         let answer = self
             .connection
-            .exchange(request, BodyUse::Keep, Duration::from_secs(10))
-            .await
-            .with_context(|| format!("{method} {path} at {}", self.id))?;
-        if !answer.status.is_success() {
-            bail!(
-                "{method} {path} at {}: HTTP {}: {}",
-                self.id,
-                answer.status,
-                String::from_utf8_lossy(&answer.body)
-            );
-        }
-        Ok(answer.body)
+            .exchange(request, BodyUse::Keep, self.timeout);
+        answer.await.map(|a| a.status)
     }
 
     pub async fn purge(&mut self) -> anyhow::Result<()> {
-        self.call(Method::POST, "/admin/purge-payments", None)
+        let ok = Some(StatusCode::OK);
+        self.call(Method::POST, "/admin/purge-payments", None, ok)
             .await
             .map(drop)
     }
 
     pub async fn reset_stats(&mut self) -> anyhow::Result<()> {
-        self.call(Method::POST, "/admin/stats/reset", None)
+        self.call(Method::POST, "/admin/stats/reset", None, None)
             .await
             .map(drop)
     }
 
     pub async fn set_delay(&mut self, delay_ms: u64) -> anyhow::Result<()> {
-        self.call(
-            Method::PUT,
-            "/admin/configurations/delay",
-            Some(format!(r#"{{"delay":{delay_ms}}}"#)),
-        )
-        .await
-        .map(drop)
+        let body = format!(r#"{{"delay":{delay_ms}}}"#);
+        let path = "/admin/configurations/delay";
+        self.call(Method::PUT, path, Some(body), Some(StatusCode::OK))
+            .await
+            .map(drop)
     }
 
     pub async fn set_failure(&mut self, failure: bool) -> anyhow::Result<()> {
-        self.call(
-            Method::PUT,
-            "/admin/configurations/failure",
-            Some(format!(r#"{{"failure":{failure}}}"#)),
-        )
-        .await
-        .map(drop)
+        let body = format!(r#"{{"failure":{failure}}}"#);
+        let path = "/admin/configurations/failure";
+        self.call(Method::PUT, path, Some(body), Some(StatusCode::OK))
+            .await
+            .map(drop)
+    }
+
+    /// `GET /admin/payments-summary?from&to`, expecting 200.
+    pub async fn summary(&mut self, window: Window) -> anyhow::Result<ProcessorSummary> {
+        let path = summary_path("/admin/payments-summary", window);
+        let body = self
+            .call(Method::GET, &path, None, Some(StatusCode::OK))
+            .await?;
+        serde_json::from_slice(&body).with_context(|| format!("reading {}'s summary", self.id))
     }
 
     /// Clears every injected fault and stops any schedule.
     pub async fn clear_faults(&mut self) -> anyhow::Result<()> {
-        self.call(Method::PUT, "/admin/faults/schedule", Some("[]".into()))
-            .await?;
-        self.call(Method::PUT, "/admin/faults", Some("{}".into()))
+        self.set_schedule(&[]).await?;
+        self.call(Method::PUT, "/admin/faults", Some("{}".into()), None)
             .await
             .map(drop)
     }
@@ -187,13 +240,13 @@ impl ProcessorAdmin {
     /// Starts a schedule now.
     pub async fn set_schedule(&mut self, steps: &[ScheduleStep]) -> anyhow::Result<()> {
         let body = serde_json::to_string(steps).context("writing the schedule")?;
-        self.call(Method::PUT, "/admin/faults/schedule", Some(body))
+        self.call(Method::PUT, "/admin/faults/schedule", Some(body), None)
             .await
             .map(drop)
     }
 
     pub async fn stats(&mut self) -> anyhow::Result<StatsSnapshot> {
-        let body = self.call(Method::GET, "/admin/stats", None).await?;
+        let body = self.call(Method::GET, "/admin/stats", None, None).await?;
         serde_json::from_slice(&body).with_context(|| format!("reading {}'s counters", self.id))
     }
 
@@ -201,35 +254,48 @@ impl ProcessorAdmin {
     pub async fn books(&mut self) -> anyhow::Result<Vec<BookEntry>> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
-        struct Stored<'a> {
-            correlation_id: &'a str,
+        struct Stored {
+            correlation_id: CorrelationId,
             amount: Money,
             requested_at: Timestamp,
         }
-        let body = self.call(Method::GET, "/admin/payments", None).await?;
-        let stored: Vec<Stored<'_>> = serde_json::from_slice(&body)
+        let body = self
+            .call(Method::GET, "/admin/payments", None, None)
+            .await?;
+        let stored: Vec<Stored> = serde_json::from_slice(&body)
             .with_context(|| format!("reading {}'s books", self.id))?;
-        stored
+        Ok(stored
             .into_iter()
-            .map(|s| {
-                Ok(BookEntry {
-                    id: s
-                        .correlation_id
-                        .parse()
-                        .with_context(|| format!("a correlationId in {}'s books", self.id))?,
-                    amount: s.amount,
-                    requested_at: s.requested_at,
-                })
+            .map(|s| BookEntry {
+                id: s.correlation_id,
+                amount: s.amount,
+                requested_at: s.requested_at,
             })
-            .collect()
+            .collect())
+    }
+
+    pub fn into_stats(self) -> HttpStats {
+        self.connection.into_stats()
     }
 }
 
-/// The processors of the run: simulated in-process, or given.
+/// `{"token":"<token>"}`.
+fn token_body(token: &HeaderValue) -> String {
+    serde_json::json!({ "token": String::from_utf8_lossy(token.as_bytes()) }).to_string()
+}
+
+/// `path?from=<ISO>&to=<ISO>`, timestamps as JavaScript's `toISOString()`
+/// writes them (`2025-07-10T12:34:56.789Z`), unescaped as the script sends them.
+pub fn summary_path(path: &str, window: Window) -> String {
+    format!("{path}?from={}&to={}", window.from, window.to)
+}
+
+/// The processors of the run (crash, chaos): simulated in-process, or given.
 pub struct Processors {
     pub sim: Option<reroute_sim::Sim>,
     pub default_url: String,
     pub fallback_url: String,
+    token: HeaderValue,
     pub admins: Vec<ProcessorAdmin>,
 }
 
@@ -255,28 +321,64 @@ impl Processors {
                 (Some(sim), d, f)
             }
         };
-        let mut admins = vec![
-            ProcessorAdmin::new("default", Arc::new(default_url.parse()?), token)?,
-            ProcessorAdmin::new("fallback", Arc::new(fallback_url.parse()?), token)?,
-        ];
-        for admin in &mut admins {
+        let token = HeaderValue::from_str(token).context("the token is not a header value")?;
+        let mut processors = Self {
+            sim,
+            default_url,
+            fallback_url,
+            token,
+            admins: Vec::new(),
+        };
+        processors.admins = processors.connect()?;
+        for admin in &mut processors.admins {
             admin.clear_faults().await?;
             admin.set_failure(false).await?;
             admin.set_delay(0).await?;
             admin.purge().await?;
             admin.reset_stats().await?;
         }
-        Ok(Self {
-            sim,
-            default_url,
-            fallback_url,
-            admins,
-        })
+        Ok(processors)
+    }
+
+    /// Both processors' admin APIs, on connections of their own.
+    pub fn connect(&self) -> anyhow::Result<Vec<ProcessorAdmin>> {
+        let admin = |id: &str, url: &str| -> anyhow::Result<ProcessorAdmin> {
+            let timeout = Duration::from_secs(10);
+            Ok(ProcessorAdmin::new(
+                id,
+                Arc::new(url.parse()?),
+                &self.token,
+                timeout,
+            ))
+        };
+        Ok(vec![
+            admin("default", &self.default_url)?,
+            admin("fallback", &self.fallback_url)?,
+        ])
     }
 
     pub async fn shutdown(self) {
         if let Some(sim) = self.sim {
             sim.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_and_tokens_are_read_and_written_as_json() {
+        let p: ProcessorSummary = serde_json::from_str(
+            r#"{"totalRequests":3,"totalAmount":59.7,"totalFee":2.985,"feePerTransaction":0.05}"#,
+        )
+        .unwrap();
+        assert_eq!(p.total_requests, 3);
+        assert_eq!(p.total_fee, "2.985".parse().unwrap());
+        assert_eq!(p.fee_per_transaction, "0.05".parse().unwrap());
+        let token = |t| token_body(&HeaderValue::from_static(t));
+        assert_eq!(token("123"), r#"{"token":"123"}"#);
+        assert_eq!(token(r#"a"b"#), r#"{"token":"a\"b"}"#);
     }
 }

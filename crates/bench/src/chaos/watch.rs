@@ -2,13 +2,12 @@
 //! the per-second sends, charges, lookups and health calls the hot-loop and
 //! health-manners checks ([`crate::chaos::judge`]) are made on.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::processors::{ProcessorAdmin, Processors};
+use crate::processors::Processors;
 
 /// The processors' counters over one second.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -31,15 +30,8 @@ pub struct Watch {
 }
 
 impl Watch {
-    pub fn start(processors: &Processors, token: &str, t0: Instant) -> anyhow::Result<Self> {
-        let mut admins = vec![
-            ProcessorAdmin::new("default", Arc::new(processors.default_url.parse()?), token)?,
-            ProcessorAdmin::new(
-                "fallback",
-                Arc::new(processors.fallback_url.parse()?),
-                token,
-            )?,
-        ];
+    pub fn start(processors: &Processors, t0: Instant) -> anyhow::Result<Self> {
+        let mut admins = processors.connect()?;
         let (stop, mut stopped) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(t0, Duration::from_secs(1));

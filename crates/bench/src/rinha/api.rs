@@ -1,6 +1,6 @@
-//! The calls the official script makes, one method each: the processors'
-//! admin API (token, purge, delay, failure, summary) and the backend's
-//! (purge, summary, payment body).
+//! The backend's side of the calls the official script makes (purge,
+//! summary, payment body); the processors' side is
+//! [`crate::processors::ProcessorAdmin`].
 //!
 //! Every call goes through the caller's own [`Connection`], so its duration
 //! lands in that user's statistics: the p99 of the score covers every request
@@ -8,21 +8,17 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use bytes::Bytes;
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Method, StatusCode};
 use reroute_core::{CorrelationId, Timestamp, Window};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::scenario::REQUEST_TIMEOUT;
-use crate::http::{BodyUse, Connection, Endpoint, Exchange, ExchangeError, HttpStats};
-
-/// The token every processor starts with; the script always sets the token
-/// with this one in the header.
-pub const INITIAL_TOKEN: &str = "123";
-
-const TOKEN_HEADER: HeaderName = HeaderName::from_static("x-rinha-token");
+use crate::http::{BodyUse, Connection, Endpoint, HttpStats};
+use crate::processors::{ProcessorAdmin, summary_path};
 
 /// The body of one payment: `{"correlationId":"<new uuid>","amount":<amount>}`,
 /// with the amount as the script's k6 writes it (`19.9`, `20.05`).
@@ -34,19 +30,6 @@ pub fn payment_body(id: CorrelationId, amount_json: &str) -> Bytes {
     body.push_str(amount_json);
     body.push('}');
     Bytes::from(body)
-}
-
-/// A processor's own books for a window (`GET /admin/payments-summary`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProcessorSummary {
-    pub total_requests: u64,
-    #[serde(with = "crate::json_number")]
-    pub total_amount: Decimal,
-    #[serde(with = "crate::json_number")]
-    pub total_fee: Decimal,
-    #[serde(with = "crate::json_number")]
-    pub fee_per_transaction: Decimal,
 }
 
 /// What a backend says it sent to one processor.
@@ -65,200 +48,24 @@ pub struct BackendSummary {
     pub fallback: Totals,
 }
 
-/// A call that did not do what the script requires.
-#[derive(Debug, thiserror::Error)]
-pub enum CallError {
-    #[error("{what} at {target}: {source}")]
-    NoResponse {
-        what: &'static str,
-        target: String,
-        #[source]
-        source: ExchangeError,
-    },
-    #[error("{what} at {target}: HTTP {status}, expected {expected}")]
-    Status {
-        what: &'static str,
-        target: String,
-        status: u16,
-        expected: u16,
-    },
-    #[error("{what} at {target}: unreadable answer: {detail}")]
-    Body {
-        what: &'static str,
-        target: String,
-        detail: String,
-    },
+/// The three services of a run and the processors' admin token.
+pub struct Services {
+    pub backend: Arc<Endpoint>,
+    pub default: Arc<Endpoint>,
+    pub fallback: Arc<Endpoint>,
+    pub token: HeaderValue,
 }
 
-impl CallError {
-    fn status(what: &'static str, target: String, answer: &Exchange, expected: StatusCode) -> Self {
-        CallError::Status {
-            what,
-            target,
-            status: answer.status.as_u16(),
-            expected: expected.as_u16(),
-        }
-    }
-}
-
-/// The answer's JSON body, or why it cannot be read.
-fn read_json<T: serde::de::DeserializeOwned>(
-    what: &'static str,
-    target: String,
-    answer: &Exchange,
-) -> Result<T, CallError> {
-    serde_json::from_slice(&answer.body).map_err(|e| CallError::Body {
-        what,
-        target,
-        detail: e.to_string(),
-    })
-}
-
-/// One payment processor, seen through one user's connection.
-pub struct Processor {
-    name: &'static str,
-    connection: Connection,
-    token: HeaderValue,
-}
-
-impl Processor {
-    /// `token` must be a valid header value (checked when options are built).
-    pub fn new(name: &'static str, endpoint: Arc<Endpoint>, token: &HeaderValue) -> Self {
-        Self {
-            name,
-            connection: Connection::new(endpoint),
-            token: token.clone(),
-        }
-    }
-
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// `PUT /admin/configurations/token`, authorised with the initial token,
-    /// expecting 204. If the processor already holds our token (a second run
-    /// with a custom `--token`) the initial one is refused with 401; the call
-    /// is then repeated with ours, where the script would stop.
-    pub async fn set_token(&mut self) -> Result<(), CallError> {
-        const WHAT: &str = "setting the token";
-        let body = Bytes::from(format!(r#"{{"token":{}}}"#, json_string(&self.token)));
-        let initial = HeaderValue::from_static(INITIAL_TOKEN);
-        let mut answer = self
-            .call(
-                WHAT,
-                Method::PUT,
-                "/admin/configurations/token",
-                Some(body.clone()),
-                &initial,
-            )
-            .await?;
-        if answer.status == StatusCode::UNAUTHORIZED && self.token != initial {
-            let token = self.token.clone();
-            answer = self
-                .call(
-                    WHAT,
-                    Method::PUT,
-                    "/admin/configurations/token",
-                    Some(body),
-                    &token,
-                )
-                .await?;
-        }
-        self.expect(WHAT, &answer, StatusCode::NO_CONTENT)
-    }
-
-    /// `POST /admin/purge-payments`, expecting 200.
-    pub async fn purge(&mut self) -> Result<(), CallError> {
-        const WHAT: &str = "purging payments";
-        let token = self.token.clone();
-        let answer = self
-            .call(WHAT, Method::POST, "/admin/purge-payments", None, &token)
-            .await?;
-        self.expect(WHAT, &answer, StatusCode::OK)
-    }
-
-    /// `PUT /admin/configurations/delay {"delay": ms}`, expecting 200.
-    pub async fn set_delay(&mut self, delay_ms: u64) -> Result<(), CallError> {
-        let body = format!(r#"{{"delay":{delay_ms}}}"#);
-        self.configure("setting the delay", "/admin/configurations/delay", body)
-            .await
-    }
-
-    /// `PUT /admin/configurations/failure {"failure": bool}`, expecting 200.
-    pub async fn set_failure(&mut self, failing: bool) -> Result<(), CallError> {
-        let body = format!(r#"{{"failure":{failing}}}"#);
-        self.configure(
-            "setting the failure mode",
-            "/admin/configurations/failure",
-            body,
+impl Services {
+    /// Both processors' admin APIs, on connections of a user of their own.
+    pub fn processors(&self) -> (ProcessorAdmin, ProcessorAdmin) {
+        let admin = |id, endpoint: &Arc<Endpoint>| {
+            ProcessorAdmin::new(id, endpoint.clone(), &self.token, REQUEST_TIMEOUT)
+        };
+        (
+            admin("default", &self.default),
+            admin("fallback", &self.fallback),
         )
-        .await
-    }
-
-    /// One `PUT /admin/configurations/…` with the token, expecting 200.
-    async fn configure(
-        &mut self,
-        what: &'static str,
-        path: &'static str,
-        body: String,
-    ) -> Result<(), CallError> {
-        let token = self.token.clone();
-        let answer = self
-            .call(what, Method::PUT, path, Some(Bytes::from(body)), &token)
-            .await?;
-        self.expect(what, &answer, StatusCode::OK)
-    }
-
-    /// `GET /admin/payments-summary?from&to`, expecting 200 and the summary.
-    /// The script counts a failed summary as all zeros; callers do the same.
-    pub async fn summary(&mut self, window: Window) -> Result<ProcessorSummary, CallError> {
-        const WHAT: &str = "reading the payments summary";
-        let path = summary_path("/admin/payments-summary", window);
-        let token = self.token.clone();
-        let answer = self.call(WHAT, Method::GET, &path, None, &token).await?;
-        self.expect(WHAT, &answer, StatusCode::OK)?;
-        read_json(WHAT, self.target(), &answer)
-    }
-
-    pub fn into_stats(self) -> HttpStats {
-        self.connection.into_stats()
-    }
-
-    async fn call(
-        &mut self,
-        what: &'static str,
-        method: Method,
-        path: &str,
-        body: Option<Bytes>,
-        token: &HeaderValue,
-    ) -> Result<Exchange, CallError> {
-        let mut request = self.connection.endpoint().request(method, path, body);
-        request.headers_mut().insert(TOKEN_HEADER, token.clone());
-        self.connection
-            .exchange(request, BodyUse::Keep, REQUEST_TIMEOUT)
-            .await
-            .map_err(|source| CallError::NoResponse {
-                what,
-                target: self.target(),
-                source,
-            })
-    }
-
-    fn expect(
-        &self,
-        what: &'static str,
-        answer: &Exchange,
-        expected: StatusCode,
-    ) -> Result<(), CallError> {
-        if answer.status == expected {
-            Ok(())
-        } else {
-            Err(CallError::status(what, self.target(), answer, expected))
-        }
-    }
-
-    fn target(&self) -> String {
-        format!("processor {} ({})", self.name, self.connection.endpoint())
     }
 }
 
@@ -276,79 +83,48 @@ impl Backend {
 
     /// `POST /purge-payments`. Optional for a backend: the script ignores
     /// whatever happens, and so should the caller.
-    pub async fn purge(&mut self) -> Result<(), CallError> {
-        const WHAT: &str = "purging payments";
-        let answer = self.call(WHAT, Method::POST, "/purge-payments").await?;
-        if answer.is_expected() {
-            Ok(())
-        } else {
-            Err(CallError::status(
-                WHAT,
-                self.target(),
-                &answer,
-                StatusCode::OK,
-            ))
-        }
+    pub async fn purge(&mut self) -> anyhow::Result<()> {
+        let endpoint = self.connection.endpoint();
+        let request = endpoint.request(Method::POST, "/purge-payments", None);
+        let answer = self
+            .connection
+            .exchange(request, BodyUse::Discard, REQUEST_TIMEOUT)
+            .await
+            .context("purging the backend's payments")?;
+        anyhow::ensure!(
+            answer.is_expected(),
+            "purging the backend's payments: HTTP {}",
+            answer.status
+        );
+        Ok(())
     }
 
     /// `GET /payments-summary?from&to`, expecting 200 and
     /// `{"default":{totalRequests,totalAmount},"fallback":{...}}`.
-    pub async fn summary(&mut self, window: Window) -> Result<BackendSummary, CallError> {
-        const WHAT: &str = "reading the payments summary";
-        let answer = self
-            .call(
-                WHAT,
-                Method::GET,
-                &summary_path("/payments-summary", window),
-            )
-            .await?;
-        if answer.status != StatusCode::OK {
-            return Err(CallError::status(
-                WHAT,
-                self.target(),
-                &answer,
-                StatusCode::OK,
-            ));
-        }
-        read_json(WHAT, self.target(), &answer)
+    pub async fn summary(&mut self, window: Window) -> anyhow::Result<BackendSummary> {
+        let path = summary_path("/payments-summary", window);
+        let request = self.connection.endpoint().request(Method::GET, &path, None);
+        let ok = Some(StatusCode::OK);
+        let body = self.connection.call(request, ok, REQUEST_TIMEOUT).await?;
+        serde_json::from_slice(&body).context("reading the backend's summary")
     }
 
     pub fn into_stats(self) -> HttpStats {
         self.connection.into_stats()
     }
-
-    async fn call(
-        &mut self,
-        what: &'static str,
-        method: Method,
-        path: &str,
-    ) -> Result<Exchange, CallError> {
-        let request = self.connection.endpoint().request(method, path, None);
-        self.connection
-            .exchange(request, BodyUse::Keep, REQUEST_TIMEOUT)
-            .await
-            .map_err(|source| CallError::NoResponse {
-                what,
-                target: self.target(),
-                source,
-            })
-    }
-
-    fn target(&self) -> String {
-        format!("backend ({})", self.connection.endpoint())
-    }
 }
 
-/// `path?from=<ISO>&to=<ISO>`, timestamps as JavaScript's `toISOString()`
-/// writes them (`2025-07-10T12:34:56.789Z`), unescaped as the script sends them.
-fn summary_path(path: &str, window: Window) -> String {
-    format!("{path}?from={}&to={}", window.from, window.to)
-}
-
-/// `value` as a JSON string literal.
-fn json_string(value: &HeaderValue) -> String {
-    let text = String::from_utf8_lossy(value.as_bytes());
-    serde_json::to_string(&*text).expect("a string always serialises")
+/// A summary the script could not read counts as zeros, as in the script;
+/// the reason becomes a warning of `stage` (setup, audit, teardown).
+pub fn zeros_on_error<T: Default>(
+    read: anyhow::Result<T>,
+    stage: &str,
+    warnings: &mut Vec<String>,
+) -> T {
+    read.unwrap_or_else(|e| {
+        warnings.push(format!("{stage}: {e:#}; counted as zeros"));
+        T::default()
+    })
 }
 
 /// The instant `ago` before `now`, on the millisecond clock of the wire.
@@ -385,15 +161,7 @@ mod tests {
     }
 
     #[test]
-    fn summaries_parse_from_the_wire_shapes() {
-        let p: ProcessorSummary = serde_json::from_str(
-            r#"{"totalRequests":3,"totalAmount":59.7,"totalFee":2.985,"feePerTransaction":0.05}"#,
-        )
-        .unwrap();
-        assert_eq!(p.total_requests, 3);
-        assert_eq!(p.total_fee, "2.985".parse().unwrap());
-        assert_eq!(p.fee_per_transaction, "0.05".parse().unwrap());
-
+    fn backend_summaries_parse_from_the_wire_shape() {
         let b: BackendSummary = serde_json::from_str(
             r#"{"default":{"totalRequests":2,"totalAmount":39.80},
                 "fallback":{"totalRequests":0,"totalAmount":0},"extra":1}"#,
@@ -404,14 +172,5 @@ mod tests {
         assert_eq!(b.fallback, Totals::default());
 
         assert!(serde_json::from_str::<BackendSummary>(r#"{"default":{}}"#).is_err());
-    }
-
-    #[test]
-    fn tokens_are_quoted_as_json() {
-        assert_eq!(json_string(&HeaderValue::from_static("123")), r#""123""#);
-        assert_eq!(
-            json_string(&HeaderValue::from_static(r#"a"b"#)),
-            r#""a\"b""#
-        );
     }
 }

@@ -9,18 +9,16 @@
 //! check's per-processor differences are kept too, so a payment booked under
 //! the wrong processor (which the preview's formula does not see) still shows.
 
-use std::sync::Arc;
-
-use hyper::header::HeaderValue;
 use reroute_core::{Timestamp, Window};
 use serde::Serialize;
 use tokio::time::Instant;
 
-use super::api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
+use super::api::{Backend, BackendSummary, Services, before, zeros_on_error};
 use super::progress::Live;
 use super::scenario::{AUDIT_LOOKBACK, Counting};
 use super::timeline::Timeline;
-use crate::http::{Endpoint, HttpStats};
+use crate::http::HttpStats;
+use crate::processors::ProcessorSummary;
 
 /// One check: what each side said for one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,27 +106,18 @@ impl Audits {
     }
 }
 
-/// The endpoints the auditor reads.
-pub struct Sources {
-    pub backend: Arc<Endpoint>,
-    pub default: Arc<Endpoint>,
-    pub fallback: Arc<Endpoint>,
-    pub token: HeaderValue,
-}
-
 /// Checks from the start of the load until its end, pausing the (scaled)
 /// interval after each check.
 pub async fn run(
-    sources: &Sources,
+    services: &Services,
     timeline: &Timeline,
     counting: Counting,
     started: Instant,
     live: &Live,
 ) -> Audits {
     let deadline = started + timeline.duration();
-    let mut backend = Backend::new(sources.backend.clone());
-    let mut default = Processor::new("default", sources.default.clone(), &sources.token);
-    let mut fallback = Processor::new("fallback", sources.fallback.clone(), &sources.token);
+    let mut backend = Backend::new(services.backend.clone());
+    let (mut default, mut fallback) = services.processors();
     let mut out = Audits::default();
     while Instant::now() < deadline {
         let now = Timestamp::now();
@@ -141,18 +130,8 @@ pub async fn run(
             fallback.summary(window),
             backend.summary(window)
         );
-        let d = d.unwrap_or_else(|e| {
-            out.warnings.push(format!("audit: {e}; counted as zeros"));
-            ProcessorSummary::default()
-        });
-        let f = f.unwrap_or_else(|e| {
-            out.warnings.push(format!("audit: {e}; counted as zeros"));
-            ProcessorSummary::default()
-        });
-        let b = b.unwrap_or_else(|e| {
-            out.warnings.push(format!("audit: {e}; counted as zeros"));
-            BackendSummary::default()
-        });
+        let [d, f] = [d, f].map(|r| zeros_on_error(r, "audit", &mut out.warnings));
+        let b = zeros_on_error(b, "audit", &mut out.warnings);
         let mut audit = Audit::compare(window, b, d, f, counting);
         if audit.disagrees() {
             tokio::time::sleep(RECHECK_AFTER).await;

@@ -42,9 +42,9 @@ pub use scenario::{Scenario, Script};
 
 use crate::duration::parse_duration;
 use crate::http::{Endpoint, HttpStats};
+use crate::processors::{INITIAL_TOKEN, ProcessorSummary};
 use crate::score::{self, ProcessorShare, Score, ScoreInputs};
-use api::{Backend, BackendSummary, Processor, ProcessorSummary, before};
-use auditor::Sources;
+use api::{Backend, Services, before, zeros_on_error};
 use progress::{Live, Progress};
 use report::{HttpDetails, Parts, PaymentDetails, RunDetails, StageRow, TeardownDetails};
 use scenario::ScoreSource;
@@ -82,7 +82,7 @@ pub struct RinhaArgs {
 
     /// Admin token put on both processors at setup and sent as
     /// X-Rinha-Token on every admin call.
-    #[arg(long, value_name = "TOKEN", default_value = api::INITIAL_TOKEN)]
+    #[arg(long, value_name = "TOKEN", default_value = INITIAL_TOKEN)]
     pub token: String,
 
     /// Virtual users reached at the end of the linear ramp (which starts at 1)
@@ -170,7 +170,7 @@ impl RinhaOptions {
             backend,
             default,
             fallback,
-            token: api::INITIAL_TOKEN.to_owned(),
+            token: INITIAL_TOKEN.to_owned(),
             max_users: script.max_users,
             duration: script.duration,
             stages: script.stages.to_vec(),
@@ -188,25 +188,27 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         .filter(|t| !t.is_empty())
         .context("the token must be non-empty printable ASCII")?;
     let script = options.scenario.script();
-    let backend_endpoint = Arc::new(options.backend);
-    let default_endpoint = Arc::new(options.default);
-    let fallback_endpoint = Arc::new(options.fallback);
+    let services = Services {
+        backend: Arc::new(options.backend),
+        default: Arc::new(options.default),
+        fallback: Arc::new(options.fallback),
+        token,
+    };
     let timeline = Timeline::new(script, options.duration, options.max_users, &options.stages);
     let live = Arc::new(Live::default());
     let mut warnings = Vec::new();
     let started_at = Timestamp::now();
 
     // Setup. The admin user's connections serve the teardown too.
-    let mut default = Processor::new("default", default_endpoint.clone(), &token);
-    let mut fallback = Processor::new("fallback", fallback_endpoint.clone(), &token);
-    let mut backend = Backend::new(backend_endpoint.clone());
+    let (mut default, mut fallback) = services.processors();
+    let mut backend = Backend::new(services.backend.clone());
     default.set_token().await.context("setup")?;
     fallback.set_token().await.context("setup")?;
     default.purge().await.context("setup")?;
     fallback.purge().await.context("setup")?;
     if let Err(e) = backend.purge().await {
         warnings.push(format!(
-            "setup: {e} (ignored: the backend purge is optional)"
+            "setup: {e:#} (ignored: the backend purge is optional)"
         ));
     }
 
@@ -219,37 +221,22 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     );
     let started = Instant::now();
     let load_started_at = Timestamp::now();
-    let sources = Sources {
-        backend: backend_endpoint.clone(),
-        default: default_endpoint.clone(),
-        fallback: fallback_endpoint.clone(),
-        token: token.clone(),
-    };
     let load = async {
         tokio::try_join!(
             users::run(
-                backend_endpoint.clone(),
+                services.backend.clone(),
                 script.amount_json,
                 &timeline,
                 started,
                 live.clone()
             ),
             async {
-                Ok::<_, anyhow::Error>(
-                    auditor::run(&sources, &timeline, script.counting, started, &live).await,
-                )
+                let audits = auditor::run(&services, &timeline, script.counting, started, &live);
+                Ok::<_, anyhow::Error>(audits.await)
             },
             async {
-                stages::run(
-                    default_endpoint.clone(),
-                    fallback_endpoint.clone(),
-                    &token,
-                    &timeline,
-                    started,
-                    &live,
-                )
-                .await
-                .context("applying a stage")
+                let stages = stages::run(&services, &timeline, started, &live);
+                stages.await.context("applying a stage")
             },
         )
     };
@@ -276,22 +263,13 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         from: before(to, timeline.teardown_window()),
         to,
     };
-    let default_books = default.summary(window).await.unwrap_or_else(|e| {
-        warnings.push(format!("teardown: {e}; counted as zeros"));
-        ProcessorSummary::default()
-    });
-    let fallback_books = fallback.summary(window).await.unwrap_or_else(|e| {
-        warnings.push(format!("teardown: {e}; counted as zeros"));
-        ProcessorSummary::default()
-    });
+    let default_books = zeros_on_error(default.summary(window).await, "teardown", &mut warnings);
+    let fallback_books = zeros_on_error(fallback.summary(window).await, "teardown", &mut warnings);
     let reported = match script.score_source {
         ScoreSource::Backend => backend.summary(window).await,
-        ScoreSource::Processors => Backend::new(backend_endpoint.clone()).summary(window).await,
+        ScoreSource::Processors => Backend::new(services.backend.clone()).summary(window).await,
     };
-    let reported = reported.unwrap_or_else(|e| {
-        warnings.push(format!("teardown: {e}; counted as zeros"));
-        BackendSummary::default()
-    });
+    let reported = zeros_on_error(reported, "teardown", &mut warnings);
 
     // The final's stage timeline: the processors' books per stage span,
     // also outside the script's requests.
@@ -299,16 +277,8 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         Scenario::Preview => None,
         Scenario::Final => {
             progress.note("teardown: reading the books per stage");
-            let books = stage_books(
-                &default_endpoint,
-                &fallback_endpoint,
-                &token,
-                &timeline,
-                load_started_at,
-                to,
-                &mut warnings,
-            )
-            .await;
+            let windows = stage_windows(&timeline, load_started_at, to);
+            let books = stage_books(&services, windows, &mut warnings).await;
             Some(StageRow::build(
                 &timeline,
                 std::mem::take(&mut crowd.stages),
@@ -332,45 +302,40 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     let p99_ms = score::percentile(&http.durations, score::P99);
 
     // Whose books are scored; the fee rates are always the processors' own.
+    let share = |reported: api::Totals, books: &ProcessorSummary| ProcessorShare {
+        requests: reported.total_requests,
+        amount: reported.total_amount,
+        fee_rate: books.fee_per_transaction,
+    };
+    let booked = |books: &ProcessorSummary| api::Totals {
+        total_requests: books.total_requests,
+        total_amount: books.total_amount,
+    };
     let (default_share, fallback_share) = match script.score_source {
         ScoreSource::Backend => (
-            (
-                reported.default.total_requests,
-                reported.default.total_amount,
-            ),
-            (
-                reported.fallback.total_requests,
-                reported.fallback.total_amount,
-            ),
+            share(reported.default, &default_books),
+            share(reported.fallback, &fallback_books),
         ),
         ScoreSource::Processors => (
-            (default_books.total_requests, default_books.total_amount),
-            (fallback_books.total_requests, fallback_books.total_amount),
+            share(booked(&default_books), &default_books),
+            share(booked(&fallback_books), &fallback_books),
         ),
     };
     let score = Score::compute(&ScoreInputs {
         p99_ms,
         inconsistencies,
         accepted: crowd.accepted,
-        default: ProcessorShare {
-            requests: default_share.0,
-            amount: default_share.1,
-            fee_rate: default_books.fee_per_transaction,
-        },
-        fallback: ProcessorShare {
-            requests: fallback_share.0,
-            amount: fallback_share.1,
-            fee_rate: fallback_books.fee_per_transaction,
-        },
+        default: default_share,
+        fallback: fallback_share,
     });
 
     let details = RunDetails {
         scenario: options.scenario,
         started_at,
         finished_at: Timestamp::now(),
-        backend: backend_endpoint.to_string(),
-        default: default_endpoint.to_string(),
-        fallback: fallback_endpoint.to_string(),
+        backend: services.backend.to_string(),
+        default: services.default.to_string(),
+        fallback: services.fallback.to_string(),
         duration_ms: u64::try_from(timeline.duration().as_millis()).unwrap_or(u64::MAX),
         max_users: timeline.max_users(),
         users_started: crowd.users,
@@ -405,10 +370,10 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         inconsistencies,
         accepted: crowd.accepted,
         failed: crowd.failed,
-        default_amount: default_share.1,
-        default_payments: default_share.0,
-        fallback_amount: fallback_share.1,
-        fallback_payments: fallback_share.0,
+        default_amount: default_share.amount,
+        default_payments: default_share.requests,
+        fallback_amount: fallback_share.amount,
+        fallback_payments: fallback_share.requests,
         details,
     }))
 }
@@ -421,30 +386,20 @@ fn progress_prefix(scenario: Scenario) -> &'static str {
     }
 }
 
-/// What each processor booked per stage span, `(default, fallback)` requests,
-/// read by `requestedAt` on connections of their own (not the script's
-/// requests, so not in the p99). A failed read counts as zeros.
+/// What each processor booked in each of `windows`, `(default, fallback)`
+/// requests, read by `requestedAt` on connections of their own (not the
+/// script's requests, so not in the p99). A failed read counts as zeros.
 async fn stage_books(
-    default: &Arc<Endpoint>,
-    fallback: &Arc<Endpoint>,
-    token: &HeaderValue,
-    timeline: &Timeline,
-    load_started_at: Timestamp,
-    teardown_at: Timestamp,
+    services: &Services,
+    windows: Vec<Window>,
     warnings: &mut Vec<String>,
 ) -> Vec<(u64, u64)> {
-    let mut default = Processor::new("default", default.clone(), token);
-    let mut fallback = Processor::new("fallback", fallback.clone(), token);
+    let (mut default, mut fallback) = services.processors();
     let mut books = Vec::new();
-    for window in stage_windows(timeline, load_started_at, teardown_at) {
+    for window in windows {
         let (d, f) = tokio::join!(default.summary(window), fallback.summary(window));
-        let mut requests = |read: Result<ProcessorSummary, api::CallError>| {
-            read.map(|s| s.total_requests).unwrap_or_else(|e| {
-                warnings.push(format!("stage books: {e}; counted as zeros"));
-                0
-            })
-        };
-        books.push((requests(d), requests(f)));
+        let [d, f] = [d, f].map(|r| zeros_on_error(r, "stage books", warnings).total_requests);
+        books.push((d, f));
     }
     books
 }

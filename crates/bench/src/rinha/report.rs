@@ -11,13 +11,14 @@ use reroute_core::Timestamp;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::api::{BackendSummary, ProcessorSummary};
+use super::api::BackendSummary;
 use super::auditor::Audit;
 use super::scenario::{ProcessorSetting, Scenario};
 use super::timeline::Timeline;
 use super::users::StageTally;
 use crate::duration::millis;
 use crate::json_number;
+use crate::processors::ProcessorSummary;
 use crate::score::{self, Score};
 
 /// The result JSON. Rust names say what a field is; the serialised names are

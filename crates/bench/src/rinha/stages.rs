@@ -3,28 +3,23 @@
 //! failure default, failure fallback). A refused setting stops the run, as
 //! the script aborts the test.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use hyper::header::HeaderValue;
 use tokio::time::Instant;
 
-use super::api::{CallError, Processor};
+use super::api::Services;
 use super::progress::Live;
 use super::timeline::Timeline;
-use crate::http::{Endpoint, HttpStats};
+use crate::http::HttpStats;
 
 /// Applies every stage on time; returns what the connections saw.
 pub async fn run(
-    default: Arc<Endpoint>,
-    fallback: Arc<Endpoint>,
-    token: &HeaderValue,
+    services: &Services,
     timeline: &Timeline,
     started: Instant,
     live: &Live,
-) -> Result<HttpStats, CallError> {
-    let mut default = Processor::new("default", default, token);
-    let mut fallback = Processor::new("fallback", fallback, token);
+) -> anyhow::Result<HttpStats> {
+    let (mut default, mut fallback) = services.processors();
     for (index, stage) in timeline.stages().iter().enumerate() {
         tokio::time::sleep_until(started + stage.at).await;
         default.set_delay(stage.default.delay_ms).await?;
