@@ -43,7 +43,7 @@ use report::{Endpoints, Latency, Requests, TARGET_P99_MS, verdict};
 /// the request counted as a timeout.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `reroute bench intel` flags.
+/// `reroute bench intel`: its flags, which are also its library options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IntelArgs {
     /// Base URL of the router under test.
@@ -75,29 +75,7 @@ pub struct IntelArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Everything a run needs.
-#[derive(Debug, Clone)]
-pub struct IntelOptions {
-    pub target: Endpoint,
-    pub rate: u32,
-    pub duration: Duration,
-    pub connections: u32,
-    pub record_percent: u8,
-}
-
 impl IntelArgs {
-    pub fn into_options(self) -> IntelOptions {
-        IntelOptions {
-            target: self.target,
-            rate: self.rate,
-            duration: self.duration,
-            connections: self.connections,
-            record_percent: self.record_percent,
-        }
-    }
-}
-
-impl IntelOptions {
     /// Requests in the run.
     pub fn total(&self) -> u64 {
         (self.duration.as_secs_f64() * f64::from(self.rate)).round() as u64
@@ -254,7 +232,7 @@ impl Tally {
 }
 
 /// Runs the bench: reads the registry, then sends the load, then reports.
-pub async fn run(options: IntelOptions) -> anyhow::Result<IntelReport> {
+pub async fn run(options: IntelArgs) -> anyhow::Result<IntelReport> {
     let target = Arc::new(options.target.clone());
     let processors = list_processors(&target).await?;
     let workload = Arc::new(Workload::for_registry(&processors)?);
@@ -290,21 +268,11 @@ pub async fn run(options: IntelOptions) -> anyhow::Result<IntelReport> {
 }
 
 async fn list_processors(target: &Arc<Endpoint>) -> anyhow::Result<Vec<ListedProcessor>> {
+    let request = target.request(Method::GET, "/api/v1/processors", None);
     let mut connection = Connection::new(target.clone());
-    let answer = connection
-        .exchange(
-            target.request(Method::GET, "/api/v1/processors", None),
-            BodyUse::Keep,
-            Duration::from_secs(5),
-        )
-        .await
-        .with_context(|| format!("GET {target}/api/v1/processors"))?;
-    anyhow::ensure!(
-        answer.status.is_success(),
-        "GET {target}/api/v1/processors answered {}: is it a reroute router?",
-        answer.status
-    );
-    let list: ProcessorList = serde_json::from_slice(&answer.body)
+    let body = connection.call(request, None, Duration::from_secs(5)).await;
+    let body = body.context("is it a reroute router?")?;
+    let list: ProcessorList = serde_json::from_slice(&body)
         .with_context(|| format!("reading GET {target}/api/v1/processors"))?;
     Ok(list.processors)
 }
@@ -313,7 +281,7 @@ async fn list_processors(target: &Arc<Endpoint>) -> anyhow::Result<Vec<ListedPro
 /// its due instant (at once when already late).
 async fn load(
     mut connection: Connection,
-    options: &IntelOptions,
+    options: &IntelArgs,
     workload: &Workload,
     first: u64,
     start: Instant,
@@ -379,7 +347,7 @@ fn nanos(d: Duration) -> u64 {
 
 impl IntelReport {
     fn new(
-        options: &IntelOptions,
+        options: &IntelArgs,
         started_at: Timestamp,
         mut tally: Tally,
         elapsed: Duration,
@@ -431,13 +399,14 @@ impl IntelReport {
 mod tests {
     use super::*;
 
-    fn options(rate: u32, secs: u64, record_percent: u8) -> IntelOptions {
-        IntelOptions {
+    fn options(rate: u32, secs: u64, record_percent: u8) -> IntelArgs {
+        IntelArgs {
             target: "http://127.0.0.1:9999".parse().unwrap(),
             rate,
             duration: Duration::from_secs(secs),
             connections: 4,
             record_percent,
+            out: None,
         }
     }
 

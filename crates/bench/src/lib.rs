@@ -109,7 +109,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
         BenchCommand::Intel(args) => {
             let out = args.out.clone();
-            let report = runtime.block_on(intel::run(args.into_options()))?;
+            let report = runtime.block_on(intel::run(args))?;
             emit(&report, out)
         }
         BenchCommand::Crash(args) => {

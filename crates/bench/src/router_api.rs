@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use hyper::Method;
 use reroute_core::{Money, Timestamp};
 use serde::Deserialize;
 
-use crate::http::{BodyUse, Connection, Endpoint};
+use crate::http::{Connection, Endpoint};
 
 /// One processor's line of the router's `GET /payments-summary`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
@@ -49,19 +49,8 @@ impl RouterApi {
 
     async fn get(&mut self, path: &str) -> anyhow::Result<bytes::Bytes> {
         let request = self.connection.endpoint().request(Method::GET, path, None);
-        let answer = self
-            .connection
-            .exchange(request, BodyUse::Keep, Duration::from_secs(5))
-            .await
-            .with_context(|| format!("GET {path} at {}", self.connection.endpoint()))?;
-        if !answer.status.is_success() {
-            bail!(
-                "GET {path} at {}: HTTP {}",
-                self.connection.endpoint(),
-                answer.status
-            );
-        }
-        Ok(answer.body)
+        let timeout = Duration::from_secs(5);
+        self.connection.call(request, None, timeout).await
     }
 
     /// The all-time summary, by processor id.

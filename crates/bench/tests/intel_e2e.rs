@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use reroute_bench::intel::{self, IntelOptions};
+use reroute_bench::intel::{self, IntelArgs};
 
 mod common;
 use common::{get_json, spawn_router};
@@ -30,12 +30,13 @@ async fn a_fixed_rate_of_records_and_recommendations_is_measured_per_endpoint() 
     let router = spawn_router(dir.path(), &["--processors", registry.to_str().unwrap()]).await;
     let url = router.url.clone();
 
-    let options = IntelOptions {
+    let options = IntelArgs {
         target: url.parse().unwrap(),
         rate: 400,
         duration: Duration::from_secs(2),
         connections: 8,
         record_percent: 50,
+        out: None,
     };
     let report = intel::run(options).await.unwrap();
 
