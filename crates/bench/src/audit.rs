@@ -370,7 +370,6 @@ mod tests {
             fate: Fate::Accepted {
                 instance: 0,
                 generation: 1,
-                status: 202,
                 after: Duration::ZERO,
                 at: Timestamp::from_millis(at),
             },

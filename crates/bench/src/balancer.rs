@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use crate::fleet::free_port;
 use crate::http::Endpoint;
 
 /// What spreads the load over the instances.
@@ -52,10 +53,7 @@ impl Nginx {
         let dir = dir
             .canonicalize()
             .with_context(|| format!("resolving {}", dir.display()))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free port")?
-            .port();
+        let port = free_port()?;
         let config = dir.join("nginx.conf");
         std::fs::write(&config, configuration(&dir, port, upstreams))
             .with_context(|| format!("writing {}", config.display()))?;

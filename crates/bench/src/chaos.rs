@@ -38,6 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::ValueEnum;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reroute_core::Timestamp;
@@ -210,8 +211,9 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
     }
     let mut skipped = Vec::new();
     let scenarios = if args.scenario.is_empty() {
-        Scenario::ALL
-            .into_iter()
+        Scenario::value_variants()
+            .iter()
+            .copied()
             .filter(|s| {
                 let fits = plan.is_postgres() || !s.needs_postgres();
                 if !fits {

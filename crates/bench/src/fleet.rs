@@ -421,7 +421,8 @@ fn remove_if_present(path: &Path) -> anyhow::Result<()> {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A port of 127.0.0.1 free now (for a child process to bind).
+pub fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }

@@ -12,12 +12,13 @@
 //! Every method blocks (they wait for `initdb` and `pg_ctl`); async callers
 //! use `spawn_blocking`.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::fleet::free_port;
 
 /// How `pg_ctl` stops the server, as its `-m` option says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -104,10 +105,6 @@ impl PrivateCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     /// The server's log file.
     pub fn log(&self) -> PathBuf {
         self.dir.path().join("postgres.log")
@@ -181,11 +178,6 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("opening {}", path.display()))?;
     file.write_all(text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Whether this process runs as root (effective uid 0), from

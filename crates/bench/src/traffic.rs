@@ -15,7 +15,7 @@
 //! payment sends nothing new meanwhile, as a real client would not either).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -51,7 +51,6 @@ pub enum Fate {
     Accepted {
         instance: usize,
         generation: u32,
-        status: u16,
         after: Duration,
         at: Timestamp,
     },
@@ -72,20 +71,6 @@ pub struct Payment {
     pub sends: u32,
 }
 
-/// Counters that the benches watch while the traffic runs.
-#[derive(Debug, Default)]
-pub struct Live {
-    pub accepted: AtomicU64,
-    /// Requests written to a router (connections refused excluded).
-    pub requests: AtomicU64,
-    /// Requests answered 5xx or 429.
-    pub server_errors: AtomicU64,
-    /// Requests without an answer (timeout, connection lost).
-    pub unanswered: AtomicU64,
-    /// Connections refused (the instance was down).
-    pub refused_connections: AtomicU64,
-}
-
 /// What the load saw, request by request.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct RequestCounts {
@@ -99,6 +84,15 @@ pub struct RequestCounts {
     pub refused_connections: u64,
 }
 
+impl RequestCounts {
+    fn merge(&mut self, other: RequestCounts) {
+        self.requests += other.requests;
+        self.server_errors += other.server_errors;
+        self.unanswered += other.unanswered;
+        self.refused_connections += other.refused_connections;
+    }
+}
+
 /// Everything the traffic did.
 pub struct Finished {
     pub payments: Vec<Payment>,
@@ -109,8 +103,7 @@ pub struct Finished {
 pub struct Traffic {
     started: Instant,
     stop: Arc<AtomicBool>,
-    live: Arc<Live>,
-    users: JoinSet<Vec<Payment>>,
+    users: JoinSet<(Vec<Payment>, RequestCounts)>,
 }
 
 impl Traffic {
@@ -130,7 +123,6 @@ impl Traffic {
         assert!(!targets.is_empty(), "traffic needs a target");
         let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
-        let live = Arc::new(Live::default());
         let users_count = options.users.max(1);
         let period = Duration::from_secs_f64(users_count as f64 / options.rate.max(0.001));
         let mut users = JoinSet::new();
@@ -141,7 +133,7 @@ impl Traffic {
                 rng: StdRng::seed_from_u64(options.seed ^ (index as u64).wrapping_mul(0x9E37)),
                 options: options.clone(),
                 started,
-                live: live.clone(),
+                counts: RequestCounts::default(),
                 generations: generations.clone(),
             };
             // Users start spread over one period, not all at once.
@@ -151,7 +143,6 @@ impl Traffic {
         Self {
             started,
             stop,
-            live,
             users,
         }
     }
@@ -160,28 +151,20 @@ impl Traffic {
         self.started
     }
 
-    pub fn live(&self) -> &Live {
-        &self.live
-    }
-
     /// Stops sending new payments, lets every user settle the one it is on,
     /// and returns every payment of the run.
     pub async fn stop(mut self) -> Finished {
         self.stop.store(true, Ordering::Relaxed);
-        let mut payments = Vec::new();
+        let mut finished = Finished {
+            payments: Vec::new(),
+            requests: RequestCounts::default(),
+        };
         while let Some(done) = self.users.join_next().await {
-            payments.extend(done.expect("a traffic user panicked"));
+            let (payments, requests) = done.expect("a traffic user panicked");
+            finished.payments.extend(payments);
+            finished.requests.merge(requests);
         }
-        let live = &self.live;
-        Finished {
-            payments,
-            requests: RequestCounts {
-                requests: live.requests.load(Ordering::Relaxed),
-                server_errors: live.server_errors.load(Ordering::Relaxed),
-                unanswered: live.unanswered.load(Ordering::Relaxed),
-                refused_connections: live.refused_connections.load(Ordering::Relaxed),
-            },
-        }
+        finished
     }
 }
 
@@ -191,7 +174,7 @@ struct User {
     rng: StdRng,
     options: TrafficOptions,
     started: Instant,
-    live: Arc<Live>,
+    counts: RequestCounts,
     generations: Generations,
 }
 
@@ -210,14 +193,14 @@ impl User {
         period: Duration,
         offset: Duration,
         stop: Arc<AtomicBool>,
-    ) -> Vec<Payment> {
+    ) -> (Vec<Payment>, RequestCounts) {
         let mut ticker = tokio::time::interval_at(self.started + offset, period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut payments = Vec::new();
         loop {
             ticker.tick().await;
             if stop.load(Ordering::Relaxed) {
-                return payments;
+                return (payments, self.counts);
             }
             let id = CorrelationId::new_random();
             let amount = Money::from_minor(self.rng.random_range(1..=99_999));
@@ -283,35 +266,28 @@ impl User {
             .await
         {
             Ok(answer) => {
-                self.live.requests.fetch_add(1, Ordering::Relaxed);
-                let status = answer.status.as_u16();
-                match status {
-                    200..=299 => {
-                        self.live.accepted.fetch_add(1, Ordering::Relaxed);
-                        Answer::Definite(Fate::Accepted {
-                            instance: target,
-                            generation,
-                            status,
-                            after: self.started.elapsed(),
-                            at: Timestamp::now(),
-                        })
-                    }
+                self.counts.requests += 1;
+                match answer.status.as_u16() {
+                    200..=299 => Answer::Definite(Fate::Accepted {
+                        instance: target,
+                        generation,
+                        after: self.started.elapsed(),
+                        at: Timestamp::now(),
+                    }),
                     408 | 429 | 500..=599 => {
-                        self.live.server_errors.fetch_add(1, Ordering::Relaxed);
+                        self.counts.server_errors += 1;
                         Answer::Again
                     }
-                    _ => Answer::Definite(Fate::Refused { status }),
+                    status => Answer::Definite(Fate::Refused { status }),
                 }
             }
             Err(ExchangeError::Connect(_)) => {
-                self.live
-                    .refused_connections
-                    .fetch_add(1, Ordering::Relaxed);
+                self.counts.refused_connections += 1;
                 Answer::NotSent
             }
             Err(ExchangeError::Timeout | ExchangeError::Http(_)) => {
-                self.live.requests.fetch_add(1, Ordering::Relaxed);
-                self.live.unanswered.fetch_add(1, Ordering::Relaxed);
+                self.counts.requests += 1;
+                self.counts.unanswered += 1;
                 Answer::Again
             }
         }

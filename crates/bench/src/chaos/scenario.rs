@@ -12,48 +12,26 @@ use serde::Serialize;
 use crate::chaos::pause::PausePlan;
 use crate::chaos::sleeping::{self, Refusal};
 
-/// The scenarios, in the order `all` runs them.
+/// The scenarios, in the order `all` runs them ([`clap::ValueEnum::value_variants`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Scenario {
-    #[serde(rename = "flapping")]
     Flapping,
-    #[serde(rename = "slow")]
     Slow,
-    #[serde(rename = "resets")]
     Resets,
-    #[value(name = "both-down")]
-    #[serde(rename = "both-down")]
     BothDown,
     #[value(name = "health-429")]
     #[serde(rename = "health-429")]
     Health429,
-    #[value(name = "resend-refused")]
-    #[serde(rename = "resend-refused")]
     ResendRefused,
-    #[value(name = "delay-drop")]
-    #[serde(rename = "delay-drop")]
     DelayDrop,
     #[value(name = "storm-429")]
     #[serde(rename = "storm-429")]
     Storm429,
-    #[value(name = "pg-pause")]
-    #[serde(rename = "pg-pause")]
     PgPause,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 9] = [
-        Scenario::Flapping,
-        Scenario::Slow,
-        Scenario::Resets,
-        Scenario::BothDown,
-        Scenario::Health429,
-        Scenario::ResendRefused,
-        Scenario::DelayDrop,
-        Scenario::Storm429,
-        Scenario::PgPause,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Scenario::Flapping => "flapping",
@@ -253,6 +231,7 @@ pub struct Expectation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::ValueEnum;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
@@ -264,9 +243,9 @@ mod tests {
     fn every_schedule_ends_with_the_processors_back_to_normal() {
         // pg-pause's schedule ends in a storm that the bench lifts itself,
         // once the takeover is done (pause::play).
-        for scenario in Scenario::ALL
-            .into_iter()
-            .filter(|s| *s != Scenario::PgPause)
+        for &scenario in Scenario::value_variants()
+            .iter()
+            .filter(|s| **s != Scenario::PgPause)
         {
             let schedules = scenario.schedules(Duration::from_secs(6), 1000, &mut rng());
             assert!(!schedules.is_empty());
@@ -342,11 +321,19 @@ mod tests {
     }
 
     #[test]
+    fn each_scenario_has_one_name_on_the_command_line_and_in_the_json() {
+        for &scenario in Scenario::value_variants() {
+            assert_eq!(Scenario::from_str(scenario.name(), false), Ok(scenario));
+            assert_eq!(serde_json::to_value(scenario).unwrap(), scenario.name());
+        }
+    }
+
+    #[test]
     fn pg_pause_runs_two_instances_and_needs_postgres() {
         assert_eq!(Scenario::PgPause.instances(), 2);
         assert!(Scenario::PgPause.needs_postgres());
         assert!(
-            Scenario::ALL
+            Scenario::value_variants()
                 .iter()
                 .filter(|s| **s != Scenario::PgPause)
                 .all(|s| s.instances() == 1 && !s.needs_postgres())

@@ -26,7 +26,6 @@
 
 use std::time::Duration;
 
-use reroute_core::Money;
 use serde::Serialize;
 
 /// Which official script a run reproduces.
@@ -51,14 +50,6 @@ impl Scenario {
             Scenario::Final => &FINAL,
         }
     }
-
-    /// `preview` or `final`, as on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scenario::Preview => "preview",
-            Scenario::Final => "final",
-        }
-    }
 }
 
 /// Whose summaries the score is computed from.
@@ -76,16 +67,12 @@ pub enum ScoreSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Script {
     pub scenario: Scenario,
-    /// The script's file in the contest's repository (`rinha-test/`).
-    pub file: &'static str,
     /// The script's length; stage instants are on this timeline.
     pub duration: Duration,
     /// Virtual users at the end of the ramp (`MAX_REQUESTS`).
     pub max_users: u32,
-    /// The amount of every payment.
-    pub amount: Money,
-    /// The amount as k6 writes it in the body (`19.9`, `20.05`): sent byte
-    /// for byte the same.
+    /// The amount of every payment, as k6 writes it in the body (`19.9`,
+    /// `20.05`): sent byte for byte the same.
     pub amount_json: &'static str,
     pub stages: &'static [Stage],
     /// An audit's window ends this long before "now".
@@ -99,10 +86,8 @@ pub struct Script {
 /// `rinha.js`, the preview whose figures PROTOCOL.md quotes.
 pub const PREVIEW: Script = Script {
     scenario: Scenario::Preview,
-    file: "rinha.js",
     duration: Duration::from_secs(60),
     max_users: 550,
-    amount: Money::from_minor(1990),
     amount_json: "19.9",
     stages: &PREVIEW_STAGES,
     audit_margin: Duration::from_millis(1500),
@@ -114,10 +99,8 @@ pub const PREVIEW: Script = Script {
 /// `rinha-final.js`, the contest's final run.
 pub const FINAL: Script = Script {
     scenario: Scenario::Final,
-    file: "rinha-final.js",
     duration: Duration::from_secs(300),
     max_users: 603,
-    amount: Money::from_minor(2005),
     amount_json: "20.05",
     stages: &FINAL_STAGES,
     audit_margin: Duration::from_secs(2),
@@ -236,6 +219,7 @@ const fn stage(at_secs: u64, default: (u64, bool), fallback: (u64, bool)) -> Sta
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reroute_core::Money;
 
     #[test]
     fn each_scenario_has_its_own_script() {
@@ -246,8 +230,10 @@ mod tests {
 
     #[test]
     fn the_final_pays_20_05_from_603_users_over_300_s() {
-        assert_eq!(FINAL.amount, Money::from_minor(2005));
-        assert_eq!(Money::parse_exact(FINAL.amount_json), Ok(FINAL.amount));
+        assert_eq!(
+            Money::parse_exact(FINAL.amount_json),
+            Ok(Money::from_minor(2005))
+        );
         assert_eq!(FINAL.max_users, 603);
         assert_eq!(FINAL.duration, Duration::from_secs(300));
         assert_eq!(FINAL.stages.len(), 10);
@@ -259,8 +245,10 @@ mod tests {
 
     #[test]
     fn the_preview_keeps_its_rules() {
-        assert_eq!(PREVIEW.amount, Money::from_minor(1990));
-        assert_eq!(Money::parse_exact(PREVIEW.amount_json), Ok(PREVIEW.amount));
+        assert_eq!(
+            Money::parse_exact(PREVIEW.amount_json),
+            Ok(Money::from_minor(1990))
+        );
         assert_eq!(PREVIEW.max_users, 550);
         assert_eq!(PREVIEW.duration, Duration::from_secs(60));
         assert_eq!(PREVIEW.stages, &PREVIEW_STAGES);
@@ -273,12 +261,9 @@ mod tests {
     #[test]
     fn the_scenario_is_named_as_on_the_command_line() {
         use clap::ValueEnum;
-        for scenario in [Scenario::Preview, Scenario::Final] {
-            assert_eq!(Scenario::from_str(scenario.name(), false), Ok(scenario));
-            assert_eq!(
-                serde_json::to_value(scenario).unwrap(),
-                serde_json::Value::from(scenario.name())
-            );
+        for (scenario, name) in [(Scenario::Preview, "preview"), (Scenario::Final, "final")] {
+            assert_eq!(Scenario::from_str(name, false), Ok(scenario));
+            assert_eq!(serde_json::to_value(scenario).unwrap(), name);
         }
     }
 }
