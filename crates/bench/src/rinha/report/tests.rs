@@ -19,6 +19,46 @@ fn books(requests: u64, amount: Decimal, rate: &str) -> ProcessorSummary {
     }
 }
 
+/// The details of a run of `scenario` that accepted every payment it sent
+/// and answered every request 202.
+fn details(scenario: Scenario, seconds: u64, max_users: u32, payments: u64) -> RunDetails {
+    let at = Timestamp::from_millis(1_752_150_896_789);
+    RunDetails {
+        scenario,
+        started_at: at,
+        finished_at: at,
+        backend: "http://127.0.0.1:9999".to_owned(),
+        default: "http://127.0.0.1:8001".to_owned(),
+        fallback: "http://127.0.0.1:8002".to_owned(),
+        duration_ms: seconds * 1000,
+        max_users,
+        users_started: u64::from(max_users) - 1,
+        p99_ms_exact: Decimal::ZERO,
+        http: HttpDetails {
+            requests: 0,
+            expected_responses: 0,
+            timeouts: 0,
+            errors: 0,
+        },
+        payments: PaymentDetails {
+            sent: payments,
+            accepted: payments,
+            failed: 0,
+            statuses: BTreeMap::from([(202, payments)]),
+        },
+        audits: Vec::new(),
+        teardown: TeardownDetails {
+            from: at,
+            to: at,
+            backend: BackendSummary::default(),
+            default: ProcessorSummary::default(),
+            fallback: ProcessorSummary::default(),
+        },
+        stages: None,
+        warnings: Vec::new(),
+    }
+}
+
 /// The published best run: 16,752 payments on default, p99 1.25 ms.
 pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
     let amount = d("19.90") * Decimal::from(16_752);
@@ -37,7 +77,13 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
             fee_rate: d("0.15"),
         },
     });
-    let at = Timestamp::from_millis(1_752_150_896_789);
+    let mut details = details(Scenario::Preview, 60, 550, 16_752);
+    details.p99_ms_exact = d("1.2471");
+    details.http.requests = 16_790;
+    details.http.expected_responses = 16_790;
+    details.teardown.default = books(16_752, amount, "0.05");
+    details.teardown.fallback = books(0, Decimal::ZERO, "0.15");
+    details.warnings = warnings;
     RinhaReport::new(Parts {
         participant: "best".to_owned(),
         max_users: 550,
@@ -49,40 +95,7 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
         default_payments: 16_752,
         fallback_amount: Decimal::ZERO,
         fallback_payments: 0,
-        details: RunDetails {
-            scenario: Scenario::Preview,
-            started_at: at,
-            finished_at: at,
-            backend: "http://127.0.0.1:9999".to_owned(),
-            default: "http://127.0.0.1:8001".to_owned(),
-            fallback: "http://127.0.0.1:8002".to_owned(),
-            duration_ms: 60_000,
-            max_users: 550,
-            users_started: 549,
-            p99_ms_exact: d("1.2471"),
-            http: HttpDetails {
-                requests: 16_790,
-                expected_responses: 16_790,
-                timeouts: 0,
-                errors: 0,
-            },
-            payments: PaymentDetails {
-                sent: 16_752,
-                accepted: 16_752,
-                failed: 0,
-                statuses: BTreeMap::from([(202, 16_752)]),
-            },
-            audits: Vec::new(),
-            teardown: TeardownDetails {
-                from: at,
-                to: at,
-                backend: BackendSummary::default(),
-                default: books(16_752, amount, "0.05"),
-                fallback: books(0, Decimal::ZERO, "0.15"),
-            },
-            stages: None,
-            warnings,
-        },
+        details,
     })
 }
 
@@ -106,7 +119,6 @@ pub(crate) fn final_run() -> RinhaReport {
             fee_rate: d("0.10"),
         },
     });
-    let at = Timestamp::from_millis(1_752_150_896_789);
     let timeline = Timeline::new(
         &crate::rinha::scenario::FINAL,
         std::time::Duration::from_secs(30),
@@ -123,7 +135,21 @@ pub(crate) fn final_run() -> RinhaReport {
     let mut booked = vec![(80, 0); 10];
     booked[3] = (0, 80);
     booked[4] = (10, 70);
-    let stages = StageRow::build(&timeline, tallies, &booked);
+    let totals = |requests, amount| crate::rinha::api::Totals {
+        total_requests: requests,
+        total_amount: amount,
+    };
+    let mut details = details(Scenario::Final, 30, 60, 1000);
+    details.p99_ms_exact = d("3.07");
+    details.http.requests = 1100;
+    details.http.expected_responses = 1100;
+    details.teardown.backend = BackendSummary {
+        default: totals(800, default_amount),
+        fallback: totals(160, d("20.05") * Decimal::from(160)),
+    };
+    details.teardown.default = books(800, default_amount, "0.07");
+    details.teardown.fallback = books(150, fallback_amount, "0.10");
+    details.stages = Some(StageRow::build(&timeline, tallies, &booked));
     RinhaReport::new(Parts {
         participant: "final".to_owned(),
         max_users: 60,
@@ -135,49 +161,7 @@ pub(crate) fn final_run() -> RinhaReport {
         default_payments: 800,
         fallback_amount,
         fallback_payments: 150,
-        details: RunDetails {
-            scenario: Scenario::Final,
-            started_at: at,
-            finished_at: at,
-            backend: "http://127.0.0.1:9999".to_owned(),
-            default: "http://127.0.0.1:8001".to_owned(),
-            fallback: "http://127.0.0.1:8002".to_owned(),
-            duration_ms: 30_000,
-            max_users: 60,
-            users_started: 59,
-            p99_ms_exact: d("3.07"),
-            http: HttpDetails {
-                requests: 1100,
-                expected_responses: 1100,
-                timeouts: 0,
-                errors: 0,
-            },
-            payments: PaymentDetails {
-                sent: 1000,
-                accepted: 1000,
-                failed: 0,
-                statuses: BTreeMap::from([(202, 1000)]),
-            },
-            audits: Vec::new(),
-            teardown: TeardownDetails {
-                from: at,
-                to: at,
-                backend: BackendSummary {
-                    default: crate::rinha::api::Totals {
-                        total_requests: 800,
-                        total_amount: default_amount,
-                    },
-                    fallback: crate::rinha::api::Totals {
-                        total_requests: 160,
-                        total_amount: d("20.05") * Decimal::from(160),
-                    },
-                },
-                default: books(800, default_amount, "0.07"),
-                fallback: books(150, fallback_amount, "0.10"),
-            },
-            stages: Some(stages),
-            warnings: Vec::new(),
-        },
+        details,
     })
 }
 
