@@ -104,10 +104,6 @@ pub struct ChaosArgs {
     #[arg(long, value_name = "N", default_value_t = 128)]
     pub workers: u32,
 
-    /// Longest wait, after the load, for every accepted payment to be charged.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
-
     /// Seed of the amounts and of the phases of the at-most-once scenarios
     /// (random when absent; the report prints it).
     #[arg(long, value_name = "N")]
@@ -126,16 +122,6 @@ pub struct ChaosArgs {
     /// past it.
     #[arg(long, value_name = "MS", default_value_t = 3000)]
     pub lease_ms: u64,
-
-    /// Directory of initdb and pg_ctl, for `--store private-postgres`
-    /// (else $REROUTE_PG_BIN, PATH, or the newest /usr/lib/postgresql/*/bin).
-    #[arg(long, value_name = "DIR")]
-    pub pg_bin: Option<PathBuf>,
-
-    /// Keep the routers' logs and stores here (default: a temporary
-    /// directory, kept only when a scenario fails).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub routers: RouterFlags,
@@ -241,7 +227,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<ChaosReport> {
     }
     let seed = args.seed.unwrap_or_else(rand::random);
     let started_at = Timestamp::now();
-    let work = WorkDir::new(args.work_dir.clone(), "reroute-chaos-")?;
+    let work = WorkDir::new(args.routers.work_dir.clone(), "reroute-chaos-")?;
     let mut reports = Vec::new();
     for scenario in scenarios {
         let dir = work.path().join(scenario.name());
@@ -279,7 +265,8 @@ pub async fn run_scenario(
     let interval = Duration::from_millis(args.routers.health_interval_ms);
     let mut processors = Processors::prepare(None, TOKEN, interval).await?;
     let instances = scenario.instances();
-    let run_store = RunStore::set_up(plan, &dir, args.pg_bin.clone(), "reroute_chaos").await?;
+    let run_store =
+        RunStore::set_up(plan, &dir, args.routers.pg_bin.clone(), "reroute_chaos").await?;
     let mut extra = vec!["--workers".to_owned(), args.workers.to_string()];
     extra.extend(scenario.serve_args().iter().map(|a| (*a).to_owned()));
     let store = run_store.store.clone();
@@ -349,7 +336,7 @@ pub async fn run_scenario(
         &fleet,
         &mut processors.admins,
         &payments,
-        args.drain_timeout,
+        args.routers.drain_timeout,
     )
     .await?;
     let alerts: Vec<Alert> = api[0]
@@ -382,7 +369,7 @@ pub async fn run_scenario(
         rate: args.rate,
         workers: args.workers,
         health_interval_ms: args.routers.health_interval_ms,
-        drain_timeout: args.drain_timeout,
+        drain_timeout: args.routers.drain_timeout,
         audit: &audit,
         drained: &drained,
         seconds: &seconds,

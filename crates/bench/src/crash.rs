@@ -105,11 +105,6 @@ pub struct CrashArgs {
     #[arg(long, value_enum, default_value_t = StopMode::Immediate)]
     pub pg_stop_mode: StopMode,
 
-    /// Directory of initdb and pg_ctl (else $REROUTE_PG_BIN, PATH, or the
-    /// newest /usr/lib/postgresql/*/bin).
-    #[arg(long, value_name = "DIR")]
-    pub pg_bin: Option<PathBuf>,
-
     /// Base URL of a running `default` processor (with --fallback; default:
     /// the bench starts the simulator in-process). Its books are purged.
     #[arg(long = "default", value_name = "URL", requires = "fallback_url")]
@@ -132,16 +127,6 @@ pub struct CrashArgs {
     /// payments are taken over.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     pub lease_ms: u64,
-
-    /// Longest wait, after the load, for every accepted payment to be
-    /// charged and the routers to be idle.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
-
-    /// Keep the routers' logs and store here (default: a temporary
-    /// directory, kept only when the audit fails).
-    #[arg(long, value_name = "DIR")]
-    pub work_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub routers: RouterFlags,
@@ -189,7 +174,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     let seed = args.seed.unwrap_or_else(rand::random);
     let mut rng = StdRng::seed_from_u64(seed);
     let started_at = Timestamp::now();
-    let work = WorkDir::new(args.work_dir.clone(), "reroute-crash-")?;
+    let work = WorkDir::new(args.routers.work_dir.clone(), "reroute-crash-")?;
     let mut warnings = Vec::new();
 
     let given = args.default_url.clone().zip(args.fallback_url.clone());
@@ -201,8 +186,13 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
     .await?;
     processors.admins[0].set_delay(args.delay_ms).await?;
 
-    let run_store =
-        RunStore::set_up(&plan, work.path(), args.pg_bin.clone(), "reroute_crash").await?;
+    let run_store = RunStore::set_up(
+        &plan,
+        work.path(),
+        args.routers.pg_bin.clone(),
+        "reroute_crash",
+    )
+    .await?;
     let (store, store_name) = (run_store.store.clone(), run_store.name.clone());
     let cluster = run_store.cluster();
 
@@ -333,7 +323,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
         &fleet,
         &mut processors.admins,
         &payments,
-        args.drain_timeout,
+        args.routers.drain_timeout,
     )
     .await?;
     let audit = drain::stop_and_audit(

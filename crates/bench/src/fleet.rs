@@ -79,7 +79,8 @@ pub struct RouterSettings {
     pub log_dir: PathBuf,
 }
 
-/// The flags `crash` and `chaos` share for the routers they start.
+/// The flags `crash` and `chaos` share: the routers they start, where
+/// they keep them, and how long they wait for them at the end.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RouterFlags {
     /// The `reroute` executable to run as the router (default: this one).
@@ -99,6 +100,22 @@ pub struct RouterFlags {
     /// `--serve-arg=--workers=64`.
     #[arg(long = "serve-arg", value_name = "ARG", allow_hyphen_values = true)]
     pub serve_args: Vec<String>,
+
+    /// Directory of initdb and pg_ctl, for a private PostgreSQL cluster
+    /// (else $REROUTE_PG_BIN, PATH, or the newest /usr/lib/postgresql/*/bin).
+    #[arg(long, value_name = "DIR")]
+    pub pg_bin: Option<PathBuf>,
+
+    /// Keep the routers' logs and stores here (default: a temporary
+    /// directory, kept only when the run fails).
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+
+    /// Longest wait, after the load, for every accepted payment to be
+    /// charged and the routers to be idle.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = crate::duration::parse_duration)]
+    pub drain_timeout: Duration,
 }
 
 impl RouterFlags {

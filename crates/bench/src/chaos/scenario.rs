@@ -171,47 +171,30 @@ impl Scenario {
 
     /// What an operator would expect to read at `/api/v1/alerts`.
     pub fn expectation(self) -> Expectation {
-        match self {
+        const DEFAULT: &[&str] = &["default"];
+        const BOTH: &[&str] = &["default", "fallback"];
+        let (down, noticed, never_down) = match self {
             // Failing half of the time: someone should be told.
-            Scenario::Flapping => Expectation {
-                down: &[],
-                noticed: &["default"],
-                never_down: false,
-            },
+            Scenario::Flapping => (&[][..], DEFAULT, false),
             // Every payment times out: that processor is down.
-            Scenario::Slow => Expectation {
-                down: &["default"],
-                noticed: &["default"],
-                never_down: false,
-            },
+            Scenario::Slow => (DEFAULT, DEFAULT, false),
             // 30% of connections lost, the rest processed: degraded (a
             // window of 50 may pass the DOWN threshold by chance).
-            Scenario::Resets => Expectation {
-                down: &[],
-                noticed: &["default"],
-                never_down: false,
-            },
+            Scenario::Resets => (&[][..], DEFAULT, false),
             // Both fail every payment and say so on their health endpoints.
-            Scenario::BothDown => Expectation {
-                down: &["default", "fallback"],
-                noticed: &["default", "fallback"],
-                never_down: false,
-            },
+            Scenario::BothDown => (BOTH, BOTH, false),
             // A rate-limited health endpoint is not a failing processor.
-            Scenario::Health429 => Expectation {
-                down: &[],
-                noticed: &[],
-                never_down: true,
-            },
+            Scenario::Health429 => (&[][..], &[][..], true),
             // Timeouts, then refusals: default is noticed.
             Scenario::ResendRefused
             | Scenario::DelayDrop
             | Scenario::Storm429
-            | Scenario::PgPause => Expectation {
-                down: &[],
-                noticed: &["default"],
-                never_down: false,
-            },
+            | Scenario::PgPause => (&[][..], DEFAULT, false),
+        };
+        Expectation {
+            down,
+            noticed,
+            never_down,
         }
     }
 }
