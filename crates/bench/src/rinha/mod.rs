@@ -43,10 +43,10 @@ pub use scenario::{Scenario, Script};
 use crate::duration::parse_duration;
 use crate::http::{Endpoint, HttpStats};
 use crate::processors::{INITIAL_TOKEN, ProcessorSummary};
-use crate::score::{self, ProcessorShare, Score, ScoreInputs};
+use crate::score::{self, ProcessorShare, ScoreInputs};
 use api::{Backend, Services, before, zeros_on_error};
 use progress::{Live, Progress};
-use report::{HttpDetails, Parts, PaymentDetails, RunDetails, StageRow, TeardownDetails};
+use report::{HttpDetails, PaymentDetails, RunDetails, StageRow, TeardownDetails};
 use scenario::ScoreSource;
 use timeline::Timeline;
 
@@ -321,13 +321,13 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
             share(booked(&fallback_books), &fallback_books),
         ),
     };
-    let score = Score::compute(&ScoreInputs {
+    let inputs = ScoreInputs {
         p99_ms,
         inconsistencies,
         accepted: crowd.accepted,
         default: default_share,
         fallback: fallback_share,
-    });
+    };
 
     let details = RunDetails {
         scenario: options.scenario,
@@ -363,19 +363,7 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         stages: stage_rows,
         warnings,
     };
-    Ok(RinhaReport::new(Parts {
-        participant: options.participant,
-        max_users: timeline.max_users(),
-        score,
-        inconsistencies,
-        accepted: crowd.accepted,
-        failed: crowd.failed,
-        default_amount: default_share.amount,
-        default_payments: default_share.requests,
-        fallback_amount: fallback_share.amount,
-        fallback_payments: fallback_share.requests,
-        details,
-    }))
+    Ok(RinhaReport::new(options.participant, &inputs, details))
 }
 
 /// The bar's label: `rinha` for the preview, as before; `rinha final`.

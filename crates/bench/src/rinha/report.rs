@@ -19,7 +19,7 @@ use super::users::StageTally;
 use crate::duration::millis;
 use crate::json_number;
 use crate::processors::ProcessorSummary;
-use crate::score::{self, Score};
+use crate::score::{self, Score, ScoreInputs};
 
 /// The result JSON. Rust names say what a field is; the serialised names are
 /// the official script's.
@@ -293,31 +293,17 @@ const FINAL_DEFAULT_DESCRIPTION: &str = "What the default payment processor book
 const FINAL_FALLBACK_DESCRIPTION: &str = "What the fallback payment processor booked over the \
     teardown window (its admin summary): the final scores from the processors' books.";
 
-/// Everything a report is made of.
-pub struct Parts {
-    pub participant: String,
-    pub max_users: u32,
-    pub score: Score,
-    pub inconsistencies: u64,
-    pub accepted: u64,
-    pub failed: u64,
-    pub default_amount: Decimal,
-    pub default_payments: u64,
-    pub fallback_amount: Decimal,
-    pub fallback_payments: u64,
-    pub details: RunDetails,
-}
-
 impl RinhaReport {
-    pub fn new(parts: Parts) -> Self {
-        let score = &parts.score;
-        let final_test = parts.details.scenario == Scenario::Final;
+    /// The report of a run scored from `inputs`, with its `details`.
+    pub fn new(participant: String, inputs: &ScoreInputs, details: RunDetails) -> Self {
+        let score = Score::compute(inputs);
+        let final_test = details.scenario == Scenario::Final;
         let pick = |preview: &'static str, final_text: &'static str| {
             if final_test { final_text } else { preview }
         };
         RinhaReport {
-            timestamp: final_test.then_some(parts.details.finished_at),
-            participant: parts.participant,
+            timestamp: final_test.then_some(details.finished_at),
+            participant,
             score: score.total,
             gross: score.gross,
             fees: score.fees,
@@ -328,14 +314,14 @@ impl RinhaReport {
                     "{}%",
                     json_number::to_text(score.bonus * Decimal::ONE_HUNDRED)
                 ),
-                max_requests: parts.max_users,
+                max_requests: details.max_users,
                 description: P99_DESCRIPTION,
             },
             fine: FineSection {
                 rate: score.fine,
                 total: score.fine_amount,
                 breakdown: FineBreakdown {
-                    inconsistencies: parts.inconsistencies,
+                    inconsistencies: inputs.inconsistencies,
                     description: FINE_DESCRIPTION,
                 },
             },
@@ -345,28 +331,28 @@ impl RinhaReport {
             },
             lag: LagSection {
                 recorded: score.recorded,
-                accepted: parts.accepted,
+                accepted: inputs.accepted,
                 lag: score.lag,
                 description: pick(LAG_DESCRIPTION, FINAL_LAG_DESCRIPTION),
             },
             requested: RequestedSection {
-                accepted: parts.accepted,
-                failed: parts.failed,
+                accepted: inputs.accepted,
+                failed: details.payments.failed,
                 description: REQUESTED_DESCRIPTION,
             },
             processed_default: ProcessedSection {
-                amount: parts.default_amount,
-                payments: parts.default_payments,
+                amount: inputs.default.amount,
+                payments: inputs.default.requests,
                 fees: score.fees_default,
                 description: pick(DEFAULT_DESCRIPTION, FINAL_DEFAULT_DESCRIPTION),
             },
             processed_fallback: ProcessedSection {
-                amount: parts.fallback_amount,
-                payments: parts.fallback_payments,
+                amount: inputs.fallback.amount,
+                payments: inputs.fallback.requests,
                 fees: score.fees_fallback,
                 description: pick(FALLBACK_DESCRIPTION, FINAL_FALLBACK_DESCRIPTION),
             },
-            reroute: parts.details,
+            reroute: details,
         }
     }
 }

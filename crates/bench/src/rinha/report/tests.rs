@@ -3,7 +3,7 @@
 //! stages.
 
 use super::*;
-use crate::score::{ProcessorShare, ScoreInputs};
+use crate::score::ProcessorShare;
 
 pub(crate) fn d(text: &str) -> Decimal {
     text.parse().unwrap()
@@ -62,7 +62,7 @@ fn details(scenario: Scenario, seconds: u64, max_users: u32, payments: u64) -> R
 /// The published best run: 16,752 payments on default, p99 1.25 ms.
 pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
     let amount = d("19.90") * Decimal::from(16_752);
-    let score = Score::compute(&ScoreInputs {
+    let inputs = ScoreInputs {
         p99_ms: d("1.2471"),
         inconsistencies: 0,
         accepted: 16_752,
@@ -76,7 +76,7 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
             amount: Decimal::ZERO,
             fee_rate: d("0.15"),
         },
-    });
+    };
     let mut details = details(Scenario::Preview, 60, 550, 16_752);
     details.p99_ms_exact = d("1.2471");
     details.http.requests = 16_790;
@@ -84,19 +84,7 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
     details.teardown.default = books(16_752, amount, "0.05");
     details.teardown.fallback = books(0, Decimal::ZERO, "0.15");
     details.warnings = warnings;
-    RinhaReport::new(Parts {
-        participant: "best".to_owned(),
-        max_users: 550,
-        score,
-        inconsistencies: 0,
-        accepted: 16_752,
-        failed: 0,
-        default_amount: amount,
-        default_payments: 16_752,
-        fallback_amount: Decimal::ZERO,
-        fallback_payments: 0,
-        details,
-    })
+    RinhaReport::new("best".to_owned(), &inputs, details)
 }
 
 pub(crate) fn final_run() -> RinhaReport {
@@ -104,7 +92,7 @@ pub(crate) fn final_run() -> RinhaReport {
         d("20.05") * Decimal::from(800),
         d("20.05") * Decimal::from(150),
     );
-    let score = Score::compute(&ScoreInputs {
+    let inputs = ScoreInputs {
         p99_ms: d("3.07"),
         inconsistencies: 0,
         accepted: 1000,
@@ -118,7 +106,7 @@ pub(crate) fn final_run() -> RinhaReport {
             amount: fallback_amount,
             fee_rate: d("0.10"),
         },
-    });
+    };
     let timeline = Timeline::new(
         &crate::rinha::scenario::FINAL,
         std::time::Duration::from_secs(30),
@@ -150,19 +138,7 @@ pub(crate) fn final_run() -> RinhaReport {
     details.teardown.default = books(800, default_amount, "0.07");
     details.teardown.fallback = books(150, fallback_amount, "0.10");
     details.stages = Some(StageRow::build(&timeline, tallies, &booked));
-    RinhaReport::new(Parts {
-        participant: "final".to_owned(),
-        max_users: 60,
-        score,
-        inconsistencies: 0,
-        accepted: 1000,
-        failed: 0,
-        default_amount,
-        default_payments: 800,
-        fallback_amount,
-        fallback_payments: 150,
-        details,
-    })
+    RinhaReport::new("final".to_owned(), &inputs, details)
 }
 
 #[test]
