@@ -38,6 +38,7 @@ use reroute_sim::{Faults, ScheduleStep};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::chaos::sleeping::{normal, step};
 use crate::duration::millis;
 use crate::fleet::Fleet;
 use crate::ledger;
@@ -65,12 +66,6 @@ impl PausePlan {
         let refuse_ms = pause_ms + slow + t / 2;
         // Sends that left before `refuse` (delay 2T) wake by refuse + 2T.
         let storm_ms = refuse_ms + slow + t / 2;
-        let step = |after_ms, settings, delay, failure| ScheduleStep {
-            after_ms,
-            settings,
-            delay,
-            failure,
-        };
         let storm = Faults {
             throttle_rate: 1.0,
             ..Faults::default()
@@ -172,14 +167,7 @@ pub async fn play(
     };
 
     // Healthy again: whatever the stopped instance sends now is stored.
-    default
-        .set_schedule(&[ScheduleStep {
-            after_ms: 0,
-            settings: Some(Faults::default()),
-            delay: Some(0),
-            failure: Some(false),
-        }])
-        .await?;
+    default.set_schedule(&[normal(0)]).await?;
     fleet.resume(PAUSED)?;
     let resumed_at = t0.elapsed();
     tracing::info!(?taken_over_after_ms, "chaos pg-pause: instance resumed");

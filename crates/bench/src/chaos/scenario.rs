@@ -94,12 +94,7 @@ impl Scenario {
         rng: &mut impl Rng,
     ) -> Vec<(&'static str, Vec<ScheduleStep>)> {
         let end = u64::try_from(fault.as_millis()).unwrap_or(u64::MAX);
-        let step = |after_ms, settings: Option<Faults>, failure: Option<bool>| ScheduleStep {
-            after_ms,
-            settings,
-            delay: None,
-            failure,
-        };
+        let step = |after_ms, settings, failure| sleeping::step(after_ms, settings, None, failure);
         let normal = || step(end, Some(Faults::default()), Some(false));
         match self {
             Scenario::Flapping => {

@@ -103,12 +103,6 @@ impl Cycle {
     /// `default`'s steps for this cycle, from the fault's start.
     pub fn steps(&self, refusal: Refusal) -> Vec<ScheduleStep> {
         let at = |ms: u64| self.start_ms + ms;
-        let step = |after_ms, settings, delay, failure| ScheduleStep {
-            after_ms,
-            settings,
-            delay,
-            failure,
-        };
         let window = match refusal {
             Refusal::Failing => step(
                 at(self.slow_ms),
@@ -156,17 +150,28 @@ impl Cycle {
                 Some(false),
             ),
         };
-        vec![
-            sleep,
-            window,
-            step(
-                at(self.until_ms),
-                Some(Faults::default()),
-                Some(0),
-                Some(false),
-            ),
-        ]
+        vec![sleep, window, normal(at(self.until_ms))]
     }
+}
+
+/// One step of a processor's schedule.
+pub fn step(
+    after_ms: u64,
+    settings: Option<Faults>,
+    delay: Option<i64>,
+    failure: Option<bool>,
+) -> ScheduleStep {
+    ScheduleStep {
+        after_ms,
+        settings,
+        delay,
+        failure,
+    }
+}
+
+/// The step back to normal: no fault, no delay, not failing.
+pub fn normal(after_ms: u64) -> ScheduleStep {
+    step(after_ms, Some(Faults::default()), Some(0), Some(false))
 }
 
 /// The cycles that fit in `fault_ms` (at least one: the fault then lasts
