@@ -196,11 +196,20 @@ impl Score {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn d(text: &str) -> Decimal {
+    pub(crate) fn d(text: &str) -> Decimal {
         text.parse().unwrap()
+    }
+
+    /// `requests` payments totalling `amount` at fee `rate`.
+    pub(crate) fn share(requests: u64, amount: Decimal, rate: &str) -> ProcessorShare {
+        ProcessorShare {
+            requests,
+            amount,
+            fee_rate: d(rate),
+        }
     }
 
     fn ms(values: &[u64]) -> Vec<u64> {
@@ -279,16 +288,8 @@ mod tests {
             p99_ms: d("1.25"),
             inconsistencies: 0,
             accepted: 16_752,
-            default: ProcessorShare {
-                requests: 16_752,
-                amount: d("19.90") * Decimal::from(16_752),
-                fee_rate: d("0.05"),
-            },
-            fallback: ProcessorShare {
-                requests: 0,
-                amount: Decimal::ZERO,
-                fee_rate: d("0.15"),
-            },
+            default: share(16_752, d("19.90") * Decimal::from(16_752), "0.05"),
+            fallback: share(0, Decimal::ZERO, "0.15"),
         };
         let score = Score::compute(&inputs);
         assert_eq!(score.gross, d("333364.80"));
@@ -308,16 +309,8 @@ mod tests {
             p99_ms: d("20"),
             inconsistencies: 3,
             accepted: 10,
-            default: ProcessorShare {
-                requests: 6,
-                amount: d("119.40"),
-                fee_rate: d("0.05"),
-            },
-            fallback: ProcessorShare {
-                requests: 4,
-                amount: d("79.60"),
-                fee_rate: d("0.15"),
-            },
+            default: share(6, d("119.40"), "0.05"),
+            fallback: share(4, d("79.60"), "0.15"),
         };
         let score = Score::compute(&inputs);
         assert_eq!(score.gross, d("199.00"));
@@ -333,11 +326,7 @@ mod tests {
     fn recording_more_than_was_requested_disqualifies() {
         let inputs = ScoreInputs {
             accepted: 9,
-            default: ProcessorShare {
-                requests: 10,
-                amount: d("199"),
-                fee_rate: d("0.05"),
-            },
+            default: share(10, d("199"), "0.05"),
             ..ScoreInputs::default()
         };
         let score = Score::compute(&inputs);

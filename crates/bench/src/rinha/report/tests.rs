@@ -3,11 +3,7 @@
 //! stages.
 
 use super::*;
-use crate::score::ProcessorShare;
-
-pub(crate) fn d(text: &str) -> Decimal {
-    text.parse().unwrap()
-}
+use crate::score::tests::{d, share};
 
 /// A processor's summary of `requests` totalling `amount` at fee `rate`.
 fn books(requests: u64, amount: Decimal, rate: &str) -> ProcessorSummary {
@@ -66,16 +62,8 @@ pub(crate) fn best_run(warnings: Vec<String>) -> RinhaReport {
         p99_ms: d("1.2471"),
         inconsistencies: 0,
         accepted: 16_752,
-        default: ProcessorShare {
-            requests: 16_752,
-            amount,
-            fee_rate: d("0.05"),
-        },
-        fallback: ProcessorShare {
-            requests: 0,
-            amount: Decimal::ZERO,
-            fee_rate: d("0.15"),
-        },
+        default: share(16_752, amount, "0.05"),
+        fallback: share(0, Decimal::ZERO, "0.15"),
     };
     let mut details = details(Scenario::Preview, 60, 550, 16_752);
     details.p99_ms_exact = d("1.2471");
@@ -96,16 +84,8 @@ pub(crate) fn final_run() -> RinhaReport {
         p99_ms: d("3.07"),
         inconsistencies: 0,
         accepted: 1000,
-        default: ProcessorShare {
-            requests: 800,
-            amount: default_amount,
-            fee_rate: d("0.07"),
-        },
-        fallback: ProcessorShare {
-            requests: 150,
-            amount: fallback_amount,
-            fee_rate: d("0.10"),
-        },
+        default: share(800, default_amount, "0.07"),
+        fallback: share(150, fallback_amount, "0.10"),
     };
     let timeline = Timeline::new(
         &crate::rinha::scenario::FINAL,
