@@ -394,6 +394,15 @@ mod tests {
         }
     }
 
+    fn books(default: Vec<BookEntry>, fallback: Vec<BookEntry>) -> Books {
+        let processors = vec![("default".into(), default), ("fallback".into(), fallback)];
+        Books { processors }
+    }
+
+    fn store(ledger: Vec<LedgerEntry>, pending: Vec<CorrelationId>) -> StoreView {
+        StoreView { ledger, pending }
+    }
+
     fn summary(lines: &[(&str, u64, i64)]) -> HashMap<String, SummaryLine> {
         lines
             .iter()
@@ -412,19 +421,14 @@ mod tests {
     #[test]
     fn a_clean_run_passes_and_measures_the_wait_before_the_charging_send() {
         let payments = [accepted(1, 100, 1_000), accepted(2, 250, 1_000)];
-        let books = Books {
-            processors: vec![
-                ("default".into(), vec![entry(1, 100, 1_040)]),
-                ("fallback".into(), vec![entry(2, 250, 3_000)]),
-            ],
-        };
-        let store = StoreView {
-            ledger: vec![
+        let books = books(vec![entry(1, 100, 1_040)], vec![entry(2, 250, 3_000)]);
+        let store = store(
+            vec![
                 ledger(1, 100, "default", 1_040),
                 ledger(2, 250, "fallback", 3_000),
             ],
-            pending: vec![],
-        };
+            vec![],
+        );
         let audit = audit(
             &payments,
             &books,
@@ -443,12 +447,10 @@ mod tests {
         let mut refused = accepted(3, 300, 0);
         refused.fate = Fate::Refused { status: 400 };
         let payments = [accepted(1, 100, 0), accepted(2, 200, 0), refused];
-        let books = Books {
-            processors: vec![
-                ("default".into(), vec![entry(2, 200, 5), entry(3, 300, 5)]),
-                ("fallback".into(), vec![entry(2, 200, 9), entry(4, 400, 9)]),
-            ],
-        };
+        let books = books(
+            vec![entry(2, 200, 5), entry(3, 300, 5)],
+            vec![entry(2, 200, 9), entry(4, 400, 9)],
+        );
         let audit = audit(
             &payments,
             &books,
@@ -469,20 +471,18 @@ mod tests {
             accepted(2, 200, 0),
             accepted(3, 300, 0),
         ];
-        let books = Books {
-            processors: vec![
-                ("default".into(), vec![entry(1, 100, 10), entry(2, 200, 20)]),
-                ("fallback".into(), vec![entry(3, 300, 30)]),
-            ],
-        };
-        let store = StoreView {
-            ledger: vec![
+        let books = books(
+            vec![entry(1, 100, 10), entry(2, 200, 20)],
+            vec![entry(3, 300, 30)],
+        );
+        let store = store(
+            vec![
                 ledger(1, 100, "default", 11),  // other requestedAt
                 ledger(3, 300, "default", 30),  // other processor
                 ledger(9, 900, "fallback", 30), // charged nowhere
             ],
-            pending: vec![id(7)],
-        };
+            vec![id(7)],
+        );
         // The summary counts one payment too few on default.
         let audit = audit(
             &payments,
@@ -515,10 +515,7 @@ mod tests {
         let books = Books {
             processors: vec![("default".into(), vec![entry(1, 100, 10)])],
         };
-        let store = StoreView {
-            ledger: vec![ledger(1, 100, "default", 10)],
-            pending: vec![],
-        };
+        let store = store(vec![ledger(1, 100, "default", 10)], vec![]);
         let audit = audit(
             &[maybe, never],
             &books,
@@ -532,19 +529,9 @@ mod tests {
 
     #[test]
     fn a_payment_in_two_books_is_a_double_the_drain_stops_waiting_on() {
-        let once = Books {
-            processors: vec![
-                ("default".into(), vec![entry(1, 100, 10)]),
-                ("fallback".into(), vec![entry(2, 200, 10)]),
-            ],
-        };
+        let once = books(vec![entry(1, 100, 10)], vec![entry(2, 200, 10)]);
         assert!(!once.has_double());
-        let twice = Books {
-            processors: vec![
-                ("default".into(), vec![entry(1, 100, 10)]),
-                ("fallback".into(), vec![entry(1, 100, 20)]),
-            ],
-        };
+        let twice = books(vec![entry(1, 100, 10)], vec![entry(1, 100, 20)]);
         assert!(twice.has_double());
     }
 
@@ -556,16 +543,8 @@ mod tests {
                 self.0.write_lines(f)
             }
         }
-        let books = Books {
-            processors: vec![
-                ("default".into(), vec![entry(1, 100, 10)]),
-                ("fallback".into(), vec![entry(1, 100, 20)]),
-            ],
-        };
-        let store = StoreView {
-            ledger: vec![ledger(1, 100, "fallback", 20)],
-            pending: vec![],
-        };
+        let books = books(vec![entry(1, 100, 10)], vec![entry(1, 100, 20)]);
+        let store = store(vec![ledger(1, 100, "fallback", 20)], vec![]);
         let doubled = audit(
             &[accepted(1, 100, 0)],
             &books,
