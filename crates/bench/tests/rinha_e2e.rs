@@ -316,20 +316,8 @@ struct SimCli {
 async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fees() {
     // The simulator as `reroute sim --default-fee 0.07 --fallback-fee 0.10`
     // starts it, on free ports.
-    let config = SimCli::parse_from([
-        "sim",
-        "--default-port",
-        "0",
-        "--fallback-port",
-        "0",
-        "--default-fee",
-        "0.07",
-        "--fallback-fee",
-        "0.10",
-    ])
-    .sim
-    .to_config()
-    .unwrap();
+    let argv = "sim --default-port 0 --fallback-port 0 --default-fee 0.07 --fallback-fee 0.10";
+    let config = SimCli::parse_from(argv.split(' ')).sim.to_config().unwrap();
     let sim = reroute_sim::spawn(config).await.unwrap();
 
     // The real router, on the embedded store.

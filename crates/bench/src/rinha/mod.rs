@@ -454,17 +454,8 @@ mod tests {
         assert_eq!(options.duration, Duration::from_secs(300));
         assert_eq!(options.stages, FINAL_STAGES.to_vec());
         // --max-users and --duration still override them.
-        let options = Cli::parse_from([
-            "rinha",
-            "--scenario",
-            "final",
-            "--max-users",
-            "60",
-            "--duration",
-            "30s",
-        ])
-        .args
-        .into_options();
+        let argv = "rinha --scenario final --max-users 60 --duration 30s";
+        let options = Cli::parse_from(argv.split(' ')).args.into_options();
         assert_eq!(
             (options.max_users, options.duration),
             (60, Duration::from_secs(30))
@@ -503,19 +494,11 @@ mod tests {
 
     #[test]
     fn the_flags_take_other_values() {
-        let cli = Cli::parse_from([
-            "rinha",
-            "--backend",
-            "http://localhost:9998",
-            "--max-users",
-            "20",
-            "--duration",
-            "5s",
-            "--out",
-            "result.json",
-            "--token",
-            "secret",
-        ]);
+        let cli = Cli::parse_from(
+            "rinha --backend http://localhost:9998 --max-users 20 --duration 5s \
+             --out result.json --token secret"
+                .split_whitespace(),
+        );
         assert_eq!(cli.args.out, Some(PathBuf::from("result.json")));
         let options = cli.args.into_options();
         assert_eq!(options.backend.to_string(), "http://localhost:9998");
