@@ -159,19 +159,16 @@ impl Audit {
             a.stuck.map_or("?".to_owned(), |s| s.to_string())
         )?;
         if let Some(l) = &a.ledger {
-            row(
-                f,
-                "ledger",
-                format_args!(
-                    "{} entries; missing {}, extra {}, other processor {}, other requestedAt {}, other amount {}",
-                    l.entries,
-                    l.missing,
-                    l.extra,
-                    l.other_processor,
-                    l.other_requested_at,
-                    l.other_amount
-                ),
-            )?;
+            let text = format!(
+                "{} entries; missing {}, extra {}, other processor {}, other requestedAt {}, other amount {}",
+                l.entries,
+                l.missing,
+                l.extra,
+                l.other_processor,
+                l.other_requested_at,
+                l.other_amount
+            );
+            row(f, "ledger", text)?;
         }
         if let Some(age) = &a.queue_age {
             row(f, "queue age", format_args!("2xx -> charging send: {age}"))?;

@@ -432,14 +432,11 @@ impl fmt::Display for ScenarioReport {
                 Some(ms) => format!("all completed by the other instance {ms} ms later"),
                 None => format!("{} still pending", p.pending_at_resume),
             };
-            row(
-                f,
-                "pause",
-                format_args!(
-                    "{} SIGSTOP at {:.1}s with {} payments pending; {taken}; SIGCONT at {:.1}s",
-                    p.instance, p.paused_at_s, p.pending_at_pause, p.resumed_at_s
-                ),
-            )?;
+            let text = format!(
+                "{} SIGSTOP at {:.1}s with {} payments pending; {taken}; SIGCONT at {:.1}s",
+                p.instance, p.paused_at_s, p.pending_at_pause, p.resumed_at_s
+            );
+            row(f, "pause", text)?;
         }
         self.audit.write_payments(f, "")?;
         self.audit.write_lines(f)?;

@@ -120,16 +120,13 @@ impl fmt::Display for CrashReport {
             let first = r
                 .recovery_ms
                 .map_or("never".to_owned(), |ms| format!("{ms} ms"));
-            row(
-                f,
-                "postgres",
-                format_args!(
-                    "restarted ({:?}) at {:.1}s, down {} ms, first 2xx {first} after",
-                    r.mode,
-                    r.at_ms as f64 / 1000.0,
-                    r.down_ms
-                ),
-            )?;
+            let text = format!(
+                "restarted ({:?}) at {:.1}s, down {} ms, first 2xx {first} after",
+                r.mode,
+                r.at_ms as f64 / 1000.0,
+                r.down_ms
+            );
+            row(f, "postgres", text)?;
         }
         let r = &self.requests;
         let more = format!(
@@ -146,25 +143,18 @@ impl fmt::Display for CrashReport {
         } else {
             "NOT settled"
         };
-        row(
-            f,
-            "drain",
-            format_args!("{settled} in {} ms", self.drain_ms),
-        )?;
+        row(f, "drain", format!("{settled} in {} ms", self.drain_ms))?;
         if let (Some(first), Some(last)) = (self.exits.first(), self.exits.last()) {
             let why = "instances that exited by themselves and were started again";
-            row(
-                f,
-                "self-exits",
-                format_args!(
-                    "{} ({why}, from {:.1}s to {:.1}s; first: {} {})",
-                    self.exits.len(),
-                    first.at_ms as f64 / 1000.0,
-                    last.at_ms as f64 / 1000.0,
-                    first.instance,
-                    first.status
-                ),
-            )?;
+            let text = format!(
+                "{} ({why}, from {:.1}s to {:.1}s; first: {} {})",
+                self.exits.len(),
+                first.at_ms as f64 / 1000.0,
+                last.at_ms as f64 / 1000.0,
+                first.instance,
+                first.status
+            );
+            row(f, "self-exits", text)?;
         }
         report::write_end(f, &self.warnings, self.work_dir.as_deref(), self.passed)
     }

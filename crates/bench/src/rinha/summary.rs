@@ -35,25 +35,19 @@ impl fmt::Display for RinhaReport {
             d.backend
         )?;
         let timeouts = d.payments.statuses.get(&0).copied().unwrap_or(0);
-        row(
-            f,
-            "payments",
-            format_args!(
-                "{} accepted, {} failed ({} without an answer)",
-                self.requested.accepted, self.requested.failed, timeouts
-            ),
-        )?;
-        row(
-            f,
-            "processed",
-            format_args!(
-                "default {} ({}), fallback {} ({})",
-                self.processed_default.payments,
-                Amount(self.processed_default.amount),
-                self.processed_fallback.payments,
-                Amount(self.processed_fallback.amount)
-            ),
-        )?;
+        let text = format!(
+            "{} accepted, {} failed ({} without an answer)",
+            self.requested.accepted, self.requested.failed, timeouts
+        );
+        row(f, "payments", text)?;
+        let text = format!(
+            "default {} ({}), fallback {} ({})",
+            self.processed_default.payments,
+            Amount(self.processed_default.amount),
+            self.processed_fallback.payments,
+            Amount(self.processed_fallback.amount)
+        );
+        row(f, "processed", text)?;
         // The other side of the teardown, when it disagrees with the scored one.
         let books = &d.teardown;
         let (label, says, counts, note) = if final_test {
@@ -73,11 +67,8 @@ impl fmt::Display for RinhaReport {
                 self.processed_fallback.payments,
             )
         {
-            row(
-                f,
-                label,
-                format_args!("{says} default {}, fallback {}{note}", counts.0, counts.1),
-            )?;
+            let text = format!("{says} default {}, fallback {}{note}", counts.0, counts.1);
+            row(f, label, text)?;
         }
         let lag_note = if self.slush_fund.detected {
             "  DISQUALIFIED (negative lag)"
@@ -120,22 +111,13 @@ impl fmt::Display for RinhaReport {
                 None => writeln!(f)?,
             }
         }
-        row(
-            f,
-            "p99",
-            format_args!(
-                "{} over {} requests -> bonus {}",
-                self.p99.value, d.http.expected_responses, self.p99.bonus
-            ),
-        )?;
-        row(
-            f,
-            "fine",
-            format_args!(
-                "{}%",
-                json_number::to_text(self.fine.rate * Decimal::ONE_HUNDRED)
-            ),
-        )?;
+        let text = format!(
+            "{} over {} requests -> bonus {}",
+            self.p99.value, d.http.expected_responses, self.p99.bonus
+        );
+        row(f, "p99", text)?;
+        let fine = json_number::to_text(self.fine.rate * Decimal::ONE_HUNDRED);
+        row(f, "fine", format_args!("{fine}%"))?;
         writeln!(
             f,
             "  gross {}  fees {}  net {}",
@@ -144,15 +126,12 @@ impl fmt::Display for RinhaReport {
             Amount(self.gross - self.fees)
         )?;
         if final_test {
-            row(
-                f,
-                "fee rates",
-                format_args!(
-                    "default {}%, fallback {}% (the processors' feePerTransaction)",
-                    json_number::to_text(books.default.fee_per_transaction * Decimal::ONE_HUNDRED),
-                    json_number::to_text(books.fallback.fee_per_transaction * Decimal::ONE_HUNDRED)
-                ),
-            )?;
+            let text = format!(
+                "default {}%, fallback {}% (the processors' feePerTransaction)",
+                json_number::to_text(books.default.fee_per_transaction * Decimal::ONE_HUNDRED),
+                json_number::to_text(books.fallback.fee_per_transaction * Decimal::ONE_HUNDRED)
+            );
+            row(f, "fee rates", text)?;
         }
         write!(f, "  score         {}", Amount(self.score))?;
         if let Some(rows) = &d.stages {
