@@ -47,7 +47,7 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::drain;
-use crate::duration::parse_duration;
+use crate::duration::{millis, parse_duration};
 use crate::fleet::{Fleet, RouterFlags, RouterStore};
 use crate::processors::{ProcessorAdmin, Processors};
 use crate::report::{self, row};
@@ -389,7 +389,7 @@ pub async fn run_scenario(
         fault_from_s: fault_from.as_secs_f64(),
         fault_to_s: fault_to.as_secs_f64(),
         drain_settled: drained.settled,
-        drain_ms: u64::try_from(drained.took.as_millis()).unwrap_or(u64::MAX),
+        drain_ms: millis(drained.took),
         audit,
         max_queue_age_ms,
         max_wasted_sends_per_s: hot.max_wasted,

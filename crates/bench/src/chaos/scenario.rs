@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::chaos::pause::PausePlan;
 use crate::chaos::sleeping::{self, Refusal};
+use crate::duration::millis;
 
 /// The scenarios, in the order `all` runs them ([`clap::ValueEnum::value_variants`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -93,7 +94,7 @@ impl Scenario {
         timeout_ms: u64,
         rng: &mut impl Rng,
     ) -> Vec<(&'static str, Vec<ScheduleStep>)> {
-        let end = u64::try_from(fault.as_millis()).unwrap_or(u64::MAX);
+        let end = millis(fault);
         let step = |after_ms, settings, failure| sleeping::step(after_ms, settings, None, failure);
         let normal = || step(end, Some(Faults::default()), Some(false));
         match self {

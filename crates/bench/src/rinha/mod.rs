@@ -40,7 +40,7 @@ pub use report::RinhaReport;
 pub use scenario::{FINAL_STAGES, PREVIEW_STAGES, ProcessorSetting, Stage};
 pub use scenario::{Scenario, Script};
 
-use crate::duration::parse_duration;
+use crate::duration::{millis, parse_duration};
 use crate::http::{Endpoint, HttpStats};
 use crate::processors::{INITIAL_TOKEN, ProcessorSummary};
 use crate::score::{self, ProcessorShare, ScoreInputs};
@@ -336,7 +336,7 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
         backend: services.backend.to_string(),
         default: services.default.to_string(),
         fallback: services.fallback.to_string(),
-        duration_ms: u64::try_from(timeline.duration().as_millis()).unwrap_or(u64::MAX),
+        duration_ms: millis(timeline.duration()),
         max_users: timeline.max_users(),
         users_started: crowd.users,
         p99_ms_exact: p99_ms,

@@ -11,6 +11,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 
+use crate::duration::millis;
+
 /// Counters shared by every task of the run.
 #[derive(Debug, Default)]
 pub struct Live {
@@ -42,7 +44,7 @@ pub struct Progress {
 impl Progress {
     /// `prefix` names the run on the bar (`rinha`, `rinha final`).
     pub fn new(visible: bool, prefix: &'static str, duration: Duration, stages: usize) -> Self {
-        let length = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let length = millis(duration);
         let bar = if visible {
             ProgressBar::with_draw_target(Some(length), ProgressDrawTarget::stderr_with_hz(4))
         } else {
@@ -63,8 +65,7 @@ impl Progress {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             ticks.tick().await;
-            self.bar
-                .set_position(u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX));
+            self.bar.set_position(millis(started.elapsed()));
             self.bar.set_message(format!(
                 "users {:>3}  ok {}  failed {}  inconsistencies {}  stage {}/{}",
                 Live::read(&live.users),
