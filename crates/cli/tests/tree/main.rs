@@ -26,7 +26,7 @@ const MAX_LINES: usize = 600;
 /// Issue 18 asks for at most 5,000 lines in the bench; it has ~10,700 once
 /// its repeats are written once (its rinha, crash, chaos and intel loads
 /// still differ). Until the target is met the bench may not grow.
-const MAX_BENCH_LINES: usize = 10_700;
+const MAX_BENCH_LINES: usize = 10_600;
 
 /// This checkout, or the one `REROUTE_TREE` names (to check another).
 fn root() -> PathBuf {
