@@ -216,7 +216,12 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
         work.plan = None;
     }
     work.payment.attempt = Some(attempt.clone());
-    send(shared, work, index, attempt, lane).await
+    // Boxed, as every send and lookup is: a payment waiting in a lane's
+    // backlog (thousands after an outage) is a task as large as its future,
+    // and a future is as large as its largest step, here the send it has not
+    // begun. Boxed, a waiting payment's task is ~0.8 KB instead of ~1.5 KB
+    // (heaptrack through the final's outage: BENCHMARKS.md).
+    Box::pin(send(shared, work, index, attempt, lane)).await
 }
 
 /// Waits for room in `processor`'s lane. Joining its backlog, the payment
@@ -281,7 +286,7 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
         .deadline(|since| shared.landing.deadline(index, since, now))
         .is_some_and(|deadline| deadline <= now);
     if landed {
-        return look_up(shared, work, index, attempt, None).await;
+        return Box::pin(look_up(shared, work, index, attempt, None)).await;
     }
     let changed = shared.breakers.changed();
     match shared.breakers.claim(index, now) {
@@ -296,13 +301,13 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
     // instance's: a stale holder (paused past its lease, or the sweep
     // finding a payment that just finished) stops here.
     match begin(shared, &work.payment, &attempt).await {
-        None => send(shared, work, index, attempt, lane).await,
+        None => Box::pin(send(shared, work, index, attempt, lane)).await,
         // Gone from the store: purged. An earlier send of the attempt may
         // be stored after the purge, so the processor is asked until none
         // can land any more (a found payment is restored to the ledger).
         Some(Next::Done) if purged(shared, &work.payment).await => {
             drop(lane);
-            look_up(shared, work, index, attempt, None).await
+            Box::pin(look_up(shared, work, index, attempt, None)).await
         }
         Some(stop) => stop,
     }
