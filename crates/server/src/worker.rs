@@ -219,8 +219,8 @@ async fn attempt_fresh(shared: &Shared, work: &mut Work) -> Next {
     // Boxed, as every send and lookup is: a payment waiting in a lane's
     // backlog (thousands after an outage) is a task as large as its future,
     // and a future is as large as its largest step, here the send it has not
-    // begun. Boxed, a waiting payment's task is ~0.8 KB instead of ~1.5 KB
-    // (heaptrack through the final's outage: BENCHMARKS.md).
+    // begun. Boxed, a backlog's tasks take half the memory (heaptrack
+    // through the final's outage: BENCHMARKS.md).
     Box::pin(send(shared, work, index, attempt, lane)).await
 }
 
