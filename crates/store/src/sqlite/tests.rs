@@ -167,3 +167,33 @@ fn outcomes_past_due_are_committed_even_while_commands_keep_coming() {
     );
     assert_eq!(held.due(), None);
 }
+
+fn count(conn: &Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM payments", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_failed_group_leaves_nothing_and_the_next_one_commits() {
+    let conn = database();
+    let run = [7; 16];
+    let (payment, _rx) = accept();
+    let Command::Accept(payment, ..) = payment else {
+        unreachable!()
+    };
+    let failed = in_transaction(&conn, |conn| {
+        insert(conn, &payment, 0, &run, None, None)?;
+        conn.execute("INSERT INTO no_such_table VALUES (1)", [])
+    });
+    assert!(failed.is_err());
+    assert!(conn.is_autocommit(), "the failed group was rolled back");
+    assert_eq!(count(&conn), 0, "nothing of the failed group stands");
+
+    let inserted = in_transaction(&conn, |conn| insert(conn, &payment, 0, &run, None, None));
+    assert_eq!(inserted.unwrap(), 1);
+    assert_eq!(count(&conn), 1);
+    // Again, through the statements cached by the first two groups.
+    let again = in_transaction(&conn, |conn| insert(conn, &payment, 0, &run, None, None));
+    assert_eq!(again.unwrap(), 0, "the same id is not inserted twice");
+    assert!(conn.is_autocommit());
+}

@@ -329,20 +329,37 @@ pub(super) fn apply_batch(
     batch: &[Command],
     run: &[u8; 16],
 ) -> StoreResult<Vec<Applied>> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut applied = Vec::with_capacity(batch.len());
-    for cmd in batch {
-        applied.push(apply(&tx, cmd, run)?);
-    }
-    tx.commit()?;
-    Ok(applied)
+    Ok(in_transaction(conn, |conn| {
+        batch.iter().map(|cmd| apply(conn, cmd, run)).collect()
+    })?)
 }
 
-pub(super) fn apply(
-    tx: &rusqlite::Transaction<'_>,
-    cmd: &Command,
-    run: &[u8; 16],
-) -> rusqlite::Result<Applied> {
+/// Runs `body` in one `BEGIN IMMEDIATE … COMMIT`, rolled back if `body` or
+/// the commit fails. Both statements are prepared once per connection:
+/// rusqlite's `Transaction` parses its `BEGIN` and `COMMIT` again on every
+/// call, which was ~2% of the core's CPU under the Rinha load (one
+/// transaction per accept; BENCHMARKS.md).
+pub(super) fn in_transaction<T>(
+    conn: &Connection,
+    body: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let done = body(conn).and_then(|value| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(value)
+    });
+    if done.is_err() && !conn.is_autocommit() {
+        // A failed ROLLBACK leaves nothing better to do: the error returned
+        // is the one that made the group fail, and the next BEGIN reports a
+        // connection still in a transaction.
+        if let Err(e) = conn.execute_batch("ROLLBACK") {
+            tracing::error!(error = %e, "store rollback failed");
+        }
+    }
+    done
+}
+
+pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite::Result<Applied> {
     match cmd {
         Command::Accept(p, plan, _) => {
             let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref(), None)?;
@@ -422,7 +439,7 @@ pub(super) fn apply(
 /// when its outcome was answered), unless its id is known; how many rows
 /// it inserted (0 or 1).
 pub(super) fn insert(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     p: &NewPayment,
     state: i64,
     run: &[u8; 16],
