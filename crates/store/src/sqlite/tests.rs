@@ -5,7 +5,7 @@ use std::time::Instant;
 use rusqlite::Connection;
 
 use super::queries::{LEDGER, SUMMARY, SUMMARY_ANSWERED_BY};
-use super::schema::{STATE_PROCESSED, migrate};
+use super::schema::{STATE_PENDING, STATE_PROCESSED, migrate};
 use super::writer::*;
 
 use reroute_core::{CorrelationId, Money, Timestamp};
@@ -182,18 +182,22 @@ fn a_failed_group_leaves_nothing_and_the_next_one_commits() {
         unreachable!()
     };
     let failed = in_transaction(&conn, |conn| {
-        insert(conn, &payment, 0, &run, None, None)?;
+        insert(conn, &payment, STATE_PENDING, &run, None, None)?;
         conn.execute("INSERT INTO no_such_table VALUES (1)", [])
     });
     assert!(failed.is_err());
     assert!(conn.is_autocommit(), "the failed group was rolled back");
     assert_eq!(count(&conn), 0, "nothing of the failed group stands");
 
-    let inserted = in_transaction(&conn, |conn| insert(conn, &payment, 0, &run, None, None));
+    let inserted = in_transaction(&conn, |conn| {
+        insert(conn, &payment, STATE_PENDING, &run, None, None)
+    });
     assert_eq!(inserted.unwrap(), 1);
     assert_eq!(count(&conn), 1);
     // Again, through the statements cached by the first two groups.
-    let again = in_transaction(&conn, |conn| insert(conn, &payment, 0, &run, None, None));
+    let again = in_transaction(&conn, |conn| {
+        insert(conn, &payment, STATE_PENDING, &run, None, None)
+    });
     assert_eq!(again.unwrap(), 0, "the same id is not inserted twice");
     assert!(conn.is_autocommit());
 }
