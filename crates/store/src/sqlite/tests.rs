@@ -30,16 +30,19 @@ fn finish() -> (Command, oneshot::Receiver<StoreResult<bool>>) {
     (cmd, rx)
 }
 
-fn accept() -> (Command, oneshot::Receiver<StoreResult<Acceptance>>) {
-    let payment = NewPayment {
+fn payment() -> NewPayment {
+    NewPayment {
         id: CorrelationId::from_bytes(ID),
         amount: Money::from_minor(100),
         payment_method: None,
         country: None,
         accepted_at: Timestamp::from_millis(0),
-    };
+    }
+}
+
+fn accept() -> (Command, oneshot::Receiver<StoreResult<Acceptance>>) {
     let (tx, rx) = oneshot::channel();
-    (Command::Accept(payment, None, tx), rx)
+    (Command::Accept(payment(), None, tx), rx)
 }
 
 fn purge() -> (Command, oneshot::Receiver<StoreResult<()>>) {
@@ -176,28 +179,20 @@ fn count(conn: &Connection) -> i64 {
 #[test]
 fn a_failed_group_leaves_nothing_and_the_next_one_commits() {
     let conn = database();
-    let run = [7; 16];
-    let (payment, _rx) = accept();
-    let Command::Accept(payment, ..) = payment else {
-        unreachable!()
-    };
+    let (payment, run) = (payment(), [7; 16]);
+    let insert_it = |conn: &Connection| insert(conn, &payment, STATE_PENDING, &run, None, None);
     let failed = in_transaction(&conn, |conn| {
-        insert(conn, &payment, STATE_PENDING, &run, None, None)?;
+        insert_it(conn)?;
         conn.execute("INSERT INTO no_such_table VALUES (1)", [])
     });
     assert!(failed.is_err());
     assert!(conn.is_autocommit(), "the failed group was rolled back");
     assert_eq!(count(&conn), 0, "nothing of the failed group stands");
 
-    let inserted = in_transaction(&conn, |conn| {
-        insert(conn, &payment, STATE_PENDING, &run, None, None)
-    });
-    assert_eq!(inserted.unwrap(), 1);
+    assert_eq!(in_transaction(&conn, insert_it).unwrap(), 1);
     assert_eq!(count(&conn), 1);
     // Again, through the statements cached by the first two groups.
-    let again = in_transaction(&conn, |conn| {
-        insert(conn, &payment, STATE_PENDING, &run, None, None)
-    });
+    let again = in_transaction(&conn, insert_it);
     assert_eq!(again.unwrap(), 0, "the same id is not inserted twice");
     assert!(conn.is_autocommit());
 }
