@@ -5,8 +5,11 @@
 //! tracing around them) until a signal, then drains. It wires the layers
 //! below and nothing imports it; `main` and the tests use the same path.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use reroute_core::HealthEngine;
 use reroute_store::{PostgresConfig, PostgresStore, SqliteStore, Store, StoreError};
@@ -15,6 +18,7 @@ use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept_thread::AcceptThread;
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
 use crate::lanes::Lanes;
@@ -47,15 +51,27 @@ pub enum StartError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the accept thread")]
+    Thread(#[source] std::io::Error),
 }
+
+/// How long a stopped app waits for the store it opened to let go of its
+/// file (its writer's last commit) before it stops the accept thread anyway.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Resolves once the store an app opened has let go of its file.
+type Released = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A running router.
 pub struct App {
     addr: SocketAddr,
     shared: Arc<Shared>,
     listeners: Listeners,
-    /// The core's side of the edge protocol (`--edge-socket`).
-    edges: Option<UnixListener>,
+    /// The core's side of the edge protocol (`--edge-socket`), registered
+    /// with the accept thread's runtime, which serves it.
+    edges: Option<(UnixListener, AcceptThread)>,
+    /// The embedded store this app opened: awaited at the stop.
+    released: Option<Released>,
     /// The unix socket files this app made, removed when it stops.
     sockets: Vec<SocketFile>,
     cancel: CancellationToken,
@@ -67,15 +83,21 @@ impl App {
     /// Opens the store `config` names: the embedded one, or PostgreSQL.
     pub async fn build(config: ServeConfig) -> Result<App, StartError> {
         let metrics = Metrics::default();
+        let accept = Self::accept_thread(&config)?;
+        let mut released = None;
         let store: Arc<dyn Store> = match &config.store {
-            StoreChoice::Embedded(path) => Arc::new(
-                SqliteStore::open_with(path, config.durability).map_err(|source| {
+            StoreChoice::Embedded(path) => {
+                // At `os` its writer is a task of the runtime it opens on.
+                let _on = accept.as_ref().map(|thread| thread.handle().enter());
+                let store = SqliteStore::open_with(path, config.durability).map_err(|source| {
                     StartError::Store {
                         what: path.display().to_string(),
                         source,
                     }
-                })?,
-            ),
+                })?;
+                released = Some(Box::pin(store.released()) as Released);
+                Arc::new(store)
+            }
             StoreChoice::Postgres { url, lease } => {
                 let mut pg = PostgresConfig::new(url.clone());
                 pg.instance = config.instance.clone();
@@ -93,7 +115,16 @@ impl App {
                 })?)
             }
         };
-        Self::start(config, store, metrics).await
+        Self::start(config, store, metrics, accept, released).await
+    }
+
+    /// The accept path's own thread, for a core with edges.
+    fn accept_thread(config: &ServeConfig) -> Result<Option<AcceptThread>, StartError> {
+        config
+            .edge_socket
+            .as_ref()
+            .map(|_| AcceptThread::start().map_err(StartError::Thread))
+            .transpose()
     }
 
     /// Starts on a given store: binds, takes over every pending payment, then
@@ -102,13 +133,16 @@ impl App {
         config: ServeConfig,
         store: Arc<dyn Store>,
     ) -> Result<App, StartError> {
-        Self::start(config, store, Metrics::default()).await
+        let accept = Self::accept_thread(&config)?;
+        Self::start(config, store, Metrics::default(), accept, None).await
     }
 
     async fn start(
         config: ServeConfig,
         store: Arc<dyn Store>,
         metrics: Metrics,
+        accept: Option<AcceptThread>,
+        released: Option<Released>,
     ) -> Result<App, StartError> {
         let store = TimedStore::wrap(store, metrics.store());
         let registry = config.registry.clone();
@@ -154,7 +188,14 @@ impl App {
             tcp: Some(listener),
             unix: unix(&shared.config.unix_socket)?,
         };
-        let edges = unix(&shared.config.edge_socket)?;
+        let edges = match accept {
+            Some(thread) => {
+                // Its connections are the accept thread's I/O.
+                let _on = thread.handle().enter();
+                unix(&shared.config.edge_socket)?.map(|listener| (listener, thread))
+            }
+            None => None,
+        };
         let resumed = leases::resume(&shared).await.map_err(StartError::Resume)?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
@@ -191,6 +232,7 @@ impl App {
             shared,
             listeners,
             edges,
+            released,
             sockets,
             cancel,
             tasks,
@@ -224,19 +266,19 @@ impl App {
             shared,
             listeners,
             edges,
+            released,
             sockets,
             cancel,
             tasks,
             ..
         } = self;
-        if let Some(edges) = edges {
-            tasks.spawn(api::frames::serve(
-                edges,
-                Arc::clone(&shared),
-                cancel.clone(),
-                tasks.clone(),
-            ));
-        }
+        let accept = edges.map(|(listener, thread)| {
+            tasks.spawn_on(
+                api::frames::serve(listener, Arc::clone(&shared), cancel.clone(), tasks.clone()),
+                thread.handle(),
+            );
+            thread
+        });
         let router = api::routes::router(Arc::clone(&shared));
         let router = ratelimit::layer(router, &shared);
         let router = telemetry::layer(router, &shared.config.telemetry);
@@ -245,7 +287,24 @@ impl App {
         tasks.close();
         tasks.wait().await;
         drop(sockets);
-        tracing::info!(queued = shared.queue.depth(), "stopped");
+        let queued = shared.queue.depth();
+        // The last handle on the store, unless a connection outlived the
+        // drain: its writer commits what it has and lets go of the file.
+        drop(shared);
+        if let Some(released) = released
+            && tokio::time::timeout(RELEASE_TIMEOUT, released)
+                .await
+                .is_err()
+        {
+            tracing::warn!(
+                "the store was still in use {} s after the stop; stopping without waiting for it",
+                RELEASE_TIMEOUT.as_secs()
+            );
+        }
+        if let Some(thread) = accept {
+            thread.stop().await;
+        }
+        tracing::info!(queued, "stopped");
         served
     }
 }

@@ -15,7 +15,9 @@
 //!
 //! In front of it, optionally: [`edge`] (`reroute edge`), a stateless HTTP
 //! front that validates payments and hands them to the core over a unix
-//! socket ([`wire`], [`api::frames`]), proxying every other request.
+//! socket ([`wire`], [`api::frames`]), proxying every other request. A core
+//! with edges serves their connections on a thread of its own
+//! ([`accept_thread`]), beside the runtime of the workers.
 //!
 //! Around that path: [`config`] builds the one configuration from flags,
 //! environment and file; [`listen`] is the accept loop (TCP and unix
@@ -31,6 +33,7 @@
 //! [`config`], which imports nothing of the crate but [`telemetry`]'s
 //! settings.
 
+pub mod accept_thread;
 pub mod alerts;
 pub mod api;
 pub mod app;

@@ -53,18 +53,20 @@ impl Edge {
 
 /// A core on the embedded store at `dir/core.db`, with its sockets in `dir`.
 async fn core(sims: &Sims, dir: &Path) -> TestApp {
+    core_with(sims, dir, &[]).await
+}
+
+async fn core_with(sims: &Sims, dir: &Path, extra: &[&str]) -> TestApp {
     let sockets = |name: &str| dir.join(name).display().to_string();
-    TestApp::start(config(
-        sims,
-        &dir.join("core.db"),
-        &[
-            "--edge-socket",
-            &sockets("core.sock"),
-            "--unix-socket",
-            &sockets("http.sock"),
-        ],
-    ))
-    .await
+    let mut args = vec![
+        "--edge-socket".to_string(),
+        sockets("core.sock"),
+        "--unix-socket".to_string(),
+        sockets("http.sock"),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    TestApp::start(config(sims, &dir.join("core.db"), &args)).await
 }
 
 #[tokio::test]
@@ -154,6 +156,30 @@ async fn an_edge_never_answers_202_without_its_core_and_picks_up_a_restarted_one
     assert_eq!(body["status"], "duplicate");
     edge.stop().await;
     again.stop().await;
+}
+
+/// At `os` the store's writer runs on the core's accept thread: a core that
+/// has stopped has let go of its store, so one started at once on the same
+/// file opens it (a multi-thread runtime, as `reroute serve` runs on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_core_at_os_has_let_go_of_its_store_once_stopped() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let edge = Edge::start(dir.path());
+    let http = Http::default();
+    let id = new_id();
+    for round in 0..5 {
+        let core = core_with(&sims, dir.path(), &["--durability", "os"]).await;
+        let (status, body) = edge.pay(&http, &id, "10.00").await;
+        let expected = if round == 0 {
+            StatusCode::ACCEPTED
+        } else {
+            StatusCode::OK
+        };
+        assert_eq!(status, expected, "round {round}: {body}");
+        core.stop().await;
+    }
+    edge.stop().await;
 }
 
 /// A stand-in core at `dir/core.sock` that says `hello`, reads one frame's

@@ -3,7 +3,6 @@
 //! checkpointer, sends writes to the writer and runs reads beside it.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
@@ -12,7 +11,7 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
-use super::lock::lock;
+use super::lock::{Lock, lock};
 use super::schema::migrate;
 use super::writer::{Command, Sync, Writer, checkpoint_loop, write_loop, write_task};
 use crate::{Durability, ProbeReport, StoreError, StoreFuture, StoreResult};
@@ -30,6 +29,8 @@ pub struct SqliteStore {
     /// Set once a reclaim has handed back every payment previous runs left
     /// pending (`Store::reclaim`).
     pub(super) reclaimed_all: Arc<AtomicBool>,
+    /// Closed once the lock is released ([`SqliteStore::released`]).
+    pub(super) released: tokio::sync::watch::Receiver<()>,
     /// Dropped with the last clone, after `writer` (fields drop in order,
     /// so every sender of commands is gone by then): stops the threads and
     /// releases the file.
@@ -45,8 +46,8 @@ pub(super) struct Running {
     /// Holds the OS lock until dropped, after the threads are gone. A
     /// writer task holds it instead, and drops it once its last commit is
     /// done (so after the last clone is dropped, the file is free again a
-    /// moment later, when the task has run, not at once).
-    _lock: Option<File>,
+    /// moment later, when the task has run: [`SqliteStore::released`]).
+    _lock: Option<Lock>,
 }
 
 impl Drop for Running {
@@ -83,6 +84,7 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         // Before any connection: a second process must not even migrate.
         let lock = lock(&path)?;
+        let released = lock.watch();
         let mut writer_conn = Connection::open(&path)?;
         writer_conn.pragma_update(None, "journal_mode", "WAL")?;
         writer_conn.pragma_update(None, "synchronous", Sync::Full.pragma())?;
@@ -148,12 +150,25 @@ impl SqliteStore {
             probes: Arc::default(),
             run,
             reclaimed_all: Arc::default(),
+            released,
             _running: Arc::new(running),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Resolves once this open has let go of the file — its writer's last
+    /// commit done, its lock released — so that a store opened after it,
+    /// in this process or another, finds the file free. That takes every
+    /// clone of this store to be dropped. With a writer thread it is so as
+    /// soon as the last clone is gone; a writer task (at
+    /// [`Durability::Os`]) needs its runtime to run it once more, so a
+    /// runtime about to stop awaits this first.
+    pub fn released(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut released = self.released.clone();
+        async move { while released.changed().await.is_ok() {} }
     }
 
     pub(super) fn send<T: Send + 'static>(

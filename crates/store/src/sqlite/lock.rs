@@ -6,13 +6,29 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
+use tokio::sync::watch;
+
 use crate::error::lock_path;
 use crate::{StoreError, StoreResult};
+
+/// The lock of one open. Dropping it releases the file, then (fields drop
+/// in order) closes the channel every [`Lock::watch`] receiver is on.
+pub(super) struct Lock {
+    _file: File,
+    released: watch::Sender<()>,
+}
+
+impl Lock {
+    /// A receiver whose channel closes once the file is free again.
+    pub(super) fn watch(&self) -> watch::Receiver<()> {
+        self.released.subscribe()
+    }
+}
 
 /// Takes the lock of the store at `db` for this process, or says which
 /// process has it. The lock file is left in place when released: removing
 /// it would let two processes lock two different files of the same name.
-pub(super) fn lock(db: &Path) -> StoreResult<File> {
+pub(super) fn lock(db: &Path) -> StoreResult<Lock> {
     let path = lock_path(db);
     let cannot =
         |e: std::io::Error| StoreError::Unavailable(format!("cannot lock {}: {e}", path.display()));
@@ -28,7 +44,10 @@ pub(super) fn lock(db: &Path) -> StoreResult<File> {
             file.set_len(0).map_err(cannot)?;
             file.rewind().map_err(cannot)?;
             writeln!(file, "{}", std::process::id()).map_err(cannot)?;
-            Ok(file)
+            Ok(Lock {
+                _file: file,
+                released: watch::channel(()).0,
+            })
         }
         Err(TryLockError::WouldBlock) => {
             // The holder writes its PID just after locking: it may not be

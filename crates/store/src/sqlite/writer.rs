@@ -3,7 +3,6 @@
 //! transaction and commits once at the sync the group needs, then answers
 //! every caller. A checkpointer beside it copies the WAL into the database.
 
-use std::fs::File;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use reroute_core::{CorrelationId, Money, Timestamp};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
+use super::lock::Lock;
 use super::schema::{STATE_PENDING, outcome_columns, pending_from_row};
 use crate::{
     Acceptance, Attempt, Durability, NewPayment, Outcome, PendingPayment, StoreError, StoreResult,
@@ -239,7 +239,7 @@ pub(super) async fn write_task(
     mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
     run: [u8; 16],
     durability: Durability,
-    lock: File,
+    lock: Lock,
 ) {
     let mut writing = Writing::new(&mut conn, run, durability);
     let mut held = Held::default();
