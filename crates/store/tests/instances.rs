@@ -18,7 +18,8 @@ use tokio::task::JoinSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphaned_payments_are_reclaimed_exactly_once_by_instances_draining_together() {
     let engine = Postgres::new().await;
-    let crashed = engine.open().await;
+    // It holds its lease through 400 writes, however slow; it dies below.
+    let crashed = engine.open_holding().await;
     let payments: Vec<_> = (0..300).map(|i| payment(i + 1, i)).collect();
     for p in &payments {
         assert_eq!(crashed.accept(p.clone()).await.unwrap(), Acceptance::New);
@@ -32,7 +33,7 @@ async fn orphaned_payments_are_reclaimed_exactly_once_by_instances_draining_toge
                 .unwrap()
         );
     }
-    engine.outlive_leases().await;
+    engine.expire_leases().await;
 
     // The drainers renew nothing: their leases must outlast the draining.
     let mut instances = Vec::new();

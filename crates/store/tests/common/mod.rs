@@ -92,6 +92,20 @@ impl Postgres {
             .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at {}: {e}", self.url))
     }
 
+    /// Ends every lease held now, as if their holders had died long ago:
+    /// for a test whose "crashed" instance must hold its payments through a
+    /// setup slower than [`LEASE`] on a slow machine.
+    pub async fn expire_leases(&self) {
+        self.client()
+            .await
+            .execute(
+                "UPDATE holders SET lease_until = clock_timestamp() - interval '1 second'",
+                &[],
+            )
+            .await
+            .expect("the leases end");
+    }
+
     /// A plain connection on this test's schema, to look under the store.
     pub async fn client(&self) -> tokio_postgres::Client {
         let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
