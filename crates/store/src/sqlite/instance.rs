@@ -13,7 +13,9 @@ use tokio::sync::oneshot;
 
 use super::lock::{Lock, lock};
 use super::schema::migrate;
-use super::writer::{Command, Sync, Writer, checkpoint_loop, write_loop, write_task};
+use super::writer::{
+    Channel, Command, Held, Inbox, Sync, Writer, checkpoint_loop, write_loop, write_task,
+};
 use crate::{Durability, ProbeReport, StoreError, StoreFuture, StoreResult};
 
 /// SQLite-backed [`Store`](crate::Store). Cloning shares the same writer.
@@ -123,11 +125,13 @@ impl SqliteStore {
         );
         // Last: once the writer runs nothing may fail, or `running` would
         // wait, on its way out, for a writer whose sender (`tx`) is alive.
-        let writer = match runtime {
+        let inbox = Arc::new(Inbox::default());
+        let held = Held::new(Arc::clone(&inbox));
+        let channel = match runtime {
             Some(runtime) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                runtime.spawn(write_task(writer_conn, rx, run, durability, lock));
-                Writer::Task(tx)
+                runtime.spawn(write_task(writer_conn, rx, held, run, durability, lock));
+                Channel::Task(tx)
             }
             None => {
                 let (tx, rx) = mpsc::channel();
@@ -135,14 +139,15 @@ impl SqliteStore {
                 running.writer = Some(
                     thread::Builder::new()
                         .name("store-writer".into())
-                        .spawn(move || write_loop(writer_conn, rx, run, durability))
+                        .spawn(move || write_loop(writer_conn, rx, held, run, durability))
                         .map_err(|e| {
                             StoreError::Unavailable(format!("cannot start the writer: {e}"))
                         })?,
                 );
-                Writer::Thread(tx)
+                Channel::Thread(tx)
             }
         };
+        let writer = Writer { channel, inbox };
         Ok(Self {
             writer,
             reader: Arc::new(Mutex::new(reader)),

@@ -50,6 +50,16 @@ fn purge() -> (Command, oneshot::Receiver<StoreResult<()>>) {
     (Command::Purge(tx), rx)
 }
 
+/// What [`Writer::send`] puts in the channel for an outcome: the outcome
+/// goes to the inbox, and a wake-up only if it is the first there.
+fn sent(held: &Held, outcome: Command) -> Vec<Command> {
+    match held.inbox.put(outcome) {
+        Ok(Wake::Yes) => vec![Command::Outcomes],
+        Ok(Wake::No) => Vec::new(),
+        Err(()) => panic!("the inbox is closed"),
+    }
+}
+
 fn database() -> Connection {
     let mut conn = Connection::open_in_memory().unwrap();
     migrate(&mut conn).unwrap();
@@ -82,7 +92,9 @@ fn an_accept_is_committed_at_once_and_an_outcome_beside_it_is_held_until_due() {
     // An outcome arriving with an accept: the accept does not carry it.
     let (finish, mut finished) = finish();
     let (again, mut again_answered) = self::accept();
-    held.take(&mut vec![finish, again], &mut writing, Instant::now());
+    let mut group = sent(&held, finish);
+    group.push(again);
+    held.take(&mut group, &mut writing, Instant::now());
     assert!(
         matches!(again_answered.try_recv(), Ok(Ok(Acceptance::Duplicate))),
         "the accept is answered at once"
@@ -107,7 +119,7 @@ fn a_purge_commits_the_outcomes_held_before_it() {
     let (accept, _accepted) = accept();
     held.take(&mut vec![accept], &mut writing, Instant::now());
     let (finish, mut finished) = finish();
-    held.take(&mut vec![finish], &mut writing, Instant::now());
+    held.take(&mut sent(&held, finish), &mut writing, Instant::now());
     assert!(finished.try_recv().is_err(), "the outcome is held");
 
     let (purge, mut purged) = purge();
@@ -157,7 +169,7 @@ fn outcomes_past_due_are_committed_even_while_commands_keep_coming() {
     let (accept, _accepted) = accept();
     held.take(&mut vec![accept], &mut writing, start);
     let (finish, mut finished) = finish();
-    held.take(&mut vec![finish], &mut writing, start);
+    held.take(&mut sent(&held, finish), &mut writing, start);
     assert!(finished.try_recv().is_err(), "the outcome is held");
 
     // The writer never found its queue empty until the outcome was due: the
@@ -195,4 +207,53 @@ fn a_failed_group_leaves_nothing_and_the_next_one_commits() {
     let again = in_transaction(&conn, insert_it);
     assert_eq!(again.unwrap(), 0, "the same id is not inserted twice");
     assert!(conn.is_autocommit());
+}
+
+#[test]
+fn only_the_first_outcome_since_the_writer_took_them_wakes_it() {
+    let mut conn = database();
+    let mut writing = writing(&mut conn);
+    let mut held = Held::default();
+    let (accept, _accepted) = accept();
+    held.take(&mut vec![accept], &mut writing, Instant::now());
+    let mut answers = Vec::new();
+    let mut wakes = 0;
+    for _ in 0..3 {
+        let (finish, finished) = finish();
+        answers.push(finished);
+        wakes += sent(&held, finish).len();
+    }
+    assert_eq!(wakes, 1, "three outcomes, one wake-up");
+    held.take(&mut vec![Command::Outcomes], &mut writing, Instant::now());
+    assert!(
+        held.due().is_some(),
+        "the wake-up sets the group's due instant"
+    );
+    held.commit(&mut writing);
+    // The first is recorded; the two others find it already finished.
+    let answers: Vec<bool> = answers
+        .iter_mut()
+        .map(|a| a.try_recv().expect("answered").expect("committed"))
+        .collect();
+    assert_eq!(answers, [true, false, false]);
+    let (finish, _) = self::finish();
+    assert_eq!(sent(&held, finish).len(), 1, "taken: the next one wakes it");
+}
+
+#[test]
+fn outcomes_left_when_the_writer_ends_are_answered_closed_and_none_is_taken_after() {
+    let held = Held::default();
+    let inbox = std::sync::Arc::clone(&held.inbox);
+    let (finish, mut finished) = finish();
+    assert!(inbox.put(finish).is_ok());
+    drop(held);
+    assert!(
+        matches!(
+            finished.try_recv(),
+            Err(oneshot::error::TryRecvError::Closed)
+        ),
+        "its caller hears the store closed, not nothing forever"
+    );
+    let (finish, _) = self::finish();
+    assert!(inbox.put(finish).is_err());
 }

@@ -3,7 +3,7 @@
 //! transaction and commits once at the sync the group needs, then answers
 //! every caller. A checkpointer beside it copies the WAL into the database.
 
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use reroute_core::{CorrelationId, Money, Timestamp};
@@ -42,6 +42,9 @@ pub(super) enum Command {
     ),
     Purge(oneshot::Sender<StoreResult<()>>),
     Reclaim(usize, oneshot::Sender<StoreResult<Vec<PendingPayment>>>),
+    /// Outcomes wait in the [`Inbox`]: the first since the writer last
+    /// took them (or the [`MAX_BATCH`]th) sends this to wake it.
+    Outcomes,
 }
 
 /// What a command yields before the commit decides whether it stands.
@@ -60,19 +63,103 @@ pub(super) enum Applied {
 /// [`Durability::Os`] only copies pages to the OS (tens of microseconds):
 /// run in a task, it spares every write two thread wake-ups (the writer's,
 /// then the caller's), which were the largest share of the store's CPU
-/// under the Rinha load (BENCHMARKS.md).
+/// under the Rinha load (BENCHMARKS.md). Outcomes skip the channel: they
+/// wait in the [`Inbox`], and wake the writer once per group.
 #[derive(Clone)]
-pub(super) enum Writer {
+pub(super) struct Writer {
+    pub(super) channel: Channel,
+    /// Where outcomes go instead of the channel.
+    pub(super) inbox: Arc<Inbox>,
+}
+
+#[derive(Clone)]
+pub(super) enum Channel {
     Thread(mpsc::Sender<Command>),
     Task(tokio::sync::mpsc::UnboundedSender<Command>),
 }
 
 impl Writer {
+    /// `Err` once the writer is gone.
     pub(super) fn send(&self, cmd: Command) -> Result<(), ()> {
-        match self {
-            Writer::Thread(tx) => tx.send(cmd).map_err(drop),
-            Writer::Task(tx) => tx.send(cmd).map_err(drop),
+        let cmd = match cmd {
+            Command::Finish(..) => match self.inbox.put(cmd)? {
+                Wake::No => return Ok(()),
+                Wake::Yes => Command::Outcomes,
+            },
+            cmd => cmd,
+        };
+        match &self.channel {
+            Channel::Thread(tx) => tx.send(cmd).map_err(drop),
+            Channel::Task(tx) => tx.send(cmd).map_err(drop),
         }
+    }
+}
+
+/// The outcomes sent to the writer and not yet taken.
+///
+/// The writer holds outcomes back for a group commit ([`Held`]), so waking
+/// it for each one would be waste: where the writer and the workers run on
+/// different threads, each wake-up of a parked thread is a syscall and a
+/// context switch. An outcome goes here instead of the channel, and only
+/// the first one since the writer last took them wakes it (it then sets
+/// the group's due instant), or the [`MAX_BATCH`]th (the group is full).
+#[derive(Default)]
+pub(super) struct Inbox(Mutex<Waiting>);
+
+#[derive(Default)]
+struct Waiting {
+    outcomes: Vec<Command>,
+    /// Set when the writer is gone: nothing is taken any more.
+    closed: bool,
+}
+
+/// Whether an outcome just put in the [`Inbox`] must wake the writer.
+pub(super) enum Wake {
+    Yes,
+    No,
+}
+
+impl Inbox {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// `Err` (the command dropped, so its caller hears the store closed)
+    /// once the writer is gone.
+    pub(super) fn put(&self, cmd: Command) -> Result<Wake, ()> {
+        let mut waiting = self.waiting();
+        if waiting.closed {
+            return Err(());
+        }
+        waiting.outcomes.push(cmd);
+        let n = waiting.outcomes.len();
+        Ok(if n == 1 || n == MAX_BATCH {
+            Wake::Yes
+        } else {
+            Wake::No
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.waiting().outcomes.len()
+    }
+
+    fn take(&self, into: &mut Vec<Command>) {
+        into.append(&mut self.waiting().outcomes);
+    }
+
+    /// The writer is gone: the outcomes left are dropped (their callers
+    /// hear the store closed, as with a command in a closed channel) and
+    /// none is taken after.
+    fn close(&self) {
+        let left = {
+            let mut waiting = self.waiting();
+            waiting.closed = true;
+            std::mem::take(&mut waiting.outcomes)
+        };
+        drop(left);
     }
 }
 
@@ -94,13 +181,33 @@ pub const OUTCOME_DELAY: Duration = Duration::from_millis(50);
 /// one at a time, each after the answer to the one before, so commands about
 /// one payment are never reordered. A purge or a reclaim, which touch every
 /// payment, first commits the outcomes held.
+///
+/// The outcomes held are those in the [`Inbox`]: they are taken from it
+/// when their group is committed. Dropping the `Held` (the writer ends, or
+/// its task is dropped with its runtime) closes the inbox.
 #[derive(Default)]
 pub(super) struct Held {
+    pub(super) inbox: Arc<Inbox>,
+    /// The group being committed, taken from the inbox.
     outcomes: Vec<Command>,
     due: Option<Instant>,
 }
 
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.inbox.close();
+    }
+}
+
 impl Held {
+    pub(super) fn new(inbox: Arc<Inbox>) -> Self {
+        Held {
+            inbox,
+            outcomes: Vec::new(),
+            due: None,
+        }
+    }
+
     /// When the held outcomes must be committed, if any are held.
     pub(super) fn due(&self) -> Option<Instant> {
         self.due
@@ -114,8 +221,8 @@ impl Held {
         writing: &mut Writing<'_>,
         arrived: Instant,
     ) {
-        self.outcomes
-            .extend(batch.extract_if(.., |cmd| matches!(cmd, Command::Finish(..))));
+        // The wake-ups have done their work by bringing the writer here.
+        batch.retain(|cmd| !matches!(cmd, Command::Outcomes));
         let touches_all = |cmd: &Command| matches!(cmd, Command::Purge(_) | Command::Reclaim(..));
         if batch.iter().any(touches_all) {
             self.commit(writing);
@@ -126,9 +233,10 @@ impl Held {
         // Past due: a writer whose queue is never empty (its wait for the
         // due instant then never times out) still commits them.
         let overdue = self.due.is_some_and(|due| arrived >= due);
-        if self.outcomes.len() >= MAX_BATCH || overdue {
+        let held = self.inbox.len();
+        if held >= MAX_BATCH || overdue {
             self.commit(writing);
-        } else if !self.outcomes.is_empty() && self.due.is_none() {
+        } else if held > 0 && self.due.is_none() {
             self.due = Some(arrived + OUTCOME_DELAY);
         }
     }
@@ -136,6 +244,7 @@ impl Held {
     /// Commits the outcomes held, if any.
     pub(super) fn commit(&mut self, writing: &mut Writing<'_>) {
         self.due = None;
+        self.inbox.take(&mut self.outcomes);
         if !self.outcomes.is_empty() {
             writing.commit(&mut self.outcomes);
         }
@@ -199,11 +308,11 @@ impl Sync {
 pub(super) fn write_loop(
     mut conn: Connection,
     commands: mpsc::Receiver<Command>,
+    mut held: Held,
     run: [u8; 16],
     durability: Durability,
 ) {
     let mut writing = Writing::new(&mut conn, run, durability);
-    let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let first = match held.due() {
@@ -237,12 +346,12 @@ pub(super) fn write_loop(
 pub(super) async fn write_task(
     mut conn: Connection,
     mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+    mut held: Held,
     run: [u8; 16],
     durability: Durability,
     lock: Lock,
 ) {
     let mut writing = Writing::new(&mut conn, run, durability);
-    let mut held = Held::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
         let received = match held.due() {
@@ -419,6 +528,9 @@ pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite:
             tx.execute("DELETE FROM payments", [])?;
             Ok(Applied::Unit)
         }
+        // `Held::take` drops the wake-ups before a group is applied; one
+        // applied all the same writes nothing.
+        Command::Outcomes => Ok(Applied::Unit),
         Command::Reclaim(limit, _) => {
             let mut stmt = tx.prepare_cached(
                 "UPDATE payments SET holder = ?1
@@ -481,6 +593,7 @@ pub(super) fn respond(cmd: Command, applied: StoreResult<Applied>) {
         | (Command::Restore(_, _, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::Outcomes, _) => {}
         (_, Ok(_)) => unreachable!("apply yields the variant matching its command"),
     }
 }
