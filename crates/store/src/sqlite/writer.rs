@@ -16,8 +16,11 @@ use crate::{
     Acceptance, Attempt, Durability, NewPayment, Outcome, PendingPayment, StoreError, StoreResult,
 };
 
-/// The most commands the writer takes at once; a group of held outcomes
-/// may reach just under twice as many before it is committed.
+/// The most commands the writer takes at once, and the number of outcomes
+/// waiting that wakes it to commit them. A group of outcomes holds every one
+/// waiting when it is committed, a few more than that if they kept coming
+/// (each caller sends its next only once answered, so never more than the
+/// callers).
 pub const MAX_BATCH: usize = 4096;
 
 pub(super) enum Command {
