@@ -6,10 +6,12 @@
 //!
 //! Why: with one runtime thread for everything, a payment's frame waited for
 //! that thread to finish sending to processors and committing outcomes; on a
-//! thread of its own the accept path answered sooner (the preview's p99
-//! 2.78 vs 4.25 ms, median of seven interleaved pairs, at the same core CPU;
-//! BENCHMARKS.md). An accept and its commit then run on one thread, with no
-//! wake-up between threads; the hand-off to a worker is the one that crosses.
+//! thread of its own the accept path answers sooner (the preview's p99
+//! 2.83 vs 3.54 ms, median of six interleaved pairs, lower in each; the
+//! core's CPU +5–7%, then back within noise once outcomes stopped waking the
+//! writer one by one; BENCHMARKS.md). An accept and its commit run on one
+//! thread, with no wake-up between threads; what crosses is the hand-off to
+//! a worker and the worker's store commands.
 
 use std::thread::JoinHandle;
 
