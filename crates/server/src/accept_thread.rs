@@ -57,19 +57,15 @@ impl AcceptThread {
     /// Stops the runtime, dropping what it still runs, and waits for its
     /// thread to end. Whatever must finish first (the connections, the
     /// store's writer) is waited for before.
-    pub async fn stop(mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            match tokio::task::spawn_blocking(move || thread.join()).await {
-                Ok(Ok(())) => {}
-                _ => tracing::error!("the accept thread panicked"),
-            }
-        }
+    pub async fn stop(self) {
+        // Dropping it joins the thread: a blocking wait, off the runtime.
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
     }
 }
 
 impl Drop for AcceptThread {
-    /// An app built but never run: the thread ends all the same.
+    /// Stops the thread and waits for it to end (`stop`, or an app built
+    /// but never run).
     fn drop(&mut self) {
         drop(self.stop.take());
         if let Some(thread) = self.thread.take()

@@ -58,14 +58,9 @@ async fn core(sims: &Sims, dir: &Path) -> TestApp {
 
 async fn core_with(sims: &Sims, dir: &Path, extra: &[&str]) -> TestApp {
     let sockets = |name: &str| dir.join(name).display().to_string();
-    let mut args = vec![
-        "--edge-socket".to_string(),
-        sockets("core.sock"),
-        "--unix-socket".to_string(),
-        sockets("http.sock"),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (edges, http) = (sockets("core.sock"), sockets("http.sock"));
+    let sockets = ["--edge-socket", &edges, "--unix-socket", &http];
+    let args = [&sockets[..], extra].concat();
     TestApp::start(config(sims, &dir.join("core.db"), &args)).await
 }
 
