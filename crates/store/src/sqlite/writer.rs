@@ -17,10 +17,8 @@ use crate::{
 };
 
 /// The most commands the writer takes at once, and the number of outcomes
-/// waiting that wakes it to commit them. A group of outcomes holds every one
-/// waiting when it is committed, a few more than that if they kept coming
-/// (each caller sends its next only once answered, so never more than the
-/// callers).
+/// waiting that wakes it to commit them. A group holds every outcome waiting
+/// when it is committed (never more than the callers: each waits its answer).
 pub const MAX_BATCH: usize = 4096;
 
 pub(super) enum Command {
