@@ -52,6 +52,17 @@ fn the_demo_replays_the_outage_the_recovery_and_the_slow_processor_in_order() {
     let recovered = find(&lines, recovery, &["== 4. Recovered"]).expect(&context);
     assert!(normal < outage && outage < recovery && recovery < recovered);
 
+    // Before the outage the PIX/BR recommendation settles on processor_a,
+    // the incumbent, and stays there: no lucky run of processor_c's moves it.
+    let before: Vec<&&str> = lines[normal..outage]
+        .iter()
+        .filter(|l| l.contains(">> PIX/BR recommendation"))
+        .collect();
+    assert!(
+        before.len() <= 2 && before.last().is_some_and(|l| l.contains("processor_a")),
+        "{before:#?}\n{context}"
+    );
+
     // processor_a goes DOWN with the rule that fired, after the outage began;
     // the PIX/BR recommendation moves to processor_c; the router moves
     // processor_a's payments elsewhere.

@@ -17,7 +17,8 @@ use crate::book::{Book, Insert, Payment, Totals};
 use crate::concurrency::ConcurrencyLimit;
 use crate::config::{ProcessorSpec, SimConfig};
 use crate::faults::{
-    Controls, Fate, Faults, FaultsError, ScheduleError, ScheduleState, ScheduleStep, Settings,
+    Controls, Dealer, Fate, Faults, FaultsError, ScheduleError, ScheduleState, ScheduleStep,
+    Settings,
 };
 use crate::health_limit::HealthLimiter;
 use crate::stats::{Stats, StatsSnapshot};
@@ -75,6 +76,7 @@ pub struct Processor {
     started: Instant,
     token: RwLock<String>,
     controls: Mutex<Controls>,
+    dealer: Mutex<Dealer>,
     book: Book,
     health: Mutex<HealthLimiter>,
     pub(crate) concurrency: ConcurrencyLimit,
@@ -91,6 +93,7 @@ impl Processor {
         };
         Self {
             controls: Mutex::new(Controls::new(settings, spec.schedule.clone(), started)),
+            dealer: Mutex::default(),
             spec,
             started,
             token: RwLock::new(config.token.clone()),
@@ -200,7 +203,8 @@ impl Processor {
         let (latency, fate) = if settings.faults.is_off() {
             (Duration::ZERO, Fate::Process)
         } else {
-            settings.faults.roll(&mut rand::rng())
+            let mut dealer = self.dealer.lock().unwrap_or_else(|e| e.into_inner());
+            settings.faults.roll(&mut dealer, &mut rand::rng())
         };
         let wait = match fate {
             // Refused before any work, as the concurrency limiter refuses.

@@ -52,7 +52,7 @@ async fn faults_are_off_by_default() {
         serde_json::json!({
             "error_rate": 0.0, "decline_rate": 0.0, "latency_ms": 0, "jitter_ms": 0,
             "hang_rate": 0.0, "reset_rate": 0.0, "reset_after_store": false,
-            "throttle_rate": 0.0, "health_throttle_rate": 0.0
+            "throttle_rate": 0.0, "health_throttle_rate": 0.0, "even": false
         })
     );
     assert_eq!(

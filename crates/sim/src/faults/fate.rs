@@ -48,6 +48,11 @@ pub struct Faults {
     /// Such a refusal takes no permit of the window. Not a payment fate, so
     /// it is not part of the sum of rates.
     pub health_throttle_rate: f64,
+    /// Deal the fates instead of drawing them: among any run of consecutive
+    /// requests each fate comes about its rate's share (never more than two
+    /// off), so a demo or a test sees no lucky streak. Latency jitter stays
+    /// random.
+    pub even: bool,
 }
 
 /// Why fault settings were refused.
@@ -109,8 +114,9 @@ impl Faults {
         self.health_throttle_rate > 0.0 && rng.random::<f64>() < self.health_throttle_rate
     }
 
-    /// The extra latency and the fate of one request.
-    pub fn roll(&self, rng: &mut impl Rng) -> (Duration, Fate) {
+    /// The extra latency and the fate of one request, drawn; with `even`,
+    /// dealt by `dealer` (one per processor).
+    pub fn roll(&self, dealer: &mut Dealer, rng: &mut impl Rng) -> (Duration, Fate) {
         if self.is_off() {
             return (Duration::ZERO, Fate::Process);
         }
@@ -120,28 +126,75 @@ impl Faults {
             0
         };
         let latency = Duration::from_millis(self.latency_ms.saturating_add(jitter));
-        let draw: f64 = rng.random();
-        let mut edge = 0.0;
-        let mut falls_in = |rate: f64| {
-            edge += rate;
-            rate > 0.0 && draw < edge
-        };
-        let fate = if falls_in(self.hang_rate) {
-            Fate::Hang
-        } else if falls_in(self.reset_rate) {
-            Fate::Reset {
-                after_store: self.reset_after_store,
-            }
-        } else if falls_in(self.error_rate) {
-            Fate::Error
-        } else if falls_in(self.decline_rate) {
-            Fate::Decline
-        } else if falls_in(self.throttle_rate) {
-            Fate::Throttle
+        let rates = self.rates();
+        let fate = if self.even {
+            dealer.deal(rates)
         } else {
-            Fate::Process
+            let draw: f64 = rng.random();
+            let mut edge = 0.0;
+            rates
+                .iter()
+                .position(|&rate| {
+                    edge += rate;
+                    rate > 0.0 && draw < edge
+                })
+                .unwrap_or(PROCESS)
         };
-        (latency, fate)
+        (latency, self.fate(fate))
+    }
+
+    /// The fates' rates in [`Self::fate`]'s order; the normal path takes
+    /// what is left of 1.
+    fn rates(&self) -> [f64; FATES] {
+        let fates = [
+            self.hang_rate,
+            self.reset_rate,
+            self.error_rate,
+            self.decline_rate,
+            self.throttle_rate,
+        ];
+        let process = (1.0 - fates.iter().sum::<f64>()).max(0.0);
+        [fates[0], fates[1], fates[2], fates[3], fates[4], process]
+    }
+
+    fn fate(&self, index: usize) -> Fate {
+        match index {
+            0 => Fate::Hang,
+            1 => Fate::Reset {
+                after_store: self.reset_after_store,
+            },
+            2 => Fate::Error,
+            3 => Fate::Decline,
+            4 => Fate::Throttle,
+            _ => Fate::Process,
+        }
+    }
+}
+
+const FATES: usize = 6;
+const PROCESS: usize = FATES - 1;
+
+/// Deals fates in proportion to their rates (a smooth weighted round
+/// robin): each request adds every fate's rate to its credit, the fate with
+/// the most credit is dealt and pays 1. The credits always sum to 0, so a
+/// fate's count after n requests is n times its rate less its credit.
+/// Kept across changes of the rates, which it follows from the next request.
+#[derive(Debug, Clone, Default)]
+pub struct Dealer {
+    credit: [f64; FATES],
+}
+
+impl Dealer {
+    fn deal(&mut self, rates: [f64; FATES]) -> usize {
+        let mut dealt = 0;
+        for (i, rate) in rates.into_iter().enumerate() {
+            self.credit[i] += rate;
+            if self.credit[i] > self.credit[dealt] {
+                dealt = i;
+            }
+        }
+        self.credit[dealt] -= 1.0;
+        dealt
     }
 }
 
@@ -156,7 +209,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         for _ in 0..100 {
             assert_eq!(
-                Faults::default().roll(&mut rng),
+                Faults::default().roll(&mut Dealer::default(), &mut rng),
                 (Duration::ZERO, Fate::Process)
             );
         }
@@ -212,7 +265,11 @@ mod tests {
         ];
         for (faults, fate) in cases {
             for _ in 0..100 {
-                assert_eq!(faults.roll(&mut rng).1, fate, "{faults:?}");
+                assert_eq!(
+                    faults.roll(&mut Dealer::default(), &mut rng).1,
+                    fate,
+                    "{faults:?}"
+                );
             }
         }
     }
@@ -228,7 +285,7 @@ mod tests {
         let n = 20_000;
         let (mut errors, mut declines) = (0, 0);
         for _ in 0..n {
-            match faults.roll(&mut rng).1 {
+            match faults.roll(&mut Dealer::default(), &mut rng).1 {
                 Fate::Error => errors += 1,
                 Fate::Decline => declines += 1,
                 _ => {}
@@ -237,6 +294,78 @@ mod tests {
         let near = |count: i32, rate: f64| ((count as f64 / n as f64) - rate).abs() < 0.02;
         assert!(near(errors, 0.2), "{errors}");
         assert!(near(declines, 0.3), "{declines}");
+    }
+
+    #[test]
+    fn even_fates_come_in_proportion_in_every_run_of_requests() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let cases = [
+            (0.0, 0.15),
+            (0.0, 0.03),
+            (0.9, 0.1 * 0.03),
+            (0.1, 0.9 * 0.5),
+            (1.0 / 3.0, 0.2),
+        ];
+        for (error_rate, decline_rate) in cases {
+            let faults = Faults {
+                error_rate,
+                decline_rate,
+                even: true,
+                ..Faults::default()
+            };
+            let mut dealer = Dealer::default();
+            let fates: Vec<Fate> = (0..2_000)
+                .map(|_| faults.roll(&mut dealer, &mut rng).1)
+                .collect();
+            // Every prefix within one of its share, so every run within two.
+            for (fate, rate) in [(Fate::Error, error_rate), (Fate::Decline, decline_rate)] {
+                let mut count = 0.0;
+                for (n, dealt) in fates.iter().enumerate() {
+                    count += f64::from(u8::from(*dealt == fate));
+                    let off = count - (n + 1) as f64 * rate;
+                    assert!(off.abs() < 1.0 + 1e-9, "{fate:?} at {rate}: {off} at {n}");
+                }
+            }
+            let runs = fates
+                .windows(50)
+                .map(|w| w.iter().filter(|f| **f == Fate::Decline).count());
+            let expected = 50.0 * decline_rate;
+            for declines in runs {
+                assert!(
+                    (declines as f64 - expected).abs() <= 2.0,
+                    "{declines} of 50 at {decline_rate}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_dealer_follows_new_rates_from_the_next_request() {
+        let mut rng = StdRng::seed_from_u64(8);
+        let mut dealer = Dealer::default();
+        let failing = Faults {
+            error_rate: 0.9,
+            even: true,
+            ..Faults::default()
+        };
+        let healthy = Faults {
+            decline_rate: 0.1,
+            even: true,
+            ..Faults::default()
+        };
+        let count = |faults: &Faults, fate: Fate, dealer: &mut Dealer, rng: &mut StdRng| {
+            (0..100)
+                .filter(|_| faults.roll(dealer, rng).1 == fate)
+                .count()
+        };
+        assert_eq!(count(&failing, Fate::Error, &mut dealer, &mut rng), 90);
+        let declined = count(&healthy, Fate::Decline, &mut dealer, &mut rng);
+        assert!((9..=11).contains(&declined), "{declined}");
+        // Off: every request processed, whatever the dealer owes.
+        assert_eq!(
+            Faults::default().roll(&mut dealer, &mut rng),
+            (Duration::ZERO, Fate::Process)
+        );
     }
 
     #[test]
@@ -249,7 +378,7 @@ mod tests {
         };
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..1000 {
-            let (latency, fate) = faults.roll(&mut rng);
+            let (latency, fate) = faults.roll(&mut Dealer::default(), &mut rng);
             assert_eq!(fate, Fate::Process);
             assert!((100..=120).contains(&latency.as_millis()), "{latency:?}");
             seen.insert(latency.as_millis());
@@ -267,7 +396,10 @@ mod tests {
         };
         assert!((0..100).all(|_| always.throttles_health(&mut rng)));
         // Payments are untouched by it.
-        assert_eq!(always.roll(&mut rng), (Duration::ZERO, Fate::Process));
+        assert_eq!(
+            always.roll(&mut Dealer::default(), &mut rng),
+            (Duration::ZERO, Fate::Process)
+        );
         let some = Faults {
             health_throttle_rate: 0.25,
             ..Faults::default()
@@ -305,7 +437,9 @@ mod tests {
             ..Faults::default()
         };
         let n = 20_000;
-        let fates: Vec<Fate> = (0..n).map(|_| some.roll(&mut rng).1).collect();
+        let fates: Vec<Fate> = (0..n)
+            .map(|_| some.roll(&mut Dealer::default(), &mut rng).1)
+            .collect();
         let share = |fate: Fate| fates.iter().filter(|f| **f == fate).count() as f64 / n as f64;
         assert!((share(Fate::Throttle) - 0.3).abs() < 0.02);
         assert!((share(Fate::Error) - 0.2).abs() < 0.02);

@@ -6,7 +6,8 @@
 //! [`Fate`]; [`Controls`] holds a processor's adjustable settings (the Rinha
 //! delay and failure flag plus the faults) and plays a timed [`ScheduleStep`]
 //! list. Everything here is pure: time comes in as an argument, randomness as
-//! an `Rng`, so the HTTP layer is the only place with effects.
+//! an `Rng` (or, for even fates, a [`Dealer`] a processor keeps), so the
+//! HTTP layer is the only place with effects.
 //!
 //! `fate` holds the rates and the roll, `schedule` the settings in force
 //! and their timed changes.
@@ -14,7 +15,7 @@
 mod fate;
 mod schedule;
 
-pub use fate::{Fate, Faults, FaultsError};
+pub use fate::{Dealer, Fate, Faults, FaultsError};
 pub use schedule::{
     Controls, ScheduleError, ScheduleState, ScheduleStep, Settings, validate_schedule,
 };
