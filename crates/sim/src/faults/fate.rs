@@ -48,10 +48,10 @@ pub struct Faults {
     /// Such a refusal takes no permit of the window. Not a payment fate, so
     /// it is not part of the sum of rates.
     pub health_throttle_rate: f64,
-    /// Deal the fates instead of drawing them: among any run of consecutive
-    /// requests each fate comes about its rate's share (never more than two
-    /// off), so a demo or a test sees no lucky streak. Latency jitter stays
-    /// random.
+    /// Deal the fates instead of drawing them: after any number of requests
+    /// each fate has come about its rate's share (about one off), so over
+    /// any run of them about two off at most: a demo or a test sees no lucky
+    /// streak. Latency jitter stays random.
     pub even: bool,
 }
 
