@@ -146,15 +146,16 @@ impl Faults {
     /// The fates' rates in [`Self::fate`]'s order; the normal path takes
     /// what is left of 1.
     fn rates(&self) -> [f64; FATES] {
-        let fates = [
+        let mut rates = [
             self.hang_rate,
             self.reset_rate,
             self.error_rate,
             self.decline_rate,
             self.throttle_rate,
+            0.0,
         ];
-        let process = (1.0 - fates.iter().sum::<f64>()).max(0.0);
-        [fates[0], fates[1], fates[2], fates[3], fates[4], process]
+        rates[PROCESS] = (1.0 - rates.iter().sum::<f64>()).max(0.0);
+        rates
     }
 
     fn fate(&self, index: usize) -> Fate {
