@@ -18,7 +18,9 @@
 # default; off: start no simulator and use the processors at
 # PROCESSOR_DEFAULT_URL and PROCESSOR_FALLBACK_URL, default
 # http://127.0.0.1:8001 and :8002), DURABILITY (stable | os; unset: the
-# binary's default), CORE_THREADS (the embedded core's runtime threads,
+# binary's default), ACCEPT_TABLE (embedded at DURABILITY=os: on, the
+# default, the edges accept payments in the core's accept table; off, every
+# payment goes to the core), CORE_THREADS (the embedded core's runtime threads,
 # default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. `bench` saves
@@ -64,6 +66,8 @@ case "$sim" in on | off) ;; *) echo "SIM must be on or off" >&2; exit 2 ;; esac
 default_url=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 [ -z "${DURABILITY:-}" ] || serve_args+=(--durability "$DURABILITY")
+accept_table=${ACCEPT_TABLE:-on}
+case "$accept_table" in on | off) ;; *) echo "ACCEPT_TABLE must be on or off" >&2; exit 2 ;; esac
 db_delay=${DB_DELAY_MS:-}
 
 . scripts/lib.sh # wait_for
@@ -114,13 +118,15 @@ start() {
     if [ "$store" = embedded ]; then
         # One core: the store, workers and probes; HTTP on a unix socket for
         # the edges' other requests, and on a port for readiness checks.
-        local port=$((base_port + 1))
+        local port=$((base_port + 1)) table=()
+        # Removed with the store at every start (core.db*).
+        [ "${DURABILITY:-}" != os ] || [ "$accept_table" = off ] || table=(--accept-table "$work/core.db.accepts")
         # One runtime thread: on a 2-core machine a second one costs more in
         # wake-ups than it gives. One malloc arena (glibc): ~4 MB less peak
         # RSS at the same CPU (BENCHMARKS.md).
         MALLOC_ARENA_MAX=1 TOKIO_WORKER_THREADS=${CORE_THREADS:-1} RUST_LOG=warn "$serve_bin" serve --host 127.0.0.1 --port "$port" --db "$work/core.db" --store "" \
             --unix-socket "$work/core-http.sock" --edge-socket "$work/core.sock" \
-            --instance core "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/core.log" 2>&1 &
+            --instance core "${table[@]}" "${processors[@]}" "${spill[@]}" "${serve_args[@]}" >"$work/core.log" 2>&1 &
         echo $! >>"$work/pids"
         echo $! >"$work/api1.pid"
         ready+=("http://127.0.0.1:$port/readyz")

@@ -138,10 +138,14 @@ fn rinha_through_nginx_over_postgres_survives_a_kill_of_one_instance() {
     drop(database);
 }
 
+/// The shipped shape: `os`, the edges accepting in the core's accept table.
 #[test]
 fn rinha_through_nginx_on_edges_and_one_core_survives_a_kill_of_the_core() {
     bench_with_a_kill(
-        vec![("STORE", "embedded".to_owned())],
+        vec![
+            ("STORE", "embedded".to_owned()),
+            ("DURABILITY", "os".to_owned()),
+        ],
         &["core.log", "edge1.log", "edge2.log"],
     );
 }
@@ -284,7 +288,14 @@ fn through_every_edge_one_correlation_id_is_one_payment_and_health_one_view() {
     let _one = one_at_a_time();
     need_nginx();
     let work = tempfile::tempdir().unwrap();
-    let topology = topology(work.path(), vec![("STORE", "embedded".to_owned())]);
+    // The shipped shape: `os`, the edges accepting in the core's table.
+    let topology = topology(
+        work.path(),
+        vec![
+            ("STORE", "embedded".to_owned()),
+            ("DURABILITY", "os".to_owned()),
+        ],
+    );
     let started = topology.command(&["start"]).output().expect("bash runs");
     assert!(
         started.status.success(),

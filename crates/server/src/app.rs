@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::accept_thread::AcceptThread;
+use crate::accepts::AcceptTable;
 use crate::breakers::Breakers;
 use crate::config::{ServeConfig, StoreChoice};
 use crate::lanes::Lanes;
@@ -53,6 +54,10 @@ pub enum StartError {
     },
     #[error("cannot start the accept thread")]
     Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    AcceptTable(#[from] crate::accepts::TableError),
+    #[error("cannot store the payments the accept table holds: {0}")]
+    AcceptTableDrain(StoreError),
 }
 
 /// How long a stopped app waits for the store it opened to let go of its
@@ -146,6 +151,10 @@ impl App {
     ) -> Result<App, StartError> {
         let store = TimedStore::wrap(store, metrics.store());
         let registry = config.registry.clone();
+        let accepts = match &config.accept_table {
+            Some(path) => Some(Arc::new(AcceptTable::open(path, true)?.0)),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             breakers: Breakers::new(registry.len(), config.circuit),
             client: ProcessorClient::new(config.processor_timeout),
@@ -164,6 +173,7 @@ impl App {
             metrics,
             stopping: CancellationToken::new(),
             leases_renewed: std::sync::atomic::AtomicBool::new(true),
+            accepts,
             registry,
             store,
             config,
@@ -199,6 +209,11 @@ impl App {
         let resumed = leases::resume(&shared).await.map_err(StartError::Resume)?;
         if resumed > 0 {
             tracing::info!(resumed, "resuming payments accepted before the last stop");
+        }
+        if let Some(table) = &shared.accepts {
+            api::accepts::prepare(&shared, table)
+                .await
+                .map_err(StartError::AcceptTableDrain)?;
         }
         let cancel = shared.stopping.clone();
         let tasks = TaskTracker::new();
@@ -275,6 +290,10 @@ impl App {
         let accept = edges.map(|(listener, thread)| {
             tasks.spawn_on(
                 api::frames::serve(listener, Arc::clone(&shared), cancel.clone(), tasks.clone()),
+                thread.handle(),
+            );
+            tasks.spawn_on(
+                api::accepts::run(Arc::clone(&shared), cancel.clone()),
                 thread.handle(),
             );
             thread

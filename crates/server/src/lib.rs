@@ -34,6 +34,7 @@
 //! settings.
 
 pub mod accept_thread;
+pub mod accepts;
 pub mod alerts;
 pub mod api;
 pub mod app;

@@ -293,14 +293,20 @@ impl Metrics {
     }
 
     pub fn accepted(&self, result: &'static str) {
+        self.accepted_many(result, 1);
+    }
+
+    /// `count` payments answered `result` at once (the edges' duplicates,
+    /// counted in the accept table).
+    pub fn accepted_many(&self, result: &'static str, count: u64) {
         let build = || {
             self.accepted
                 .get_or_create(&vec![("result", result.to_owned())])
                 .clone()
         };
         match ACCEPTED.iter().position(|r| *r == result) {
-            Some(i) => self.hot.accepted[i].get_or_init(build).inc(),
-            None => build().inc(),
+            Some(i) => self.hot.accepted[i].get_or_init(build).inc_by(count),
+            None => build().inc_by(count),
         };
     }
 

@@ -11,6 +11,16 @@ use reroute_store::{Attempt, NewPayment};
 
 use crate::state::Shared;
 
+/// Whether a processor of the registry takes payments of this method in
+/// this country (`None`: any).
+pub fn takes(shared: &Shared, method: Option<&str>, country: Option<&str>) -> bool {
+    shared
+        .registry
+        .by_fee()
+        .iter()
+        .any(|p| p.url.is_some() && p.supports(method, country))
+}
+
 /// Where `payment` goes if nothing changes before a worker takes it: the
 /// cheapest processor that takes it, when both its health gate and its
 /// circuit say go (the policy picks it then, whatever its patience). `None`

@@ -11,6 +11,7 @@ use reroute_core::{HealthEngine, Registry};
 use reroute_store::Store;
 use tokio_util::sync::CancellationToken;
 
+use crate::accepts::AcceptTable;
 use crate::alerts;
 use crate::breakers::Breakers;
 use crate::config::ServeConfig;
@@ -52,6 +53,8 @@ pub struct Shared {
     /// not, other instances may take its payments over, and it should not
     /// take new ones (`GET /readyz` says not ready).
     pub leases_renewed: std::sync::atomic::AtomicBool,
+    /// The table edges accept payments in (`--accept-table`).
+    pub accepts: Option<Arc<AcceptTable>>,
 }
 
 impl Shared {

@@ -8,7 +8,8 @@
 //! in any order, matched by a tag. All integers are big-endian.
 //!
 //! ```text
-//! hello (each way, once):  "RRC" version:u8                      (version 1)
+//! hello (each way, once):  "RRC" version:u8                      (version 2)
+//!   core → edge, then:     table_len:u16 table                   (0: none)
 //! payment (edge → core):   len:u32 tag:u32 kind:u8=1 id:[16] amount:i64
 //!                          method_len:u8 method country_len:u8 country
 //! answer (core → edge):    len:u32 tag:u32 status:u16 body
@@ -19,12 +20,16 @@
 //! core would have sent over HTTP; its content type is always JSON. A core
 //! that speaks another version answers the hello with its own and closes:
 //! the edge reports both versions and accepts nothing.
+//!
+//! `table` is the path of the core's accept table ([`crate::accepts`]), if
+//! it has one: an edge that maps it accepts payments there itself, and the
+//! core finds them there; nothing about them crosses the socket.
 
 use reroute_core::{CorrelationId, Money, Timestamp};
 use reroute_store::NewPayment;
 
 /// This build's protocol version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 
 /// The four bytes each side sends first.
 pub const HELLO: [u8; 4] = [b'R', b'R', b'C', VERSION];
@@ -108,6 +113,13 @@ pub fn decode_payment(frame: &[u8], now: Timestamp) -> Result<(u32, NewPayment),
             accepted_at: now,
         },
     ))
+}
+
+/// The core's words after its hello: the accept table's path, if any.
+pub fn encode_table(out: &mut Vec<u8>, table: Option<&std::path::Path>) {
+    let path = table.map_or(&[][..], |p| p.as_os_str().as_encoded_bytes());
+    out.extend_from_slice(&(path.len() as u16).to_be_bytes());
+    out.extend_from_slice(path);
 }
 
 /// Appends an answer frame to `out`.
@@ -230,7 +242,7 @@ mod tests {
     #[test]
     fn a_hello_tells_a_version_apart_from_another_protocol() {
         assert_eq!(check_hello(HELLO), Hello::Compatible);
-        assert_eq!(check_hello(*b"RRC\x02"), Hello::Version(2));
+        assert_eq!(check_hello(*b"RRC\x07"), Hello::Version(7));
         assert_eq!(check_hello(*b"GET "), Hello::Foreign);
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use axum::http::StatusCode;
 use common::*;
+use reroute_server::accepts::{AcceptTable, Probe};
 use reroute_server::{BoundEdge, EdgeArgs};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
@@ -179,14 +180,14 @@ async fn a_core_at_os_has_let_go_of_its_store_once_stopped() {
 
 /// A stand-in core at `dir/core.sock` that says `hello`, reads one frame's
 /// worth of bytes and hangs up without answering.
-fn vanishing_core(dir: &Path, hello: [u8; 4]) -> PathBuf {
+fn vanishing_core(dir: &Path, hello: &'static [u8]) -> PathBuf {
     let path = dir.join("core.sock");
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();
         let mut theirs = [0u8; 4];
         stream.read_exact(&mut theirs).await.unwrap();
-        stream.write_all(&hello).await.unwrap();
+        stream.write_all(hello).await.unwrap();
         let mut frame = [0u8; 8];
         let _ = stream.read_exact(&mut frame).await;
         drop(stream);
@@ -197,7 +198,12 @@ fn vanishing_core(dir: &Path, hello: [u8; 4]) -> PathBuf {
 #[tokio::test]
 async fn a_payment_whose_core_vanished_with_it_is_unknown_not_refused() {
     let dir = tempfile::tempdir().unwrap();
-    vanishing_core(dir.path(), reroute_server::wire::HELLO);
+    // This release's hello, and no accept table.
+    const HELLO: [u8; 6] = {
+        let h = reroute_server::wire::HELLO;
+        [h[0], h[1], h[2], h[3], 0, 0]
+    };
+    vanishing_core(dir.path(), &HELLO);
     let edge = Edge::start(dir.path());
     let http = Http::default();
     let (status, body) = edge.pay(&http, &new_id(), "10.00").await;
@@ -211,7 +217,7 @@ async fn a_payment_whose_core_vanished_with_it_is_unknown_not_refused() {
 #[tokio::test]
 async fn an_edge_and_a_core_of_other_versions_say_so_and_accept_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    vanishing_core(dir.path(), *b"RRC\x07");
+    vanishing_core(dir.path(), b"RRC\x07");
     let edge = Edge::start(dir.path());
     let http = Http::default();
     let (status, body) = edge.pay(&http, &new_id(), "10.00").await;
@@ -220,4 +226,222 @@ async fn an_edge_and_a_core_of_other_versions_say_so_and_accept_nothing() {
     assert!(error.contains("version 7"), "{error}");
     assert!(body.get("outcome").is_none(), "{body}");
     edge.stop().await;
+}
+
+/// A core at `os` with an accept table at `dir/core.accepts`.
+async fn core_with_table(sims: &Sims, dir: &Path) -> TestApp {
+    let table = dir.join("core.accepts").display().to_string();
+    core_with(sims, dir, &["--durability", "os", "--accept-table", &table]).await
+}
+
+async fn paid(http: &Http, core: &TestApp, count: u64) {
+    eventually(
+        "the payments are paid",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, v) = http.get(&format!("{}/payments-summary", core.url)).await;
+            (v["default"]["totalRequests"] == count).then_some(())
+        },
+    )
+    .await;
+}
+
+/// A payment as a test writes it into the table, as an edge would.
+fn table_payment(id: &str, minor: i64) -> reroute_store::NewPayment {
+    reroute_store::NewPayment {
+        id: id.parse().unwrap(),
+        amount: reroute_core::Money::from_minor(minor),
+        payment_method: None,
+        country: None,
+        accepted_at: reroute_core::Timestamp::now(),
+    }
+}
+
+#[tokio::test]
+async fn edges_accept_in_the_cores_table_and_every_door_agrees_on_an_id() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = core_with_table(&sims, dir.path()).await;
+    let edges = [Edge::start(dir.path()), Edge::start(dir.path())];
+    let http = Http::default();
+
+    // Posted four times, then with another amount, at alternate edges.
+    let id = new_id();
+    let mut statuses = Vec::new();
+    for (i, amount) in ["19.90", "19.90", "19.90", "19.90", "25.00", "25.00"]
+        .iter()
+        .enumerate()
+    {
+        statuses.push(edges[i % 2].pay(&http, &id, amount).await.0.as_u16());
+    }
+    assert_eq!(statuses, [202, 200, 200, 200, 409, 409]);
+    // The edge decided in the table: the id is there with its amount.
+    let (table, _) = AcceptTable::open(&dir.path().join("core.accepts"), false).unwrap();
+    assert_eq!(
+        table.probe(&id.parse().unwrap()),
+        Probe::Known(reroute_core::Money::from_minor(1990))
+    );
+    // Through the edges' rings, not by frame.
+    let handed: u32 = (0..reroute_server::accepts::owners::MAX_OWNERS)
+        .map(|owner| table.ring(owner).1)
+        .sum();
+    assert_eq!(handed, 1, "the edges pushed the one new id");
+    // The core's own door agrees, and an id it accepted first is known
+    // at the edges.
+    assert_eq!(core.pay(&http, &id, "19.90").await.0, StatusCode::OK);
+    let first_at_core = new_id();
+    assert_eq!(
+        core.pay(&http, &first_at_core, "5.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        edges[1].pay(&http, &first_at_core, "5.00").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        edges[0].pay(&http, &first_at_core, "6.00").await.0,
+        StatusCode::CONFLICT
+    );
+
+    // One new id, 32 times at once at both edges: one 202.
+    let racing = new_id();
+    let answers =
+        futures_util::future::join_all((0..32).map(|i| edges[i % 2].pay(&http, &racing, "1.00")))
+            .await;
+    let accepted = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::ACCEPTED)
+        .count();
+    let duplicates = answers.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!((accepted, duplicates), (1, 31), "{answers:?}");
+
+    // Each is paid once, and every answer is counted in the core's
+    // metrics: 3 accepted; 36 duplicates, 35 of them answered by edges.
+    paid(&http, &core, 3).await;
+    let (_, summary) = http.get(&format!("{}/payments-summary", core.url)).await;
+    assert_eq!(summary["default"]["totalAmount"], 25.9, "{summary}");
+    eventually(
+        "the edges' duplicates are counted",
+        std::time::Duration::from_secs(5),
+        || async {
+            let (_, text) = http.get_text(&format!("{}/metrics", core.url)).await;
+            let counted = |result: &str| {
+                let key = format!("reroute_payments_accepted_total{{result=\"{result}\"}} ");
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key.as_str()))
+                    .map(str::to_owned)
+            };
+            (counted("accepted").as_deref() == Some("3")
+                && counted("duplicate").as_deref() == Some("36"))
+            .then_some(())
+        },
+    )
+    .await;
+    for edge in edges {
+        edge.stop().await;
+    }
+    core.stop().await;
+}
+
+#[tokio::test]
+async fn what_an_edge_left_in_the_table_is_stored_and_paid_once() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.accepts");
+    let core = core_with_table(&sims, dir.path()).await;
+    let edge = Edge::start(dir.path());
+    let http = Http::default();
+
+    // An edge published a payment and died before it told the core.
+    let (quiet, _) = AcceptTable::open(&path, false).unwrap();
+    let told_nobody = new_id();
+    let Probe::Claimed(claim) = quiet.probe(&told_nobody.parse().unwrap()) else {
+        panic!("a new id is claimed")
+    };
+    quiet.write(&claim, &table_payment(&told_nobody, 700));
+    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
+    quiet.publish(claim);
+    // Another claimed an id, wrote it and died before publishing: nothing
+    // was answered for it, so the client's retry is accepted.
+    let never_answered = new_id();
+    let Probe::Claimed(claim) = quiet.probe(&never_answered.parse().unwrap()) else {
+        panic!("a new id is claimed")
+    };
+    quiet.write(&claim, &table_payment(&never_answered, 300));
+    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
+    drop(quiet);
+
+    let (status, body) = edge.pay(&http, &never_answered, "3.00").await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (status, body) = edge.pay(&http, &told_nobody, "7.00").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    paid(&http, &core, 2).await;
+    core.stop().await;
+
+    // Published while the core was down: the next core stores it first.
+    let (quiet, _) = AcceptTable::open(&path, false).unwrap();
+    let while_down = new_id();
+    let Probe::Claimed(claim) = quiet.probe(&while_down.parse().unwrap()) else {
+        panic!("a new id is claimed")
+    };
+    quiet.write(&claim, &table_payment(&while_down, 100));
+    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
+    quiet.publish(claim);
+    drop(quiet);
+    let core = core_with_table(&sims, dir.path()).await;
+    paid(&http, &core, 3).await;
+    let (_, summary) = http.get(&format!("{}/payments-summary", core.url)).await;
+    assert_eq!(summary["default"]["totalAmount"], 11.0, "{summary}");
+    edge.stop().await;
+    core.stop().await;
+}
+
+#[tokio::test]
+async fn a_purge_empties_the_table_with_the_store() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = core_with_table(&sims, dir.path()).await;
+    let edge = Edge::start(dir.path());
+    let http = Http::default();
+    let id = new_id();
+    assert_eq!(edge.pay(&http, &id, "1.00").await.0, StatusCode::ACCEPTED);
+    paid(&http, &core, 1).await;
+    let (status, _) = http
+        .post_json(&format!("{}/purge-payments", edge.url), "")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The same id is new again, with any amount.
+    assert_eq!(edge.pay(&http, &id, "2.00").await.0, StatusCode::ACCEPTED);
+    paid(&http, &core, 1).await;
+    let (_, summary) = http.get(&format!("{}/payments-summary", core.url)).await;
+    assert_eq!(summary["default"]["totalAmount"], 2.0, "{summary}");
+    edge.stop().await;
+    core.stop().await;
+}
+
+#[tokio::test]
+async fn an_edge_maps_the_table_a_restarted_core_made_anew() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let core = core_with_table(&sims, dir.path()).await;
+    let edge = Edge::start(dir.path());
+    let http = Http::default();
+    assert_eq!(
+        edge.pay(&http, &new_id(), "1.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    paid(&http, &core, 1).await;
+    core.stop().await;
+    // The table is lost; the next core makes it anew from its store.
+    std::fs::remove_file(dir.path().join("core.accepts")).unwrap();
+    let core = core_with_table(&sims, dir.path()).await;
+    let id = new_id();
+    assert_eq!(core.pay(&http, &id, "2.00").await.0, StatusCode::ACCEPTED);
+    // The edge, still running, reconnects and reads the new file: it
+    // knows the id the new core accepted.
+    let (status, body) = edge.pay(&http, &id, "2.00").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    paid(&http, &core, 2).await;
+    edge.stop().await;
+    core.stop().await;
 }

@@ -22,7 +22,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::payments::{accept_and_queue, receipt, routable};
+use super::accepts::accept_and_queue;
+use super::payments::{receipt, routable};
 use crate::state::Shared;
 use crate::wire::{self, Hello};
 
@@ -71,7 +72,9 @@ async fn connection(
         .await
         .map_err(|_| std::io::Error::other("no hello within 5 s"))??;
     // Ours goes back either way: an edge of another version says which.
-    stream.write_all(&wire::HELLO).await?;
+    let mut hello_back = wire::HELLO.to_vec();
+    wire::encode_table(&mut hello_back, shared.accepts.as_ref().map(|t| t.path()));
+    stream.write_all(&hello_back).await?;
     match wire::check_hello(hello) {
         Hello::Compatible => {}
         Hello::Version(v) => {

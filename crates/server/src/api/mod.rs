@@ -4,10 +4,11 @@
 //! (failover intelligence: outcomes in, health, alerts and recommendations
 //! out), [`ops`] and [`dashboard`] surface 3 (metrics, liveness, readiness,
 //! the live dashboard); [`frames`] takes payments from edges over a unix
-//! socket. Below the handlers: [`request`] (body, content type, admin
+//! socket, and [`accepts`] keeps the accept table edges accept in. Below the handlers: [`request`] (body, content type, admin
 //! token) and [`error`] (one error type, one JSON shape); above them:
 //! [`routes`] mounts them all and [`openapi`] describes them.
 
+pub mod accepts;
 pub mod dashboard;
 pub mod error;
 pub mod frames;

@@ -15,13 +15,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
-use reroute_store::{Acceptance, NewPayment, PaymentRecord, PendingPayment, StoreError};
+use reroute_store::{Acceptance, NewPayment, PaymentRecord, StoreError};
 use serde_json::value::RawValue;
 use tracing::Instrument;
 
+use super::accepts::accept_and_queue;
 use super::error::{ApiError, ErrorBody};
 use super::request::{self, constant_time_eq, presented_token, read_body, require_json};
-use crate::queue::Job;
 use crate::state::Shared;
 
 // The body as sent, fields still raw so that each problem can be named.
@@ -168,14 +168,8 @@ pub async fn create(
 
 /// Whether a processor of the registry takes this payment: a 422 if none.
 pub(crate) fn routable(shared: &Shared, payment: &NewPayment) -> Result<(), ApiError> {
-    let routable = shared.registry.by_fee().iter().any(|p| {
-        p.url.is_some()
-            && p.supports(
-                payment.payment_method.as_deref(),
-                payment.country.as_deref(),
-            )
-    });
-    if !routable {
+    let method = payment.payment_method.as_deref();
+    if !crate::routing::takes(shared, method, payment.country.as_deref()) {
         let what = format!(
             "paymentMethod {} in country {}",
             payment.payment_method.as_deref().unwrap_or("(any)"),
@@ -207,27 +201,6 @@ pub(crate) fn receipt(
     }
 }
 
-/// Stores a payment durably, with the attempt it would get now (see
-/// [`crate::routing::plan`]), and, if it is new, queues it for a worker.
-pub(crate) async fn accept_and_queue(
-    shared: Arc<Shared>,
-    payment: NewPayment,
-) -> Result<Acceptance, StoreError> {
-    let plan = crate::routing::plan(&shared, &payment, Timestamp::now());
-    let acceptance = shared
-        .store
-        .accept_with_plan(payment.clone(), plan.clone())
-        .await?;
-    if acceptance == Acceptance::New {
-        shared.metrics.accepted("accepted");
-        shared.queue.push(Job::accepted(PendingPayment {
-            payment,
-            attempt: plan,
-        }));
-    }
-    Ok(acceptance)
-}
-
 /// The answer to `POST /payments`, as [`receipt_body`] writes it by hand (the hot
 /// path skips a serializer); described here for the API document.
 #[derive(utoipa::ToSchema)]
@@ -240,7 +213,7 @@ pub(crate) struct PaymentReceipt {
     status: String,
 }
 
-fn receipt_body(id: CorrelationId, what: &str) -> String {
+pub(crate) fn receipt_body(id: CorrelationId, what: &str) -> String {
     format!(r#"{{"correlationId":"{id}","status":"{what}"}}"#)
 }
 
@@ -457,6 +430,12 @@ pub async fn purge(
     };
     if !authorised {
         return Err(ApiError::Unauthorized);
+    }
+    // The table first: an edge's accept published meanwhile is of the old
+    // generation, which the core no longer stores; one stored before is
+    // purged with the store.
+    if let Some(table) = &shared.accepts {
+        table.purge();
     }
     shared.store.purge().await?;
     let dropped = shared.queue.clear();

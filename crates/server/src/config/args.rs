@@ -138,6 +138,13 @@ pub struct ServeArgs {
     #[arg(long, env = "REROUTE_DURABILITY")]
     pub durability: Option<String>,
 
+    /// A file the core and its edges share, in which the edges accept
+    /// payments themselves, without waiting for the core (durability `os`,
+    /// the embedded store and --edge-socket only; on a volume every edge
+    /// sees): docs/ARCHITECTURE.md, "Accepts at the edge".
+    #[arg(long, env = "REROUTE_ACCEPT_TABLE")]
+    pub accept_table: Option<PathBuf>,
+
     /// This instance's name among several [default: the host name].
     #[arg(long, env = "REROUTE_INSTANCE")]
     pub instance: Option<String>,

@@ -55,6 +55,7 @@ pub(super) struct StorageTable {
     pub(super) lease_ms: Option<u64>,
     pub(super) summary_settle_ms: Option<u64>,
     pub(super) durability: Option<String>,
+    pub(super) accept_table: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

@@ -121,6 +121,13 @@ impl ServeConfig {
             "storage.durability",
             quoted(&self.durability.to_string()),
         ));
+        match &self.accept_table {
+            Some(path) => line(set(
+                "storage.accept_table",
+                quoted(&path.display().to_string()),
+            )),
+            None => line("# accept_table: none".into()),
+        }
 
         line("\n[health]".into());
         line(set("health.probes", self.probes.to_string()));

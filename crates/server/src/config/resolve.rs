@@ -173,6 +173,7 @@ impl ServeArgs {
             .pick([(DURABILITY, self.durability)], storage.durability)
             .check(&r, |d| d.trim().parse::<Durability>())?
             .unwrap_or_default();
+        let accept_table = r.pick([(ACCEPT_TABLE, self.accept_table)], storage.accept_table);
         let store = r.pick([(STORE, self.database_url)], storage.store);
         // An embedded database named on the command line is what was asked
         // for: a DATABASE_URL left in the environment (or a file's store)
@@ -215,6 +216,22 @@ impl ServeArgs {
                 }
             }
         };
+        let accept_table_origin = accept_table.origin.clone();
+        let accept_table = accept_table.value;
+        if accept_table.is_some() {
+            let problem = if edge_socket.is_none() {
+                Some("needs --edge-socket: only edges use it")
+            } else if durability != Durability::Os {
+                Some("needs durability os: an edge's 202 there survives kill -9, not a power loss")
+            } else if !matches!(store, StoreChoice::Embedded(_)) {
+                Some("needs the embedded store: with PostgreSQL, run several instances")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(r.invalid(ACCEPT_TABLE.key, &accept_table_origin, problem));
+            }
+        }
         // [health]
         let probes = r
             .pick([(PROBES, self.probes)], health.probes)
@@ -351,6 +368,7 @@ impl ServeArgs {
             edge_socket,
             store,
             durability,
+            accept_table,
             telemetry: TelemetryConfig {
                 log_format,
                 otlp: otlp_endpoint.map(|endpoint| OtlpConfig {

@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub store: StoreChoice,
     /// When the store calls an accept done: what a 2xx survives.
     pub durability: Durability,
+    /// The file edges accept payments in (`--accept-table`), if any.
+    pub accept_table: Option<PathBuf>,
     /// This instance's name (logs, leases, exported spans).
     pub instance: String,
     pub registry: Registry,

@@ -71,6 +71,7 @@ args! {
     LEASE_MS = "lease_ms", "--lease-ms", "REROUTE_LEASE_MS", "storage.lease_ms";
     SUMMARY_SETTLE_MS = "summary_settle_ms", "--summary-settle-ms", "REROUTE_SUMMARY_SETTLE_MS", "storage.summary_settle_ms";
     DURABILITY = "durability", "--durability", "REROUTE_DURABILITY", "storage.durability";
+    ACCEPT_TABLE = "accept_table", "--accept-table", "REROUTE_ACCEPT_TABLE", "storage.accept_table";
     PROBES = "probes", "--probes", "REROUTE_PROBES", "health.probes";
     HEALTH_INTERVAL_MS = "health_interval_ms", "--health-interval-ms", "HEALTH_CHECK_INTERVAL", "health.health_interval_ms";
     HEALTH_WINDOW_SIZE = "health_window_size", "--health-window-size", "REROUTE_HEALTH_WINDOW_SIZE", "health.health_window_size";

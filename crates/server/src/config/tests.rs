@@ -108,6 +108,31 @@ fn invalid_values_name_the_key() {
     assert!(e.starts_with("REROUTE_WORKERS:"), "{e}");
 }
 
+#[test]
+fn an_accept_table_needs_edges_durability_os_and_the_embedded_store() {
+    let table = ["--accept-table", "/tmp/t.accepts"];
+    let edges = ["--edge-socket", "/tmp/core.sock"];
+    let os = ["--durability", "os"];
+    for (args, needs) in [
+        ([&table[..], &os].concat(), "--edge-socket"),
+        ([&table[..], &edges].concat(), "durability os"),
+        (
+            [&table[..], &edges, &os, &["--store", "postgres://x@y/z"]].concat(),
+            "embedded store",
+        ),
+    ] {
+        let e = parse(&args).unwrap_err().to_string();
+        assert!(
+            e.starts_with("REROUTE_ACCEPT_TABLE:") && e.contains(needs),
+            "{e}"
+        );
+    }
+    // The embedded store named on the command line, whatever DATABASE_URL
+    // says (resolved with the matches, as `reroute serve` does).
+    let (c, _) = resolve(&[&table[..], &edges, &os, &["--db", "/tmp/t.db"]].concat()).unwrap();
+    assert_eq!(c.accept_table.as_deref(), Some(Path::new("/tmp/t.accepts")));
+}
+
 fn shipped(name: &str) -> String {
     format!("{}/../../config/{name}", env!("CARGO_MANIFEST_DIR"))
 }

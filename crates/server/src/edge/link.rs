@@ -8,6 +8,7 @@
 //! opens a new connection.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -43,6 +44,7 @@ pub struct CoreLink {
     /// The open connection, if any; replaced under this lock, so that two
     /// payments arriving on a broken link open one connection, not two.
     current: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    opened: std::sync::atomic::AtomicU64,
 }
 
 /// The core's answer to one payment: HTTP status and JSON body.
@@ -53,6 +55,10 @@ type Waiting = HashMap<u32, oneshot::Sender<Answer>>;
 
 struct Connection {
     frames: mpsc::UnboundedSender<(u32, NewPayment)>,
+    /// The core's accept table, as its hello named it.
+    table: Option<PathBuf>,
+    /// Which of the link's connections this is (the first is 1).
+    number: u64,
     /// `None` once the connection is broken (nothing may wait on it then).
     waiting: Mutex<Option<Waiting>>,
     next_tag: AtomicU32,
@@ -83,6 +89,7 @@ impl CoreLink {
             path,
             timeout,
             current: tokio::sync::Mutex::new(None),
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -121,6 +128,15 @@ impl CoreLink {
         }
     }
 
+    /// A connection to the core, opened if need be: what an edge checks
+    /// before it accepts a payment itself.
+    pub async fn ready(&self) -> Result<Ready, LinkError> {
+        Ok(Ready {
+            connection: self.connection().await?,
+            path: self.path.display().to_string(),
+        })
+    }
+
     fn unreachable(&self, reason: impl std::fmt::Display) -> LinkError {
         LinkError::Unreachable {
             path: self.path.display().to_string(),
@@ -133,7 +149,7 @@ impl CoreLink {
         if let Some(connection) = current.as_ref().filter(|c| c.is_open()) {
             return Ok(Arc::clone(connection));
         }
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
+        let (stream, table) = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
             .await
             .map_err(|_| self.unreachable("no connection and hello within 1 s"))?
             .map_err(|e| self.unreachable(e))?;
@@ -141,6 +157,8 @@ impl CoreLink {
         let (frames, queued) = mpsc::unbounded_channel();
         let connection = Arc::new(Connection {
             frames,
+            table,
+            number: self.opened.fetch_add(1, Ordering::Relaxed) + 1,
             waiting: Mutex::new(Some(HashMap::new())),
             next_tag: AtomicU32::new(0),
         });
@@ -151,13 +169,20 @@ impl CoreLink {
         Ok(connection)
     }
 
-    async fn open(&self) -> std::io::Result<UnixStream> {
+    /// Connects and greets; the core's hello names its accept table.
+    async fn open(&self) -> std::io::Result<(UnixStream, Option<PathBuf>)> {
         let mut stream = UnixStream::connect(&self.path).await?;
         stream.write_all(&wire::HELLO).await?;
         let mut hello = [0u8; 4];
         stream.read_exact(&mut hello).await?;
         match wire::check_hello(hello) {
-            Hello::Compatible => Ok(stream),
+            Hello::Compatible => {
+                let len = stream.read_u16().await? as usize;
+                let mut path = vec![0; len];
+                stream.read_exact(&mut path).await?;
+                let table = (len > 0).then(|| PathBuf::from(std::ffi::OsString::from_vec(path)));
+                Ok((stream, table))
+            }
             Hello::Version(v) => Err(std::io::Error::other(format!(
                 "the core speaks protocol version {v}, this edge {}: run the same release",
                 wire::VERSION
@@ -189,6 +214,39 @@ async fn write_loop(
     connection.close();
     // The reader sees the end too, and stops.
     let _ = writer.shutdown().await;
+}
+
+/// An open connection to the core, for an edge that accepts a payment in
+/// the core's accept table.
+pub struct Ready {
+    connection: Arc<Connection>,
+    path: String,
+}
+
+impl Ready {
+    /// The core's accept table, if it has one.
+    pub fn table(&self) -> Option<&std::path::Path> {
+        self.connection.table.as_deref()
+    }
+
+    /// Which of the link's connections this is: another number, another
+    /// core (perhaps with another table at the same path).
+    pub fn connection(&self) -> u64 {
+        self.connection.number
+    }
+
+    /// Whether the connection is still open: an edge answers 202 only then
+    /// (the core it reaches stores what it accepted).
+    pub fn check(&self) -> Result<(), LinkError> {
+        if self.connection.is_open() {
+            Ok(())
+        } else {
+            Err(LinkError::Unreachable {
+                path: self.path.clone(),
+                reason: "the connection broke".into(),
+            })
+        }
+    }
 }
 
 async fn read_loop(mut reader: OwnedReadHalf, connection: Arc<Connection>) {

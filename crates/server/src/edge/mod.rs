@@ -10,6 +10,11 @@
 //! never 202; it reconnects on the next request, so a restarted core is
 //! picked up without restarting the edges.
 //!
+//! When the core has an accept table ([`crate::accepts`]), an edge accepts a
+//! payment there itself — 202, 200 or 409 without waiting for the core —
+//! and the core, which looks at the table every few milliseconds, stores
+//! it; still only while the edge's connection to the core is open.
+//!
 //! An edge runs on one thread: run more edges for more cores.
 
 pub mod link;
@@ -27,11 +32,12 @@ use axum::routing::post;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use reroute_core::Timestamp;
-use reroute_store::StoreError;
+use reroute_store::{NewPayment, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::accepts::{AcceptTable, Probe};
 use crate::api::error::ApiError;
-use crate::api::payments::parse_payment;
+use crate::api::payments::{parse_payment, receipt_body};
 use crate::api::request::{read_body, require_json};
 use crate::config::{BODY_READ_TIMEOUT, MAX_BODY_BYTES};
 use crate::listen::{self, Listeners, SocketFile};
@@ -71,6 +77,8 @@ pub struct EdgeArgs {
 /// What the edge's handlers share.
 struct Edge {
     link: CoreLink,
+    /// The core's accept table, once mapped.
+    table: std::sync::Mutex<Option<Mapped>>,
     proxy: Client<UnixConnector, Body>,
     timeout: Duration,
 }
@@ -177,6 +185,7 @@ impl BoundEdge {
         let timeout = Duration::from_millis(args.core_timeout_ms.max(1));
         let edge = Arc::new(Edge {
             link: CoreLink::new(args.core_socket.clone(), timeout),
+            table: std::sync::Mutex::new(None),
             proxy: Client::builder(TokioExecutor::new())
                 .build(UnixConnector(Arc::new(args.core_http_socket.clone()))),
             timeout,
@@ -206,6 +215,9 @@ async fn payment(
     require_json(&headers)?;
     let body = read_body(body, MAX_BODY_BYTES, BODY_READ_TIMEOUT).await?;
     let payment = parse_payment(&body, Timestamp::now())?;
+    if let Some(answer) = accept_here(&edge, &payment).await? {
+        return Ok(answer);
+    }
     match edge.link.send(payment).await {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
@@ -223,6 +235,126 @@ async fn payment(
         Err(e @ LinkError::NoAnswer(_)) => Err(ApiError::AcceptUnconfirmed(
             StoreError::Unavailable(e.to_string()),
         )),
+    }
+}
+
+/// How many times an edge looks again at an id whose slot another process
+/// is writing, before it leaves the payment to the core.
+const BUSY_LOOKS: usize = 8;
+
+/// Accepts the payment in the core's accept table, if the core has one
+/// and it can decide: `None` leaves it to the core. Only payments without
+/// a method or country (the Rinha's): those are routable wherever the core
+/// takes the table's payments (it checks at start-up that they are).
+async fn accept_here(edge: &Edge, payment: &NewPayment) -> Result<Option<Response>, ApiError> {
+    if payment.payment_method.is_some() || payment.country.is_some() {
+        return Ok(None);
+    }
+    let ready = match edge.link.ready().await {
+        Ok(ready) => ready,
+        Err(e) => return Err(ApiError::CoreUnreachable(e.to_string())),
+    };
+    let Some(table) = edge.table(&ready) else {
+        return Ok(None);
+    };
+    if !table.trusted() || !table.ring_has_room() {
+        return Ok(None);
+    }
+    for _ in 0..BUSY_LOOKS {
+        match table.probe(&payment.id) {
+            Probe::Known(existing) if existing == payment.amount => {
+                // Counted there for the core's metrics.
+                table.count_duplicate();
+                return Ok(Some(json(
+                    StatusCode::OK,
+                    receipt_body(payment.id, "duplicate"),
+                )));
+            }
+            Probe::Known(existing) => {
+                return Err(ApiError::Conflict {
+                    existing: existing.to_string(),
+                });
+            }
+            Probe::Claimed(claim) => {
+                table.write(&claim, payment);
+                if !table.push(&claim, payment.accepted_at) {
+                    // The core is far behind: it decides this one.
+                    table.abandon(claim);
+                    return Ok(None);
+                }
+                table.publish(claim);
+                return match ready.check() {
+                    Ok(()) => Ok(Some(json(
+                        StatusCode::ACCEPTED,
+                        receipt_body(payment.id, "accepted"),
+                    ))),
+                    // Accepted in the table, which the next core stores;
+                    // but this edge cannot tell the core now: never a 202.
+                    Err(e) => Err(ApiError::AcceptUnconfirmed(StoreError::Unavailable(
+                        e.to_string(),
+                    ))),
+                };
+            }
+            Probe::Busy(..) => tokio::task::yield_now().await,
+            Probe::Full => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The accept table an edge mapped: by the path the core named, checked
+/// on the connection it came by (`None`: it could not be mapped; told once).
+struct Mapped {
+    path: PathBuf,
+    connection: u64,
+    table: Option<Arc<AcceptTable>>,
+}
+
+impl Edge {
+    /// The core's accept table, mapped on first use, and again when a core
+    /// reached anew names another path or made the file anew.
+    fn table(&self, ready: &link::Ready) -> Option<Arc<AcceptTable>> {
+        let path = ready.table()?;
+        let mut cached = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(mapped) = cached.as_mut()
+            && mapped.path == path
+        {
+            if mapped.connection == ready.connection() {
+                return mapped.table.clone();
+            }
+            mapped.connection = ready.connection();
+            if mapped.table.as_ref().is_some_and(|t| t.is_current_file()) {
+                return mapped.table.clone();
+            }
+        }
+        let table = match AcceptTable::open(path, false) {
+            Ok((table, _)) => {
+                tracing::info!(table = %path.display(), "accepting payments in the core's accept table");
+                Some(Arc::new(table))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the core's accept table cannot be used: every payment goes to the core");
+                None
+            }
+        };
+        *cached = Some(Mapped {
+            path: path.to_path_buf(),
+            connection: ready.connection(),
+            table: table.clone(),
+        });
+        table
     }
 }
 

@@ -1,0 +1,259 @@
+use std::sync::{Arc, Barrier};
+
+use super::*;
+
+fn payment(n: u128, amount: i64) -> NewPayment {
+    NewPayment {
+        id: CorrelationId::from_bytes(n.to_be_bytes()),
+        amount: Money::from_minor(amount),
+        payment_method: None,
+        country: None,
+        accepted_at: Timestamp::from_millis(1_752_150_896_000),
+    }
+}
+
+fn accept(table: &AcceptTable, p: &NewPayment) -> Probe {
+    match table.probe(&p.id) {
+        Probe::Claimed(claim) => {
+            table.write(&claim, p);
+            let slot = claim.slot();
+            table.publish(claim);
+            Probe::Claimed(Claim {
+                slot,
+                word: table.word(slot),
+            })
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn an_id_is_claimed_once_then_known_with_its_amount_by_every_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, created) = AcceptTable::open(&path, true).unwrap();
+    assert!(created);
+    let (edge, created) = AcceptTable::open(&path, false).unwrap();
+    assert!(!created);
+    assert_ne!(core.owner_index(), edge.owner_index());
+
+    let p = payment(1, 1990);
+    let Probe::Claimed(claim) = accept(&edge, &p) else {
+        panic!("a new id is claimed")
+    };
+    assert_eq!(
+        core.read(claim.slot()),
+        Some(Record {
+            id: p.id,
+            amount: p.amount,
+        })
+    );
+    assert_eq!(core.probe(&p.id), Probe::Known(Money::from_minor(1990)));
+    assert_eq!(edge.probe(&p.id), Probe::Known(Money::from_minor(1990)));
+}
+
+#[test]
+fn one_core_keeps_a_table_and_an_edge_sees_when_it_was_made_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let err = AcceptTable::open(&path, true).err().unwrap();
+    assert!(matches!(err, TableError::InUse { .. }), "{err}");
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    assert!(edge.is_current_file());
+    drop(core);
+    std::fs::remove_file(&path).unwrap();
+    let (_core, created) = AcceptTable::open(&path, true).unwrap();
+    assert!(created);
+    assert!(
+        !edge.is_current_file(),
+        "the edge maps a file no longer there"
+    );
+}
+
+#[test]
+fn an_edge_that_cannot_open_a_missing_table_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = AcceptTable::open(&dir.path().join("none"), false)
+        .err()
+        .unwrap();
+    assert!(matches!(err, TableError::Io { .. }), "{err}");
+    std::fs::write(dir.path().join("short"), b"not a table").unwrap();
+    let err = AcceptTable::open(&dir.path().join("short"), true)
+        .err()
+        .unwrap();
+    assert!(matches!(err, TableError::Foreign { .. }), "{err}");
+}
+
+#[test]
+fn a_claim_is_waited_for_while_its_owner_lives_and_taken_over_once_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    let p = payment(2, 500);
+    let Probe::Claimed(claim) = edge.probe(&p.id) else {
+        panic!()
+    };
+    edge.write(&claim, &p);
+    let Probe::Busy(slot, word) = core.probe(&p.id) else {
+        panic!("a claimed id is busy")
+    };
+    assert_eq!(slot, claim.slot());
+    assert!(core.alive(word));
+    assert_eq!(core.take_over(slot, word, &p.id), None, "its owner lives");
+
+    // The edge dies between claim and publish: nothing was answered.
+    drop(edge);
+    assert!(!core.alive(word));
+    let taken = core
+        .take_over(slot, word, &p.id)
+        .expect("a dead owner's claim");
+    core.write(&taken, &payment(2, 700));
+    core.publish(taken);
+    assert_eq!(core.probe(&p.id), Probe::Known(Money::from_minor(700)));
+
+    // An edge started later takes the dead one's index, not its claims.
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    assert_eq!(edge.owner_index(), word.owner() as usize);
+    assert_ne!(edge.me.incarnation, word.incarnation());
+    assert!(!core.alive(word));
+}
+
+#[test]
+fn an_unsure_slot_is_left_to_the_store_and_can_be_taken_by_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let p = payment(3, 100);
+    let Probe::Claimed(claim) = core.probe(&p.id) else {
+        panic!()
+    };
+    core.write(&claim, &p);
+    core.abandon(claim);
+    let Probe::Busy(slot, word) = core.probe(&p.id) else {
+        panic!("an unsure id is busy")
+    };
+    let other = payment(1 << 100, 100);
+    assert_eq!(core.take_over(slot, word, &other.id), None, "not its id");
+    assert!(
+        core.take_over(slot, word, &p.id).is_some(),
+        "unsure is the store's"
+    );
+}
+
+#[test]
+fn a_purge_frees_every_slot_but_the_claims_still_being_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (table, _) = AcceptTable::open(&path, true).unwrap();
+    let a = payment(4, 100);
+    let b = payment(5, 100);
+    assert!(matches!(accept(&table, &a), Probe::Claimed(_)));
+    let Probe::Claimed(held) = table.probe(&b.id) else {
+        panic!()
+    };
+    table.purge();
+    let Probe::Claimed(again) = table.probe(&a.id) else {
+        panic!("a purged id is new again")
+    };
+    assert_ne!(again.slot(), held.slot(), "a claim survives a purge");
+    // The claim of before the purge publishes into its own generation:
+    // nobody sees it now.
+    table.write(&held, &b);
+    table.publish(held);
+    assert!(matches!(table.probe(&b.id), Probe::Claimed(_)));
+}
+
+#[test]
+fn ids_past_a_full_window_are_left_to_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (table, _) = AcceptTable::open_sized(&path, true, 10).unwrap();
+    let target = payment(6, 100);
+    let (home, _) = table::locate(&target.id, table.layout.capacity() - 1);
+    // Fill its window with ids whose home is the same slot.
+    let mut filled = 0;
+    let mut n = 1_000u128;
+    while filled < WINDOW {
+        let p = payment(n, 1);
+        n += 1;
+        let (h, _) = table::locate(&p.id, table.layout.capacity() - 1);
+        if h == home {
+            assert!(matches!(accept(&table, &p), Probe::Claimed(_)));
+            filled += 1;
+        }
+    }
+    assert_eq!(table.probe(&target.id), Probe::Full);
+}
+
+#[test]
+fn processes_racing_for_the_same_ids_claim_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let racers = 4;
+    let barrier = Arc::new(Barrier::new(racers));
+    let handles: Vec<_> = (0..racers)
+        .map(|r| {
+            let (table, _) = AcceptTable::open(&path, false).unwrap();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut won = Vec::new();
+                for n in 0..5_000u128 {
+                    let p = payment(n, 100 + r as i64);
+                    loop {
+                        match accept(&table, &p) {
+                            Probe::Claimed(_) => {
+                                won.push(n);
+                                break;
+                            }
+                            Probe::Known(_) => break,
+                            Probe::Busy(..) => std::thread::yield_now(),
+                            Probe::Full => panic!("room for 5,000"),
+                        }
+                    }
+                }
+                won
+            })
+        })
+        .collect();
+    let mut won: Vec<u128> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    won.sort_unstable();
+    assert_eq!(won, (0..5_000).collect::<Vec<_>>(), "each id won once");
+    for n in 0..5_000u128 {
+        assert!(matches!(core.probe(&payment(n, 0).id), Probe::Known(_)));
+    }
+}
+
+#[test]
+fn a_ring_hands_the_core_its_slots_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    let mut slots = Vec::new();
+    for n in 0..3 {
+        let p = payment(n, 1);
+        let Probe::Claimed(claim) = edge.probe(&p.id) else {
+            panic!()
+        };
+        assert!(edge.ring_has_room());
+        edge.write(&claim, &p);
+        assert!(edge.push(&claim, Timestamp::from_millis(n as i64)));
+        slots.push(claim.slot());
+        edge.publish(claim);
+    }
+    let owner = edge.owner_index();
+    let (tail, head) = core.ring(owner);
+    assert_eq!(head.wrapping_sub(tail), 3);
+    let read: Vec<_> = (tail..head).map(|i| core.ring_entry(owner, i)).collect();
+    let times = (0..3).map(Timestamp::from_millis);
+    assert_eq!(read, slots.into_iter().zip(times).collect::<Vec<_>>());
+    core.set_tail(owner, head);
+    assert_eq!(core.ring(owner), (head, head));
+}
