@@ -445,3 +445,40 @@ async fn an_edge_maps_the_table_a_restarted_core_made_anew() {
     edge.stop().await;
     core.stop().await;
 }
+
+#[tokio::test]
+async fn a_table_new_beside_a_store_with_payments_is_filled_from_it_first() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::default();
+    // A core at `os` without a table takes two payments.
+    let core = core_with(&sims, dir.path(), &["--durability", "os"]).await;
+    let (first, second) = (new_id(), new_id());
+    assert_eq!(
+        core.pay(&http, &first, "1.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    paid(&http, &core, 1).await;
+    assert_eq!(
+        core.pay(&http, &second, "2.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    paid(&http, &core, 2).await;
+    core.stop().await;
+    // The next one keeps a table: the edges know both at once.
+    let core = core_with_table(&sims, dir.path()).await;
+    let edge = Edge::start(dir.path());
+    let (table, _) = AcceptTable::open(&dir.path().join("core.accepts"), false).unwrap();
+    assert!(table.trusted(), "filled before the core serves");
+    assert_eq!(edge.pay(&http, &first, "1.00").await.0, StatusCode::OK);
+    assert_eq!(
+        edge.pay(&http, &second, "3.00").await.0,
+        StatusCode::CONFLICT
+    );
+    let handed: u32 = (0..reroute_server::accepts::owners::MAX_OWNERS)
+        .map(|owner| table.ring(owner).1)
+        .sum();
+    assert_eq!(handed, 0, "nothing new was accepted");
+    edge.stop().await;
+    core.stop().await;
+}

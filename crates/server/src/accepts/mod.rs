@@ -40,6 +40,8 @@
 //!   the same claim, store, publish — so a duplicate is caught whichever
 //!   door each copy came by.
 //! - **Purge.** Bumps the generation: every slot not claimed becomes free.
+//!   An accept racing a purge may be answered and purged with the rest, or
+//!   be stored after it, as an accept racing a purge of the store alone.
 //! - **Trust.** Edges decide only while the table holds every id the store
 //!   has ([`AcceptTable::trusted`]): a new table beside a store with
 //!   payments, or a table that outlived a kernel crash (another boot id) —
@@ -299,7 +301,16 @@ impl AcceptTable {
             }
             if word.generation() == current && word.tag() == tag {
                 match word.kind() {
-                    Kind::Claimed | Kind::Unsure => return Probe::Busy(index, word),
+                    // Its id is ours, or not written yet by a live owner
+                    // (it may be ours): busy. A dead owner's or an unsure
+                    // claim of another id is passed like a written one.
+                    Kind::Claimed | Kind::Unsure
+                        if self.holds(index, id)
+                            || (word.kind() == Kind::Claimed && self.alive(word)) =>
+                    {
+                        return Probe::Busy(index, word);
+                    }
+                    Kind::Claimed | Kind::Unsure => {}
                     Kind::Written => {
                         if let Some(record) = self.read(index)
                             && record.id == *id
@@ -383,11 +394,7 @@ impl AcceptTable {
         if word.kind() == Kind::Claimed && self.alive(word) {
             return None;
         }
-        let slot = self.layout.slot(index);
-        let bytes = id.as_bytes();
-        if slot.id[0].load(Ordering::Relaxed).to_le_bytes() != bytes[..8]
-            || slot.id[1].load(Ordering::Relaxed).to_le_bytes() != bytes[8..]
-        {
+        if !self.holds(index, id) {
             return None;
         }
         let mine = Word::new(
@@ -406,6 +413,14 @@ impl AcceptTable {
                 slot: index,
                 word: mine,
             })
+    }
+
+    /// Whether a slot's id fields are `id` (as written so far).
+    fn holds(&self, index: usize, id: &CorrelationId) -> bool {
+        let slot = self.layout.slot(index);
+        let bytes = id.as_bytes();
+        slot.id[0].load(Ordering::Relaxed).to_le_bytes() == bytes[..8]
+            && slot.id[1].load(Ordering::Relaxed).to_le_bytes() == bytes[8..]
     }
 
     /// Room in this process's ring for one more entry.

@@ -1,4 +1,7 @@
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
+
+use table::Kind;
 
 use super::*;
 
@@ -256,4 +259,44 @@ fn a_ring_hands_the_core_its_slots_in_order() {
     assert_eq!(read, slots.into_iter().zip(times).collect::<Vec<_>>());
     core.set_tail(owner, head);
     assert_eq!(core.ring(owner), (head, head));
+}
+
+#[test]
+fn a_dead_or_unsure_claim_of_another_id_with_the_same_tag_is_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let ours = payment(7, 100);
+    let other = payment(8, 100);
+    let (home, tag) = table::locate(&ours.id, core.layout.capacity() - 1);
+    // A claim on our id's home slot, with our tag but another id written,
+    // by an owner index nobody holds: its owner died.
+    let slot = core.layout.slot(home);
+    let bytes = other.id.as_bytes();
+    slot.id[0].store(
+        u64::from_le_bytes(bytes[..8].try_into().unwrap()),
+        Ordering::Relaxed,
+    );
+    slot.id[1].store(
+        u64::from_le_bytes(bytes[8..].try_into().unwrap()),
+        Ordering::Relaxed,
+    );
+    let dead = table::Word::new(core.generation(), Kind::Claimed, 9, 1, tag);
+    slot.state.store(dead.0, Ordering::Release);
+    let Probe::Claimed(claim) = core.probe(&ours.id) else {
+        panic!("the dead claim is another id's: ours goes to the next slot")
+    };
+    assert_eq!(claim.slot(), (home + 1) & (core.layout.capacity() - 1));
+    // The same claim with our id written is ours to wait for or take over.
+    core.abandon(claim);
+    let ours_written = ours.id.as_bytes();
+    slot.id[0].store(
+        u64::from_le_bytes(ours_written[..8].try_into().unwrap()),
+        Ordering::Relaxed,
+    );
+    slot.id[1].store(
+        u64::from_le_bytes(ours_written[8..].try_into().unwrap()),
+        Ordering::Relaxed,
+    );
+    assert_eq!(core.probe(&ours.id), Probe::Busy(home, dead));
 }

@@ -251,20 +251,11 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
         );
     let mut count = 0;
     for (id, amount, accepted_at) in known {
-        match table.probe(&id) {
-            Probe::Claimed(claim) => {
-                let payment = NewPayment {
-                    id,
-                    amount,
-                    payment_method: None,
-                    country: None,
-                    accepted_at,
-                };
-                table.write(&claim, &payment);
-                table.publish(claim);
-                count += 1;
-            }
-            Probe::Known(_) => {}
+        let claim = match table.probe(&id) {
+            Probe::Claimed(claim) => claim,
+            Probe::Known(_) => continue,
+            // A dead claim of the same id (edges do not claim meanwhile).
+            Probe::Busy(slot, word) if let Some(claim) = table.take_over(slot, word, &id) => claim,
             Probe::Busy(..) | Probe::Full => {
                 tracing::warn!(
                     table = %table.path().display(),
@@ -272,7 +263,17 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
                 );
                 return Ok(());
             }
-        }
+        };
+        let payment = NewPayment {
+            id,
+            amount,
+            payment_method: None,
+            country: None,
+            accepted_at,
+        };
+        table.write(&claim, &payment);
+        table.publish(claim);
+        count += 1;
     }
     table.set_filled_for(&boot, store);
     table.set_trusted(true);
