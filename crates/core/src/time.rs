@@ -54,11 +54,16 @@ impl FromStr for Timestamp {
     /// below the millisecond are truncated.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        // A four-digit year (0000-9999), the form Display writes: chrono's
-        // `%Y` would also read `-001` or `+12025`, instants whose text then
-        // does not read back.
-        let year = s.as_bytes().get(..5);
-        if !year.is_some_and(|y| y[..4].iter().all(u8::is_ascii_digit) && y[4] == b'-') {
+        // `YYYY-MM-DD?hh:mm:ss`, every digit in its place, the form
+        // Display writes: chrono's `%Y` would also read `-001` or `+12025`,
+        // its `%d` a one-digit day, its `%H` a hour after a space — texts
+        // that do not read back.
+        let shape = s.as_bytes().get(..19);
+        let digit_places = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+        if !shape.is_some_and(|b| {
+            digit_places.iter().all(|&i| b[i].is_ascii_digit())
+                && [b[4], b[7], b[13], b[16]] == *b"--::"
+        }) {
             return Err(TimestampError);
         }
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
@@ -164,6 +169,22 @@ mod tests {
             "-001-01-01T00:00:00",
             "+12025-07-10T00:00:00",
             "+2025-07-10T00:00:00Z",
+        ] {
+            assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
+        }
+    }
+
+    /// Found by the property `a_non_digit_in_a_digit_place_is_refused`:
+    /// chrono reads a one-digit day, and skips the space before the hour.
+    #[test]
+    fn every_digit_place_holds_a_digit() {
+        for bad in [
+            "0000-01-1T 00:00:00",
+            "2025-07-1T 12:34:56Z",
+            "2025-7-10T12:34:56Z",
+            "2025-07-10T 2:34:56Z",
+            "2025-07-10T12: 4:56Z",
+            "2025-07-10T12:34: 6",
         ] {
             assert_eq!(bad.parse::<Timestamp>(), Err(TimestampError), "{bad}");
         }
