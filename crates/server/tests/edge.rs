@@ -246,14 +246,23 @@ async fn paid(http: &Http, core: &TestApp, count: u64) {
     .await;
 }
 
-/// A payment as a test writes it into the table, as an edge would.
-fn table_payment(id: &str, minor: i64) -> reroute_store::NewPayment {
-    reroute_store::NewPayment {
+/// Claims, writes and pushes a payment into the table as an edge would,
+/// without a word to the core; publishes it if `publish`.
+fn accept_quietly(table: &AcceptTable, id: &str, minor: i64, publish: bool) {
+    let payment = reroute_store::NewPayment {
         id: id.parse().unwrap(),
         amount: reroute_core::Money::from_minor(minor),
         payment_method: None,
         country: None,
         accepted_at: reroute_core::Timestamp::now(),
+    };
+    let Probe::Claimed(claim) = table.probe(&payment.id) else {
+        panic!("a new id is claimed")
+    };
+    table.write(&claim, &payment);
+    assert!(table.push(&claim, payment.accepted_at));
+    if publish {
+        table.publish(claim);
     }
 }
 
@@ -355,20 +364,11 @@ async fn what_an_edge_left_in_the_table_is_stored_and_paid_once() {
     // An edge published a payment and died before it told the core.
     let (quiet, _) = AcceptTable::open(&path, false).unwrap();
     let told_nobody = new_id();
-    let Probe::Claimed(claim) = quiet.probe(&told_nobody.parse().unwrap()) else {
-        panic!("a new id is claimed")
-    };
-    quiet.write(&claim, &table_payment(&told_nobody, 700));
-    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
-    quiet.publish(claim);
+    accept_quietly(&quiet, &told_nobody, 700, true);
     // Another claimed an id, wrote it and died before publishing: nothing
     // was answered for it, so the client's retry is accepted.
     let never_answered = new_id();
-    let Probe::Claimed(claim) = quiet.probe(&never_answered.parse().unwrap()) else {
-        panic!("a new id is claimed")
-    };
-    quiet.write(&claim, &table_payment(&never_answered, 300));
-    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
+    accept_quietly(&quiet, &never_answered, 300, false);
     drop(quiet);
 
     let (status, body) = edge.pay(&http, &never_answered, "3.00").await;
@@ -380,13 +380,7 @@ async fn what_an_edge_left_in_the_table_is_stored_and_paid_once() {
 
     // Published while the core was down: the next core stores it first.
     let (quiet, _) = AcceptTable::open(&path, false).unwrap();
-    let while_down = new_id();
-    let Probe::Claimed(claim) = quiet.probe(&while_down.parse().unwrap()) else {
-        panic!("a new id is claimed")
-    };
-    quiet.write(&claim, &table_payment(&while_down, 100));
-    assert!(quiet.push(&claim, reroute_core::Timestamp::now()));
-    quiet.publish(claim);
+    accept_quietly(&quiet, &new_id(), 100, true);
     drop(quiet);
     let core = core_with_table(&sims, dir.path()).await;
     paid(&http, &core, 3).await;

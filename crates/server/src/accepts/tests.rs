@@ -272,15 +272,16 @@ fn a_dead_or_unsure_claim_of_another_id_with_the_same_tag_is_passed() {
     // A claim on our id's home slot, with our tag but another id written,
     // by an owner index nobody holds: its owner died.
     let slot = core.layout.slot(home);
-    let bytes = other.id.as_bytes();
-    slot.id[0].store(
-        u64::from_le_bytes(bytes[..8].try_into().unwrap()),
-        Ordering::Relaxed,
-    );
-    slot.id[1].store(
-        u64::from_le_bytes(bytes[8..].try_into().unwrap()),
-        Ordering::Relaxed,
-    );
+    let write_id = |id: &CorrelationId| {
+        let bytes = id.as_bytes();
+        for (half, field) in bytes.chunks(8).zip(&slot.id) {
+            field.store(
+                u64::from_le_bytes(half.try_into().unwrap()),
+                Ordering::Relaxed,
+            );
+        }
+    };
+    write_id(&other.id);
     let dead = table::Word::new(core.generation(), Kind::Claimed, 9, 1, tag);
     slot.state.store(dead.0, Ordering::Release);
     let Probe::Claimed(claim) = core.probe(&ours.id) else {
@@ -289,14 +290,6 @@ fn a_dead_or_unsure_claim_of_another_id_with_the_same_tag_is_passed() {
     assert_eq!(claim.slot(), (home + 1) & (core.layout.capacity() - 1));
     // The same claim with our id written is ours to wait for or take over.
     core.abandon(claim);
-    let ours_written = ours.id.as_bytes();
-    slot.id[0].store(
-        u64::from_le_bytes(ours_written[..8].try_into().unwrap()),
-        Ordering::Relaxed,
-    );
-    slot.id[1].store(
-        u64::from_le_bytes(ours_written[8..].try_into().unwrap()),
-        Ordering::Relaxed,
-    );
+    write_id(&ours.id);
     assert_eq!(core.probe(&ours.id), Probe::Busy(home, dead));
 }
