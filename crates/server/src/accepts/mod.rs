@@ -359,9 +359,7 @@ impl AcceptTable {
     pub fn read(&self, index: usize) -> Option<Record> {
         let slot = self.layout.slot(index);
         let word = slot.state.load(Ordering::Acquire);
-        if Word(word).kind() != Kind::Written
-            || Word(word).generation() != self.generation() & table::GEN_MASK
-        {
+        if Word(word).kind() != Kind::Written || !self.is_current(Word(word)) {
             return None;
         }
         let mut bytes = [0u8; 16];
@@ -426,7 +424,10 @@ impl AcceptTable {
     /// Room in this process's ring for one more entry.
     pub fn ring_has_room(&self) -> bool {
         let block = self.layout.owner(self.me.index as usize);
-        let head = block.head.load(Ordering::Relaxed);
+        Self::room(block, block.head.load(Ordering::Relaxed))
+    }
+
+    fn room(block: &table::OwnerBlock, head: u32) -> bool {
         head.wrapping_sub(block.tail.load(Ordering::Acquire)) < RING
     }
 
@@ -441,7 +442,7 @@ impl AcceptTable {
         let index = self.me.index as usize;
         let block = self.layout.owner(index);
         let head = block.head.load(Ordering::Relaxed);
-        if head.wrapping_sub(block.tail.load(Ordering::Acquire)) >= RING {
+        if !Self::room(block, head) {
             return false;
         }
         let entry = self.layout.ring_entry(index, head);

@@ -130,10 +130,10 @@ impl CoreLink {
 
     /// A connection to the core, opened if need be: what an edge checks
     /// before it accepts a payment itself.
-    pub async fn ready(&self) -> Result<Ready, LinkError> {
+    pub async fn ready(&self) -> Result<Ready<'_>, LinkError> {
         Ok(Ready {
             connection: self.connection().await?,
-            path: self.path.display().to_string(),
+            link: self,
         })
     }
 
@@ -218,12 +218,12 @@ async fn write_loop(
 
 /// An open connection to the core, for an edge that accepts a payment in
 /// the core's accept table.
-pub struct Ready {
+pub struct Ready<'a> {
     connection: Arc<Connection>,
-    path: String,
+    link: &'a CoreLink,
 }
 
-impl Ready {
+impl Ready<'_> {
     /// The core's accept table, if it has one.
     pub fn table(&self) -> Option<&std::path::Path> {
         self.connection.table.as_deref()
@@ -241,10 +241,7 @@ impl Ready {
         if self.connection.is_open() {
             Ok(())
         } else {
-            Err(LinkError::Unreachable {
-                path: self.path.clone(),
-                reason: "the connection broke".into(),
-            })
+            Err(self.link.unreachable("the connection broke"))
         }
     }
 }
