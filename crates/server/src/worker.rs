@@ -457,8 +457,14 @@ async fn conclude(
 }
 
 /// The longest backlog of a lane that payments join without holding a
-/// routing slot; beyond it they wait in the queue, which costs less memory.
-const MAX_LANE_BACKLOG: usize = 4_096;
+/// routing slot; beyond it they wait in the queue, which costs less memory:
+/// a payment in a lane's backlog is a task (~2 KB with what it holds), one
+/// in the queue ~150 bytes. The lane's limit grows while any payment waits,
+/// and a payment's expected wait counts those ahead of it, all in the lane:
+/// neither needs a longer backlog. At 4,096 the preview's release of the
+/// payments queued through its outage spawned ~5,000 tasks at once, 6.9 MB
+/// of the core's 10.7 MB jump (`perf` on `brk`; BENCHMARKS.md).
+const MAX_LANE_BACKLOG: usize = 1_024;
 
 /// The shortest wait before a pinned attempt is tried again.
 const PINNED_RETRY_MS: i64 = 200;
