@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use reroute_core::{CorrelationId, Timestamp, Window};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use reroute_store::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Observer, Outcome, PaymentRecord, PendingPayment,
     ProbeReport, Step, Store, StoreFuture, Totals,
@@ -29,6 +29,7 @@ enum Op {
     Pending,
     Summary,
     Ledger,
+    Known,
     Purge,
     Renew,
     Reclaim,
@@ -39,7 +40,7 @@ enum Op {
     Probes,
 }
 
-const OPS: [&str; 16] = [
+const OPS: [&str; 17] = [
     "accept",
     "begin_attempt",
     "finish",
@@ -48,6 +49,7 @@ const OPS: [&str; 16] = [
     "pending",
     "summary",
     "ledger",
+    "known",
     "purge",
     "renew",
     "reclaim",
@@ -213,6 +215,9 @@ impl Store for TimedStore {
     }
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
         self.timed(Op::Ledger, self.inner.ledger())
+    }
+    fn known(&self) -> StoreFuture<'_, Vec<(CorrelationId, Money)>> {
+        self.timed(Op::Known, self.inner.known())
     }
     fn purge(&self) -> StoreFuture<'_, ()> {
         self.timed(Op::Purge, self.inner.purge())

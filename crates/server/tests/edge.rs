@@ -476,3 +476,41 @@ async fn a_table_new_beside_a_store_with_payments_is_filled_from_it_first() {
     edge.stop().await;
     core.stop().await;
 }
+
+#[tokio::test]
+async fn a_refill_knows_the_payments_that_ended_refused() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let http = Http::default();
+    // The store already holds a payment the processor refused for good.
+    let refused = new_id();
+    {
+        use reroute_store::{Acceptance, Attempt, Outcome, SqliteStore, Store};
+        let store = SqliteStore::open(dir.path().join("core.db")).unwrap();
+        let payment = reroute_store::NewPayment {
+            id: refused.parse().unwrap(),
+            amount: reroute_core::Money::from_minor(450),
+            payment_method: None,
+            country: None,
+            accepted_at: reroute_core::Timestamp::now(),
+        };
+        assert_eq!(store.accept(payment).await.unwrap(), Acceptance::New);
+        let attempt = Attempt {
+            processor: "default".into(),
+            requested_at: reroute_core::Timestamp::now(),
+        };
+        let id = refused.parse().unwrap();
+        assert!(store.finish(id, Outcome::Declined(attempt)).await.unwrap());
+    }
+    // A core with a new table fills it before edges decide: the refused
+    // id is a duplicate at an edge as it is at the store, not a new payment.
+    let core = core_with_table(&sims, dir.path()).await;
+    let edge = Edge::start(dir.path());
+    assert_eq!(edge.pay(&http, &refused, "4.50").await.0, StatusCode::OK);
+    assert_eq!(
+        edge.pay(&http, &refused, "5.00").await.0,
+        StatusCode::CONFLICT
+    );
+    edge.stop().await;
+    core.stop().await;
+}

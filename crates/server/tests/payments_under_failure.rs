@@ -299,6 +299,12 @@ impl reroute_store::Store for LosesAnswers {
     fn ledger(&self) -> reroute_store::StoreFuture<'_, Vec<reroute_store::LedgerEntry>> {
         self.inner.ledger()
     }
+    fn known(
+        &self,
+    ) -> reroute_store::StoreFuture<'_, Vec<(reroute_core::CorrelationId, reroute_core::Money)>>
+    {
+        self.inner.known()
+    }
     fn purge(&self) -> reroute_store::StoreFuture<'_, ()> {
         self.inner.purge()
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use reroute_core::{CorrelationId, Timestamp, Window};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 
 use crate::error::StoreFuture;
 use crate::records::{
@@ -126,6 +126,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every processed payment (for audits and tests).
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>>;
+
+    /// Every payment the store holds, in whatever state (pending, paid,
+    /// refused): its id and amount, which is all a duplicate's answer needs.
+    /// The core fills an accept table from it.
+    fn known(&self) -> StoreFuture<'_, Vec<(CorrelationId, Money)>>;
 
     /// Empties the queue and the ledger.
     fn purge(&self) -> StoreFuture<'_, ()>;

@@ -184,7 +184,9 @@ async fn a_finished_payment_cannot_be_attempted_or_finished_again<E: Engine>() {
     assert_eq!(ledger[0].processor, "default");
 }
 
-async fn a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledger<E: Engine>() {
+async fn a_payment_is_found_and_known_in_every_state_and_a_duplicate_stays_out_of_the_ledger<
+    E: Engine,
+>() {
     let engine = E::new().await;
     let store = engine.open().await;
     assert_eq!(store.find(payment(1, 1).id).await.unwrap(), None);
@@ -236,6 +238,11 @@ async fn a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledg
     let totals = store.summary(Window::ALL).await.unwrap();
     assert_eq!(totals.iter().map(|t| t.requests).sum::<u64>(), 1);
     assert!(store.pending().await.unwrap().len() == 1);
+    // Every state is known, with its amount.
+    let mut known = store.known().await.unwrap();
+    known.sort_by_key(|(_, amount)| amount.minor());
+    let expected: Vec<_> = ids.iter().map(|p| (p.id, p.amount)).collect();
+    assert_eq!(known, expected);
 }
 
 async fn held_lists_this_instances_pending_payments_accepted_before_a_time<E: Engine>() {
@@ -523,7 +530,7 @@ behaviours!(
     the_same_id_accepted_at_once_is_new_exactly_once,
     pending_payments_and_their_attempts_survive_a_reopen,
     a_finished_payment_cannot_be_attempted_or_finished_again,
-    a_payment_is_found_in_every_state_and_a_duplicate_stays_out_of_the_ledger,
+    a_payment_is_found_and_known_in_every_state_and_a_duplicate_stays_out_of_the_ledger,
     held_lists_this_instances_pending_payments_accepted_before_a_time,
     a_planned_attempt_is_recorded_with_the_payment_and_reclaimed_as_open,
     summaries_count_processed_payments_by_requested_at_inclusively,

@@ -239,18 +239,11 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
         return Ok(());
     }
     table.purge();
-    let pending = shared.store.pending().await?;
-    let ledger = shared.store.ledger().await?;
-    let known = pending
-        .into_iter()
-        .map(|p| (p.payment.id, p.payment.amount, p.payment.accepted_at))
-        .chain(
-            ledger
-                .into_iter()
-                .map(|e| (e.id, e.amount, Timestamp::from_millis(0))),
-        );
+    // Every id the store holds, refused ones too: an edge answers a known
+    // id 200 or 409, as the store would.
+    let known = shared.store.known().await?;
     let mut count = 0;
-    for (id, amount, accepted_at) in known {
+    for (id, amount) in known {
         let claim = match table.probe(&id) {
             Probe::Claimed(claim) => claim,
             Probe::Known(_) => continue,
@@ -269,7 +262,8 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
             amount,
             payment_method: None,
             country: None,
-            accepted_at,
+            // Not read from a slot: only a ring's entry carries the instant.
+            accepted_at: Timestamp::from_millis(0),
         };
         table.write(&claim, &payment);
         table.publish(claim);

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use reroute_core::{CorrelationId, Timestamp, Window};
+use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use reroute_store::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PendingPayment,
     ProbeReport, Store, StoreFuture, Totals,
@@ -398,6 +398,9 @@ impl Store for Hooked {
     }
     fn ledger(&self) -> StoreFuture<'_, Vec<LedgerEntry>> {
         self.inner.ledger()
+    }
+    fn known(&self) -> StoreFuture<'_, Vec<(CorrelationId, Money)>> {
+        self.inner.known()
     }
     fn purge(&self) -> StoreFuture<'_, ()> {
         self.inner.purge()

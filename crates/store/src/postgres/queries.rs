@@ -194,6 +194,21 @@ impl Store for PostgresStore {
         })
     }
 
+    fn known(&self) -> StoreFuture<'_, Vec<(CorrelationId, Money)>> {
+        self.query(|client| async move {
+            let rows = client.query("SELECT id, amount FROM payments", &[]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        CorrelationId::from_uuid(r.get(0)),
+                        Money::from_minor(r.get(1)),
+                    )
+                })
+                .collect())
+        })
+    }
+
     fn purge(&self) -> StoreFuture<'_, ()> {
         self.query(|client| async move { client.batch_execute("TRUNCATE payments").await })
     }

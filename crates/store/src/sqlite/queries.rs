@@ -37,6 +37,8 @@ pub(super) const SUMMARY_ANSWERED_BY: &str = "SELECT processor, COUNT(*), SUM(am
 pub(super) const LEDGER: &str = "SELECT id, amount, processor, requested_at FROM payments
      WHERE state = 1 ORDER BY requested_at";
 
+pub(super) const KNOWN: &str = "SELECT id, amount FROM payments";
+
 impl Store for SqliteStore {
     fn accept_with_plan(
         &self,
@@ -174,6 +176,16 @@ impl Store for SqliteStore {
                     processor: r.get(2)?,
                     requested_at: Timestamp::from_millis(r.get(3)?),
                 })
+            })?;
+            rows.collect()
+        })
+    }
+
+    fn known(&self) -> StoreFuture<'_, Vec<(CorrelationId, Money)>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(KNOWN)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((id_from_row(r.get(0)?)?, Money::from_minor(r.get(1)?)))
             })?;
             rows.collect()
         })
