@@ -459,9 +459,11 @@ async fn conclude(
 /// The longest backlog of a lane that payments join without holding a
 /// routing slot; beyond it they wait in the queue, which costs less memory:
 /// a payment in a lane's backlog is a task (~2 KB with what it holds), one
-/// in the queue ~150 bytes. The lane's limit grows while any payment waits,
-/// and a payment's expected wait counts those ahead of it, all in the lane:
-/// neither needs a longer backlog. At 4,096 the preview's release of the
+/// in the queue ~150 bytes. A payment's expected wait counts those ahead of
+/// it, all in the lane; the lane's limit grows while its backlog would wait
+/// over a second at that limit, which 1,024 waiting (and the routing slots'
+/// payments) still shows up to the limit's maximum (1,000) at any latency
+/// above ~0.9 s. At 4,096 the preview's release of the
 /// payments queued through its outage spawned ~5,000 tasks at once, 6.9 MB
 /// of the core's 10.7 MB jump (`perf` on `brk`; BENCHMARKS.md).
 const MAX_LANE_BACKLOG: usize = 1_024;
