@@ -27,6 +27,7 @@ pub mod postgres;
 mod records;
 mod seam;
 pub mod sqlite;
+mod write;
 
 pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PostgresConfig, PostgresStore};

@@ -16,7 +16,8 @@ use super::failure::{bounded, unavailable, unavailable_pool};
 use super::leases::RENEW;
 use super::pool::{WRITER_SETTINGS, build_pool, get};
 use super::schema::migrate;
-use super::writer::{MAX_BATCH, Write, Writers, write_loop};
+use super::writer::{MAX_BATCH, Writers, write_loop};
+use crate::write::Write;
 use crate::{Durability, Observer, StoreError, StoreFuture, StoreResult};
 
 /// PostgreSQL-backed [`Store`](crate::Store). Cloning shares the pool, the writers and the

@@ -12,7 +12,7 @@ use super::leases::{LEAD_PROBES, RECLAIM, RENEW, TAKE_OVER_PREDECESSOR};
 use super::schema::{
     STATE_DECLINED, STATE_PENDING, STATE_PROCESSED, outcome_columns, pending_from_row,
 };
-use super::writer::Write;
+use crate::write::Write;
 use crate::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreFuture, Totals,

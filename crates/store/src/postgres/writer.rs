@@ -8,51 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use reroute_core::{CorrelationId, Money, Timestamp};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use reroute_core::Money;
+use tokio::sync::{Mutex, mpsc};
 use uuid::Uuid;
 
 use super::failure::{bounded, is_transient, unavailable};
 use super::pool::get;
 use super::schema::outcome_columns;
-use crate::{Acceptance, Attempt, NewPayment, Observer, Outcome, Step, StoreError, StoreResult};
+use crate::write::{Answer, Write};
+use crate::{Acceptance, Observer, Step, StoreError, StoreResult};
 
 /// The most writes one statement carries.
 pub const MAX_BATCH: usize = 1024;
-
-/// A write of the request path, waiting for a writer task.
-pub(super) enum Write {
-    Accept(
-        NewPayment,
-        Option<Attempt>,
-        oneshot::Sender<StoreResult<Acceptance>>,
-    ),
-    BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    /// The instant is when the processor answered.
-    Finish(
-        CorrelationId,
-        Outcome,
-        Timestamp,
-        oneshot::Sender<StoreResult<bool>>,
-    ),
-}
-
-impl Write {
-    fn id(&self) -> CorrelationId {
-        match self {
-            Write::Accept(p, _, _) => p.id,
-            Write::BeginAttempt(id, _, _) | Write::Finish(id, _, _, _) => *id,
-        }
-    }
-
-    fn fail(self, e: StoreError) {
-        // A caller that went away no longer needs the answer.
-        match self {
-            Write::Accept(_, _, tx) => drop(tx.send(Err(e))),
-            Write::BeginAttempt(_, _, tx) | Write::Finish(_, _, _, tx) => drop(tx.send(Err(e))),
-        }
-    }
-}
 
 /// What every writer task works with.
 pub(super) struct Writers {
@@ -99,7 +66,7 @@ pub(super) async fn apply_batch(writers: &Writers, mut rest: Vec<Write>) {
         match applied {
             Ok(answers) => {
                 for (write, answer) in group.into_iter().zip(answers) {
-                    answer.send(write);
+                    write.answer(answer);
                 }
             }
             Err(e) => {
@@ -108,25 +75,6 @@ pub(super) async fn apply_batch(writers: &Writers, mut rest: Vec<Write>) {
                     write.fail(e.clone());
                 }
             }
-        }
-    }
-}
-
-/// What one write came to.
-pub(super) enum Answer {
-    Acceptance(Acceptance),
-    Flag(bool),
-}
-
-impl Answer {
-    fn send(self, write: Write) {
-        match (write, self) {
-            (Write::Accept(_, _, tx), Answer::Acceptance(a)) => drop(tx.send(Ok(a))),
-            (Write::BeginAttempt(_, _, tx), Answer::Flag(f))
-            | (Write::Finish(_, _, _, tx), Answer::Flag(f)) => drop(tx.send(Ok(f))),
-            (write, _) => write.fail(StoreError::Unavailable(
-                "internal: a write got another kind's answer".into(),
-            )),
         }
     }
 }

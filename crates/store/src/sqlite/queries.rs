@@ -14,6 +14,7 @@ use super::schema::{
     STATE_DECLINED, STATE_DUPLICATE, STATE_PENDING, STATE_PROCESSED, id_from_row, pending_from_row,
 };
 use super::writer::Command;
+use crate::write::Write;
 use crate::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
     PendingPayment, ProbeReport, Store, StoreFuture, Totals,
@@ -45,11 +46,11 @@ impl Store for SqliteStore {
         payment: NewPayment,
         plan: Option<Attempt>,
     ) -> StoreFuture<'_, Acceptance> {
-        self.send(|tx| Command::Accept(payment, plan, tx))
+        self.send(|tx| Command::Write(Write::Accept(payment, plan, tx)))
     }
 
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
-        self.send(|tx| Command::BeginAttempt(id, attempt, tx))
+        self.send(|tx| Command::Write(Write::BeginAttempt(id, attempt, tx)))
     }
 
     fn finish_answered(
@@ -58,7 +59,7 @@ impl Store for SqliteStore {
         outcome: Outcome,
         answered_at: Timestamp,
     ) -> StoreFuture<'_, bool> {
-        self.send(|tx| Command::Finish(id, outcome, answered_at, tx))
+        self.send(|tx| Command::Write(Write::Finish(id, outcome, answered_at, tx)))
     }
 
     fn restore(

@@ -11,6 +11,7 @@ use super::writer::*;
 use reroute_core::{CorrelationId, Money, Timestamp};
 use tokio::sync::oneshot;
 
+use crate::write::Write;
 use crate::{Acceptance, Attempt, Durability, NewPayment, Outcome, StoreResult};
 
 const ID: [u8; 16] = [2; 16];
@@ -21,12 +22,12 @@ fn finish() -> (Command, oneshot::Receiver<StoreResult<bool>>) {
         requested_at: Timestamp::from_millis(0),
     };
     let (tx, rx) = oneshot::channel();
-    let cmd = Command::Finish(
+    let cmd = Command::Write(Write::Finish(
         CorrelationId::from_bytes(ID),
         Outcome::Processed(attempt),
         Timestamp::from_millis(0),
         tx,
-    );
+    ));
     (cmd, rx)
 }
 
@@ -42,7 +43,7 @@ fn payment() -> NewPayment {
 
 fn accept() -> (Command, oneshot::Receiver<StoreResult<Acceptance>>) {
     let (tx, rx) = oneshot::channel();
-    (Command::Accept(payment(), None, tx), rx)
+    (Command::Write(Write::Accept(payment(), None, tx)), rx)
 }
 
 fn purge() -> (Command, oneshot::Receiver<StoreResult<()>>) {

@@ -6,12 +6,13 @@
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use reroute_core::{CorrelationId, Money, Timestamp};
+use reroute_core::{Money, Timestamp};
 use rusqlite::{Connection, params};
 use tokio::sync::oneshot;
 
 use super::lock::Lock;
 use super::schema::{STATE_PENDING, outcome_columns, pending_from_row};
+use crate::write::{Answer, Write};
 use crate::{
     Acceptance, Attempt, Durability, NewPayment, Outcome, PendingPayment, StoreError, StoreResult,
 };
@@ -22,19 +23,8 @@ use crate::{
 pub const MAX_BATCH: usize = 4096;
 
 pub(super) enum Command {
-    Accept(
-        NewPayment,
-        Option<Attempt>,
-        oneshot::Sender<StoreResult<Acceptance>>,
-    ),
-    BeginAttempt(CorrelationId, Attempt, oneshot::Sender<StoreResult<bool>>),
-    /// The instant is when the processor answered.
-    Finish(
-        CorrelationId,
-        Outcome,
-        Timestamp,
-        oneshot::Sender<StoreResult<bool>>,
-    ),
+    /// An accept, an attempt or an outcome, as both engines take them.
+    Write(Write),
     Restore(
         NewPayment,
         Outcome,
@@ -83,7 +73,7 @@ impl Writer {
     /// `Err` once the writer is gone.
     pub(super) fn send(&self, cmd: Command) -> Result<(), ()> {
         let cmd = match cmd {
-            Command::Finish(..) => match self.inbox.put(cmd)? {
+            Command::Write(Write::Finish(..)) => match self.inbox.put(cmd)? {
                 Wake::No => return Ok(()),
                 Wake::Yes => Command::Outcomes,
             },
@@ -297,7 +287,9 @@ impl Sync {
     /// What a group needs: only a group with something a send or an answer
     /// relies on waits for the disk, and only at [`Durability::Stable`].
     pub(super) fn for_group(durability: Durability, batch: &[Command]) -> Sync {
-        let relied_on = batch.iter().any(|cmd| !matches!(cmd, Command::Finish(..)));
+        let relied_on = batch
+            .iter()
+            .any(|cmd| !matches!(cmd, Command::Write(Write::Finish(..))));
         if durability == Durability::Stable && relied_on {
             Sync::Full
         } else {
@@ -471,7 +463,7 @@ pub(super) fn in_transaction<T>(
 
 pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite::Result<Applied> {
     match cmd {
-        Command::Accept(p, plan, _) => {
+        Command::Write(Write::Accept(p, plan, _)) => {
             let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref(), None)?;
             if inserted == 1 {
                 return Ok(Applied::Acceptance(Acceptance::New));
@@ -486,7 +478,7 @@ pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite:
                 Acceptance::Conflict { existing }
             }))
         }
-        Command::BeginAttempt(id, attempt, _) => {
+        Command::Write(Write::BeginAttempt(id, attempt, _)) => {
             let changed = tx
                 .prepare_cached(
                     "UPDATE payments SET processor = ?2, requested_at = ?3
@@ -501,7 +493,7 @@ pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite:
                 ])?;
             Ok(Applied::Flag(changed == 1))
         }
-        Command::Finish(id, outcome, at, _) => {
+        Command::Write(Write::Finish(id, outcome, at, _)) => {
             let (state, attempt) = outcome_columns(outcome);
             let changed = tx
                 .prepare_cached(
@@ -582,16 +574,13 @@ pub(super) fn respond(cmd: Command, applied: StoreResult<Applied>) {
     // A caller that went away (client disconnected) no longer needs the
     // answer; the write stands either way.
     match (cmd, applied) {
-        (Command::Accept(_, _, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
-        (Command::BeginAttempt(_, _, tx), Ok(Applied::Flag(f)))
-        | (Command::Finish(_, _, _, tx), Ok(Applied::Flag(f)))
-        | (Command::Restore(_, _, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
+        (Command::Write(w), Ok(Applied::Acceptance(a))) => w.answer(Answer::Acceptance(a)),
+        (Command::Write(w), Ok(Applied::Flag(f))) => w.answer(Answer::Flag(f)),
+        (Command::Restore(_, _, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
-        (Command::Accept(_, _, tx), Err(e)) => drop(tx.send(Err(e))),
-        (Command::BeginAttempt(_, _, tx), Err(e))
-        | (Command::Finish(_, _, _, tx), Err(e))
-        | (Command::Restore(_, _, _, tx), Err(e)) => drop(tx.send(Err(e))),
+        (Command::Write(w), Err(e)) => w.fail(e),
+        (Command::Restore(_, _, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Outcomes, _) => {}
