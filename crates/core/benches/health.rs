@@ -15,34 +15,9 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use reroute_core::circuit::Gate;
 use reroute_core::health::{Outcome, Status, Transaction};
-use reroute_core::{
-    FeeRate, HealthConfig, HealthEngine, Processor, ProcessorId, Registry, Timestamp,
-};
+use reroute_core::{HealthConfig, HealthEngine, Timestamp, techcart};
 
 const START: i64 = 1_700_000_000_000;
-
-fn processor(id: &str, ppm: u32, countries: &[&str], methods: &[&str]) -> Processor {
-    Processor {
-        id: ProcessorId::new(id),
-        name: id.to_owned(),
-        url: None,
-        fee: FeeRate::from_ppm(ppm),
-        countries: countries.iter().map(|s| s.to_string()).collect(),
-        payment_methods: methods.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The five TechCart processors of config/techcart.toml.
-fn techcart() -> Registry {
-    Registry::new(vec![
-        processor("processor_a", 29_000, &["BR"], &["PIX", "CARD"]),
-        processor("processor_b", 35_000, &["BR", "MX", "CO"], &["CARD"]),
-        processor("processor_c", 15_000, &["BR"], &["PIX"]),
-        processor("processor_d", 32_000, &["MX"], &["CARD", "OXXO"]),
-        processor("processor_e", 30_000, &["CO"], &["PSE", "CARD"]),
-    ])
-    .expect("a valid registry")
-}
 
 fn tx<'a>(
     method: Option<&'a str>,
@@ -60,12 +35,13 @@ fn tx<'a>(
     }
 }
 
-/// Every processor has seen 200 transactions in each segment it supports
-/// (windows of 50 full, history of 50 full), 4 in 5 approved: HEALTHY.
+/// Every TechCart processor ([`techcart::registry`]) has seen 200
+/// transactions in each segment it supports (windows of 50 full, history of
+/// 50 full), 4 in 5 approved: HEALTHY.
 /// When `down` is given, that processor's PIX/BR segment then sees 50 errors:
 /// DOWN. Returns the engine and the clock after the last transaction.
 fn filled_engine(down: Option<&str>) -> (HealthEngine, i64) {
-    let registry = techcart();
+    let registry = techcart::registry();
     let engine = HealthEngine::new(&registry, HealthConfig::default());
     let mut clock = START;
     for (index, p) in registry.by_fee().iter().enumerate() {

@@ -15,6 +15,8 @@ pub mod id;
 pub mod money;
 pub mod policy;
 pub mod registry;
+#[doc(hidden)] // Test support for the unit tests and the benches.
+pub mod techcart;
 pub mod time;
 
 pub use circuit::{Circuit, CircuitConfig, Gate, Signal};

@@ -132,6 +132,22 @@ mod tests {
             .collect()
     }
 
+    /// To the processor at `processor`, as a payment like any other.
+    fn send(processor: usize) -> Decision {
+        Decision::Send {
+            processor,
+            trial: false,
+        }
+    }
+
+    /// To the processor at `processor`, as its half-open trial.
+    fn trial(processor: usize) -> Decision {
+        Decision::Send {
+            processor,
+            trial: true,
+        }
+    }
+
     const POLICY: Policy = Policy {
         patience_ms: 10_000,
         spill_wait_ms: 500,
@@ -140,13 +156,7 @@ mod tests {
     #[test]
     fn the_cheapest_up_processor_is_chosen() {
         let mut c = circuits(2);
-        assert_eq!(
-            POLICY.choose(&mut c, &[true, true], t(0), t(0)),
-            Decision::Send {
-                processor: 0,
-                trial: false
-            }
-        );
+        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(0)), send(0));
     }
 
     #[test]
@@ -158,13 +168,7 @@ mod tests {
             POLICY.choose(&mut c, &[true, true], t(0), t(50)),
             Decision::WaitUntil(t(100))
         );
-        assert_eq!(
-            POLICY.choose(&mut c, &[true, true], t(0), t(100)),
-            Decision::Send {
-                processor: 0,
-                trial: true
-            }
-        );
+        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(100)), trial(0));
         // Its trial taken, the next payment waits for the next trial.
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(0), t(120)),
@@ -173,10 +177,7 @@ mod tests {
         // A payment out of patience goes to the pricier processor meanwhile.
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(-10_000), t(150)),
-            Decision::Send {
-                processor: 1,
-                trial: false
-            }
+            send(1)
         );
     }
 
@@ -199,10 +200,7 @@ mod tests {
         let mut c = circuits(3);
         assert_eq!(
             POLICY.choose(&mut c, &[false, true, true], t(0), t(0)),
-            Decision::Send {
-                processor: 1,
-                trial: false
-            }
+            send(1)
         );
         assert_eq!(
             POLICY.choose(&mut c, &[false, false, false], t(0), t(0)),
@@ -217,13 +215,7 @@ mod tests {
         c[1].observe(Signal::ProbeFailing, t(0), 0.0);
         // Another worker took fallback's trial; default's is still due.
         c[1].claim(t(100));
-        assert_eq!(
-            POLICY.choose(&mut c, &[true, true], t(0), t(100)),
-            Decision::Send {
-                processor: 0,
-                trial: true
-            }
-        );
+        assert_eq!(POLICY.choose(&mut c, &[true, true], t(0), t(100)), trial(0));
         assert_eq!(
             POLICY.choose(&mut c, &[true, true], t(-20_000), t(150)),
             Decision::WaitUntil(t(200))

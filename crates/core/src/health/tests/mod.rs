@@ -5,32 +5,9 @@
 use super::*;
 use crate::Timestamp;
 use crate::circuit::Gate;
-use crate::registry::{FeeRate, Processor, ProcessorId, Registry};
+use crate::techcart;
 
 const MINUTE: i64 = 60_000;
-
-fn processor(id: &str, ppm: u32, countries: &[&str], methods: &[&str]) -> Processor {
-    Processor {
-        id: ProcessorId::new(id),
-        name: id.to_owned(),
-        url: None,
-        fee: FeeRate::from_ppm(ppm),
-        countries: countries.iter().map(|s| s.to_string()).collect(),
-        payment_methods: methods.iter().map(|s| s.to_string()).collect(),
-    }
-}
-
-/// The seed's five mock processors.
-fn techcart() -> Registry {
-    Registry::new(vec![
-        processor("processor_a", 29_000, &["BR"], &["PIX", "CARD"]),
-        processor("processor_b", 35_000, &["BR", "MX", "CO"], &["CARD"]),
-        processor("processor_c", 15_000, &["BR"], &["PIX"]),
-        processor("processor_d", 32_000, &["MX"], &["CARD", "OXXO"]),
-        processor("processor_e", 30_000, &["CO"], &["PSE", "CARD"]),
-    ])
-    .unwrap()
-}
 
 struct Fixture {
     engine: HealthEngine,
@@ -44,7 +21,7 @@ impl Fixture {
 
     fn with(config: HealthConfig) -> Self {
         Self {
-            engine: HealthEngine::new(&techcart(), config),
+            engine: HealthEngine::new(&techcart::registry(), config),
             clock: 1_700_000_000_000,
         }
     }

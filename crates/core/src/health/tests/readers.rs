@@ -64,6 +64,16 @@ fn recommendations_rank_by_score_and_move_away_from_a_down_processor() {
 
 #[test]
 fn segment_health_is_used_only_with_enough_data() {
+    // What a CARD/BR recommendation says of processor_a.
+    let card_br_of_a = |f: &Fixture| -> Candidate {
+        let a = f.index("processor_a");
+        let r = f.engine.recommend("CARD", "BR", f.now());
+        r.ranked
+            .into_iter()
+            .map(|l| l.candidate)
+            .find(|c| c.processor == a)
+            .unwrap()
+    };
     let mut f = Fixture::new();
     // processor_a is DOWN on PIX/BR but CARD/BR has only 5 transactions:
     // CARD/BR is judged on the processor as a whole.
@@ -73,27 +83,17 @@ fn segment_health_is_used_only_with_enough_data() {
     for _ in 0..5 {
         f.record_on("processor_a", "CARD", "BR", Outcome::Approved);
     }
-    let r = f.engine.recommend("CARD", "BR", f.now());
-    let a = r
-        .ranked
-        .iter()
-        .find(|l| l.candidate.processor == f.index("processor_a"))
-        .unwrap();
-    assert_eq!(a.candidate.scope, Scope::Processor);
-    assert_eq!(a.candidate.status, Status::Down);
+    let a = card_br_of_a(&f);
+    assert_eq!(a.scope, Scope::Processor);
+    assert_eq!(a.status, Status::Down);
     // With ten CARD/BR transactions the segment's own (healthy) data decides.
     for _ in 0..5 {
         f.record_on("processor_a", "CARD", "BR", Outcome::Approved);
     }
-    let r = f.engine.recommend("CARD", "BR", f.now());
-    let a = r
-        .ranked
-        .iter()
-        .find(|l| l.candidate.processor == f.index("processor_a"))
-        .unwrap();
-    assert_eq!(a.candidate.scope, Scope::Segment);
-    assert_eq!(a.candidate.status, Status::Healthy);
-    assert_eq!(a.candidate.transactions, 10);
+    let a = card_br_of_a(&f);
+    assert_eq!(a.scope, Scope::Segment);
+    assert_eq!(a.status, Status::Healthy);
+    assert_eq!(a.transactions, 10);
 }
 
 #[test]
@@ -209,7 +209,7 @@ fn outcomes_parse_from_the_seed_words() {
 #[test]
 fn concurrent_recording_loses_nothing() {
     let engine = HealthEngine::new(
-        &techcart(),
+        &techcart::registry(),
         HealthConfig {
             window_size: 100_000,
             ..HealthConfig::default()
