@@ -272,32 +272,21 @@ mod tests {
 
     #[test]
     fn statuses_map_to_what_is_known_of_the_payment() {
-        assert_eq!(classify(StatusCode::OK), AttemptResult::Approved);
-        assert_eq!(classify(StatusCode::CREATED), AttemptResult::Approved);
-        assert_eq!(
-            classify(StatusCode::UNPROCESSABLE_ENTITY),
-            AttemptResult::AlreadyProcessed
-        );
-        assert_eq!(
-            classify(StatusCode::PAYMENT_REQUIRED),
-            AttemptResult::Declined
-        );
-        assert_eq!(
-            classify(StatusCode::INTERNAL_SERVER_ERROR),
-            AttemptResult::Failed
-        );
-        assert_eq!(
-            classify(StatusCode::TOO_MANY_REQUESTS),
-            AttemptResult::Refused
-        );
-        assert_eq!(classify(StatusCode::BAD_REQUEST), AttemptResult::Refused);
-        assert_eq!(
-            classify(StatusCode::SERVICE_UNAVAILABLE),
-            AttemptResult::Failed
-        );
-        assert_eq!(
-            classify(StatusCode::GATEWAY_TIMEOUT),
-            AttemptResult::Unknown
-        );
+        for (status, known) in [
+            (StatusCode::OK, AttemptResult::Approved),
+            (StatusCode::CREATED, AttemptResult::Approved),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                AttemptResult::AlreadyProcessed,
+            ),
+            (StatusCode::PAYMENT_REQUIRED, AttemptResult::Declined),
+            (StatusCode::INTERNAL_SERVER_ERROR, AttemptResult::Failed),
+            (StatusCode::TOO_MANY_REQUESTS, AttemptResult::Refused),
+            (StatusCode::BAD_REQUEST, AttemptResult::Refused),
+            (StatusCode::SERVICE_UNAVAILABLE, AttemptResult::Failed),
+            (StatusCode::GATEWAY_TIMEOUT, AttemptResult::Unknown),
+        ] {
+            assert_eq!(classify(status), known, "{status}");
+        }
     }
 }

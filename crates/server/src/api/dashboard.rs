@@ -44,8 +44,8 @@ use super::error::{ApiError, ErrorBody};
 use super::intel::json::{AlertJson, ProcessorHealthJson, processor_health};
 use super::intel::parse::{country, method};
 use super::intel::recommend::{RecommendationJson, recommendation};
-use super::openapi::wire;
-use super::request::{constant_time_eq, presented_token};
+use super::openapi::{errors, wire};
+use super::request::{presented_token, require_token};
 use crate::state::Shared;
 
 /// The page: markup, style and script in one file.
@@ -135,18 +135,26 @@ impl FeedQuery {
     }
 }
 
+/// What [`FeedQuery::selection`] refuses, for the documents of both data
+/// endpoints. Never built: it exists for its description.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "The selection is incomplete or malformed."
+)]
+#[allow(dead_code)]
+struct BadSelection(ErrorBody<'static>);
+
 fn parse(
     shared: &Shared,
     headers: &HeaderMap,
     query: Result<Query<FeedQuery>, QueryRejection>,
 ) -> Result<Option<Selection>, ApiError> {
     let Query(q) = query?;
-    if let Some(expected) = &shared.config.admin_token {
-        let presented = presented_token(headers).or(q.token.as_deref());
-        if !presented.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) {
-            return Err(ApiError::Unauthorized);
-        }
-    }
+    require_token(
+        shared.config.admin_token.as_deref(),
+        presented_token(headers).or(q.token.as_deref()),
+    )?;
     q.selection()
 }
 
@@ -161,8 +169,8 @@ fn parse(
     security((), ("bearer" = []), ("rinha_token" = []), ("token_query" = [])),
     responses(
         (status = 200, description = "One snapshot.", body = Snapshot),
-        (status = 400, description = "The selection is incomplete or malformed.", body = ErrorBody),
-        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
+        BadSelection,
+        errors::TokenMissing,
     )
 )]
 pub async fn snapshot(
@@ -192,8 +200,8 @@ pub async fn snapshot(
         (status = 200, description = "Server-Sent Events: `snapshot` events whose data is a `Snapshot` \
             (the first with the last alerts, later ones with the alerts raised since).",
             content_type = "text/event-stream", body = String),
-        (status = 400, description = "The selection is incomplete or malformed.", body = ErrorBody),
-        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
+        BadSelection,
+        errors::TokenMissing,
     )
 )]
 pub async fn events(

@@ -11,7 +11,10 @@
 //!
 //! The domain types of `reroute-core` carry no schema of their own (the core
 //! stays free of HTTP concerns); the [`wire`] module says how each of them
-//! looks on the wire, and fields point at it with `value_type`.
+//! looks on the wire, and fields point at it with `value_type`. The error
+//! answers that one piece of code gives to several operations (the rate
+//! limit, the body read, the admin token, the store) are described once, in
+//! [`errors`], and each operation lists them by name.
 
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -102,4 +105,55 @@ pub mod wire {
     #[derive(ToSchema)]
     #[schema(value_type = f64, example = 19.9)]
     pub struct Money(f64);
+}
+
+/// The error answers several operations share, each given by one piece of
+/// code: an operation names the set (`responses(errors::RateLimited, ...)`)
+/// rather than repeating its lines, so that their wording cannot drift
+/// apart. Never built: they exist for their descriptions.
+#[allow(dead_code)]
+pub mod errors {
+    use utoipa::IntoResponses;
+
+    use crate::api::error::ErrorBody;
+
+    /// The rate limit's refusal ([`crate::ratelimit`]), in front of the
+    /// payments and intelligence endpoints.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 429,
+        description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again."
+    )]
+    pub struct RateLimited(ErrorBody<'static>);
+
+    /// What [`crate::api::request::read_configured_body`] refuses, for the
+    /// operations that read a body.
+    #[derive(IntoResponses)]
+    pub enum BodyRefused {
+        #[response(
+            status = 408,
+            description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed."
+        )]
+        Timeout(ErrorBody<'static>),
+        #[response(
+            status = 413,
+            description = "The body is larger than the configured limit."
+        )]
+        TooLarge(ErrorBody<'static>),
+    }
+
+    /// What [`crate::api::request::require_token`] refuses, for
+    /// `POST /purge-payments` and the dashboard's data.
+    #[derive(IntoResponses)]
+    #[response(
+        status = 401,
+        description = "A token is configured and was not presented."
+    )]
+    pub struct TokenMissing(ErrorBody<'static>);
+
+    /// A store error ([`crate::api::error::ApiError::Unavailable`]), for
+    /// the operations that read or purge the store.
+    #[derive(IntoResponses)]
+    #[response(status = 503, description = "The store is unavailable.")]
+    pub struct StoreUnavailable(ErrorBody<'static>);
 }

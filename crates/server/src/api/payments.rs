@@ -21,7 +21,8 @@ use tracing::Instrument;
 
 use super::accepts::accept_and_queue;
 use super::error::{ApiError, ErrorBody};
-use super::request::{self, constant_time_eq, presented_token, read_body, require_json};
+use super::openapi::errors;
+use super::request::{self, presented_token, read_configured_body, require_json, require_token};
 use crate::state::Shared;
 
 // The body as sent, fields still raw so that each problem can be named.
@@ -124,13 +125,12 @@ fn optional_code(value: Option<String>, field: &'static str) -> Result<Option<St
     tag = "payments",
     request_body(content = PaymentBody, content_type = "application/json"),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 202, description = "Accepted: stored durably, to be paid.", body = PaymentReceipt),
         (status = 200, description = "A duplicate of an accepted payment (same id and amount).", body = PaymentReceipt),
         (status = 400, description = "The body is not a valid payment; `field` names the culprit.", body = ErrorBody),
         (status = 409, description = "The correlationId was accepted with another amount.", body = ErrorBody),
-        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
-        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+        errors::BodyRefused,
         (status = 415, description = "Content-Type is not application/json.", body = ErrorBody),
         (status = 422, description = "No configured processor takes this method in this country.", body = ErrorBody),
         (status = 503, description = "The store did not confirm the payment: its outcome is unknown (`\"outcome\": \"unknown\"`), it may or may not have been stored, and if it was it will be charged. Retrying with the same correlationId and amount is safe (`\"retrySafe\": true`): the retry answers 200 `duplicate` if it was stored, 202 if not.", body = ErrorBody),
@@ -142,12 +142,7 @@ pub async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
-    let body = read_body(
-        body,
-        shared.config.max_body_bytes,
-        shared.config.body_read_timeout,
-    )
-    .await?;
+    let body = read_configured_body(body, &shared.config).await?;
     let payment = parse_payment(&body, Timestamp::now())?;
     routable(&shared, &payment)?;
     let id = payment.id;
@@ -268,10 +263,10 @@ pub const SUMMARY_SETTLE: std::time::Duration = std::time::Duration::from_secs(2
     tag = "payments",
     params(SummaryQuery),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "Totals keyed by processor id.", body = BTreeMap<String, SummaryLine>),
         (status = 400, description = "`from` or `to` is not a timestamp.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+        errors::StoreUnavailable,
     )
 )]
 pub async fn summary(
@@ -385,11 +380,11 @@ impl PaymentView {
     tag = "payments",
     params(("id" = String, Path, description = "The payment's correlationId (a UUID).")),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "The payment.", body = PaymentView),
         (status = 400, description = "`id` is not a UUID.", body = ErrorBody),
         (status = 404, description = "No such payment was accepted.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+        errors::StoreUnavailable,
     )
 )]
 pub async fn find(
@@ -415,22 +410,18 @@ pub async fn find(
     security((), ("bearer" = []), ("rinha_token" = [])),
     responses(
         (status = 200, description = "Purged.", body = Message),
-        (status = 401, description = "A token is configured and was not presented.", body = ErrorBody),
-        (status = 503, description = "The store is unavailable.", body = ErrorBody),
+        errors::TokenMissing,
+        errors::StoreUnavailable,
     )
 )]
 pub async fn purge(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let authorised = match &shared.config.admin_token {
-        None => true,
-        Some(token) => presented_token(&headers)
-            .is_some_and(|t| constant_time_eq(t.as_bytes(), token.as_bytes())),
-    };
-    if !authorised {
-        return Err(ApiError::Unauthorized);
-    }
+    require_token(
+        shared.config.admin_token.as_deref(),
+        presented_token(&headers),
+    )?;
     // The table first: an edge's accept published meanwhile is of the old
     // generation, which the core no longer stores; one stored before is
     // purged with the store.

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, header};
 use reroute_core::{Money, MoneyError};
 
 use super::error::ApiError;
+use crate::config::ServeConfig;
 
 /// Refuses a body that does not say it is JSON (415).
 pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
@@ -49,6 +50,15 @@ pub(crate) async fn read_body(
     })
 }
 
+/// Reads a handler's body within the configured limits (`max_body_bytes`,
+/// `body_read_timeout`); an edge calls [`read_body`] with its fixed ones.
+pub(crate) async fn read_configured_body(
+    body: Body,
+    config: &ServeConfig,
+) -> Result<Bytes, ApiError> {
+    read_body(body, config.max_body_bytes, config.body_read_timeout).await
+}
+
 /// A positive amount, exact to the cent, from a JSON number's text; a
 /// refusal names the `amount` field and shows `example`.
 pub(crate) fn amount(text: &str, example: &str) -> Result<Money, ApiError> {
@@ -80,9 +90,26 @@ pub(crate) fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.strip_prefix("Bearer "))
 }
 
+/// Lets a request through when no admin token is configured (`expected`)
+/// or when it presents that one; a 401 otherwise.
+pub(crate) fn require_token(
+    expected: Option<&str>,
+    presented: Option<&str>,
+) -> Result<(), ApiError> {
+    match expected {
+        None => Ok(()),
+        Some(expected)
+            if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), expected.as_bytes())) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::Unauthorized),
+    }
+}
+
 /// Compares secrets without an early exit that would leak, through timing,
 /// how many leading bytes matched.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -98,5 +125,18 @@ mod tests {
         assert!(constant_time_eq(b"secret", b"secret"));
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn a_token_is_needed_only_when_one_is_configured() {
+        assert!(require_token(None, None).is_ok());
+        assert!(require_token(None, Some("anything")).is_ok());
+        assert!(require_token(Some("secret"), Some("secret")).is_ok());
+        for presented in [None, Some("secreT"), Some("")] {
+            assert!(matches!(
+                require_token(Some("secret"), presented),
+                Err(ApiError::Unauthorized)
+            ));
+        }
     }
 }

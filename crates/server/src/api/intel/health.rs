@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::json::{AlertJson, ProcessorHealthJson, processor_health};
 use super::parse::processor_index;
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::openapi::wire;
+use crate::api::openapi::{errors, wire};
 use crate::state::Shared;
 
 /// The answer to `GET /api/v1/health`.
@@ -37,7 +37,7 @@ struct HealthListJson<'a> {
     tag = "intelligence",
     responses(
         (status = 200, description = "Every processor's health, cheapest first.", body = HealthListJson),
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
     )
 )]
 pub async fn health(State(shared): State<Arc<Shared>>) -> Response {
@@ -107,7 +107,7 @@ struct ProcessorDetailJson<'a> {
     tag = "intelligence",
     params(("processor_id" = String, Path, description = "A processor of the registry.")),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "The processor's health, segments and recent transactions.", body = ProcessorDetailJson),
         (status = 404, description = "The processor is not in the registry.", body = ErrorBody),
     )
@@ -156,7 +156,7 @@ struct AlertListJson<'a> {
     tag = "intelligence",
     params(AlertsQuery),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "Alerts, oldest first.", body = AlertListJson),
         (status = 400, description = "`since` is not a timestamp.", body = ErrorBody),
     )
@@ -222,7 +222,7 @@ struct ProcessorListJson<'a> {
     tag = "intelligence",
     responses(
         (status = 200, description = "The registry, cheapest first.", body = ProcessorListJson),
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
     )
 )]
 pub async fn processors(State(shared): State<Arc<Shared>>) -> Response {

@@ -17,8 +17,8 @@ use serde_json::value::RawValue;
 use super::json::rate;
 use super::parse::{amount, country, method, object, raw_amount, required, text};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::openapi::wire;
-use crate::api::request::read_body;
+use crate::api::openapi::{errors, wire};
+use crate::api::request::read_configured_body;
 use crate::state::Shared;
 
 /// The parameters of a recommendation, as sent (query or body).
@@ -59,7 +59,7 @@ pub(crate) struct RecommendBody<'a> {
     tag = "intelligence",
     params(RecommendQuery),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
         (status = 400, description = "A parameter is missing or malformed; `field` names it.", body = ErrorBody),
     )
@@ -85,23 +85,17 @@ pub async fn recommend_query(
     tag = "intelligence",
     request_body(content = RecommendBody, content_type = "application/json"),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 200, description = "The processors that take the method in the country, ranked.", body = RecommendationJson),
         (status = 400, description = "A field is missing or malformed; `field` names it.", body = ErrorBody),
-        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
-        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+        errors::BodyRefused,
     )
 )]
 pub async fn recommend_body(
     State(shared): State<Arc<Shared>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(
-        body,
-        shared.config.max_body_bytes,
-        shared.config.body_read_timeout,
-    )
-    .await?;
+    let body = read_configured_body(body, &shared.config).await?;
     let raw: RecommendBody<'_> = object(&body)?;
     let method = method(required(
         text(raw.payment_method, "payment_method")?,

@@ -18,8 +18,8 @@ use serde_json::value::RawValue;
 use super::json::AlertJson;
 use super::parse::{country, method, object, processor_index, raw_amount, required, text};
 use crate::api::error::{ApiError, ErrorBody};
-use crate::api::openapi::wire;
-use crate::api::request::read_body;
+use crate::api::openapi::{errors, wire};
+use crate::api::request::read_configured_body;
 use crate::state::Shared;
 
 // As sent, fields kept raw so that each problem can be named.
@@ -179,21 +179,15 @@ struct RecordedJson<'a> {
     tag = "intelligence",
     request_body(content = TransactionBody, content_type = "application/json"),
     responses(
-        (status = 429, description = "Over this client's rate limit (only when one is configured); `Retry-After` says when to ask again.", body = ErrorBody),
+        errors::RateLimited,
         (status = 201, description = "Recorded.", body = RecordedJson),
         (status = 400, description = "The body is not a valid transaction; `field` names the culprit.", body = ErrorBody),
         (status = 404, description = "`processor_id` is not in the registry.", body = ErrorBody),
-        (status = 408, description = "The body did not arrive whole within the body read timeout (30 s); the connection is closed.", body = ErrorBody),
-        (status = 413, description = "The body is larger than the configured limit.", body = ErrorBody),
+        errors::BodyRefused,
     )
 )]
 pub async fn record(State(shared): State<Arc<Shared>>, body: Body) -> Result<Response, ApiError> {
-    let body = read_body(
-        body,
-        shared.config.max_body_bytes,
-        shared.config.body_read_timeout,
-    )
-    .await?;
+    let body = read_configured_body(body, &shared.config).await?;
     let report = parse_report(&shared, &body)?;
     let now = Timestamp::now();
     let at = report.at.unwrap_or(now);
