@@ -8,11 +8,25 @@
 use clap::Parser;
 use reroute_bench::chaos::{self, ChaosArgs, Scenario, ScenarioReport};
 
-async fn run(scenario: Scenario) -> ScenarioReport {
-    let args = ChaosArgs::parse_from([
-        "chaos",
-        "--reroute-bin",
-        env!("CARGO_BIN_EXE_reroute"),
+mod common;
+
+/// `reroute bench chaos` with `extra` arguments (one scenario); says where
+/// its logs were kept and the seed that replays it.
+async fn run(extra: &[&str]) -> ScenarioReport {
+    let base = ["chaos", "--reroute-bin", env!("CARGO_BIN_EXE_reroute")];
+    let args = ChaosArgs::parse_from(base.iter().chain(extra));
+    let mut report = chaos::run(args).await.expect("the chaos bench runs");
+    if let Some(dir) = &report.work_dir {
+        eprintln!("logs kept in {}", dir.display());
+    }
+    eprintln!("seed {}", report.seed);
+    report.scenarios.pop().expect("one scenario ran")
+}
+
+/// `scenario` with a 6-second fault under load, having passed every check
+/// of the bench and kept the invariants.
+async fn passes_every_check(scenario: Scenario) -> ScenarioReport {
+    let report = run(&[
         "--scenario",
         scenario.name(),
         "--fault",
@@ -27,49 +41,34 @@ async fn run(scenario: Scenario) -> ScenarioReport {
         // engine's damping, 10 s by default): within the 5 s recovery.
         "--serve-arg=--health-flap-hold-ms",
         "--serve-arg=2000",
-    ]);
-    let mut report = chaos::run(args).await.expect("the chaos bench runs");
-    let work_dir = report.work_dir.clone();
-    let scenario_report = report.scenarios.pop().expect("one scenario ran");
-    if let Some(dir) = work_dir {
-        eprintln!("logs kept in {}", dir.display());
-    }
-    scenario_report
-}
-
-/// Every check passed but those named in `except`.
-fn assert_checks(report: &ScenarioReport, except: &[&str]) {
+    ])
+    .await;
     for check in &report.checks {
-        if !except.contains(&check.name) {
-            assert!(check.passed, "{}: {}\n{report}", check.name, check.detail);
-        }
+        assert!(check.passed, "{}: {}\n{report}", check.name, check.detail);
     }
     // The invariants, spelled out.
-    let audit = &report.audit;
-    assert_eq!(
-        (audit.lost, audit.doubled, audit.unexpected),
-        (0, 0, 0),
-        "{report}"
-    );
-    assert_eq!(audit.inconsistencies, 0, "{report}");
-    assert_eq!(audit.stuck, Some(0), "{report}");
+    common::assert_nothing_lost_doubled_or_stuck(&report.audit, &report);
     assert!(
-        audit.payments.accepted >= 500,
+        report.audit.payments.accepted >= 500,
         "too little load to judge\n{report}"
     );
+    report
+}
+
+/// The bench made the check called `name`, and it passed.
+fn passed(report: &ScenarioReport, name: &str) -> bool {
+    report.checks.iter().any(|c| c.name == name && c.passed)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_processor_loses_nothing_and_is_noticed() {
-    let report = run(Scenario::Flapping).await;
-    assert_checks(&report, &[]);
+    passes_every_check(Scenario::Flapping).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_processor_slower_than_the_timeout_is_resolved_where_it_stored_and_reported_down_then_recovered()
  {
-    let report = run(Scenario::Slow).await;
-    assert_checks(&report, &[]);
+    let report = passes_every_check(Scenario::Slow).await;
     // The payments that timed out were settled at default, where they were
     // stored late, not sent to fallback.
     assert_eq!(report.audit.books["fallback"].requests, 0, "{report}");
@@ -81,8 +80,7 @@ async fn a_processor_slower_than_the_timeout_is_resolved_where_it_stored_and_rep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_resets_before_and_after_storing_charge_each_payment_once() {
-    let report = run(Scenario::Resets).await;
-    assert_checks(&report, &[]);
+    let report = passes_every_check(Scenario::Resets).await;
     assert!(
         report.max_lookups_per_s > 0,
         "resets were resolved by status queries\n{report}"
@@ -92,29 +90,15 @@ async fn connection_resets_before_and_after_storing_charge_each_payment_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_both_processors_down_the_queue_is_held_without_hammering_reported_down_and_drains_after()
  {
-    let report = run(Scenario::BothDown).await;
     // Including the alerts: both reported DOWN, then recovered.
-    assert_checks(&report, &[]);
-    assert!(
-        report
-            .checks
-            .iter()
-            .any(|c| c.name == "queue held" && c.passed),
-        "{report}"
-    );
+    let report = passes_every_check(Scenario::BothDown).await;
+    assert!(passed(&report, "queue held"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_on_the_health_endpoint_is_waited_out_and_is_not_an_outage() {
-    let report = run(Scenario::Health429).await;
-    assert_checks(&report, &[]);
-    assert!(
-        report
-            .checks
-            .iter()
-            .any(|c| c.name == "retry-after honoured" && c.passed),
-        "{report}"
-    );
+    let report = passes_every_check(Scenario::Health429).await;
+    assert!(passed(&report, "retry-after honoured"), "{report}");
     let refused: u64 = report.health.values().map(|s| s.health_storm_refused).sum();
     assert!(refused > 0, "the storm refused health calls\n{report}");
 }
@@ -130,14 +114,12 @@ async fn a_429_storm_on_the_health_endpoint_is_waited_out_and_is_not_an_outage()
 /// dropped). The seed is random and printed; `reroute bench chaos --seed N`
 /// replays the same phases.
 mod at_most_one_charge {
-    use clap::Parser;
-    use reroute_bench::chaos::{self, ChaosArgs, Scenario, ScenarioReport};
+    use reroute_bench::chaos::{Scenario, ScenarioReport};
+
+    use crate::common;
 
     async fn run(scenario: Scenario, store: &str, fault: &str) -> ScenarioReport {
-        let args = ChaosArgs::parse_from([
-            "chaos",
-            "--reroute-bin",
-            env!("CARGO_BIN_EXE_reroute"),
+        super::run(&[
             "--scenario",
             scenario.name(),
             "--store",
@@ -150,13 +132,8 @@ mod at_most_one_charge {
             "4s",
             "--drain-timeout",
             "15s",
-        ]);
-        let mut report = chaos::run(args).await.expect("the chaos bench runs");
-        if let Some(dir) = &report.work_dir {
-            eprintln!("logs kept in {}", dir.display());
-        }
-        eprintln!("seed {}", report.seed);
-        report.scenarios.pop().expect("one scenario ran")
+        ])
+        .await
     }
 
     /// As every other test: `DATABASE_URL`, or the local test database.
@@ -167,29 +144,10 @@ mod at_most_one_charge {
 
     /// Each accepted payment charged exactly once, and the ledger says so.
     fn assert_charged_once(report: &ScenarioReport) {
-        let audit = &report.audit;
-        assert_eq!(audit.doubled, 0, "payments charged twice\n{report}");
-        assert_eq!(audit.lost, 0, "accepted payments never charged\n{report}");
-        assert_eq!(audit.unexpected, 0, "charged but not accepted\n{report}");
-        assert_eq!(
-            audit.inconsistencies, 0,
-            "ledger or summary differ\n{report}"
-        );
-        assert_eq!(audit.stuck, Some(0), "payments left pending\n{report}");
-        let books: u64 = audit.books.values().map(|t| t.requests).sum();
-        let ledger = audit.ledger.expect("the store was read back").entries;
-        assert_eq!(
-            (audit.payments.accepted, ledger, books),
-            (
-                audit.payments.accepted,
-                audit.payments.accepted,
-                audit.payments.accepted
-            ),
-            "accepted = ledger = books\n{report}"
-        );
+        common::assert_charged_once(&report.audit, report);
         assert!(report.drain_settled, "{report}");
         assert!(
-            audit.payments.accepted >= 300,
+            report.audit.payments.accepted >= 300,
             "too little load to judge\n{report}"
         );
     }

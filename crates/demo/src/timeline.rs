@@ -446,39 +446,38 @@ mod tests {
         );
     }
 
+    /// A 30-second traffic line: (processor, approved, declined, errors) in
+    /// registry order, and (processor, payments spilled from it).
+    fn traffic(
+        processors: &[(&str, u64, u64, u64)],
+        spilled: &[(&str, u64)],
+        accepted_so_far: u64,
+    ) -> Event {
+        Event::Traffic(TrafficLine {
+            stretch_ms: 30_000,
+            processors: processors
+                .iter()
+                .map(|&(p, approved, declined, errors)| (p.into(), approved, declined, errors))
+                .collect(),
+            accepted_so_far,
+            spilled: spilled.iter().map(|&(p, n)| (p.into(), n)).collect(),
+        })
+    }
+
     #[test]
     fn a_traffic_line_counts_per_processor_and_names_the_failing_ones() {
-        let line = at(
-            180_000,
-            Event::Traffic(TrafficLine {
-                stretch_ms: 30_000,
-                processors: vec![
-                    ("processor_c".into(), 18, 4, 0),
-                    ("processor_a".into(), 1, 0, 31),
-                    ("processor_b".into(), 17, 5, 0),
-                ],
-                accepted_so_far: 450,
-                spilled: vec![],
-            }),
-        );
+        let counts = [
+            ("processor_c", 18, 4, 0),
+            ("processor_a", 1, 0, 31),
+            ("processor_b", 17, 5, 0),
+        ];
         assert_eq!(
-            line,
+            at(180_000, traffic(&counts, &[], 450)),
             "03:00     last 30 s: approved c 18 a 1 b 17 | declined 9 | errors 31 (processor_a 31) | 450 payments accepted"
         );
-        let spilling = at(
-            660_000,
-            Event::Traffic(TrafficLine {
-                stretch_ms: 30_000,
-                processors: vec![
-                    ("processor_c".into(), 90, 16, 0),
-                    ("processor_a".into(), 50, 1, 0),
-                ],
-                accepted_so_far: 1_900,
-                spilled: vec![("processor_c".into(), 30)],
-            }),
-        );
+        let counts = [("processor_c", 90, 16, 0), ("processor_a", 50, 1, 0)];
         assert_eq!(
-            spilling,
+            at(660_000, traffic(&counts, &[("processor_c", 30)], 1_900)),
             "11:00     last 30 s: approved c 90 a 50 | declined 17 | errors 0 | spilled 30 (from processor_c 30) | 1900 payments accepted"
         );
     }

@@ -1,9 +1,11 @@
 //! What the end-to-end tests of the binary share: a small HTTP client, a
-//! free port, the simulator's books by correlationId, a PostgreSQL
-//! database of a test's own, and nginx.
+//! free port, the simulator's books by correlationId, the audit every crash
+//! and chaos run must pass, a PostgreSQL database of a test's own, and
+//! nginx.
 #![allow(dead_code)]
 
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
+use reroute_bench::audit::Audit;
 use serde_json::Value;
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;
@@ -130,6 +133,37 @@ pub async fn drain_and_audit(
     .await
     .unwrap();
     assert_eq!(s["default"]["totalAmount"], books["totalAmount"]);
+}
+
+/// The audit of a bench run (`report` prints it): nothing lost, charged
+/// twice or charged without a 2xx, the ledger and the summary agreeing with
+/// the books, nothing left pending.
+pub fn assert_nothing_lost_doubled_or_stuck(audit: &Audit, report: &dyn Display) {
+    assert_eq!(audit.lost, 0, "accepted payments never charged\n{report}");
+    assert_eq!(audit.doubled, 0, "payments charged twice\n{report}");
+    assert_eq!(audit.unexpected, 0, "charged but not accepted\n{report}");
+    assert_eq!(
+        audit.inconsistencies, 0,
+        "ledger or summary differ from the books\n{report}"
+    );
+    assert_eq!(audit.stuck, Some(0), "payments left pending\n{report}");
+}
+
+/// As [`assert_nothing_lost_doubled_or_stuck`], and the 2xx set is exactly
+/// the books and the ledger: every accepted payment charged once, and no
+/// other (none whose answer the client never got).
+pub fn assert_charged_once(audit: &Audit, report: &dyn Display) {
+    assert_nothing_lost_doubled_or_stuck(audit, report);
+    let charged: u64 = audit.books.values().map(|t| t.requests).sum();
+    assert_eq!(
+        charged, audit.payments.accepted,
+        "2xx set = books\n{report}"
+    );
+    let ledger = audit.ledger.expect("the store was read back");
+    assert_eq!(
+        ledger.entries, audit.payments.accepted,
+        "2xx set = ledger\n{report}"
+    );
 }
 
 /// A database of the test's own, dropped at the end.

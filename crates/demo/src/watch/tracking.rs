@@ -194,59 +194,55 @@ mod tests {
         assert_eq!(r.current(), Some(4));
     }
 
+    /// One approved payment, (segment, processor, sent at, slowed, fast),
+    /// and what a [`SpillTracker`] must make of it.
+    type Step = (usize, usize, i64, Option<i64>, Option<i64>, Seen);
+
+    fn play(t: &mut SpillTracker, steps: &[Step]) {
+        for &(segment, processor, at, slowed, fast, seen) in steps {
+            let got = t.observe(segment, processor, at, slowed, fast);
+            assert_eq!(got, seen, "payment to {processor} at {at}");
+        }
+    }
+
     #[test]
     fn payments_elsewhere_while_the_processor_is_slow_are_spills_until_it_keeps_up() {
+        use Seen::{Elsewhere, Kept, Spilled};
+        const KEPT: Seen = Kept { over: None };
         let mut t = SpillTracker::new(0, 0);
         let (slowed, fast) = (Some(10_000), Some(70_000));
-        // Before it slows, and in other segments: not its business.
-        assert_eq!(t.observe(0, 1, 9_000, slowed, None), Seen::Elsewhere);
-        assert_eq!(t.observe(0, 1, 9_000, None, None), Seen::Elsewhere);
-        assert_eq!(t.observe(1, 1, 11_000, slowed, None), Seen::Elsewhere);
-        assert_eq!(
-            t.observe(0, 0, 11_000, slowed, None),
-            Seen::Kept { over: None }
-        );
-        assert_eq!(
-            t.observe(0, 1, 12_000, slowed, None),
-            Seen::Spilled { first: true }
-        );
-        assert_eq!(
-            t.observe(0, 1, 12_100, slowed, None),
-            Seen::Spilled { first: false }
+        play(
+            &mut t,
+            &[
+                // Before it slows, and in other segments: not its business.
+                (0, 1, 9_000, slowed, None, Elsewhere),
+                (0, 1, 9_000, None, None, Elsewhere),
+                (1, 1, 11_000, slowed, None, Elsewhere),
+                (0, 0, 11_000, slowed, None, KEPT),
+                (0, 1, 12_000, slowed, None, Spilled { first: true }),
+                (0, 1, 12_100, slowed, None, Spilled { first: false }),
+            ],
         );
         // Runs on the slow processor while it is slow do not end the spill.
         for at in [13_000, 13_100, 13_200, 13_300] {
-            assert_eq!(t.observe(0, 0, at, slowed, None), Seen::Kept { over: None });
+            play(&mut t, &[(0, 0, at, slowed, None, KEPT)]);
         }
         assert_eq!(t.began, Some(12_000));
         assert_eq!((t.spilled, t.kept), (2, 4));
         // Fast again: a late spill resets the run; three in a row end it,
         // dated from the first of them.
-        assert_eq!(
-            t.observe(0, 0, 70_100, slowed, fast),
-            Seen::Kept { over: None }
-        );
-        assert_eq!(
-            t.observe(0, 1, 70_200, slowed, fast),
-            Seen::Spilled { first: false }
-        );
-        assert_eq!(
-            t.observe(0, 0, 70_300, slowed, fast),
-            Seen::Kept { over: None }
-        );
-        assert_eq!(
-            t.observe(0, 0, 70_400, slowed, fast),
-            Seen::Kept { over: None }
-        );
-        assert_eq!(
-            t.observe(0, 0, 70_500, slowed, fast),
-            Seen::Kept { over: Some(70_300) }
+        play(
+            &mut t,
+            &[
+                (0, 0, 70_100, slowed, fast, KEPT),
+                (0, 1, 70_200, slowed, fast, Spilled { first: false }),
+                (0, 0, 70_300, slowed, fast, KEPT),
+                (0, 0, 70_400, slowed, fast, KEPT),
+                (0, 0, 70_500, slowed, fast, Kept { over: Some(70_300) }),
+            ],
         );
         assert_eq!(t.over, Some(70_300));
-        assert_eq!(
-            t.observe(0, 0, 70_600, slowed, fast),
-            Seen::Kept { over: None }
-        );
+        play(&mut t, &[(0, 0, 70_600, slowed, fast, KEPT)]);
     }
 
     #[test]
