@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::ledger::StoreView;
 use crate::processors::{BookEntry, Books, Totals};
-use crate::report::{Spread, row};
+use crate::report::{Latency, row};
 use crate::router_api::SummaryLine;
 use crate::traffic::{Fate, Payment};
 
@@ -96,7 +96,7 @@ pub struct Audit {
     pub inconsistencies: u64,
     /// From the client's 2xx to the `requestedAt` the processor booked: how
     /// long an accepted payment waited before the send that charged it.
-    pub queue_age: Option<Spread>,
+    pub queue_age: Option<Latency>,
     /// A few of the offending ids, for the logs.
     pub examples: Vec<String>,
 }
@@ -344,7 +344,7 @@ pub fn audit(
         ledger,
         summary: summary_check,
         stuck,
-        queue_age: Spread::of(ages),
+        queue_age: Latency::of_millis(ages),
         examples,
     }
 }
@@ -436,7 +436,7 @@ mod tests {
         assert_eq!(audit.payments.accepted, 2);
         assert_eq!(audit.inconsistencies, 0);
         let age = audit.queue_age.unwrap();
-        assert_eq!((age.p50_ms, age.max_ms), (40, 2_000));
+        assert_eq!((age.p50_ms, age.max_ms, age.count), (1_020.0, 2_000.0, 2));
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::duration::{millis, parse_duration};
 use crate::fleet::{Fleet, RouterFlags};
 use crate::pg_cluster::StopMode;
 use crate::processors::Processors;
-use crate::report::Spread;
+use crate::report::Latency;
 use crate::router_api::QueueAgeSampler;
 use crate::run_store::{RunStore, StorePlan};
 use crate::traffic::{Finished, Traffic, TrafficOptions};
@@ -337,7 +337,7 @@ pub async fn run(args: CrashArgs) -> anyhow::Result<CrashReport> {
 
     drop(balancer);
     let kills = kills_with_recovery(&kill_log, &payments, &fleet, args.balancer);
-    let recovery = Spread::of(kills.iter().filter_map(|k| k.recovery_ms).collect());
+    let recovery = Latency::of_millis(kills.iter().filter_map(|k| k.recovery_ms));
     let pg_restarts = pg_restarts
         .lock()
         .expect("not poisoned")

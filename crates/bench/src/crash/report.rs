@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::balancer::BalancerKind;
 use crate::pg_cluster::StopMode;
-use crate::report::{self, Spread, row};
+use crate::report::{self, Latency, row};
 use crate::traffic::RequestCounts;
 
 /// One kill and what followed.
@@ -65,7 +65,7 @@ pub struct CrashReport {
     pub kills_requested: u32,
     pub kills: Vec<Kill>,
     /// Over the restarts that reached a 2xx.
-    pub recovery: Option<Spread>,
+    pub recovery: Option<Latency>,
     pub pg_restarts: Vec<PgRestart>,
     /// Instances that exited by themselves (and were started again).
     pub exits: Vec<Exit>,

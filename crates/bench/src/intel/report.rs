@@ -6,47 +6,15 @@
 use std::fmt;
 
 use reroute_core::Timestamp;
-use rust_decimal::Decimal;
-use rust_decimal::prelude::ToPrimitive;
 use serde::Serialize;
 
-use crate::score::percentile;
+pub use crate::report::Latency;
+use crate::report::{last_row, row};
 
 /// The target this bench checks: p99 under this many ms...
 pub const TARGET_P99_MS: f64 = 1.0;
 /// ... while achieving at least this share of the asked rate.
 pub const TARGET_RATE_SHARE: f64 = 0.99;
-
-/// Percentiles of a set of durations, in milliseconds (k6's interpolation,
-/// as `reroute bench rinha` computes its p99).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Default)]
-pub struct Latency {
-    pub count: u64,
-    pub p50_ms: f64,
-    pub p90_ms: f64,
-    pub p99_ms: f64,
-    pub max_ms: f64,
-}
-
-impl Latency {
-    /// Sorts `nanos` in place.
-    pub fn of(nanos: &mut [u64]) -> Self {
-        nanos.sort_unstable();
-        let at = |p: Decimal| {
-            percentile(nanos, p)
-                .round_dp(4)
-                .to_f64()
-                .unwrap_or(f64::NAN)
-        };
-        Self {
-            count: nanos.len() as u64,
-            p50_ms: at(Decimal::new(50, 2)),
-            p90_ms: at(Decimal::new(90, 2)),
-            p99_ms: at(Decimal::new(99, 2)),
-            max_ms: at(Decimal::ONE),
-        }
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Requests {
@@ -120,61 +88,42 @@ impl fmt::Display for IntelReport {
             self.record_percent,
             100 - self.record_percent
         )?;
-        writeln!(
-            f,
-            "  requests    {} scheduled, {} sent, {} answered 2xx, {} other, {} errors, {} timeouts",
+        let text = format!(
+            "{} scheduled, {} sent, {} answered 2xx, {} other, {} errors, {} timeouts",
             r.scheduled, r.sent, r.ok, r.rejected, r.errors, r.timeouts
-        )?;
-        writeln!(
-            f,
-            "  throughput  {} req/s over {:.2} s (asked {})",
+        );
+        row(f, "requests", text)?;
+        let text = format!(
+            "{} req/s over {:.2} s (asked {})",
             self.throughput, self.elapsed_s, self.rate
-        )?;
-        writeln!(
+        );
+        row(f, "throughput", text)?;
+        let e = &self.latency_ms;
+        for (name, l) in [
+            ("record", e.record),
+            ("recommend", e.recommend),
+            ("all", e.all),
+        ] {
+            row(f, name, format_args!("{l} (request written -> last byte)"))?;
+        }
+        let late = "(requests leaving late against the schedule)";
+        row(
             f,
-            "  latency ms  {:>9} {:>8} {:>8} {:>8} {:>8}   (request written -> last byte)",
-            "count", "p50", "p90", "p99", "max"
+            "start slip",
+            format_args!("{} {late}", self.start_slip_ms),
         )?;
-        let row = |f: &mut fmt::Formatter<'_>, name: &str, l: &Latency| {
-            writeln!(
-                f,
-                "    {name:<9} {:>9} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-                l.count, l.p50_ms, l.p90_ms, l.p99_ms, l.max_ms
-            )
-        };
-        row(f, "record", &self.latency_ms.record)?;
-        row(f, "recommend", &self.latency_ms.recommend)?;
-        row(f, "all", &self.latency_ms.all)?;
-        let s = &self.start_slip_ms;
-        writeln!(
-            f,
-            "  start slip  p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (requests leaving late against the schedule)",
-            s.p50_ms, s.p99_ms, s.max_ms
-        )?;
-        writeln!(
-            f,
-            "  target      p99 < {} ms at {} req/s: {}",
-            self.target_p99_ms,
-            self.rate,
-            if self.target_met { "met" } else { "NOT met" }
-        )
+        let met = if self.target_met { "met" } else { "NOT met" };
+        let text = format!(
+            "p99 < {} ms at {} req/s: {met}",
+            self.target_p99_ms, self.rate
+        );
+        last_row(f, "target", text)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn latency_percentiles_are_in_milliseconds() {
-        let mut nanos: Vec<u64> = (1..=100).rev().map(|i| i * 10_000).collect();
-        let l = Latency::of(&mut nanos);
-        assert_eq!(l.count, 100);
-        assert_eq!(l.max_ms, 1.0);
-        assert!((l.p50_ms - 0.505).abs() < 1e-9, "{l:?}");
-        assert!((l.p99_ms - 0.9901).abs() < 1e-9, "{l:?}");
-        assert_eq!(Latency::of(&mut []).count, 0);
-    }
 
     fn requests(scheduled: u64, ok: u64) -> Requests {
         Requests {

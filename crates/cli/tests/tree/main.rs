@@ -23,10 +23,11 @@ use imports::{Crate, ModPath, circles, rust_files, shown};
 use source::{code_only, named_paths};
 
 const MAX_LINES: usize = 600;
-/// Issue 18 asks for at most 5,000 lines in the bench; it has ~10,550 once
-/// its repeats are written once (its rinha, crash, chaos and intel loads
-/// still differ). Until the target is met the bench may not grow.
-const MAX_BENCH_LINES: usize = 10_600;
+/// Issue 18 asks for at most 5,000 lines in the bench; it has 10,536 with
+/// its repeats written once and one latency model for every report (its
+/// rinha, intel, crash and chaos benches still differ). Until the target is
+/// met the bench may not grow.
+const MAX_BENCH_LINES: usize = 10_540;
 
 /// This checkout, or the one `REROUTE_TREE` names (to check another).
 fn root() -> PathBuf {
