@@ -18,9 +18,10 @@
 # default; off: start no simulator and use the processors at
 # PROCESSOR_DEFAULT_URL and PROCESSOR_FALLBACK_URL, default
 # http://127.0.0.1:8001 and :8002), DURABILITY (stable | os; unset: the
-# binary's default), ACCEPT_TABLE (embedded at DURABILITY=os: on, the
-# default, the edges accept payments in the core's accept table; off, every
-# payment goes to the core), CORE_THREADS (the embedded core's runtime threads,
+# binary's default), ACCEPT_TABLE (embedded: on, the default at
+# DURABILITY=os, the edges accept payments in the core's accept table; at
+# `stable` too when asked, each 2xx then after its slot's sync; off, the
+# default at `stable`, every payment goes to the core), CORE_THREADS (the embedded core's runtime threads,
 # default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. `bench` saves
@@ -66,7 +67,7 @@ case "$sim" in on | off) ;; *) echo "SIM must be on or off" >&2; exit 2 ;; esac
 default_url=${PROCESSOR_DEFAULT_URL:-http://127.0.0.1:8001}
 fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 [ -z "${DURABILITY:-}" ] || serve_args+=(--durability "$DURABILITY")
-accept_table=${ACCEPT_TABLE:-on}
+if [ "${DURABILITY:-}" = os ]; then accept_table=${ACCEPT_TABLE:-on}; else accept_table=${ACCEPT_TABLE:-off}; fi
 case "$accept_table" in on | off) ;; *) echo "ACCEPT_TABLE must be on or off" >&2; exit 2 ;; esac
 db_delay=${DB_DELAY_MS:-}
 
@@ -120,7 +121,7 @@ start() {
         # the edges' other requests, and on a port for readiness checks.
         local port=$((base_port + 1)) table=()
         # Removed with the store at every start (core.db*).
-        [ "${DURABILITY:-}" != os ] || [ "$accept_table" = off ] || table=(--accept-table "$work/core.db.accepts")
+        [ "$accept_table" = off ] || table=(--accept-table "$work/core.db.accepts")
         # One runtime thread: on a 2-core machine a second one costs more in
         # wake-ups than it gives. One malloc arena (glibc): ~4 MB less peak
         # RSS at the same CPU (BENCHMARKS.md).

@@ -152,7 +152,19 @@ impl App {
         let store = TimedStore::wrap(store, metrics.store());
         let registry = config.registry.clone();
         let accepts = match &config.accept_table {
-            Some(path) => Some(Arc::new(AcceptTable::open(path, true)?.0)),
+            Some(path) => {
+                let (table, _) = AcceptTable::open(path, true)?;
+                // Told to every edge through the file: at `stable` a 2xx
+                // from the table waits for its slot's page on disk.
+                let stable = config.durability == reroute_store::Durability::Stable;
+                table
+                    .set_stable(stable)
+                    .map_err(|source| crate::accepts::TableError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
+                Some(Arc::new(table))
+            }
             None => None,
         };
         let shared = Arc::new(Shared {

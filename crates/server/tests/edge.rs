@@ -514,3 +514,69 @@ async fn a_refill_knows_the_payments_that_ended_refused() {
     edge.stop().await;
     core.stop().await;
 }
+
+#[tokio::test]
+async fn at_stable_the_edges_accept_in_the_table_too() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("core.accepts").display().to_string();
+    // `stable` is the default durability.
+    let core = core_with(&sims, dir.path(), &["--accept-table", &table]).await;
+    let edge = Edge::start(dir.path());
+    let http = Http::default();
+    let id = new_id();
+    let mut statuses = Vec::new();
+    for amount in ["19.90", "19.90", "25.00"] {
+        statuses.push(edge.pay(&http, &id, amount).await.0.as_u16());
+    }
+    assert_eq!(statuses, [202, 200, 409]);
+    let (table, _) = AcceptTable::open(&dir.path().join("core.accepts"), false).unwrap();
+    assert!(table.is_stable(), "the core told the edges");
+    let handed: u32 = (0..reroute_server::accepts::owners::MAX_OWNERS)
+        .map(|owner| table.ring(owner).1)
+        .sum();
+    assert_eq!(handed, 1, "decided in the table, not by frame");
+    paid(&http, &core, 1).await;
+    edge.stop().await;
+    core.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_kernel_crash_a_slot_answered_2xx_is_stored_though_its_ring_lost_it() {
+    let sims = Sims::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.accepts");
+    let args = ["--accept-table", path.to_str().unwrap()];
+    let core = core_with(&sims, dir.path(), &args).await;
+    let http = Http::default();
+    assert_eq!(
+        core.pay(&http, &new_id(), "1.00").await.0,
+        StatusCode::ACCEPTED
+    );
+    paid(&http, &core, 1).await;
+    core.stop().await;
+    // An edge published a slot (and synced it: at `stable` its 202 came
+    // after); the kernel crashed before the page of its ring entry reached
+    // the disk; the machine booted again.
+    let (quiet, _) = AcceptTable::open(&path, false).unwrap();
+    let payment = reroute_store::NewPayment {
+        id: new_id().parse().unwrap(),
+        amount: reroute_core::Money::from_minor(700),
+        payment_method: None,
+        country: None,
+        accepted_at: reroute_core::Timestamp::now(),
+    };
+    let Probe::Claimed(claim) = quiet.probe(&payment.id) else {
+        panic!("a new id is claimed")
+    };
+    quiet.write(&claim, &payment);
+    quiet.publish(claim);
+    let (_, store) = quiet.filled_for();
+    quiet.set_filled_for(&[b'x'; reroute_server::accepts::table::BOOT_ID_LEN], store);
+    drop(quiet);
+    let core = core_with(&sims, dir.path(), &args).await;
+    paid(&http, &core, 2).await;
+    let (_, summary) = http.get(&format!("{}/payments-summary", core.url)).await;
+    assert_eq!(summary["default"]["totalAmount"], 8.0, "{summary}");
+    core.stop().await;
+}

@@ -1,17 +1,22 @@
 //! The accept table (`--accept-table`): a file the core and its edges all
 //! map, in which an edge accepts a payment — and answers 202, 200 or 409 —
-//! without a round trip to the core. For `--durability os` only.
+//! without a round trip to the core. At either durability level.
 //!
 //! ## What a 2xx survives
 //! A store into a shared file mapping is in the operating system's page
 //! cache the moment it is made: it survives kill -9 of any process, not a
 //! kernel crash or power loss — exactly `os`'s promise (docs/ARCHITECTURE.md,
-//! "Durability levels"). The table is the only copy of an accepted payment
+//! "Durability levels"). At `stable` ([`AcceptTable::is_stable`], set by
+//! the core) a process answers 2xx from a slot only once the slot's page
+//! is on stable storage (`msync`, [`AcceptTable::sync_slot`]), and a purge
+//! only once the new generation is: then a 2xx survives a kernel crash or
+//! a power loss too. The table is the only copy of an accepted payment
 //! until the core has stored it; the core stores it within milliseconds,
-//! and at start-up before it serves.
+//! and at start-up before it serves — after a kernel crash (another boot
+//! id) every written slot, since the rings' pages may have missed the disk.
 //!
 //! ## The rules
-//! - **Slots.** An open-addressing table of 64-byte slots; an id lives in
+//! - **Slots.** An open-addressing table of 32-byte slots; an id lives in
 //!   one of the [`table::WINDOW`] slots from its home. A slot's state word
 //!   says its kind — empty, claimed (by an owner, [`owners`]), written,
 //!   unsure — its generation, and a tag of the id, so that a probe passes a
@@ -78,7 +83,7 @@ pub struct AcceptTable {
     pushing: std::sync::Mutex<()>,
     /// The mapped file's device and inode.
     identity: (u64, u64),
-    _map: memmap2::MmapMut,
+    map: memmap2::MmapMut,
     /// The core's lock on the file lives as long as the table.
     _file: std::fs::File,
 }
@@ -173,14 +178,16 @@ impl AcceptTable {
         let meta = file.metadata().map_err(io)?;
         let identity = (meta.dev(), meta.ino());
         let size = meta.len();
-        let created = size == 0 && create;
+        let mut head = [0u8; 12];
+        let read = std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0);
+        // New, or begun by a core killed before it wrote the magic (no
+        // edge maps such a file): made (again) by the core.
+        let created = create && head[..8] == [0; 8];
         let slots_log2 = if created {
-            // Sparse: only the pages ever written take room.
-            file.set_len(file_len(slots_log2) as u64).map_err(io)?;
+            table::allocate(&file, file_len(slots_log2)).map_err(io)?;
             slots_log2
         } else {
-            let mut head = [0u8; 12];
-            std::io::Read::read_exact(&mut &file, &mut head).map_err(|_| foreign())?;
+            read.map_err(|_| foreign())?;
             let log2 = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
             if head[..8] != MAGIC || !(4..=28).contains(&log2) || size != file_len(log2) as u64 {
                 return Err(foreign());
@@ -197,7 +204,7 @@ impl AcceptTable {
             map[..8].copy_from_slice(&MAGIC);
         }
         // SAFETY: the mapping is `len` bytes, page-aligned, and lives in
-        // `_map` beside the layout.
+        // `map` beside the layout.
         let layout = unsafe { Layout::new(map.as_mut_ptr(), slots_log2) };
         let owners = Owners::new(path);
         let me = owners.take(|index| {
@@ -216,7 +223,7 @@ impl AcceptTable {
                 me,
                 pushing: std::sync::Mutex::new(()),
                 identity,
-                _map: map,
+                map,
                 _file: file,
             },
             created,
@@ -263,9 +270,58 @@ impl AcceptTable {
         self.layout.generation().load(Ordering::Acquire)
     }
 
-    /// Forgets every id: each slot not claimed is free again.
-    pub fn purge(&self) {
+    /// Forgets every id: each slot not claimed is free again. At `stable`
+    /// the new generation is on stable storage when this returns: slots
+    /// of the old one must not count again after a kernel crash.
+    pub fn purge(&self) -> std::io::Result<()> {
         self.layout.generation().fetch_add(1, Ordering::AcqRel);
+        if self.is_stable() {
+            self.map.flush_range(0, table::header_len())?;
+        }
+        Ok(())
+    }
+
+    /// Whether a 2xx the table decides waits for its slot's page on stable
+    /// storage: the core's `--durability stable`, told to every process.
+    pub fn is_stable(&self) -> bool {
+        self.layout.stable().load(Ordering::Acquire) == 1
+    }
+
+    pub fn set_stable(&self, stable: bool) -> std::io::Result<()> {
+        self.layout
+            .stable()
+            .store(u64::from(stable), Ordering::Release);
+        self.map.flush_range(0, table::header_len())
+    }
+
+    /// Puts the page that holds slot `index` on stable storage (`msync`),
+    /// whoever wrote it: at `stable`, before a 2xx that slot decides.
+    pub fn sync_slot(&self, index: usize) -> std::io::Result<()> {
+        let index = index & (self.layout.capacity() - 1);
+        self.map.flush_range(
+            table::slot_offset(index),
+            std::mem::size_of::<table::Slot>(),
+        )
+    }
+
+    /// [`AcceptTable::sync_slot`] for the written slot of `id`, if any.
+    pub fn sync_id(&self, id: &CorrelationId) -> std::io::Result<()> {
+        let (home, _) = locate(id, self.layout.capacity() - 1);
+        for i in 0..WINDOW {
+            let index = (home + i) & (self.layout.capacity() - 1);
+            if self.read(index).is_some_and(|r| r.id == *id) {
+                return self.sync_slot(index);
+            }
+        }
+        Ok(())
+    }
+
+    /// Every written slot of this generation: after a kernel crash, what
+    /// the rings may have lost.
+    pub fn written(&self) -> Vec<Record> {
+        (0..self.layout.capacity())
+            .filter_map(|index| self.read(index))
+            .collect()
     }
 
     /// Looks the id up; if nobody has it, claims a slot for it.

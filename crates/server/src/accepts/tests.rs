@@ -156,7 +156,7 @@ fn a_purge_frees_every_slot_but_the_claims_still_being_written() {
     let Probe::Claimed(held) = table.probe(&b.id) else {
         panic!()
     };
-    table.purge();
+    table.purge().unwrap();
     let Probe::Claimed(again) = table.probe(&a.id) else {
         panic!("a purged id is new again")
     };
@@ -292,4 +292,74 @@ fn a_dead_or_unsure_claim_of_another_id_with_the_same_tag_is_passed() {
     core.abandon(claim);
     write_id(&ours.id);
     assert_eq!(core.probe(&ours.id), Probe::Busy(home, dead));
+}
+
+#[test]
+fn the_core_tells_every_process_whether_a_2xx_waits_for_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    assert!(!edge.is_stable(), "a new table is not");
+    core.set_stable(true).unwrap();
+    assert!(edge.is_stable());
+    // A slot, a known id's slot, an unknown id (nothing to sync) and a
+    // purge's generation all sync without error.
+    let p = payment(9, 500);
+    let Probe::Claimed(claim) = accept(&edge, &p) else {
+        panic!("a new id is claimed")
+    };
+    edge.sync_slot(claim.slot()).unwrap();
+    edge.sync_id(&p.id).unwrap();
+    edge.sync_id(&payment(10, 1).id).unwrap();
+    core.purge().unwrap();
+    core.set_stable(false).unwrap();
+    assert!(!edge.is_stable());
+}
+
+#[test]
+fn the_written_slots_are_those_of_this_generation_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (table, _) = AcceptTable::open(&dir.path().join("t.accepts"), true).unwrap();
+    let old = payment(11, 100);
+    assert!(matches!(accept(&table, &old), Probe::Claimed(_)));
+    table.purge().unwrap();
+    let (a, b) = (payment(12, 200), payment(13, 300));
+    assert!(matches!(accept(&table, &a), Probe::Claimed(_)));
+    assert!(matches!(accept(&table, &b), Probe::Claimed(_)));
+    // Claimed and written, never published: nothing was answered for it.
+    let Probe::Claimed(claim) = table.probe(&payment(14, 400).id) else {
+        panic!()
+    };
+    table.write(&claim, &payment(14, 400));
+    let mut written: Vec<(CorrelationId, Money)> = table
+        .written()
+        .into_iter()
+        .map(|r| (r.id, r.amount))
+        .collect();
+    written.sort();
+    assert_eq!(written, [(a.id, a.amount), (b.id, b.amount)]);
+}
+
+#[test]
+fn a_table_a_core_began_and_never_finished_is_made_again_by_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.accepts");
+    // Killed while it wrote the zeros: the size, not the magic.
+    std::fs::write(&path, vec![0u8; 8192]).unwrap();
+    assert!(matches!(
+        AcceptTable::open(&path, false),
+        Err(TableError::Foreign { .. })
+    ));
+    let (core, created) = AcceptTable::open(&path, true).unwrap();
+    assert!(created);
+    let p = payment(20, 100);
+    assert!(matches!(accept(&core, &p), Probe::Claimed(_)));
+    // Something else than a table is still refused.
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"not a table at all").unwrap();
+    assert!(matches!(
+        AcceptTable::open(&other, true),
+        Err(TableError::Foreign { .. })
+    ));
 }

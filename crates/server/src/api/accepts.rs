@@ -76,10 +76,18 @@ pub(crate) async fn accept(
     let deadline = Instant::now() + CLAIM_WAIT;
     let claim = loop {
         match table.probe(&payment.id) {
-            Probe::Known(existing) if existing == payment.amount => {
-                return Ok(Acceptance::Duplicate);
+            Probe::Known(existing) => {
+                // Published, maybe by an edge still syncing it: the answer
+                // waits for the slot to be on disk, as the edge's does.
+                if table.is_stable() {
+                    table.sync_id(&payment.id).map_err(unsynced)?;
+                }
+                return Ok(if existing == payment.amount {
+                    Acceptance::Duplicate
+                } else {
+                    Acceptance::Conflict { existing }
+                });
             }
-            Probe::Known(existing) => return Ok(Acceptance::Conflict { existing }),
             Probe::Claimed(claim) => break claim,
             Probe::Busy(slot, word) => {
                 if let Some(claim) = table.take_over(slot, word, &payment.id) {
@@ -199,6 +207,39 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
     }
 }
 
+/// Stores every written slot of the table (idempotently), queueing the
+/// ones the store did not have; their instant of acceptance, which only a
+/// ring carried, is taken as now.
+async fn keep_written(shared: &Arc<Shared>, table: &AcceptTable) -> Result<usize, StoreError> {
+    let mut stored = 0;
+    let now = Timestamp::now();
+    for chunk in table.written().chunks(1024) {
+        let batch = chunk.iter().map(|record| {
+            store_and_queue(
+                Arc::clone(shared),
+                NewPayment {
+                    id: record.id,
+                    amount: record.amount,
+                    payment_method: None,
+                    country: None,
+                    accepted_at: now,
+                },
+            )
+        });
+        for result in join_all(batch).await {
+            if result? == Acceptance::New {
+                stored += 1;
+            }
+        }
+    }
+    Ok(stored)
+}
+
+/// The table's sync failed: what a 2xx from it would rely on is not on disk.
+fn unsynced(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("syncing the accept table: {e}"))
+}
+
 /// At start-up, before edges connect: stores what the rings hold, then, if
 /// the table may lack ids the store has (new, from another boot, or filled
 /// for another store file), refills it from the store. Until then edges do
@@ -213,7 +254,13 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
     // table filled for another store file is that store's: it is forgotten
     // below, not poured into this one.
     if store != 0 && table.filled_for().1 == store {
-        let stored = drain(shared, table).await?;
+        let mut stored = drain(shared, table).await?;
+        // After a kernel crash the rings' pages may have missed the disk
+        // while a slot's did (at `stable`, every slot answered 2xx did):
+        // every written slot is stored, the ones the store has are known.
+        if table.filled_for().0 != boot {
+            stored += keep_written(shared, table).await?;
+        }
         if stored > 0 {
             tracing::info!(
                 stored,
@@ -238,7 +285,7 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
         );
         return Ok(());
     }
-    table.purge();
+    table.purge().map_err(unsynced)?;
     // Every id the store holds, refused ones too: an edge answers a known
     // id 200 or 409, as the store would.
     let known = shared.store.known().await?;

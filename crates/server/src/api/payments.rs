@@ -426,7 +426,9 @@ pub async fn purge(
     // generation, which the core no longer stores; one stored before is
     // purged with the store.
     if let Some(table) = &shared.accepts {
-        table.purge();
+        table.purge().map_err(|e| {
+            StoreError::Unavailable(format!("putting the accept table's purge on disk: {e}"))
+        })?;
     }
     shared.store.purge().await?;
     let dropped = shared.queue.clear();

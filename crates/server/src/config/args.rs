@@ -139,9 +139,10 @@ pub struct ServeArgs {
     pub durability: Option<String>,
 
     /// A file the core and its edges share, in which the edges accept
-    /// payments themselves, without waiting for the core (durability `os`,
-    /// the embedded store and --edge-socket only; on a volume every edge
-    /// sees): docs/ARCHITECTURE.md, "Accepts at the edge".
+    /// payments themselves, without waiting for the core (the embedded
+    /// store and --edge-socket only; on a volume every edge sees; at
+    /// `stable` a 2xx waits for its slot's sync): docs/ARCHITECTURE.md,
+    /// "Accepts at the edge".
     #[arg(long, env = "REROUTE_ACCEPT_TABLE")]
     pub accept_table: Option<PathBuf>,
 

@@ -221,8 +221,6 @@ impl ServeArgs {
         if accept_table.is_some() {
             let problem = if edge_socket.is_none() {
                 Some("needs --edge-socket: only edges use it")
-            } else if durability != Durability::Os {
-                Some("needs durability os: an edge's 202 there survives kill -9, not a power loss")
             } else if !matches!(store, StoreChoice::Embedded(_)) {
                 Some("needs the embedded store: with PostgreSQL, run several instances")
             } else {

@@ -109,13 +109,12 @@ fn invalid_values_name_the_key() {
 }
 
 #[test]
-fn an_accept_table_needs_edges_durability_os_and_the_embedded_store() {
+fn an_accept_table_needs_edges_and_the_embedded_store_at_either_durability() {
     let table = ["--accept-table", "/tmp/t.accepts"];
     let edges = ["--edge-socket", "/tmp/core.sock"];
     let os = ["--durability", "os"];
     for (args, needs) in [
         ([&table[..], &os].concat(), "--edge-socket"),
-        ([&table[..], &edges].concat(), "durability os"),
         (
             [&table[..], &edges, &os, &["--store", "postgres://x@y/z"]].concat(),
             "embedded store",
@@ -130,6 +129,10 @@ fn an_accept_table_needs_edges_durability_os_and_the_embedded_store() {
     // The embedded store named on the command line, whatever DATABASE_URL
     // says (resolved with the matches, as `reroute serve` does).
     let (c, _) = resolve(&[&table[..], &edges, &os, &["--db", "/tmp/t.db"]].concat()).unwrap();
+    assert_eq!(c.accept_table.as_deref(), Some(Path::new("/tmp/t.accepts")));
+    // At `stable` (the default) too: a 2xx from it then waits for its sync.
+    let (c, _) = resolve(&[&table[..], &edges, &["--db", "/tmp/t.db"]].concat()).unwrap();
+    assert_eq!(c.durability, reroute_store::Durability::Stable);
     assert_eq!(c.accept_table.as_deref(), Some(Path::new("/tmp/t.accepts")));
 }
 

@@ -262,18 +262,23 @@ async fn accept_here(edge: &Edge, payment: &NewPayment) -> Result<Option<Respons
     }
     for _ in 0..BUSY_LOOKS {
         match table.probe(&payment.id) {
-            Probe::Known(existing) if existing == payment.amount => {
+            Probe::Known(existing) => {
+                // At `stable`, published maybe by a process still syncing
+                // it: the answer waits for the slot to be on disk.
+                if table.is_stable() && table.sync_id(&payment.id).is_err() {
+                    return Ok(None);
+                }
+                if existing != payment.amount {
+                    return Err(ApiError::Conflict {
+                        existing: existing.to_string(),
+                    });
+                }
                 // Counted there for the core's metrics.
                 table.count_duplicate();
                 return Ok(Some(json(
                     StatusCode::OK,
                     receipt_body(payment.id, "duplicate"),
                 )));
-            }
-            Probe::Known(existing) => {
-                return Err(ApiError::Conflict {
-                    existing: existing.to_string(),
-                });
             }
             Probe::Claimed(claim) => {
                 table.write(&claim, payment);
@@ -282,7 +287,18 @@ async fn accept_here(edge: &Edge, payment: &NewPayment) -> Result<Option<Respons
                     table.abandon(claim);
                     return Ok(None);
                 }
+                let slot = claim.slot();
                 table.publish(claim);
+                // At `stable` the 202 waits for the slot's page on disk.
+                // Published, it is stored by the core whatever comes of
+                // the sync: a failed one makes the outcome unknown.
+                if table.is_stable()
+                    && let Err(e) = table.sync_slot(slot)
+                {
+                    return Err(ApiError::AcceptUnconfirmed(StoreError::Unavailable(
+                        format!("syncing the accept table: {e}"),
+                    )));
+                }
                 return match ready.check() {
                     Ok(()) => Ok(Some(json(
                         StatusCode::ACCEPTED,
