@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accepts::owners::MAX_OWNERS;
 use crate::accepts::table::Kind;
-use crate::accepts::{AcceptTable, Probe, boot_id, store_key};
+use crate::accepts::{AcceptTable, Probe, Record, boot_id, store_key};
 use crate::config::StoreChoice;
 use crate::queue::Job;
 use crate::state::Shared;
@@ -144,13 +144,7 @@ pub(crate) async fn drain(shared: &Arc<Shared>, table: &AcceptTable) -> Result<u
             if let Some(record) = table.read(slot) {
                 batch.push(store_and_queue(
                     Arc::clone(shared),
-                    NewPayment {
-                        id: record.id,
-                        amount: record.amount,
-                        payment_method: None,
-                        country: None,
-                        accepted_at,
-                    },
+                    slot_payment(&record, accepted_at),
                 ));
             }
             end = end.wrapping_add(1);
@@ -214,18 +208,9 @@ async fn keep_written(shared: &Arc<Shared>, table: &AcceptTable) -> Result<usize
     let mut stored = 0;
     let now = Timestamp::now();
     for chunk in table.written().chunks(1024) {
-        let batch = chunk.iter().map(|record| {
-            store_and_queue(
-                Arc::clone(shared),
-                NewPayment {
-                    id: record.id,
-                    amount: record.amount,
-                    payment_method: None,
-                    country: None,
-                    accepted_at: now,
-                },
-            )
-        });
+        let batch = chunk
+            .iter()
+            .map(|record| store_and_queue(Arc::clone(shared), slot_payment(record, now)));
         for result in join_all(batch).await {
             if result? == Acceptance::New {
                 stored += 1;
@@ -233,6 +218,18 @@ async fn keep_written(shared: &Arc<Shared>, table: &AcceptTable) -> Result<usize
         }
     }
     Ok(stored)
+}
+
+/// A slot's payment, accepted at `accepted_at`: the table takes only
+/// payments without a method or country.
+fn slot_payment(record: &Record, accepted_at: Timestamp) -> NewPayment {
+    NewPayment {
+        id: record.id,
+        amount: record.amount,
+        payment_method: None,
+        country: None,
+        accepted_at,
+    }
 }
 
 /// The table's sync failed: what a 2xx from it would rely on is not on disk.
