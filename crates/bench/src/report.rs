@@ -1,9 +1,10 @@
 //! The readable side of the reports: each bench prints a summary on stderr
-//! (the JSON goes to `--out` or stdout). Rinha, crash and chaos print a
-//! title line, then rows of `  label         text` with the label in a
-//! column of its own, then (crash, chaos) a verdict; intel keeps its
-//! latency table. This module is that printer, and the figures the reports
-//! share ([`Latency`]: percentiles with their unit); it knows no bench.
+//! (the JSON goes to `--out` or stdout). Every bench prints a title line,
+//! then rows of `  label         text` with the label in a column of its
+//! own, then (crash, chaos) a verdict, (intel) whether its target was met;
+//! the final's stage table is rinha's own. This module is that printer, and
+//! the one latency figure every report uses ([`Latency`]: k6's percentiles,
+//! in ms); it knows no bench.
 
 use std::fmt;
 use std::path::Path;
