@@ -52,6 +52,7 @@ pub mod ratelimit;
 pub mod recording;
 pub mod resolution;
 pub mod routing;
+pub mod settle;
 pub mod state;
 pub mod telemetry;
 pub mod timed_store;

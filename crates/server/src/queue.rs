@@ -212,6 +212,7 @@ mod tests {
                 accepted_at: Timestamp::from_millis(0),
             },
             attempt: None,
+            unrecorded: false,
         })
     }
 

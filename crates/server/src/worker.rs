@@ -33,17 +33,17 @@ use reroute_core::concurrency::Sample;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use reroute_core::health::{self, Transaction};
 use reroute_core::{Decision, Gate, Signal, Timestamp};
-use reroute_store::{Attempt, NewPayment, Outcome, PendingPayment};
+use reroute_store::{Attempt, Outcome, PendingPayment};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::lanes::Permit;
-use crate::processor::AttemptResult;
+use crate::processor::{AttemptResult, Lookup};
 use crate::queue::Job;
 use crate::resolution::{self, Answer, Doubt};
 use crate::routing;
+use crate::settle;
 use crate::state::Shared;
 
 /// Takes payments off the queue until shutdown, each into a task of its
@@ -100,6 +100,13 @@ struct Work {
     doubt: Doubt,
     /// Which processors may take this payment at all, by fee.
     eligible: Vec<bool>,
+    /// After a kernel crash ([`PendingPayment::unrecorded`]): the
+    /// processors, other than the recorded attempt's, that may have it
+    /// unrecorded and have not been cleared ([`look_elsewhere`]).
+    elsewhere: Vec<usize>,
+    /// When this worker took the payment: any send made before the crash
+    /// left earlier.
+    took_at: Timestamp,
     /// The routing slot, until the first send has its place in a lane.
     slot: Option<OwnedSemaphorePermit>,
     /// Purges before the worker took it ([`crate::queue::Queue::purged_since`]).
@@ -117,11 +124,12 @@ async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
     // A payment taken over from the store (a previous run's, another
     // instance's, or one this instance held without working on it) may
     // have been sent by whoever held it, at any instant up to now.
+    let took_at = Timestamp::now();
     let doubt = match payment.attempt {
-        Some(_) => Doubt::since(Timestamp::now()),
+        Some(_) => Doubt::since(took_at),
         None => Doubt::CLEAR,
     };
-    let eligible = shared
+    let eligible: Vec<bool> = shared
         .registry
         .by_fee()
         .iter()
@@ -133,18 +141,32 @@ async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
                 )
         })
         .collect();
+    let elsewhere = if payment.unrecorded {
+        let recorded = payment
+            .attempt
+            .as_ref()
+            .and_then(|a| shared.registry.index_of(&a.processor));
+        (0..eligible.len())
+            .filter(|&i| eligible[i] && Some(i) != recorded)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut work = Work {
         payment,
         plan,
         doubt,
         eligible,
+        elsewhere,
+        took_at,
         slot: Some(slot),
         taken_after,
     };
     loop {
-        let step = match work.payment.attempt.clone() {
-            Some(attempt) => resolve(shared, &mut work, attempt).await,
-            None => attempt_fresh(shared, &mut work).await,
+        let step = match (work.elsewhere.first(), work.payment.attempt.clone()) {
+            (Some(&index), _) => look_elsewhere(shared, &mut work, index).await,
+            (None, Some(attempt)) => resolve(shared, &mut work, attempt).await,
+            (None, None) => attempt_fresh(shared, &mut work).await,
         };
         if let Next::Done = step {
             return;
@@ -313,6 +335,48 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
     }
 }
 
+/// After a kernel crash ([`PendingPayment::unrecorded`]): asks `index`, a
+/// processor the recorded attempt does not name, whether it has the
+/// payment, which may have been sent there under an attempt the crash took
+/// from the store. Found, the payment is settled there with the books'
+/// `requestedAt`; a 404 clears the processor once a send that left when
+/// this worker took the payment has passed its landing bound (any send
+/// made before the crash left earlier), and is asked again at that bound
+/// until then; no answer is asked again later. Nothing is sent anywhere
+/// before every such processor is cleared (RELIABILITY.md, "After a kernel
+/// crash").
+async fn look_elsewhere(shared: &Shared, work: &mut Work, index: usize) -> Next {
+    let processor = &shared.registry.by_fee()[index];
+    let url = processor
+        .url
+        .as_deref()
+        .expect("only processors with a URL are eligible");
+    let looked_at = Timestamp::now();
+    let until = match shared.client.lookup(url, work.payment.payment.id).await {
+        Lookup::Found { requested_at } => {
+            tracing::warn!(processor = %processor.id,
+                "found at a processor its store did not record, after a kernel crash");
+            let attempt = Attempt {
+                processor: processor.id.to_string(),
+                requested_at,
+            };
+            return finish(shared, &work.payment, Outcome::Processed(attempt)).await;
+        }
+        Lookup::NotFound => {
+            let bound = shared.landing.deadline(index, work.took_at, looked_at);
+            if bound <= looked_at {
+                work.elsewhere.remove(0);
+                return Next::Continue;
+            }
+            bound
+        }
+        Lookup::Unknown => looked_at.plus_millis(PINNED_RETRY_MS),
+    };
+    let ms = (until.millis() - Timestamp::now().millis()).clamp(1, 60_000) as u64;
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    Next::Continue
+}
+
 /// One send of `attempt`, with its place in the processor's lane; the doubt
 /// says which earlier sends of it may still be stored.
 async fn send(
@@ -373,7 +437,7 @@ async fn send(
     shared
         .lanes
         .observe(index, sample, shared.landing.announced(index), now);
-    observe_health(shared, index, payment, result, latency_ms, now);
+    settle::observe_health(shared, index, payment, result, latency_ms, now);
     tracing::debug!(%id, processor = %processor.id, ?result, "attempt");
     work.doubt = work.doubt.after_send(result, left);
     match resolution::on_answer(result, work.doubt, attempt.requested_at) {
@@ -471,90 +535,10 @@ const MAX_LANE_BACKLOG: usize = 1_024;
 /// The shortest wait before a pinned attempt is tried again.
 const PINNED_RETRY_MS: i64 = 200;
 
-/// Feeds one send's outcome to the health engine. "Already processed" is the
-/// processor confirming an earlier send: it answered, so it counts as an
-/// approval.
-fn observe_health(
-    shared: &Shared,
-    index: usize,
-    payment: &NewPayment,
-    result: AttemptResult,
-    latency_ms: u32,
-    now: Timestamp,
-) {
-    let outcome = match result {
-        AttemptResult::Approved | AttemptResult::AlreadyProcessed => health::Outcome::Approved,
-        AttemptResult::Declined => health::Outcome::Declined,
-        AttemptResult::Refused | AttemptResult::Failed => health::Outcome::Error,
-        AttemptResult::Unknown => health::Outcome::Timeout,
-    };
-    let tx = Transaction {
-        payment_method: payment.payment_method.as_deref(),
-        country: payment.country.as_deref(),
-        outcome,
-        latency_ms: Some(latency_ms),
-        amount: Some(payment.amount),
-        currency: None,
-        at: now,
-    };
-    let recorded = shared.health.record(index, &tx, now);
-    shared.raise(&recorded.alerts);
-    if recorded.opened {
-        tracing::info!(processor = %shared.registry.by_fee()[index].id, "health gate reopened by a trial");
-        shared.health_opened.notify_waiters();
-    }
-}
-
+/// Records the outcome ([`settle::finish`]); the payment is done with.
 async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> Next {
-    let id = payment.payment.id;
-    // Summaries count by it, however long the commit (or its retries) take.
-    let answered_at = Timestamp::now();
-    // The processor's books have a processed payment from now on: summaries
-    // wait for its commit ([`crate::recording`]).
-    let _recording = match &outcome {
-        Outcome::Processed(attempt) => Some(shared.recording.begin(attempt.requested_at)),
-        _ => None,
-    };
-    loop {
-        match shared
-            .store
-            .finish_answered(id, outcome.clone(), answered_at)
-            .await
-        {
-            Ok(true) => {
-                tracing::debug!(?outcome, "payment completed");
-                return Next::Done;
-            }
-            // Finished by another instance, or purged while this send was
-            // in flight: then the processor has it after the purge, and the
-            // ledger must too (`restore` changes nothing where the store
-            // still has the payment).
-            Ok(false) => match shared
-                .store
-                .restore(payment.payment.clone(), outcome.clone(), answered_at)
-                .await
-            {
-                Ok(true) => {
-                    tracing::warn!(%id, ?outcome, "outcome of a payment purged while its send was in flight: recorded");
-                    return Next::Done;
-                }
-                Ok(false) => {
-                    tracing::info!(%id, "outcome for a payment already finished");
-                    return Next::Done;
-                }
-                Err(e) => {
-                    tracing::error!(%id, error = %e, "cannot record the outcome of a purged payment; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
-            Err(e) => {
-                // The processor has it; the ledger must learn it. Keep trying:
-                // dropping it would leave the ledger short of the books.
-                tracing::error!(%id, error = %e, "cannot record the outcome; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
-    }
+    settle::finish(shared, payment, outcome).await;
+    Next::Done
 }
 
 async fn wait(changed: tokio::sync::futures::Notified<'_>, until: Timestamp) {

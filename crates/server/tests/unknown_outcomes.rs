@@ -10,7 +10,7 @@ mod scripted;
 
 use common::*;
 use reroute_core::{CorrelationId, Money, Timestamp};
-use reroute_store::{Attempt, NewPayment, PendingPayment};
+use reroute_store::{Attempt, NewPayment, PendingPayment, Store};
 use scripted::*;
 use tokio::sync::{mpsc, oneshot};
 
@@ -165,6 +165,7 @@ async fn a_resend_found_by_the_sweep_after_the_payment_finished_is_not_sent(back
             processor: "fallback".into(),
             requested_at: accepted,
         }),
+        unrecorded: false,
     }]);
     // Either the worker asks the store before re-sending, or it re-sends.
     let outcome = tokio::select! {
@@ -231,3 +232,87 @@ on_both_stores!(
     a_5xx_to_a_first_send_is_looked_up_before_the_payment_goes_elsewhere,
     a_resend_found_by_the_sweep_after_the_payment_finished_is_not_sent,
 );
+
+/// The store as a kernel crash left it: the payment pending with its
+/// attempt at default recorded, or none, while the attempt the crash took
+/// (not synced) may have reached fallback's books. The next start, the file
+/// last opened under another boot, must look before it sends: found at
+/// fallback, it is settled there (sent to default it would be charged
+/// twice); found nowhere, it is sent once, after fallback is cleared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kernel_crash_a_payment_is_looked_up_everywhere_before_it_is_sent() {
+    let at = |ms| Timestamp::from_millis(ms);
+    let at_default = Attempt {
+        processor: "default".into(),
+        requested_at: at(1_000),
+    };
+    let charged_at = at(2_000).to_string();
+    // recorded attempt, fallback's books have it, where it ends, posts to default
+    let cases = [
+        (Some(at_default.clone()), true, "fallback", 0),
+        (None, true, "fallback", 0),
+        (Some(at_default.clone()), false, "default", 1),
+    ];
+    for (recorded, at_fallback, processor, default_posts) in cases {
+        let case = format!("{recorded:?}, at fallback {at_fallback}");
+        let backing = Backing::embedded();
+        let id = new_id();
+        let payment = NewPayment {
+            id: id.parse().unwrap(),
+            amount: Money::parse_exact("19.90").unwrap(),
+            payment_method: None,
+            country: None,
+            accepted_at: at(500),
+        };
+        let store = reroute_store::SqliteStore::open(backing.db()).unwrap();
+        store
+            .accept_with_plan(payment, recorded.clone())
+            .await
+            .unwrap();
+        let released = store.released();
+        drop(store);
+        released.await;
+        let conn = rusqlite::Connection::open(backing.db()).unwrap();
+        conn.execute("UPDATE opened SET boot = x'00ff'", [])
+            .unwrap();
+        drop(conn);
+
+        let default = Scripted::start(vec![]).await;
+        let mut fallback = Scripted::start(vec![]).await;
+        if at_fallback {
+            fallback.holds(&id, &charged_at);
+        }
+        let app = start_router(
+            &backing,
+            &default,
+            &fallback,
+            &["--landing-margin-ms", "100"],
+        )
+        .await;
+        let http = Http::default();
+        let view = settled(&app, &http, &id).await;
+        assert_eq!(view["state"], "processed", "{case}: {view}");
+        assert_eq!(view["processor"], processor, "{case}: {view}");
+        let books = if at_fallback {
+            fallback.stored(&id)
+        } else {
+            default.stored(&id)
+        };
+        assert_eq!(view["requestedAt"].as_str(), books.as_deref(), "{case}");
+        assert_eq!(default.posts(), default_posts, "{case}: charged twice?");
+        assert_eq!(fallback.posts(), 0, "{case}: charged twice?");
+        if !at_fallback {
+            // Cleared only once a send made before the crash has landed:
+            // a 404, then another at the landing bound.
+            for _ in 0..2 {
+                assert_eq!(
+                    fallback.next_seen().await,
+                    Seen::Lookup { found: false },
+                    "{case}"
+                );
+            }
+            assert_eq!(fallback.unread(), None, "{case}");
+        }
+        app.stop().await;
+    }
+}

@@ -22,6 +22,7 @@
 //! ([`Store::publish_probe`], [`Store::probes`]). A single embedded instance
 //! holds everything and always leads, so there these are trivial.
 
+mod boot;
 mod error;
 pub mod postgres;
 mod records;
@@ -29,6 +30,7 @@ mod seam;
 pub mod sqlite;
 mod write;
 
+pub use boot::{BOOT_ID_LEN, boot_id, is_known as boot_id_is_known};
 pub use error::{StoreError, StoreFuture, StoreResult};
 pub use postgres::{PostgresConfig, PostgresStore};
 pub use records::{

@@ -86,6 +86,14 @@ pub struct PendingPayment {
     /// The last attempt recorded before a send: it may have reached the
     /// processor, so it must be resolved there before any other is tried.
     pub attempt: Option<Attempt>,
+    /// The store was opened after a kernel crash (another boot id) while
+    /// this payment was pending, and no attempt has been recorded for it
+    /// since: attempts are not synced, so it may have been sent under one
+    /// the crash took, to any processor, and `attempt` may be older than
+    /// its last. It is looked up at every processor before any send
+    /// (RELIABILITY.md, "After a kernel crash"). Only the embedded store
+    /// sets it.
+    pub unrecorded: bool,
 }
 
 /// A known outcome, recorded in the ledger.

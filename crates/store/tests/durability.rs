@@ -95,3 +95,81 @@ async fn on_postgres_os_turns_synchronous_commit_off_for_this_instance_only() {
     assert_eq!(os.accept(p.clone()).await.unwrap(), Acceptance::New);
     assert_eq!(stable.accept(p).await.unwrap(), Acceptance::Duplicate);
 }
+
+/// Makes the file at `path` look last opened under another boot, as after a
+/// kernel crash: the boot id the store recorded is replaced.
+fn last_opened_under_another_boot(path: &std::path::Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let changed = conn
+        .execute("UPDATE opened SET boot = x'00ff'", [])
+        .unwrap();
+    assert_eq!(changed, 1, "the store records the boot it was opened under");
+}
+
+/// Attempts are not synced at `stable`: a store opened after a kernel crash
+/// marks the payments pending then unrecorded — and only those, only
+/// once — and an attempt recorded since clears the mark. Finished payments
+/// are not marked.
+#[tokio::test]
+async fn a_store_opened_under_another_boot_marks_its_pending_payments_unrecorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reroute.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let (pending, finished) = (payment(100, 1), payment(200, 2));
+    for p in [&pending, &finished] {
+        assert_eq!(store.accept(p.clone()).await.unwrap(), Acceptance::New);
+    }
+    let a = attempt("default", 1_000);
+    assert!(store.begin_attempt(pending.id, a.clone()).await.unwrap());
+    assert!(
+        store
+            .finish(finished.id, Outcome::Processed(a.clone()))
+            .await
+            .unwrap()
+    );
+    drop(store);
+    let unrecorded = |store: &SqliteStore| {
+        let store = store.clone();
+        async move {
+            let pending = store.pending().await.unwrap();
+            pending.iter().map(|p| p.unrecorded).collect::<Vec<_>>()
+        }
+    };
+
+    // Reopened under the same boot: nothing is unrecorded.
+    let store = reopen(&path, Durability::Stable).await;
+    assert_eq!(unrecorded(&store).await, [false]);
+    drop(store);
+
+    last_opened_under_another_boot(&path);
+    let store = reopen(&path, Durability::Stable).await;
+    let after = store.pending().await.unwrap();
+    assert_eq!(after.len(), 1, "the finished payment stays finished");
+    assert!(after[0].unrecorded, "{after:?}");
+    assert_eq!(
+        after[0].attempt.as_ref(),
+        Some(&a),
+        "the attempt it had is kept"
+    );
+    assert_eq!(
+        store.find(finished.id).await.unwrap().unwrap().state,
+        reroute_store::PaymentState::Processed
+    );
+    drop(store);
+
+    // The mark outlives a restart under the same boot: the lookups it asks
+    // for may not have run.
+    let store = reopen(&path, Durability::Stable).await;
+    assert_eq!(unrecorded(&store).await, [true]);
+    // An attempt of this boot clears it; it is reclaimed first, as a
+    // previous run's payment is before it is worked on.
+    let reclaimed = store.reclaim(10).await.unwrap();
+    assert!(reclaimed[0].unrecorded);
+    assert!(
+        store
+            .begin_attempt(pending.id, attempt("fallback", 2_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(unrecorded(&store).await, [false]);
+}

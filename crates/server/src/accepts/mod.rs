@@ -566,18 +566,7 @@ impl AcceptTable {
     }
 }
 
-/// This boot's id (Linux): a table whose boot id differs outlived a kernel
-/// crash or a reboot. Elsewhere all zeros, which the core never trusts: it
-/// refills the table from the store at every start.
-pub fn boot_id() -> [u8; table::BOOT_ID_LEN] {
-    let mut out = [0; table::BOOT_ID_LEN];
-    if let Ok(text) = std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
-        let text = text.trim().as_bytes();
-        let n = text.len().min(out.len());
-        out[..n].copy_from_slice(&text[..n]);
-    }
-    out
-}
+pub use reroute_store::boot_id;
 
 /// Which store file a table was filled for: its device, inode and birth
 /// time (a file removed and made again is another store). 0 if unknown,

@@ -42,7 +42,7 @@ const SLOT_BYTES: usize = 32;
 const ENTRY_BYTES: usize = 16;
 const RINGS: usize = MAX_OWNERS * RING as usize * ENTRY_BYTES;
 const BOOT_ID_AT: usize = 32;
-pub const BOOT_ID_LEN: usize = 40;
+pub use reroute_store::BOOT_ID_LEN;
 
 /// Gives a new table file its `len` bytes, every block allocated, written
 /// with zeros and synced: a slot's sync (at `stable`) then writes its page

@@ -61,6 +61,7 @@ pub(crate) async fn store_and_queue(
         shared.queue.push(Job::accepted(PendingPayment {
             payment,
             attempt: plan,
+            unrecorded: false,
         }));
     }
     Ok(acceptance)
@@ -276,7 +277,7 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
         return Ok(());
     }
     table.set_trusted(false);
-    if boot == [0; crate::accepts::table::BOOT_ID_LEN] || store == 0 {
+    if !reroute_store::boot_id_is_known(&boot) || store == 0 {
         tracing::warn!(
             "no boot id on this system, or no store file: the accept table is not used, edges hand every payment to the core"
         );

@@ -131,6 +131,12 @@ impl Scripted {
         self.books.lock().unwrap().posts
     }
 
+    /// Its books hold `id`, stored with `requested_at`, as if sent before.
+    pub fn holds(&self, id: &str, requested_at: &str) {
+        let mut books = self.books.lock().unwrap();
+        books.stored.insert(id.to_owned(), requested_at.to_owned());
+    }
+
     pub fn stored(&self, id: &str) -> Option<String> {
         self.books.lock().unwrap().stored.get(id).cloned()
     }

@@ -99,7 +99,9 @@ impl Store for PostgresStore {
             let Some(row) = client.query_opt(&statement, &[id.as_uuid()]).await? else {
                 return Ok(None);
             };
-            let PendingPayment { payment, attempt } = pending_from_row(&row);
+            let PendingPayment {
+                payment, attempt, ..
+            } = pending_from_row(&row);
             let state = match row.get::<_, i16>(7) {
                 STATE_PENDING => PaymentState::Pending,
                 STATE_PROCESSED => PaymentState::Processed,

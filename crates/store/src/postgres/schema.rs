@@ -184,5 +184,7 @@ pub(super) fn pending_from_row(r: &Row) -> PendingPayment {
             processor,
             requested_at: Timestamp::from_millis(at),
         }),
+        // Attempts are written at the server's `synchronous_commit`.
+        unrecorded: false,
     }
 }

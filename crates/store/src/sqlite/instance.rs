@@ -11,10 +11,11 @@ use std::thread;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
+use super::commands::Command;
 use super::lock::{Lock, lock};
-use super::schema::migrate;
+use super::schema::{migrate, record_boot};
 use super::writer::{
-    Channel, Command, Held, Inbox, Sync, Writer, checkpoint_loop, write_loop, write_task,
+    Channel, Held, Inbox, Sync, Syncs, Writer, checkpoint_loop, write_loop, write_task,
 };
 use crate::{Durability, ProbeReport, StoreError, StoreFuture, StoreResult};
 
@@ -97,6 +98,18 @@ impl SqliteStore {
         writer_conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer_conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut writer_conn)?;
+        let boot = crate::boot::boot_id();
+        let boot_known = crate::boot::is_known(&boot);
+        if boot_known {
+            let marked = record_boot(&mut writer_conn, &boot)?;
+            if marked > 0 {
+                tracing::warn!(
+                    payments = marked,
+                    "the store was last opened before a kernel crash or a reboot: its pending payments are looked up at every processor before any send"
+                );
+            }
+        }
+        let syncs = Syncs::new(durability, boot_known);
         let reader = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -130,7 +143,7 @@ impl SqliteStore {
         let channel = match runtime {
             Some(runtime) => {
                 let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                runtime.spawn(write_task(writer_conn, rx, held, run, durability, lock));
+                runtime.spawn(write_task(writer_conn, rx, held, run, syncs, lock));
                 Channel::Task(tx)
             }
             None => {
@@ -139,7 +152,7 @@ impl SqliteStore {
                 running.writer = Some(
                     thread::Builder::new()
                         .name("store-writer".into())
-                        .spawn(move || write_loop(writer_conn, rx, held, run, durability))
+                        .spawn(move || write_loop(writer_conn, rx, held, run, syncs))
                         .map_err(|e| {
                             StoreError::Unavailable(format!("cannot start the writer: {e}"))
                         })?,

@@ -11,12 +11,17 @@
 //! commit never carries them. Reads use a second connection (WAL lets them
 //! run beside the writer).
 //!
-//! The sync follows [`Durability`](crate::Durability): at `Stable` a group holding an accept, an
-//! attempt, a reclaim or a purge commits with `synchronous=FULL` (the log is
-//! fdatasync'ed before anyone is answered); a group of outcomes commits
-//! with `synchronous=NORMAL` (no sync: the next synced commit or checkpoint
-//! carries it to the disk). At `Os` every commit is `NORMAL`: the log reaches
-//! the OS at commit and the disk at the next checkpoint.
+//! The sync follows [`Durability`](crate::Durability): at `Stable` a group holding an accept, a
+//! restore, a reclaim or a purge commits with `synchronous=FULL` (the log is
+//! fdatasync'ed before anyone is answered); a group of attempts and
+//! outcomes commits with `synchronous=NORMAL` (no sync: the next synced
+//! commit or checkpoint carries it to the disk). A kernel crash that takes
+//! an attempt is told at the next open: the file records the boot id it
+//! was opened under, and an open under another marks every pending payment
+//! unrecorded ([`PendingPayment::unrecorded`](crate::PendingPayment::unrecorded)), to be
+//! looked up everywhere before it is sent. Where there is no boot id,
+//! attempts are synced too. At `Os` every commit is `NORMAL`: the log
+//! reaches the OS at commit and the disk at the next checkpoint.
 //!
 //! One embedded store serves one instance, which holds every payment and
 //! always leads the probes. Each open is a new *run*: payments accepted by
@@ -37,6 +42,7 @@
 //! maps rows to records, `writer` groups and commits the writes, `queries`
 //! is the engine's side of the [`crate::Store`] seam.
 
+mod commands;
 mod instance;
 mod lock;
 mod queries;

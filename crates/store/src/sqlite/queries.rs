@@ -9,11 +9,12 @@ use std::time::Duration;
 use reroute_core::{CorrelationId, Money, Timestamp, Window};
 use rusqlite::{OptionalExtension, params};
 
+use super::commands::Command;
 use super::instance::SqliteStore;
 use super::schema::{
-    STATE_DECLINED, STATE_DUPLICATE, STATE_PENDING, STATE_PROCESSED, id_from_row, pending_from_row,
+    STATE_DECLINED, STATE_DUPLICATE, STATE_PENDING, STATE_PROCESSED, id_from_row, pending_columns,
+    pending_from_row,
 };
-use super::writer::Command;
 use crate::write::Write;
 use crate::{
     Acceptance, Attempt, LedgerEntry, NewPayment, Outcome, PaymentRecord, PaymentState,
@@ -77,20 +78,22 @@ impl Store for SqliteStore {
 
     fn find(&self, id: CorrelationId) -> StoreFuture<'_, Option<PaymentRecord>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at,
-                        state
-                 FROM payments WHERE id = ?1",
-            )?;
+            let mut stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                pending_columns!(),
+                ", state FROM payments WHERE id = ?1"
+            ))?;
             stmt.query_row([&id.as_bytes()[..]], |r| {
-                let PendingPayment { payment, attempt } = pending_from_row(r)?;
-                let state = match r.get::<_, i64>(7)? {
+                let PendingPayment {
+                    payment, attempt, ..
+                } = pending_from_row(r)?;
+                let state = match r.get::<_, i64>(8)? {
                     STATE_PENDING => PaymentState::Pending,
                     STATE_PROCESSED => PaymentState::Processed,
                     STATE_DECLINED => PaymentState::Declined,
                     STATE_DUPLICATE => PaymentState::Duplicate,
                     other => {
-                        return Err(rusqlite::Error::IntegralValueOutOfRange(7, other));
+                        return Err(rusqlite::Error::IntegralValueOutOfRange(8, other));
                     }
                 };
                 Ok(PaymentRecord {
@@ -111,11 +114,12 @@ impl Store for SqliteStore {
         let run = self.run;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
-                 FROM payments WHERE state = ?1 AND holder = ?2 AND accepted_at < ?3
-                 ORDER BY accepted_at LIMIT ?4",
-            )?;
+            let mut stmt = conn.prepare_cached(concat!(
+                "SELECT ",
+                pending_columns!(),
+                " FROM payments WHERE state = ?1 AND holder = ?2 AND accepted_at < ?3
+                 ORDER BY accepted_at LIMIT ?4"
+            ))?;
             let rows = stmt.query_map(
                 params![STATE_PENDING, &run[..], accepted_before.millis(), limit],
                 pending_from_row,
@@ -126,10 +130,11 @@ impl Store for SqliteStore {
 
     fn pending(&self) -> StoreFuture<'_, Vec<PendingPayment>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, amount, payment_method, country, accepted_at, processor, requested_at
-                 FROM payments WHERE state = ?1 ORDER BY accepted_at",
-            )?;
+            let mut stmt = conn.prepare(concat!(
+                "SELECT ",
+                pending_columns!(),
+                " FROM payments WHERE state = ?1 ORDER BY accepted_at"
+            ))?;
             let rows = stmt.query_map([STATE_PENDING], pending_from_row)?;
             rows.collect()
         })

@@ -2,7 +2,7 @@
 //! them), the payment states as stored, and rows mapped back to records.
 
 use reroute_core::{CorrelationId, Money, Timestamp};
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::{Attempt, NewPayment, Outcome, PendingPayment, StoreResult};
 
@@ -37,7 +37,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // queries name it literally too (`queries::SUMMARY`).
     "DROP INDEX payments_by_state_time;
      CREATE INDEX payments_processed_by_time ON payments (requested_at) WHERE state = 1;",
+    // The boot id the file was last opened under, and the payments pending
+    // when it was opened under another (`PendingPayment::unrecorded`).
+    "CREATE TABLE opened (boot BLOB NOT NULL);
+     ALTER TABLE payments ADD COLUMN unrecorded INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The columns [`pending_from_row`] reads, in its order.
+macro_rules! pending_columns {
+    () => {
+        "id, amount, payment_method, country, accepted_at, processor, requested_at, unrecorded"
+    };
+}
+pub(super) use pending_columns;
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -48,6 +60,34 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Records the boot id this open runs under. If the file was last opened
+/// under another (a kernel crash or a reboot since), every payment pending
+/// is marked unrecorded in the same commit, which is synced (the writer's
+/// connection opens at `synchronous=FULL`): the crash may have taken
+/// attempts, which are not synced. How many were marked.
+pub(super) fn record_boot(conn: &mut Connection, boot: &[u8]) -> StoreResult<usize> {
+    let tx = conn.transaction()?;
+    let last: Option<Vec<u8>> = tx
+        .query_row("SELECT boot FROM opened", [], |r| r.get(0))
+        .optional()?;
+    if last.as_deref() == Some(boot) {
+        return Ok(0);
+    }
+    // No boot recorded: the file is new, or written by a build that
+    // synced every attempt.
+    let marked = match last {
+        Some(_) => tx.execute(
+            "UPDATE payments SET unrecorded = 1 WHERE state = ?1",
+            [STATE_PENDING],
+        )?,
+        None => 0,
+    };
+    tx.execute("DELETE FROM opened", [])?;
+    tx.execute("INSERT INTO opened (boot) VALUES (?1)", [boot])?;
+    tx.commit()?;
+    Ok(marked)
 }
 
 /// The state and attempt columns of a finished payment.
@@ -70,8 +110,7 @@ pub(super) fn id_from_row(bytes: Vec<u8>) -> rusqlite::Result<CorrelationId> {
     Ok(CorrelationId::from_bytes(bytes))
 }
 
-/// A pending payment from `id, amount, payment_method, country, accepted_at,
-/// processor, requested_at`.
+/// A pending payment from the columns [`pending_columns`] names.
 pub(super) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingPayment> {
     let processor: Option<String> = r.get(5)?;
     let requested_at: Option<i64> = r.get(6)?;
@@ -87,5 +126,6 @@ pub(super) fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pendin
             processor,
             requested_at: Timestamp::from_millis(at),
         }),
+        unrecorded: r.get(7)?,
     })
 }

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
+use super::commands::*;
 use super::queries::{LEDGER, SUMMARY, SUMMARY_ANSWERED_BY};
 use super::schema::{STATE_PENDING, STATE_PROCESSED, migrate};
 use super::writer::*;
@@ -68,16 +69,48 @@ fn database() -> Connection {
 }
 
 fn writing(conn: &mut Connection) -> Writing<'_> {
-    Writing::new(conn, [7; 16], Durability::Os)
+    Writing::new(conn, [7; 16], Syncs::None)
+}
+
+fn begin() -> (Command, oneshot::Receiver<StoreResult<bool>>) {
+    let attempt = Attempt {
+        processor: "default".into(),
+        requested_at: Timestamp::from_millis(0),
+    };
+    let (tx, rx) = oneshot::channel();
+    let cmd = Command::Write(Write::BeginAttempt(
+        CorrelationId::from_bytes(ID),
+        attempt,
+        tx,
+    ));
+    (cmd, rx)
 }
 
 #[test]
-fn only_a_group_with_something_relied_on_waits_for_the_disk_and_only_when_stable() {
+fn only_a_group_with_an_accept_waits_for_the_disk_and_only_when_stable() {
     use Durability::{Os, Stable};
-    let (finish, accept) = (|| finish().0, || accept().0);
-    assert_eq!(Sync::for_group(Stable, &[finish(), finish()]), Sync::Normal);
-    assert_eq!(Sync::for_group(Stable, &[finish(), accept()]), Sync::Full);
-    assert_eq!(Sync::for_group(Os, &[finish(), accept()]), Sync::Normal);
+    let (finish, accept, begin) = (|| finish().0, || accept().0, || begin().0);
+    let stable = Syncs::new(Stable, true);
+    assert_eq!(Sync::for_group(stable, &[finish(), finish()]), Sync::Normal);
+    assert_eq!(Sync::for_group(stable, &[finish(), accept()]), Sync::Full);
+    assert_eq!(Sync::for_group(stable, &[purge().0]), Sync::Full);
+    assert_eq!(
+        Sync::for_group(stable, &[begin(), finish()]),
+        Sync::Normal,
+        "an attempt rides on the next sync: the boot id tells a crash that took it"
+    );
+    let blind = Syncs::new(Stable, false);
+    assert_eq!(
+        Sync::for_group(blind, &[begin(), finish()]),
+        Sync::Full,
+        "without a boot id an attempt waits for the disk"
+    );
+    assert_eq!(Sync::for_group(blind, &[finish()]), Sync::Normal);
+    let os = Syncs::new(Os, true);
+    assert_eq!(
+        Sync::for_group(os, &[finish(), accept(), begin()]),
+        Sync::Normal
+    );
 }
 
 #[test]
