@@ -372,8 +372,7 @@ async fn look_elsewhere(shared: &Shared, work: &mut Work, index: usize) -> Next 
         }
         Lookup::Unknown => looked_at.plus_millis(PINNED_RETRY_MS),
     };
-    let ms = (until.millis() - Timestamp::now().millis()).clamp(1, 60_000) as u64;
-    tokio::time::sleep(Duration::from_millis(ms)).await;
+    tokio::time::sleep(time_to(until)).await;
     Next::Continue
 }
 
@@ -542,9 +541,14 @@ async fn finish(shared: &Shared, payment: &PendingPayment, outcome: Outcome) -> 
 }
 
 async fn wait(changed: tokio::sync::futures::Notified<'_>, until: Timestamp) {
-    let ms = (until.millis() - Timestamp::now().millis()).clamp(1, 60_000) as u64;
     tokio::select! {
         _ = changed => {}
-        _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+        _ = tokio::time::sleep(time_to(until)) => {}
     }
+}
+
+/// From now until `until`: at least 1 ms, at most a minute.
+fn time_to(until: Timestamp) -> Duration {
+    let ms = (until.millis() - Timestamp::now().millis()).clamp(1, 60_000) as u64;
+    Duration::from_millis(ms)
 }

@@ -566,8 +566,6 @@ impl AcceptTable {
     }
 }
 
-pub use reroute_store::boot_id;
-
 /// Which store file a table was filled for: its device, inode and birth
 /// time (a file removed and made again is another store). 0 if unknown,
 /// which the core never trusts.

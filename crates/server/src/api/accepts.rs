@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::accepts::owners::MAX_OWNERS;
 use crate::accepts::table::Kind;
-use crate::accepts::{AcceptTable, Probe, Record, boot_id, store_key};
+use crate::accepts::{AcceptTable, Probe, Record, store_key};
 use crate::config::StoreChoice;
 use crate::queue::Job;
 use crate::state::Shared;
@@ -243,7 +243,7 @@ fn unsynced(e: std::io::Error) -> StoreError {
 /// for another store file), refills it from the store. Until then edges do
 /// not decide on it.
 pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), StoreError> {
-    let boot = boot_id();
+    let boot = reroute_store::boot_id();
     let store = match &shared.config.store {
         StoreChoice::Embedded(db) => store_key(db),
         StoreChoice::Postgres { .. } => 0,
