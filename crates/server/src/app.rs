@@ -186,6 +186,7 @@ impl App {
             stopping: CancellationToken::new(),
             leases_renewed: std::sync::atomic::AtomicBool::new(true),
             accepts,
+            started_at: reroute_core::Timestamp::now(),
             registry,
             store,
             config,

@@ -55,6 +55,10 @@ pub struct Shared {
     pub leases_renewed: std::sync::atomic::AtomicBool,
     /// The table edges accept payments in (`--accept-table`).
     pub accepts: Option<Arc<AcceptTable>>,
+    /// When this process began to serve, its store open: every send of an
+    /// earlier process, one cut short by a kernel crash included, left
+    /// before it.
+    pub started_at: reroute_core::Timestamp,
 }
 
 impl Shared {

@@ -168,6 +168,9 @@ impl Store for TimedStore {
     ) -> StoreFuture<'_, Acceptance> {
         self.timed(Op::Accept, self.inner.accept_with_plan(payment, plan))
     }
+    fn accept_unrecorded(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.timed(Op::Accept, self.inner.accept_unrecorded(payment))
+    }
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
         self.timed(Op::BeginAttempt, self.inner.begin_attempt(id, attempt))
     }

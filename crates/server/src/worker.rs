@@ -104,9 +104,6 @@ struct Work {
     /// processors, other than the recorded attempt's, that may have it
     /// unrecorded and have not been cleared ([`look_elsewhere`]).
     elsewhere: Vec<usize>,
-    /// When this worker took the payment: any send made before the crash
-    /// left earlier.
-    took_at: Timestamp,
     /// The routing slot, until the first send has its place in a lane.
     slot: Option<OwnedSemaphorePermit>,
     /// Purges before the worker took it ([`crate::queue::Queue::purged_since`]).
@@ -158,7 +155,6 @@ async fn process(shared: &Shared, job: Job, slot: OwnedSemaphorePermit) {
         doubt,
         eligible,
         elsewhere,
-        took_at,
         slot: Some(slot),
         taken_after,
     };
@@ -340,9 +336,10 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
 /// payment, which may have been sent there under an attempt the crash took
 /// from the store. Found, the payment is settled there with the books'
 /// `requestedAt`; a 404 clears the processor once a send that left when
-/// this worker took the payment has passed its landing bound (any send
-/// made before the crash left earlier), and is asked again at that bound
-/// until then; no answer is asked again later. Nothing is sent anywhere
+/// this process started has passed its landing bound (any send made before
+/// the crash left earlier: after the first payments, a 404 clears at
+/// once), and is asked again at that bound until then; no answer is asked
+/// again later. Nothing is sent anywhere
 /// before every such processor is cleared (RELIABILITY.md, "After a kernel
 /// crash").
 async fn look_elsewhere(shared: &Shared, work: &mut Work, index: usize) -> Next {
@@ -363,7 +360,7 @@ async fn look_elsewhere(shared: &Shared, work: &mut Work, index: usize) -> Next 
             return finish(shared, &work.payment, Outcome::Processed(attempt)).await;
         }
         Lookup::NotFound => {
-            let bound = shared.landing.deadline(index, work.took_at, looked_at);
+            let bound = shared.landing.deadline(index, shared.started_at, looked_at);
             if bound <= looked_at {
                 work.elsewhere.remove(0);
                 return Next::Continue;

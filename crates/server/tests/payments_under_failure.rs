@@ -229,6 +229,12 @@ impl reroute_store::Store for LosesAnswers {
     fn exclusive(&self) -> bool {
         self.inner.exclusive()
     }
+    fn accept_unrecorded(
+        &self,
+        payment: reroute_store::NewPayment,
+    ) -> reroute_store::StoreFuture<'_, reroute_store::Acceptance> {
+        self.inner.accept_unrecorded(payment)
+    }
     fn accept_with_plan(
         &self,
         payment: reroute_store::NewPayment,

@@ -316,3 +316,150 @@ async fn after_a_kernel_crash_a_payment_is_looked_up_everywhere_before_it_is_sen
         app.stop().await;
     }
 }
+
+/// At `os` a kernel crash may keep the accept table's pages and lose the
+/// store's last commits: payments the edges accepted, that the core stored
+/// and sent, come back in the table alone — one in an edge's ring, one in
+/// its slot only. Stored again as new, with a plan, they would be sent
+/// again: charged twice. The next start must look them up everywhere
+/// first: both are at fallback and settle there; a third, found nowhere,
+/// is sent once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kernel_crash_payments_the_accept_table_kept_are_looked_up_before_they_are_sent() {
+    use reroute_server::accepts::table::BOOT_ID_LEN;
+    use reroute_server::accepts::{AcceptTable, Probe};
+
+    let backing = Backing::embedded();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("core.accepts");
+    let edges = dir.path().join("core.edges");
+    let args = [
+        "--edge-socket",
+        edges.to_str().unwrap(),
+        "--durability",
+        "os",
+        "--accept-table",
+        path.to_str().unwrap(),
+        "--landing-margin-ms",
+        "100",
+    ];
+    let default = Scripted::start(vec![]).await;
+    let fallback = Scripted::start(vec![]).await;
+    // A first start fills the table for this store and this boot.
+    start_router(&backing, &default, &fallback, &args)
+        .await
+        .stop()
+        .await;
+
+    // What the crash left: three payments in the table the store never
+    // had; fallback's books hold two of them.
+    let (table, _) = AcceptTable::open(&path, false).unwrap();
+    let charged_at = Timestamp::from_millis(2_000).to_string();
+    let (in_ring, in_slot, nowhere) = (new_id(), new_id(), new_id());
+    for (id, ring) in [(&in_ring, true), (&in_slot, false), (&nowhere, false)] {
+        let payment = NewPayment {
+            id: id.parse().unwrap(),
+            amount: Money::parse_exact("19.90").unwrap(),
+            payment_method: None,
+            country: None,
+            accepted_at: Timestamp::from_millis(1_000),
+        };
+        let Probe::Claimed(claim) = table.probe(&payment.id) else {
+            panic!("a new id is claimed")
+        };
+        table.write(&claim, &payment);
+        if ring {
+            assert!(table.push(&claim, payment.accepted_at));
+        }
+        table.publish(claim);
+    }
+    fallback.holds(&in_ring, &charged_at);
+    fallback.holds(&in_slot, &charged_at);
+    let (_, store) = table.filled_for();
+    table.set_filled_for(&[b'x'; BOOT_ID_LEN], store);
+    drop(table);
+
+    let app = start_router(&backing, &default, &fallback, &args).await;
+    let http = Http::default();
+    for id in [&in_ring, &in_slot] {
+        let view = settled(&app, &http, id).await;
+        assert_eq!(view["state"], "processed", "{view}");
+        assert_eq!(view["processor"], "fallback", "{view}");
+        assert_eq!(view["requestedAt"].as_str(), Some(charged_at.as_str()));
+    }
+    let view = settled(&app, &http, &nowhere).await;
+    assert_eq!(view["processor"], "default", "{view}");
+    assert_eq!(default.posts(), 1, "only the payment found nowhere is sent");
+    assert_eq!(
+        fallback.posts(),
+        0,
+        "sent again where it was: charged twice"
+    );
+    app.stop().await;
+}
+
+/// After a kernel crash every send the store may not have recorded left
+/// before this process started: a payment taken once that landing bound
+/// has passed is cleared at its first 404, not held for a bound of its own.
+/// With one routing slot, the second of two unrecorded payments waits for
+/// the first; fallback is then asked about it once (twice held a slot for
+/// another landing bound: after a crash with more pending payments than
+/// slots, every wave of them waited one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_kernel_crash_the_landing_bound_runs_from_the_start_not_from_each_payment() {
+    let backing = Backing::embedded();
+    let store = reroute_store::SqliteStore::open(backing.db()).unwrap();
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let id = new_id();
+        let payment = NewPayment {
+            id: id.parse().unwrap(),
+            amount: Money::parse_exact("19.90").unwrap(),
+            payment_method: None,
+            country: None,
+            accepted_at: Timestamp::from_millis(500 + n),
+        };
+        let attempt = Attempt {
+            processor: "default".into(),
+            requested_at: Timestamp::from_millis(1_000),
+        };
+        store
+            .accept_with_plan(payment, Some(attempt))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let released = store.released();
+    drop(store);
+    released.await;
+    let conn = rusqlite::Connection::open(backing.db()).unwrap();
+    conn.execute("UPDATE opened SET boot = x'00ff'", [])
+        .unwrap();
+    drop(conn);
+
+    let default = Scripted::start(vec![]).await;
+    let mut fallback = Scripted::start(vec![]).await;
+    let app = start_router(
+        &backing,
+        &default,
+        &fallback,
+        &["--landing-margin-ms", "100", "--workers", "1"],
+    )
+    .await;
+    let http = Http::default();
+    for id in &ids {
+        let view = settled(&app, &http, id).await;
+        assert_eq!(view["processor"], "default", "{view}");
+    }
+    assert_eq!(fallback.posts(), 0);
+    let mut lookups = 0;
+    while let Some(seen) = fallback.unread() {
+        assert_eq!(seen, Seen::Lookup { found: false });
+        lookups += 1;
+    }
+    assert_eq!(
+        lookups, 3,
+        "the first payment: a 404, another at the bound; the second: one"
+    );
+    app.stop().await;
+}

@@ -60,6 +60,17 @@ pub trait Store: Send + Sync + 'static {
         plan: Option<Attempt>,
     ) -> StoreFuture<'_, Acceptance>;
 
+    /// Stores a payment that may have been sent before a kernel crash though
+    /// this store has no record of it: an accept the server's accept table
+    /// kept and the store lost with its unsynced commits. It is marked
+    /// unrecorded ([`PendingPayment::unrecorded`]), as the payments pending
+    /// at an open under another boot are, so that it is looked up at every
+    /// processor before any send. A known id is left as it is, answered as
+    /// by [`Store::accept`]. Held to the durability of an accept. With
+    /// PostgreSQL, whose commits do not live on the router's host, and which
+    /// no accept table serves, it is [`Store::accept`].
+    fn accept_unrecorded(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance>;
+
     /// Records that `attempt` is about to be sent: before the first send of
     /// an attempt and before every re-send of it (the same attempt again).
     /// `false` if the payment is no longer pending (finished, or purged

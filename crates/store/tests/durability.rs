@@ -7,7 +7,7 @@
 mod common;
 
 use common::{attempt, payment};
-use reroute_store::{Acceptance, Durability, Outcome, SqliteStore, Store, StoreError};
+use reroute_store::{Acceptance, Durability, NewPayment, Outcome, SqliteStore, Store, StoreError};
 
 /// Reopens the store at `path`, waiting (bounded) for a writer task that
 /// still holds the lock to finish.
@@ -172,4 +172,45 @@ async fn a_store_opened_under_another_boot_marks_its_pending_payments_unrecorded
             .unwrap()
     );
     assert_eq!(unrecorded(&store).await, [false]);
+}
+
+/// A payment the accept table kept through a kernel crash and the store
+/// lost is stored marked unrecorded, and the mark outlives a restart; a
+/// known id is answered as an accept would and left as it is.
+#[tokio::test]
+async fn a_payment_accepted_unrecorded_is_stored_marked_and_a_known_one_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reroute.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let (known, lost) = (payment(100, 1), payment(200, 2));
+    assert_eq!(store.accept(known.clone()).await.unwrap(), Acceptance::New);
+    assert_eq!(
+        store.accept_unrecorded(lost.clone()).await.unwrap(),
+        Acceptance::New
+    );
+    assert_eq!(
+        store.accept_unrecorded(known.clone()).await.unwrap(),
+        Acceptance::Duplicate
+    );
+    let other_amount = NewPayment {
+        amount: reroute_core::Money::from_minor(300),
+        ..known.clone()
+    };
+    assert_eq!(
+        store.accept_unrecorded(other_amount).await.unwrap(),
+        Acceptance::Conflict {
+            existing: known.amount
+        }
+    );
+    drop(store);
+    let store = reopen(&path, Durability::Stable).await;
+    let mut marks: Vec<_> = store
+        .pending()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.payment.id, p.unrecorded, p.attempt))
+        .collect();
+    marks.sort_by_key(|(id, ..)| *id != known.id);
+    assert_eq!(marks, [(known.id, false, None), (lost.id, true, None)]);
 }

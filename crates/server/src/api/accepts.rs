@@ -67,6 +67,30 @@ pub(crate) async fn store_and_queue(
     Ok(acceptance)
 }
 
+/// Stores a payment the table holds and the store may not: at start-up
+/// after a kernel crash (`crashed`), marked unrecorded, as the store may
+/// have lost it after it was sent ([`reroute_store::Store::accept_unrecorded`]);
+/// otherwise by [`store_and_queue`]. If it is new, queues it for a worker.
+async fn keep(
+    shared: Arc<Shared>,
+    payment: NewPayment,
+    crashed: bool,
+) -> Result<Acceptance, StoreError> {
+    if !crashed {
+        return store_and_queue(shared, payment).await;
+    }
+    let acceptance = shared.store.accept_unrecorded(payment.clone()).await?;
+    if acceptance == Acceptance::New {
+        shared.metrics.accepted("accepted");
+        shared.queue.push(Job::accepted(PendingPayment {
+            payment,
+            attempt: None,
+            unrecorded: true,
+        }));
+    }
+    Ok(acceptance)
+}
+
 /// Accepts a payment through the table: the id's slot decides a duplicate
 /// or conflict; a new id is claimed, stored, queued and published.
 pub(crate) async fn accept(
@@ -125,15 +149,21 @@ pub(crate) async fn accept(
 
 /// Stores every payment the edges published in their rings, queueing the
 /// new ones, and moves the rings' tails past them. An entry still being
-/// written stops its ring until the next call. A store error leaves the
-/// ring where it was: the next call stores those payments again, and the
-/// store tells the ones it has.
-pub(crate) async fn drain(shared: &Arc<Shared>, table: &AcceptTable) -> Result<usize, StoreError> {
-    let mut stored = 0;
+/// written stops its ring until the next call. The payments of every ring
+/// go to the store together, so that they share one commit. A store error
+/// leaves every ring where it was: the next call stores those payments
+/// again, and the store tells the ones it has. `crashed`: at start-up
+/// after a kernel crash, see [`keep`].
+pub(crate) async fn drain(
+    shared: &Arc<Shared>,
+    table: &AcceptTable,
+    crashed: bool,
+) -> Result<usize, StoreError> {
+    let mut tails = Vec::new();
+    let mut batch = Vec::new();
     for owner in 0..MAX_OWNERS {
         let (tail, head) = table.ring(owner);
         let mut end = tail;
-        let mut batch = Vec::new();
         while end != head {
             let (slot, accepted_at) = table.ring_entry(owner, end);
             let word = table.word(slot);
@@ -143,27 +173,31 @@ pub(crate) async fn drain(shared: &Arc<Shared>, table: &AcceptTable) -> Result<u
             // Not written (its owner died before publishing, or a purge
             // came): nothing was answered for it.
             if let Some(record) = table.read(slot) {
-                batch.push(store_and_queue(
+                batch.push(keep(
                     Arc::clone(shared),
                     slot_payment(&record, accepted_at),
+                    crashed,
                 ));
             }
             end = end.wrapping_add(1);
         }
-        if end == tail {
-            continue;
+        if end != tail {
+            tails.push((owner, end));
         }
-        for result in join_all(batch).await {
-            match result? {
-                Acceptance::New => stored += 1,
-                Acceptance::Duplicate => {}
-                Acceptance::Conflict { existing } => {
-                    // The table and the store disagree: only a table not
-                    // trusted could, and edges do not decide on those.
-                    tracing::error!(%existing, "a payment published by an edge conflicts with the store");
-                }
+    }
+    let mut stored = 0;
+    for result in join_all(batch).await {
+        match result? {
+            Acceptance::New => stored += 1,
+            Acceptance::Duplicate => {}
+            Acceptance::Conflict { existing } => {
+                // The table and the store disagree: only a table not
+                // trusted could, and edges do not decide on those.
+                tracing::error!(%existing, "a payment published by an edge conflicts with the store");
             }
         }
+    }
+    for (owner, end) in tails {
         table.set_tail(owner, end);
     }
     Ok(stored)
@@ -188,7 +222,7 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         if duplicates > 0 {
             shared.metrics.accepted_many("duplicate", duplicates);
         }
-        pause = match drain(&shared, &table).await {
+        pause = match drain(&shared, &table, false).await {
             Ok(0) if duplicates == 0 => (pause * 2).min(IDLE_LOOK),
             Ok(_) => LOOK,
             Err(e) => {
@@ -197,21 +231,22 @@ pub async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
             }
         };
     }
-    if let Err(e) = drain(&shared, &table).await {
+    if let Err(e) = drain(&shared, &table, false).await {
         tracing::warn!(error = %e, "storing the edges' last accepts failed; the next start will");
     }
 }
 
-/// Stores every written slot of the table (idempotently), queueing the
-/// ones the store did not have; their instant of acceptance, which only a
-/// ring carried, is taken as now.
+/// After a kernel crash: stores every written slot of the table
+/// (idempotently), queueing the ones the store did not have, marked
+/// unrecorded ([`keep`]); their instant of acceptance, which only a ring
+/// carried, is taken as now.
 async fn keep_written(shared: &Arc<Shared>, table: &AcceptTable) -> Result<usize, StoreError> {
     let mut stored = 0;
     let now = Timestamp::now();
     for chunk in table.written().chunks(1024) {
         let batch = chunk
             .iter()
-            .map(|record| store_and_queue(Arc::clone(shared), slot_payment(record, now)));
+            .map(|record| keep(Arc::clone(shared), slot_payment(record, now), true));
         for result in join_all(batch).await {
             if result? == Acceptance::New {
                 stored += 1;
@@ -252,11 +287,16 @@ pub async fn prepare(shared: &Arc<Shared>, table: &AcceptTable) -> Result<(), St
     // table filled for another store file is that store's: it is forgotten
     // below, not poured into this one.
     if store != 0 && table.filled_for().1 == store {
-        let mut stored = drain(shared, table).await?;
+        // After a kernel crash the store may have lost payments it had
+        // stored and sent (at `os`, its last commits were not on disk): the
+        // ones the table kept are stored marked unrecorded, to be looked up
+        // at every processor before any send.
+        let crashed = table.filled_for().0 != boot;
+        let mut stored = drain(shared, table, crashed).await?;
         // After a kernel crash the rings' pages may have missed the disk
         // while a slot's did (at `stable`, every slot answered 2xx did):
         // every written slot is stored, the ones the store has are known.
-        if table.filled_for().0 != boot {
+        if crashed {
             stored += keep_written(shared, table).await?;
         }
         if stored > 0 {

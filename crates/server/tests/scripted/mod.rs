@@ -355,6 +355,9 @@ impl Store for Hooked {
     ) -> StoreFuture<'_, Acceptance> {
         self.inner.accept_with_plan(p, plan)
     }
+    fn accept_unrecorded(&self, p: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.inner.accept_unrecorded(p)
+    }
     fn exclusive(&self) -> bool {
         self.inner.exclusive()
     }

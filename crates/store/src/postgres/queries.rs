@@ -27,6 +27,12 @@ impl Store for PostgresStore {
         self.write(|tx| Write::Accept(payment, plan, tx))
     }
 
+    /// An accept: no accept table serves PostgreSQL, and its commits are
+    /// not lost to a crash of the router's host.
+    fn accept_unrecorded(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.accept_with_plan(payment, None)
+    }
+
     /// Only the holder, while its lease runs, records an attempt: `false`
     /// also when another instance has taken the payment over, or when this
     /// instance's lease ran out (it stalled, or lost PostgreSQL, past it)

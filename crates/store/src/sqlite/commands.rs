@@ -13,6 +13,8 @@ use crate::{Acceptance, Attempt, NewPayment, Outcome, PendingPayment, StoreResul
 pub(super) enum Command {
     /// An accept, an attempt or an outcome, as both engines take them.
     Write(Write),
+    /// An accept marked unrecorded ([`crate::Store::accept_unrecorded`]).
+    AcceptUnrecorded(NewPayment, oneshot::Sender<StoreResult<Acceptance>>),
     Restore(
         NewPayment,
         Outcome,
@@ -73,18 +75,15 @@ pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite:
     match cmd {
         Command::Write(Write::Accept(p, plan, _)) => {
             let inserted = insert(tx, p, STATE_PENDING, run, plan.as_ref(), None)?;
+            acceptance(tx, p, inserted)
+        }
+        Command::AcceptUnrecorded(p, _) => {
+            let inserted = insert(tx, p, STATE_PENDING, run, None, None)?;
             if inserted == 1 {
-                return Ok(Applied::Acceptance(Acceptance::New));
+                tx.prepare_cached("UPDATE payments SET unrecorded = 1 WHERE id = ?1")?
+                    .execute([&p.id.as_bytes()[..]])?;
             }
-            let existing: i64 = tx
-                .prepare_cached("SELECT amount FROM payments WHERE id = ?1")?
-                .query_row([&p.id.as_bytes()[..]], |r| r.get(0))?;
-            let existing = Money::from_minor(existing);
-            Ok(Applied::Acceptance(if existing == p.amount {
-                Acceptance::Duplicate
-            } else {
-                Acceptance::Conflict { existing }
-            }))
+            acceptance(tx, p, inserted)
         }
         Command::Write(Write::BeginAttempt(id, attempt, _)) => {
             let changed = tx
@@ -149,6 +148,23 @@ pub(super) fn apply(tx: &Connection, cmd: &Command, run: &[u8; 16]) -> rusqlite:
     }
 }
 
+/// What an accept of `p` that inserted `inserted` rows comes to: new, or
+/// the id known with the same amount or another.
+fn acceptance(tx: &Connection, p: &NewPayment, inserted: usize) -> rusqlite::Result<Applied> {
+    if inserted == 1 {
+        return Ok(Applied::Acceptance(Acceptance::New));
+    }
+    let existing: i64 = tx
+        .prepare_cached("SELECT amount FROM payments WHERE id = ?1")?
+        .query_row([&p.id.as_bytes()[..]], |r| r.get(0))?;
+    let existing = Money::from_minor(existing);
+    Ok(Applied::Acceptance(if existing == p.amount {
+        Acceptance::Duplicate
+    } else {
+        Acceptance::Conflict { existing }
+    }))
+}
+
 /// Inserts `p` in `state`, held by this run, with `attempt` (and, finished,
 /// when its outcome was answered), unless its id is known; how many rows
 /// it inserted (0 or 1).
@@ -185,10 +201,12 @@ pub(super) fn respond(cmd: Command, applied: StoreResult<Applied>) {
     match (cmd, applied) {
         (Command::Write(w), Ok(Applied::Acceptance(a))) => w.answer(Answer::Acceptance(a)),
         (Command::Write(w), Ok(Applied::Flag(f))) => w.answer(Answer::Flag(f)),
+        (Command::AcceptUnrecorded(_, tx), Ok(Applied::Acceptance(a))) => drop(tx.send(Ok(a))),
         (Command::Restore(_, _, _, tx), Ok(Applied::Flag(f))) => drop(tx.send(Ok(f))),
         (Command::Purge(tx), Ok(Applied::Unit)) => drop(tx.send(Ok(()))),
         (Command::Reclaim(_, tx), Ok(Applied::Reclaimed(p))) => drop(tx.send(Ok(p))),
         (Command::Write(w), Err(e)) => w.fail(e),
+        (Command::AcceptUnrecorded(_, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Restore(_, _, _, tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Purge(tx), Err(e)) => drop(tx.send(Err(e))),
         (Command::Reclaim(_, tx), Err(e)) => drop(tx.send(Err(e))),

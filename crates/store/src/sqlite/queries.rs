@@ -50,6 +50,10 @@ impl Store for SqliteStore {
         self.send(|tx| Command::Write(Write::Accept(payment, plan, tx)))
     }
 
+    fn accept_unrecorded(&self, payment: NewPayment) -> StoreFuture<'_, Acceptance> {
+        self.send(|tx| Command::AcceptUnrecorded(payment, tx))
+    }
+
     fn begin_attempt(&self, id: CorrelationId, attempt: Attempt) -> StoreFuture<'_, bool> {
         self.send(|tx| Command::Write(Write::BeginAttempt(id, attempt, tx)))
     }

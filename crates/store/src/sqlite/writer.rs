@@ -289,6 +289,7 @@ impl Sync {
             Command::Write(Write::Finish(..)) | Command::Outcomes => false,
             Command::Write(Write::BeginAttempt(..)) => syncs == Syncs::AcceptsAndAttempts,
             Command::Write(Write::Accept(..))
+            | Command::AcceptUnrecorded(..)
             | Command::Restore(..)
             | Command::Purge(_)
             | Command::Reclaim(..) => true,
