@@ -339,9 +339,8 @@ async fn resolve(shared: &Shared, work: &mut Work, attempt: Attempt) -> Next {
 /// this process started has passed its landing bound (any send made before
 /// the crash left earlier: after the first payments, a 404 clears at
 /// once), and is asked again at that bound until then; no answer is asked
-/// again later. Nothing is sent anywhere
-/// before every such processor is cleared (RELIABILITY.md, "After a kernel
-/// crash").
+/// again later. Nothing is sent anywhere before every such processor is
+/// cleared (RELIABILITY.md, "After a kernel crash").
 async fn look_elsewhere(shared: &Shared, work: &mut Work, index: usize) -> Next {
     let processor = &shared.registry.by_fee()[index];
     let url = processor

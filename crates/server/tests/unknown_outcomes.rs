@@ -233,6 +233,33 @@ on_both_stores!(
     a_resend_found_by_the_sweep_after_the_payment_finished_is_not_sent,
 );
 
+/// A payment of 19.90 with id `id`, accepted at `accepted_at` (ms).
+fn payment_of(id: &str, accepted_at: i64) -> NewPayment {
+    NewPayment {
+        id: id.parse().unwrap(),
+        amount: Money::parse_exact("19.90").unwrap(),
+        payment_method: None,
+        country: None,
+        accepted_at: Timestamp::from_millis(accepted_at),
+    }
+}
+
+/// `backing`'s store as a kernel crash leaves it: `pending` accepted, each
+/// with the attempt recorded for it, and the store last opened under
+/// another boot.
+async fn left_by_a_kernel_crash(backing: &Backing, pending: Vec<(NewPayment, Option<Attempt>)>) {
+    let store = reroute_store::SqliteStore::open(backing.db()).unwrap();
+    for (payment, recorded) in pending {
+        store.accept_with_plan(payment, recorded).await.unwrap();
+    }
+    let released = store.released();
+    drop(store);
+    released.await;
+    let conn = rusqlite::Connection::open(backing.db()).unwrap();
+    conn.execute("UPDATE opened SET boot = x'00ff'", [])
+        .unwrap();
+}
+
 /// The store as a kernel crash left it: the payment pending with its
 /// attempt at default recorded, or none, while the attempt the crash took
 /// (not synced) may have reached fallback's books. The next start, the file
@@ -257,25 +284,7 @@ async fn after_a_kernel_crash_a_payment_is_looked_up_everywhere_before_it_is_sen
         let case = format!("{recorded:?}, at fallback {at_fallback}");
         let backing = Backing::embedded();
         let id = new_id();
-        let payment = NewPayment {
-            id: id.parse().unwrap(),
-            amount: Money::parse_exact("19.90").unwrap(),
-            payment_method: None,
-            country: None,
-            accepted_at: at(500),
-        };
-        let store = reroute_store::SqliteStore::open(backing.db()).unwrap();
-        store
-            .accept_with_plan(payment, recorded.clone())
-            .await
-            .unwrap();
-        let released = store.released();
-        drop(store);
-        released.await;
-        let conn = rusqlite::Connection::open(backing.db()).unwrap();
-        conn.execute("UPDATE opened SET boot = x'00ff'", [])
-            .unwrap();
-        drop(conn);
+        left_by_a_kernel_crash(&backing, vec![(payment_of(&id, 500), recorded.clone())]).await;
 
         let default = Scripted::start(vec![]).await;
         let mut fallback = Scripted::start(vec![]).await;
@@ -357,13 +366,7 @@ async fn after_a_kernel_crash_payments_the_accept_table_kept_are_looked_up_befor
     let charged_at = Timestamp::from_millis(2_000).to_string();
     let (in_ring, in_slot, nowhere) = (new_id(), new_id(), new_id());
     for (id, ring) in [(&in_ring, true), (&in_slot, false), (&nowhere, false)] {
-        let payment = NewPayment {
-            id: id.parse().unwrap(),
-            amount: Money::parse_exact("19.90").unwrap(),
-            payment_method: None,
-            country: None,
-            accepted_at: Timestamp::from_millis(1_000),
-        };
+        let payment = payment_of(id, 1_000);
         let Probe::Claimed(claim) = table.probe(&payment.id) else {
             panic!("a new id is claimed")
         };
@@ -408,34 +411,17 @@ async fn after_a_kernel_crash_payments_the_accept_table_kept_are_looked_up_befor
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_kernel_crash_the_landing_bound_runs_from_the_start_not_from_each_payment() {
     let backing = Backing::embedded();
-    let store = reroute_store::SqliteStore::open(backing.db()).unwrap();
-    let mut ids = Vec::new();
-    for n in 0..2 {
-        let id = new_id();
-        let payment = NewPayment {
-            id: id.parse().unwrap(),
-            amount: Money::parse_exact("19.90").unwrap(),
-            payment_method: None,
-            country: None,
-            accepted_at: Timestamp::from_millis(500 + n),
-        };
-        let attempt = Attempt {
-            processor: "default".into(),
-            requested_at: Timestamp::from_millis(1_000),
-        };
-        store
-            .accept_with_plan(payment, Some(attempt))
-            .await
-            .unwrap();
-        ids.push(id);
-    }
-    let released = store.released();
-    drop(store);
-    released.await;
-    let conn = rusqlite::Connection::open(backing.db()).unwrap();
-    conn.execute("UPDATE opened SET boot = x'00ff'", [])
-        .unwrap();
-    drop(conn);
+    let ids = [new_id(), new_id()];
+    let at_default = Attempt {
+        processor: "default".into(),
+        requested_at: Timestamp::from_millis(1_000),
+    };
+    let pending = ids
+        .iter()
+        .zip(500..)
+        .map(|(id, at)| (payment_of(id, at), Some(at_default.clone())))
+        .collect();
+    left_by_a_kernel_crash(&backing, pending).await;
 
     let default = Scripted::start(vec![]).await;
     let mut fallback = Scripted::start(vec![]).await;

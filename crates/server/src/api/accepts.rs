@@ -56,15 +56,24 @@ pub(crate) async fn store_and_queue(
         .store
         .accept_with_plan(payment.clone(), plan.clone())
         .await?;
-    if acceptance == Acceptance::New {
-        shared.metrics.accepted("accepted");
-        shared.queue.push(Job::accepted(PendingPayment {
+    queue_new(
+        &shared,
+        acceptance,
+        PendingPayment {
             payment,
             attempt: plan,
             unrecorded: false,
-        }));
-    }
+        },
+    );
     Ok(acceptance)
+}
+
+/// Queues a payment for a worker if the store took it as new.
+fn queue_new(shared: &Shared, acceptance: Acceptance, pending: PendingPayment) {
+    if acceptance == Acceptance::New {
+        shared.metrics.accepted("accepted");
+        shared.queue.push(Job::accepted(pending));
+    }
 }
 
 /// Stores a payment the table holds and the store may not: at start-up
@@ -80,14 +89,15 @@ async fn keep(
         return store_and_queue(shared, payment).await;
     }
     let acceptance = shared.store.accept_unrecorded(payment.clone()).await?;
-    if acceptance == Acceptance::New {
-        shared.metrics.accepted("accepted");
-        shared.queue.push(Job::accepted(PendingPayment {
+    queue_new(
+        &shared,
+        acceptance,
+        PendingPayment {
             payment,
             attempt: None,
             unrecorded: true,
-        }));
-    }
+        },
+    );
     Ok(acceptance)
 }
 
