@@ -8,6 +8,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Subcommand};
 use reroute_server::{EdgeArgs, LogFormat, ServeArgs, Telemetry};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod ledger;
 
 /// reroute — a payment failover router.
@@ -45,7 +46,7 @@ enum Command {
     /// `--store`) as JSON lines, for reconciliation. Read-only.
     Ledger(ledger::LedgerArgs),
     /// Run a load test and score it.
-    Bench(reroute_bench::BenchArgs),
+    Bench(bench::BenchArgs),
     /// Replay TechCart's processor outage end to end on this machine:
     /// simulated processors, the router and real payments, with a timeline.
     Demo(reroute_demo::DemoArgs),
@@ -67,9 +68,7 @@ fn main() -> ExitCode {
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}")),
         Command::Sim(args) => init_logs(log_format, "info").and_then(|()| reroute_sim::run(args)),
         Command::Ledger(args) => ledger::run(args),
-        Command::Bench(args) => {
-            init_logs(log_format, "info").and_then(|()| reroute_bench::run(args))
-        }
+        Command::Bench(args) => init_logs(log_format, "info").and_then(|()| bench::run(args)),
         // The demo prints its own timeline on stdout; the router's logs would
         // interleave with it, so only errors show unless RUST_LOG says otherwise.
         Command::Demo(args) => {

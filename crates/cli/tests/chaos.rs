@@ -6,7 +6,7 @@
 //! operator would expect.
 
 use clap::Parser;
-use reroute_bench::chaos::{self, ChaosArgs, Scenario, ScenarioReport};
+use reroute_faults::chaos::{self, ChaosArgs, Scenario, ScenarioReport};
 
 mod common;
 
@@ -114,7 +114,7 @@ async fn a_429_storm_on_the_health_endpoint_is_waited_out_and_is_not_an_outage()
 /// dropped). The seed is random and printed; `reroute bench chaos --seed N`
 /// replays the same phases.
 mod at_most_one_charge {
-    use reroute_bench::chaos::{Scenario, ScenarioReport};
+    use reroute_faults::chaos::{Scenario, ScenarioReport};
 
     use crate::common;
 

@@ -13,7 +13,7 @@
 //! --seed N` replays the same kill schedule.
 
 use clap::Parser;
-use reroute_bench::crash::{self, BalancerKind, CrashArgs, CrashReport};
+use reroute_faults::crash::{self, BalancerKind, CrashArgs, CrashReport};
 
 mod common;
 

@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::TokioExecutor;
-use reroute_bench::audit::Audit;
+use reroute_faults::audit::Audit;
 use serde_json::Value;
 
 pub type Http = Client<HttpConnector, Full<Bytes>>;

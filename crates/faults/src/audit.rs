@@ -18,10 +18,10 @@ use reroute_core::CorrelationId;
 use serde::Serialize;
 
 use crate::ledger::StoreView;
-use crate::processors::{BookEntry, Books, Totals};
-use crate::report::{Latency, row};
 use crate::router_api::SummaryLine;
 use crate::traffic::{Fate, Payment};
+use reroute_bench::processors::{BookEntry, Books, Totals};
+use reroute_bench::report::{Latency, row};
 
 /// How the payments of the run ended, from the client's side.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

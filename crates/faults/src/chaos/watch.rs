@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::processors::Processors;
+use reroute_bench::processors::Processors;
 
 /// The processors' counters over one second.
 #[derive(Debug, Clone, Copy, Default, Serialize)]

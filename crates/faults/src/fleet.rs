@@ -17,9 +17,9 @@ use anyhow::{Context, bail};
 use hyper::Method;
 use tokio::time::Instant;
 
-use crate::http::{BodyUse, Connection, Endpoint};
 use crate::ledger::{self, StoreView};
-use crate::processors::Processors;
+use reroute_bench::http::{BodyUse, Connection, Endpoint};
+use reroute_bench::processors::Processors;
 
 /// Where the routers keep their queue and ledger.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub struct RouterFlags {
     /// Longest wait, after the load, for every accepted payment to be
     /// charged and the routers to be idle.
     #[arg(long, value_name = "DURATION", default_value = "60s",
-          value_parser = crate::duration::parse_duration)]
+          value_parser = reroute_bench::duration::parse_duration)]
     pub drain_timeout: Duration,
 }
 

@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::fleet::free_port;
-use crate::http::Endpoint;
+use reroute_bench::http::Endpoint;
 
 /// What spreads the load over the instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::chaos::pause::PausePlan;
 use crate::chaos::sleeping::{self, Refusal};
-use crate::duration::millis;
+use reroute_bench::duration::millis;
 
 /// The scenarios, in the order `all` runs them ([`clap::ValueEnum::value_variants`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -8,9 +8,9 @@ use tokio::time::Instant;
 
 use crate::balancer::BalancerKind;
 use crate::crash::report::{Exit, Kill};
-use crate::duration::millis;
 use crate::fleet::Fleet;
 use crate::traffic::{Fate, Payment};
+use reroute_bench::duration::millis;
 
 /// How soon an instance that exited by itself is started again.
 const RESTART_BACKOFF: Duration = Duration::from_millis(500);

@@ -39,10 +39,10 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::chaos::sleeping::{normal, step};
-use crate::duration::millis;
 use crate::fleet::Fleet;
 use crate::ledger;
-use crate::processors::ProcessorAdmin;
+use reroute_bench::duration::millis;
+use reroute_bench::processors::ProcessorAdmin;
 
 /// The instance that is stopped (the second: the first keeps answering the
 /// bench's questions about alerts and the summary).

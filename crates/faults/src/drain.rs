@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use crate::audit::{self, Audit};
 use crate::fleet::Fleet;
-use crate::processors::{Books, ProcessorAdmin};
 use crate::router_api::{RouterApi, SummaryLine};
 use crate::traffic::{Fate, Payment};
+use reroute_bench::processors::{Books, ProcessorAdmin};
 
 /// Drains the run: every instance of `fleet` asked, the payments of
 /// `payments` answered 2xx awaited in the books. Returns the instances' APIs

@@ -47,14 +47,14 @@ use serde::Serialize;
 
 use crate::audit::Audit;
 use crate::drain;
-use crate::duration::{millis, parse_duration};
 use crate::fleet::{Fleet, RouterFlags, RouterStore};
-use crate::processors::{ProcessorAdmin, Processors};
-use crate::report::{self, row};
 use crate::router_api::{Alert, QueueAgeSampler};
 use crate::run_store::{RunStore, StorePlan};
 use crate::traffic::{Finished, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
+use reroute_bench::duration::{millis, parse_duration};
+use reroute_bench::processors::{ProcessorAdmin, Processors};
+use reroute_bench::report::{self, row};
 
 pub mod judge;
 pub mod pause;

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::fleet::Generations;
-use crate::http::{BodyUse, Connection, Endpoint, ExchangeError};
+use reroute_bench::http::{BodyUse, Connection, Endpoint, ExchangeError};
 
 #[derive(Debug, Clone)]
 pub struct TrafficOptions {

@@ -12,8 +12,8 @@ use serde::Serialize;
 use crate::audit::Audit;
 use crate::balancer::BalancerKind;
 use crate::pg_cluster::StopMode;
-use crate::report::{self, Latency, row};
 use crate::traffic::RequestCounts;
+use reroute_bench::report::{self, Latency, row};
 
 /// One kill and what followed.
 #[derive(Debug, Clone, Serialize)]

@@ -28,15 +28,15 @@ use reroute_core::Timestamp;
 
 use crate::balancer::Nginx;
 use crate::drain;
-use crate::duration::{millis, parse_duration};
 use crate::fleet::{Fleet, RouterFlags};
 use crate::pg_cluster::StopMode;
-use crate::processors::Processors;
-use crate::report::Latency;
 use crate::router_api::QueueAgeSampler;
 use crate::run_store::{RunStore, StorePlan};
 use crate::traffic::{Finished, Traffic, TrafficOptions};
 use crate::workdir::WorkDir;
+use reroute_bench::duration::{millis, parse_duration};
+use reroute_bench::processors::Processors;
+use reroute_bench::report::Latency;
 
 pub mod report;
 pub mod supervision;

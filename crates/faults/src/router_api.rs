@@ -12,7 +12,7 @@ use hyper::Method;
 use reroute_core::{Money, Timestamp};
 use serde::Deserialize;
 
-use crate::http::{Connection, Endpoint};
+use reroute_bench::http::{Connection, Endpoint};
 
 /// One processor's line of the router's `GET /payments-summary`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
