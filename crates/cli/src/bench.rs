@@ -1,6 +1,6 @@
 //! `reroute bench`: the speed benches (`reroute-bench`: rinha, intel) and
-//! the reliability ones (`reroute-faults`: crash, chaos, and the relay they
-//! use) under one command, each on a runtime of its own.
+//! the reliability ones (`reroute-faults`: crash, chaos, and the relay that
+//! puts a network's delay in front of a service) under one command.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -16,7 +16,9 @@
 //!                         └─ drain ── ledger ── audit: 2xx = ledger = books, by correlationId
 //! ```
 //!
-//! [`relay`] delays a TCP service's bytes, as if it ran on another host.
+//! [`relay`] injects a fault of the environment rather than of a process: a
+//! network's delay in front of a TCP service, as if it ran on another host
+//! (the Rinha topology's `DB_DELAY_MS` puts it before PostgreSQL).
 
 pub mod audit;
 pub mod balancer;
