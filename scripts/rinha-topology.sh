@@ -21,7 +21,9 @@
 # binary's default), ACCEPT_TABLE (embedded: on, the default at
 # DURABILITY=os, the edges accept payments in the core's accept table; at
 # `stable` too when asked, each 2xx then after its slot's sync; off, the
-# default at `stable`, every payment goes to the core), CORE_THREADS (the embedded core's runtime threads,
+# default at `stable`, every payment goes to the core), TABLE_PATH (the
+# table's file; default /dev/shm/reroute-topology-LB_PORT.accepts at `os`,
+# WORK/core.db.accepts at `stable`), CORE_THREADS (the embedded core's runtime threads,
 # default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. `bench` saves
@@ -70,6 +72,14 @@ fallback_url=${PROCESSOR_FALLBACK_URL:-http://127.0.0.1:8002}
 if [ "${DURABILITY:-}" = os ]; then accept_table=${ACCEPT_TABLE:-on}; else accept_table=${ACCEPT_TABLE:-off}; fi
 case "$accept_table" in on | off) ;; *) echo "ACCEPT_TABLE must be on or off" >&2; exit 2 ;; esac
 db_delay=${DB_DELAY_MS:-}
+# The accept table: at `os` on a memory filesystem where there is one (the
+# same promise, and no page fault per page after each writeback:
+# docs/operations.md, "Accepts at the edge"), else beside the store.
+if [ -z "${TABLE_PATH:-}" ] && [ "${DURABILITY:-}" = os ] && [ -d /dev/shm ]; then
+    table_path=/dev/shm/reroute-topology-$lb_port.accepts
+else
+    table_path=${TABLE_PATH:-$work/core.db.accepts}
+fi
 
 . scripts/lib.sh # wait_for
 
@@ -90,6 +100,8 @@ stop() {
         done
         rm -f "$work/pids"
     fi
+    # Not left in memory once nothing runs (a disk's goes with the store).
+    case "$table_path" in /dev/shm/*) rm -f "$table_path" "$table_path".owner* ;; esac
     if [ -f "$work/nginx.pid" ]; then
         kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     fi
@@ -120,8 +132,9 @@ start() {
         # One core: the store, workers and probes; HTTP on a unix socket for
         # the edges' other requests, and on a port for readiness checks.
         local port=$((base_port + 1)) table=()
-        # Removed with the store at every start (core.db*).
-        [ "$accept_table" = off ] || table=(--accept-table "$work/core.db.accepts")
+        # Removed with the store at every start.
+        rm -f "$table_path" "$table_path".owner*
+        [ "$accept_table" = off ] || table=(--accept-table "$table_path")
         # One runtime thread: on a 2-core machine a second one costs more in
         # wake-ups than it gives. One malloc arena (glibc): ~4 MB less peak
         # RSS at the same CPU (BENCHMARKS.md).

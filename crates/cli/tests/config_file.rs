@@ -256,3 +256,43 @@ fn serve_refuses_a_lease_that_does_not_outlast_the_processor_timeout_and_a_renew
         "{stderr}"
     );
 }
+
+/// An accept table on a memory filesystem cannot keep `stable`'s promise
+/// (its `msync` writes nothing to a disk): the core refuses to start, naming
+/// the file and the way out; at `os` the same file is what the docs advise.
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_refuses_an_accept_table_in_memory_at_stable() {
+    let disk = tempfile::tempdir().unwrap();
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let table = shm.path().join("core.accepts");
+    let db = disk.path().join("core.db");
+    let socket = disk.path().join("core.sock");
+    let argv = [
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--db",
+        db.to_str().unwrap(),
+        "--store",
+        "",
+        "--edge-socket",
+        socket.to_str().unwrap(),
+        "--accept-table",
+        table.to_str().unwrap(),
+        "--durability",
+        "stable",
+    ];
+    let output = finish(reroute(&argv, &[]));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for part in [
+        table.to_str().unwrap(),
+        "memory filesystem",
+        "--durability os",
+    ] {
+        assert!(stderr.contains(part), "{part:?} not in {stderr}");
+    }
+}

@@ -157,12 +157,15 @@ impl App {
                 // Told to every edge through the file: at `stable` a 2xx
                 // from the table waits for its slot's page on disk.
                 let stable = config.durability == reroute_store::Durability::Stable;
-                table
-                    .set_stable(stable)
-                    .map_err(|source| crate::accepts::TableError::Io {
-                        path: path.display().to_string(),
-                        source,
-                    })?;
+                table.set_stable(stable)?;
+                if !stable && !table.in_memory() {
+                    tracing::info!(
+                        table = %path.display(),
+                        "the accept table is on a disk filesystem: at `os` a memory filesystem \
+                         (/dev/shm) spares every process a page fault per page after each \
+                         writeback (docs/operations.md, \"Edges in front of one core\")"
+                    );
+                }
                 Some(Arc::new(table))
             }
             None => None,

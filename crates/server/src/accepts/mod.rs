@@ -57,6 +57,8 @@
 pub mod owners;
 pub mod table;
 
+pub use table::store_key;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,8 @@ pub struct AcceptTable {
     owners: Owners,
     me: Owner,
     pushing: std::sync::Mutex<()>,
+    /// Whether the file is on a memory filesystem ([`table::on_memory`]).
+    in_memory: bool,
     /// The mapped file's device and inode.
     identity: (u64, u64),
     map: memmap2::MmapMut,
@@ -102,6 +106,10 @@ pub enum TableError {
     Foreign { path: String },
     #[error("another core keeps the accept table {path}: each core needs its own")]
     InUse { path: String },
+    #[error(
+        "{path} is on a memory filesystem, where msync puts nothing on stable storage: at --durability stable the accept table must be on a disk (or use --durability os)"
+    )]
+    Volatile { path: String },
     #[error(transparent)]
     Owner(#[from] OwnerError),
 }
@@ -176,6 +184,7 @@ impl AcceptTable {
             }
         }
         let meta = file.metadata().map_err(io)?;
+        let in_memory = table::on_memory(&file).map_err(io)?;
         let identity = (meta.dev(), meta.ino());
         let size = meta.len();
         let mut head = [0u8; 12];
@@ -222,6 +231,7 @@ impl AcceptTable {
                 owners,
                 me,
                 pushing: std::sync::Mutex::new(()),
+                in_memory,
                 identity,
                 map,
                 _file: file,
@@ -232,6 +242,12 @@ impl AcceptTable {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the file is on a memory filesystem (tmpfs, ramfs): see
+    /// [`table::on_memory`].
+    pub fn in_memory(&self) -> bool {
+        self.in_memory
     }
 
     /// Whether the file at this table's path is still the one mapped (a
@@ -287,11 +303,24 @@ impl AcceptTable {
         self.layout.stable().load(Ordering::Acquire) == 1
     }
 
-    pub fn set_stable(&self, stable: bool) -> std::io::Result<()> {
+    /// Says every process whether a 2xx waits for its slot's page on
+    /// stable storage. A table on a memory filesystem cannot keep that
+    /// promise (its `msync` is a no-op), so it refuses `stable`.
+    pub fn set_stable(&self, stable: bool) -> Result<(), TableError> {
+        if stable && self.in_memory {
+            return Err(TableError::Volatile {
+                path: self.path.display().to_string(),
+            });
+        }
         self.layout
             .stable()
             .store(u64::from(stable), Ordering::Release);
-        self.map.flush_range(0, table::header_len())
+        self.map
+            .flush_range(0, table::header_len())
+            .map_err(|source| TableError::Io {
+                path: self.path.display().to_string(),
+                source,
+            })
     }
 
     /// Puts the page that holds slot `index` on stable storage (`msync`),
@@ -564,23 +593,6 @@ impl AcceptTable {
     pub fn owner_index(&self) -> usize {
         self.me.index as usize
     }
-}
-
-/// Which store file a table was filled for: its device, inode and birth
-/// time (a file removed and made again is another store). 0 if unknown,
-/// which the core never trusts.
-pub fn store_key(db: &Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let Ok(meta) = std::fs::metadata(db) else {
-        return 0;
-    };
-    let born = meta
-        .created()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (meta.dev(), meta.ino(), born).hash(&mut h);
-    h.finish().max(1)
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! The accept table's file: its layout, its state words and the probing
-//! every process does ([`super`] says the rules).
+//! every process does ([`super`] says the rules); whether it lies on a
+//! memory filesystem ([`on_memory`]) and which store file it was filled for
+//! ([`store_key`]).
 //!
 //! ```text
 //! 0      header: magic "RRACCPT1", slots_log2:u32, generation:u64 (at 16),
@@ -57,6 +59,53 @@ pub fn allocate(file: &std::fs::File, len: usize) -> std::io::Result<()> {
         file.write_all_at(&zeros[..zeros.len().min(len - at)], at as u64)?;
     }
     file.sync_all()
+}
+
+/// Whether `file` is on a memory filesystem (tmpfs, ramfs: `/dev/shm`,
+/// `/run`). There a store into the mapping never starts a write to a disk:
+/// writeback never cleans its pages, so a process is not stopped by a
+/// page fault the next time it writes one — on a disk filesystem every
+/// process takes one per page after each writeback (ext4 then journals
+/// the file's times), about a fifth of an edge's CPU under the Rinha load
+/// (BENCHMARKS.md). Such a file outlives every process, not the system
+/// that holds it; `msync` does nothing there, so `stable` refuses it.
+#[cfg(target_os = "linux")]
+pub fn on_memory(file: &std::fs::File) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `statfs` is plain data, written by the call on success.
+    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a pointer to a statfs.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    /// `linux/magic.h`'s, which the libc crate lacks.
+    const RAMFS_MAGIC: u64 = 0x8584_58f6;
+    let kind = fs.f_type as u64;
+    Ok(kind == libc::TMPFS_MAGIC as u64 || kind == RAMFS_MAGIC)
+}
+
+/// Elsewhere every file is taken for a disk's.
+#[cfg(not(target_os = "linux"))]
+pub fn on_memory(_file: &std::fs::File) -> std::io::Result<bool> {
+    Ok(false)
+}
+
+/// Which store file a table was filled for: its device, inode and birth
+/// time (a file removed and made again is another store). 0 if unknown,
+/// which the core never trusts.
+pub fn store_key(db: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(db) else {
+        return 0;
+    };
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (meta.dev(), meta.ino(), born).hash(&mut h);
+    h.finish().max(1)
 }
 
 /// The file's size for `2^slots_log2` slots.

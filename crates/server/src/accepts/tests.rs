@@ -317,6 +317,28 @@ fn the_core_tells_every_process_whether_a_2xx_waits_for_the_disk() {
     assert!(!edge.is_stable());
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+fn a_table_on_a_memory_filesystem_serves_os_and_refuses_stable() {
+    let dir = tempfile::tempdir_in("/dev/shm").unwrap();
+    let path = dir.path().join("t.accepts");
+    let (core, _) = AcceptTable::open(&path, true).unwrap();
+    let (edge, _) = AcceptTable::open(&path, false).unwrap();
+    assert!(core.in_memory() && edge.in_memory());
+    // Its msync would put nothing on a disk: `stable` cannot be promised.
+    let err = core.set_stable(true).unwrap_err();
+    assert!(matches!(err, TableError::Volatile { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
+    assert!(!edge.is_stable(), "nothing was told to the edges");
+    core.set_stable(false).unwrap();
+    let p = payment(14, 700);
+    assert!(matches!(accept(&edge, &p), Probe::Claimed(_)));
+    assert_eq!(core.probe(&p.id), Probe::Known(Money::from_minor(700)));
+}
+
 #[test]
 fn the_written_slots_are_those_of_this_generation_published() {
     let dir = tempfile::tempdir().unwrap();
