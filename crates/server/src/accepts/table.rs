@@ -66,7 +66,7 @@ pub fn allocate(file: &std::fs::File, len: usize) -> std::io::Result<()> {
 /// writeback never cleans its pages, so a process is not stopped by a
 /// page fault the next time it writes one — on a disk filesystem every
 /// process takes one per page after each writeback (ext4 then journals
-/// the file's times), about a fifth of an edge's CPU under the Rinha load
+/// the file's times), up to a fifth of an edge's CPU in the Rinha preview
 /// (BENCHMARKS.md). Such a file outlives every process, not the system
 /// that holds it; `msync` does nothing there, so `stable` refuses it.
 #[cfg(target_os = "linux")]
