@@ -100,8 +100,13 @@ stop() {
         done
         rm -f "$work/pids"
     fi
-    # Not left in memory once nothing runs (a disk's goes with the store).
-    case "$table_path" in /dev/shm/*) rm -f "$table_path" "$table_path".owner* ;; esac
+    # Not left in memory once nothing runs (a disk's goes with the store):
+    # the one the start used, whatever this stop's environment says.
+    if [ -f "$work/table" ]; then
+        local used; used=$(cat "$work/table")
+        case "$used" in /dev/shm/*) rm -f "$used" "$used".owner* ;; esac
+        rm -f "$work/table"
+    fi
     if [ -f "$work/nginx.pid" ]; then
         kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
     fi
@@ -134,7 +139,10 @@ start() {
         local port=$((base_port + 1)) table=()
         # Removed with the store at every start.
         rm -f "$table_path" "$table_path".owner*
-        [ "$accept_table" = off ] || table=(--accept-table "$table_path")
+        if [ "$accept_table" = on ]; then
+            table=(--accept-table "$table_path")
+            echo "$table_path" >"$work/table"
+        fi
         # One runtime thread: on a 2-core machine a second one costs more in
         # wake-ups than it gives. One malloc arena (glibc): ~4 MB less peak
         # RSS at the same CPU (BENCHMARKS.md).
