@@ -288,19 +288,18 @@ pub async fn summary(
             "summary answered while outcomes in its window are still being recorded"
         );
     }
-    let totals = if shared.store.exclusive() {
-        shared.store.summary(window).await?
-    } else {
+    if !shared.store.exclusive() {
         // Other instances record outcomes this one cannot see: give them
-        // the settle to commit what they had been answered, and count
-        // nothing answered after the summary was asked (the processors,
-        // asked at the same moment, did not have it).
+        // the settle to commit what they had been answered.
         shared
             .recording
             .hold_until(asked_instant + shared.config.summary_settle)
             .await;
-        shared.store.summary_answered_by(window, asked).await?
-    };
+    }
+    // Nothing answered after the summary was asked counts, even if it was
+    // committed while the summary waited: the processors, asked at the same
+    // moment, did not have it.
+    let totals = shared.store.summary_answered_by(window, asked).await?;
     let mut lines: BTreeMap<&str, SummaryLine> = shared
         .registry
         .by_fee()
