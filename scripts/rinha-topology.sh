@@ -22,8 +22,9 @@
 # DURABILITY=os, the edges accept payments in the core's accept table; at
 # `stable` too when asked, each 2xx then after its slot's sync; off, the
 # default at `stable`, every payment goes to the core), TABLE_PATH (the
-# table's file; default /dev/shm/reroute-topology-LB_PORT.accepts at `os`,
-# WORK/core.db.accepts at `stable`), CORE_THREADS (the embedded core's runtime threads,
+# table's file, removed at every start with the store; default
+# /dev/shm/reroute-topology-LB_PORT.accepts at `os`, WORK/core.db.accepts at
+# `stable`), CORE_THREADS (the embedded core's runtime threads,
 # default 1), WORK (work
 # directory: pids, logs, nginx config; default target/rinha-topology), OUT
 # (result JSON); relative paths are from the repository root. `bench` saves
@@ -74,7 +75,7 @@ case "$accept_table" in on | off) ;; *) echo "ACCEPT_TABLE must be on or off" >&
 db_delay=${DB_DELAY_MS:-}
 # The accept table: at `os` on a memory filesystem where there is one (the
 # same promise, and no page fault per page after each writeback:
-# docs/operations.md, "Accepts at the edge"), else beside the store.
+# docs/operations.md, "Edges in front of one core"), else beside the store.
 if [ -z "${TABLE_PATH:-}" ] && [ "${DURABILITY:-}" = os ] && [ -d /dev/shm ]; then
     table_path=/dev/shm/reroute-topology-$lb_port.accepts
 else

@@ -78,7 +78,7 @@ pub fn on_memory(file: &std::fs::File) -> std::io::Result<bool> {
     if unsafe { libc::fstatfs(file.as_raw_fd(), &mut fs) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    /// `linux/magic.h`'s, which the libc crate lacks.
+    // `linux/magic.h`'s, which the libc crate lacks.
     const RAMFS_MAGIC: u64 = 0x8584_58f6;
     let kind = fs.f_type as u64;
     Ok(kind == libc::TMPFS_MAGIC as u64 || kind == RAMFS_MAGIC)
