@@ -151,10 +151,17 @@ async fn a_pinned_payment_across_a_purge_is_resolved_not_dropped(backing: Backin
     app.stop().await;
 }
 
-/// Default has stored a payment and answered; the router's commit of the
-/// outcome is slow. An auditor asking for the summary then must not get a
-/// total without it: the summary waits for the commit.
-async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backing) {
+/// A router whose commit of its first outcome stalls: one payment (19.90)
+/// paid, stored and answered by default, its `finish` held until
+/// `release` fires. The processors live as long as it.
+struct Stalled {
+    app: TestApp,
+    http: Http,
+    release: oneshot::Sender<()>,
+    _processors: (Scripted, Scripted),
+}
+
+async fn answered_with_its_commit_stalled(backing: &Backing) -> Stalled {
     let mut default = Scripted::start(vec![]).await;
     let fallback = Scripted::start(vec![]).await;
     let store = Hooked::new(backing.open().await);
@@ -169,6 +176,24 @@ async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backin
     assert_eq!(default.next_seen().await, Seen::Post);
     finishing.await.unwrap();
     assert!(default.stored(&id).is_some(), "default's books have it");
+    Stalled {
+        app,
+        http,
+        release,
+        _processors: (default, fallback),
+    }
+}
+
+/// Default has stored a payment and answered; the router's commit of the
+/// outcome is slow. An auditor asking for the summary then must not get a
+/// total without it: the summary waits for the commit.
+async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backing) {
+    let Stalled {
+        app,
+        http,
+        release,
+        _processors,
+    } = answered_with_its_commit_stalled(&backing).await;
     let summary = settling_summary(&http, &app).await;
     release.send(()).unwrap();
     let (status, totals) = summary.await.unwrap();
@@ -186,20 +211,12 @@ async fn a_summary_waits_for_an_answered_outcome_being_committed(backing: Backin
 /// which in the final test's 2,000 ms stage put default 2 ahead of its
 /// books at ~278 s, a 35% fine; BENCHMARKS.md.)
 async fn a_summary_counts_no_outcome_answered_after_it_arrived(backing: Backing) {
-    let mut default = Scripted::start(vec![]).await;
-    let fallback = Scripted::start(vec![]).await;
-    let store = Hooked::new(backing.open().await);
-    let (called, finishing) = oneshot::channel();
-    let (release, released) = oneshot::channel();
-    store.hooks().stall_finish = Some((called, released));
-    let config = router_config(&default, &fallback, &backing.db(), &[]);
-    let app = TestApp::start_with_store(config, store.clone()).await;
-    let http = Http::default();
-    let answered_before = new_id();
-    app.pay(&http, &answered_before, "19.90").await;
-    assert_eq!(default.next_seen().await, Seen::Post);
-    finishing.await.unwrap();
-    assert!(default.stored(&answered_before).is_some());
+    let Stalled {
+        app,
+        http,
+        release,
+        _processors,
+    } = answered_with_its_commit_stalled(&backing).await;
     let summary = settling_summary(&http, &app).await;
     let answered_after = new_id();
     app.pay(&http, &answered_after, "5.00").await;
