@@ -302,6 +302,21 @@ async fn the_official_stages_play_out_on_a_short_run() {
     );
     assert_eq!(report.slush_fund.detected, report.lag.lag < 0);
     assert!(report.reroute.audits.len() >= 4);
+    // The preview has its stage timeline too: where the p99 and the
+    // failures came from, stage by stage.
+    let stages = &report.reroute.stages;
+    assert_eq!(stages.len(), PREVIEW_STAGES.len());
+    for (row, stage) in stages.iter().zip(PREVIEW_STAGES) {
+        assert_eq!((row.default, row.fallback), (stage.default, stage.fallback));
+    }
+    let sent: u64 = stages.iter().map(|r| r.sent).sum();
+    let accepted: u64 = stages.iter().map(|r| r.accepted).sum();
+    assert_eq!(sent, report.reroute.payments.sent);
+    assert_eq!(accepted, report.requested.accepted);
+    // default failed in the third and fourth stages: the naive backend's
+    // failures are there, none in the first (default well, far from them).
+    assert_eq!(stages[0].sent, stages[0].accepted);
+    assert!(stages[2].sent + stages[3].sent > stages[2].accepted + stages[3].accepted);
 
     sim.shutdown().await;
 }
@@ -365,11 +380,7 @@ async fn the_final_runs_its_ten_stages_against_a_router_and_scores_the_final_fee
         assert_eq!(health["failing"], false, "{id}");
         assert_eq!(health["minResponseTime"].as_u64(), Some(delay), "{id}");
     }
-    let stages = report
-        .reroute
-        .stages
-        .as_ref()
-        .expect("the final has a timeline");
+    let stages = &report.reroute.stages;
     assert_eq!(stages.len(), 10);
     for (row, stage) in stages.iter().zip(FINAL_STAGES) {
         assert_eq!((row.default, row.fallback), (stage.default, stage.fallback));

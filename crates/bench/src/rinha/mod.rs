@@ -271,21 +271,12 @@ pub async fn run(options: RinhaOptions) -> anyhow::Result<RinhaReport> {
     };
     let reported = zeros_on_error(reported, "teardown", &mut warnings);
 
-    // The final's stage timeline: the processors' books per stage span,
-    // also outside the script's requests.
-    let stage_rows = match options.scenario {
-        Scenario::Preview => None,
-        Scenario::Final => {
-            progress.note("teardown: reading the books per stage");
-            let windows = stage_windows(&timeline, load_started_at, to);
-            let books = stage_books(&services, windows, &mut warnings).await;
-            Some(StageRow::build(
-                &timeline,
-                std::mem::take(&mut crowd.stages),
-                &books,
-            ))
-        }
-    };
+    // The stage timeline: the processors' books per stage span, also
+    // outside the script's requests.
+    progress.note("teardown: reading the books per stage");
+    let windows = stage_windows(&timeline, load_started_at, to);
+    let books = stage_books(&services, windows, &mut warnings).await;
+    let stage_rows = StageRow::build(&timeline, std::mem::take(&mut crowd.stages), &books);
     progress.finish();
 
     let inconsistencies = audits.inconsistencies();

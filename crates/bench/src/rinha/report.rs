@@ -159,9 +159,8 @@ pub struct RunDetails {
     pub payments: PaymentDetails,
     pub audits: Vec<Audit>,
     pub teardown: TeardownDetails,
-    /// The final only: each stage, its settings and what happened under it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stages: Option<Vec<StageRow>>,
+    /// Each stage, its settings and what happened under it.
+    pub stages: Vec<StageRow>,
     /// Calls that failed where the script carries on (counted as zeros).
     pub warnings: Vec<String>,
 }

@@ -134,8 +134,8 @@ impl fmt::Display for RinhaReport {
             row(f, "fee rates", text)?;
         }
         write!(f, "  score         {}", Amount(self.score))?;
-        if let Some(rows) = &d.stages {
-            write_stages(f, rows)?;
+        if !d.stages.is_empty() {
+            write_stages(f, &d.stages)?;
         }
         // The same failure repeated (a backend down for every audit) is said once.
         let mut seen: Vec<(&str, usize)> = Vec::new();
