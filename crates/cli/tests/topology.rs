@@ -150,11 +150,18 @@ fn rinha_through_nginx_on_edges_and_one_core_survives_a_kill_of_the_core() {
     );
 }
 
-/// One topology at a time: each starts `reroute sim` on 8001/8002.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+/// One topology at a time: each starts `reroute sim` on 8001/8002. An OS
+/// lock on a file of the build's own temporary directory, held until the
+/// returned file is dropped: it keeps the tests apart whether they share a
+/// process (`cargo test`) or each has its own (`cargo nextest run`); the OS
+/// releases it when its holder dies.
+fn one_at_a_time() -> std::fs::File {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("rinha-topology.lock");
+    let file = std::fs::File::create(&path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    file
 }
 
 /// The topology's own settings, on ports and in a directory of this test's.
